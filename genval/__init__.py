@@ -1,0 +1,23 @@
+"""genval: is this distilled student good enough to replace its teacher, and where does it fall short?"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("genval")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+source"
+
+from genval.errors import GenvalError  # noqa: E402
+
+
+def run(config_path, out_dir="runs", force=(), quiet=False):
+    """Runs every stage of the config at `config_path` and gives back the run folder's path.
+
+    The library twin of `genval run`: same stages, same skipping, same run folder.
+    """
+    from genval.pipeline import run_pipeline
+
+    return run_pipeline(config_path, out_dir=out_dir, force=force, quiet=quiet)
+
+
+__all__ = ["GenvalError", "__version__", "run"]

@@ -1,0 +1,1 @@
+"""Slices and confidence intervals, ops comparison, diagnosis, compare, gate."""

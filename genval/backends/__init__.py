@@ -1,0 +1,32 @@
+"""Text generation behind one interface; `load_backend` builds the engine a model config names."""
+
+from __future__ import annotations
+
+from genval.backends.base import Backend, CallStats, Completion, Params, Request, generate_cached
+
+__all__ = ["Backend", "CallStats", "Completion", "Params", "Request", "generate_cached", "load_backend"]
+
+
+def load_backend(model, labels=None) -> Backend:
+    """Gives the backend for a model config (ReplayModel, HFModel, VLLMModel, OpenAIModel).
+
+    Engines are imported here, lazily, so that a run that replays never imports torch or vLLM.
+    """
+    kind = model.backend
+    if kind == "replay":
+        from genval.backends.replay import ReplayBackend
+
+        return ReplayBackend(model.path, labels=labels)
+    if kind == "hf":
+        from genval.backends.hf import HFBackend
+
+        return HFBackend(model)
+    if kind == "vllm":
+        from genval.backends.vllm import VLLMBackend
+
+        return VLLMBackend(model)
+    if kind == "openai":
+        from genval.backends.openai import OpenAIBackend
+
+        return OpenAIBackend(model)
+    raise ValueError(f"unknown backend {kind!r}")  # the config's validation makes this unreachable

@@ -1,0 +1,354 @@
+"""The run config: YAML validated once, at the edge, into typed objects the rest of genval trusts.
+
+Unknown keys are errors (every model forbids extras), and a relative path resolves against
+the folder of the config file that names it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from genval.errors import GenvalError
+
+TASKS = ("summarization", "extraction", "classification", "generation")
+ROLES_FIXED = ("teacher", "student")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class Price(Strict):
+    """What a call costs: per GPU-hour of wall time, or per million input and output tokens."""
+
+    per_gpu_hour: float | None = Field(None, ge=0)
+    gpus: int = Field(1, ge=1)
+    per_million_input_tokens: float | None = Field(None, ge=0)
+    per_million_output_tokens: float | None = Field(None, ge=0)
+
+
+class Generation(Strict):
+    """Generation parameters: one set, shared by teacher and student so the comparison is clean."""
+
+    max_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    seed: int = 0
+    stop: list[str] = Field(default_factory=list)
+
+
+class _Model(Strict):
+    price: Price | None = None
+
+
+class ReplayModel(_Model):
+    """Outputs a user already has: one JSONL record per example (`id`, `text`, …)."""
+
+    backend: Literal["replay"]
+    path: Path
+
+
+class HFModel(_Model):
+    """A transformers model, by Hugging Face id or local path."""
+
+    backend: Literal["hf"]
+    model: str
+    revision: str | None = None
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    device: str = "auto"
+    batch_size: int | Literal["auto"] = "auto"
+    chat_template: bool | Literal["auto"] = "auto"
+    trust_remote_code: bool = False
+
+
+class VLLMModel(_Model):
+    """vLLM's offline engine (`vllm.LLM`), for GPU batch generation."""
+
+    backend: Literal["vllm"]
+    model: str
+    revision: str | None = None
+    dtype: str = "auto"
+    tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    max_model_len: int | None = None
+    chat_template: bool | Literal["auto"] = "auto"
+    trust_remote_code: bool = False
+
+
+class OpenAIModel(_Model):
+    """Any OpenAI-compatible chat-completions server (vLLM's own, a hosted API)."""
+
+    backend: Literal["openai"]
+    model: str
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str | None = None
+    concurrency: int = Field(8, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    backoff_s: float = Field(0.5, ge=0)
+    logprobs: bool = False
+    top_logprobs: int = Field(20, ge=0, le=20)
+
+
+ModelConfig = Annotated[
+    Union[ReplayModel, HFModel, VLLMModel, OpenAIModel], Field(discriminator="backend")
+]
+
+
+class MetricSpec(Strict):
+    """One metric from the registry, with the options that define it (checked by the metric)."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class JudgeRef(Strict):
+    """A judge definition (judges/*.yaml) and the model that plays it."""
+
+    config: Path
+    model: ModelConfig
+    name: str | None = None
+    pairs: list[str] = Field(default_factory=lambda: ["student~teacher"])
+    samples: int = Field(1, ge=1)
+    swap: bool = True
+    min_kappa: float = Field(0.6, ge=-1, le=1)
+
+
+class GateRule(Strict):
+    """One release rule: a bound on a headline number, overall or on one slice."""
+
+    metric: str
+    pair: str | None = None
+    slice: str | None = None  # "field=value"
+    min: float | None = None
+    max: float | None = None
+    max_regression: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _has_bound(self):
+        if self.min is None and self.max is None and self.max_regression is None:
+            raise ValueError("a gate rule needs at least one of min, max, max_regression")
+        return self
+
+
+class GateConfig(Strict):
+    baseline: Path | None = None
+    rules: list[GateRule] = Field(default_factory=list)
+
+
+class Analysis(Strict):
+    """How headline numbers are aggregated: intervals, slice sizes, rare classes."""
+
+    bootstrap: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    seed: int = 0
+    min_slice_n: int = Field(30, ge=1)
+    rare_class_share: float = Field(0.05, gt=0, lt=1)
+    ece_bins: int = Field(10, ge=2)
+
+
+DEFAULT_METRICS = {
+    "summarization": ["bleu", "chrf", "rouge", "bertscore", "embedding"],
+    "generation": ["bleu", "chrf", "rouge", "embedding"],
+    "extraction": ["json_valid", "schema_valid", "fields", "bleu", "rouge"],
+    "classification": [],
+}
+
+
+class RunConfig(Strict):
+    """A whole run: what to evaluate, with which models, measured how, gated how."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    task: Literal["summarization", "extraction", "classification", "generation"]
+    eval_set: Path
+    prompt: str
+    system_prompt: str | None = None
+    schema_: Path | None = Field(None, alias="schema")
+    labels: list[str] | None = None
+    label_field: str | None = None
+    models: dict[str, ModelConfig]
+    generation: Generation = Field(default_factory=Generation)
+    metrics: list[MetricSpec] | None = None
+    judge: list[JudgeRef] = Field(default_factory=list)
+    human_labels: Path | None = None
+    slices: list[str] = Field(default_factory=list)
+    critical: list[str] = Field(default_factory=list)
+    analysis: Analysis = Field(default_factory=Analysis)
+    gate: GateConfig | None = None
+    cache: Path | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    # --- shapes a user may write more briefly -------------------------------------------
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metric_names(cls, value):
+        if value is None:
+            return None
+        out = []
+        for item in value:
+            if isinstance(item, str):
+                out.append({"name": item})
+            elif isinstance(item, dict) and "name" in item and "options" not in item:
+                item = dict(item)
+                out.append({"name": item.pop("name"), "options": item})
+            else:
+                out.append(item)
+        return out
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judge_list(cls, value):
+        if value is None:
+            return []
+        return value if isinstance(value, list) else [value]
+
+    @field_validator("critical")
+    @classmethod
+    def _slice_refs(cls, value):
+        for ref in value:
+            if "=" not in ref:
+                raise ValueError(f"'{ref}' should read 'field=value', e.g. 'critical=true'")
+        return value
+
+    @model_validator(mode="after")
+    def _task_needs(self):
+        for role in ROLES_FIXED:
+            if role not in self.models:
+                raise ValueError(f"models needs a '{role}' entry")
+        if self.task == "classification" and not self.labels:
+            raise ValueError("task 'classification' needs 'labels: [...]', the label set")
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels has duplicates")
+        if self.label_field and self.task != "extraction":
+            raise ValueError("label_field names a field of an extraction output; task is not extraction")
+        return self
+
+    # --- derived views ----------------------------------------------------------------------
+    @property
+    def schema_path(self) -> Path | None:
+        return self.schema_
+
+    @property
+    def roles(self) -> list[str]:
+        """Teacher first, student second, then any further candidates in config order."""
+        rest = [r for r in self.models if r not in ROLES_FIXED]
+        return ["teacher", "student", *rest]
+
+    @property
+    def metric_specs(self) -> list[MetricSpec]:
+        if self.metrics is not None:
+            return self.metrics
+        return [MetricSpec(name=n) for n in DEFAULT_METRICS[self.task]]
+
+    def load_schema(self) -> dict | None:
+        """Gives the task's JSON Schema as a dict, or None when the config names none."""
+        if self.schema_ is None:
+            return None
+        try:
+            return json.loads(self.schema_.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise GenvalError(f"{self.schema_}: cannot read the schema ({exc.strerror})") from None
+        except json.JSONDecodeError as exc:
+            raise GenvalError(f"{self.schema_}:{exc.lineno}: the schema is not valid JSON ({exc.msg})") from None
+
+    def resolved(self) -> dict:
+        """Gives the config as plain JSON data, paths resolved, for the manifest."""
+        return json.loads(self.model_dump_json(by_alias=True))
+
+
+# ------------------------------------------------------------------------------------------
+def _resolve_paths(obj: BaseModel, base: Path) -> None:
+    """Makes every relative Path in the config absolute against the config file's folder."""
+    for name in type(obj).model_fields:
+        value = getattr(obj, name)
+        if isinstance(value, Path) and not value.is_absolute():
+            setattr(obj, name, (base / value).resolve())
+        elif isinstance(value, BaseModel):
+            _resolve_paths(value, base)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    _resolve_paths(item, base)
+        elif isinstance(value, dict):
+            for item in value.values():
+                if isinstance(item, BaseModel):
+                    _resolve_paths(item, base)
+
+
+def _yaml_line(text: str, loc: tuple) -> int | None:
+    """Finds the line of the config key at `loc`, so an error can point at it."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in loc:
+        if node is None:
+            break
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == key:
+                    line, node = k.start_mark.line + 1, v
+                    break
+            else:
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _describe(err: dict) -> str:
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and p in {"replay", "hf", "vllm", "openai"})]
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key '{dotted}' (remove it or check its spelling)"
+    if kind == "missing":
+        return f"missing key '{dotted}'"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"'{dotted}': {msg}"
+
+
+def parse_config(data: Any, base: Path, source: str = "<config>", text: str = "") -> RunConfig:
+    """Validates raw config data into a RunConfig, paths resolved against `base`."""
+    if not isinstance(data, dict):
+        raise GenvalError(f"{source}: the config should be a mapping of keys (name, task, models, …)")
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"replay", "hf", "vllm", "openai"}))
+        line = _yaml_line(text, loc) if text else None
+        prefix = f"{source}:{line}" if line else source
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise GenvalError(f"{prefix}: {_describe(err)}{more}") from None
+    _resolve_paths(config, base)
+    return config
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Reads and validates the YAML run config at `path`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GenvalError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise GenvalError(f"{path}: cannot read the config ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise GenvalError(f"{path}{line}: {problem}") from None
+    return parse_config(data, path.resolve().parent, source=str(path), text=text)

@@ -1,0 +1,17 @@
+"""The one error type a user's mistake raises; the CLI prints it in one line."""
+
+
+class GenvalError(Exception):
+    """A mistake in the user's input: the message names the file, line or key and the fix."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def where(path, line: int | None = None) -> str:
+    """Gives `path` or `path:line`, the prefix of every message about a file."""
+    return f"{path}:{line}" if line is not None else str(path)

@@ -1,0 +1,1 @@
+"""The LLM judge: prompts from judges/*.yaml, verdicts parsed, agreement with human labels measured."""

@@ -1,0 +1,201 @@
+"""The stages in order: generate → score → judge → aggregate → report.
+
+Each stage is a function `(run, config, …) -> record` that reads tables from the run
+folder and writes tables to it. A stage runs only when the hash of its inputs (the tables
+it reads and the part of the config it uses) differs from the one its last finished run
+recorded, so a re-run after a crash or a config change redoes only what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from genval.cache import RequestCache
+from genval.config import RunConfig, load_config
+from genval.errors import GenvalError
+from genval.evalset import canonical, load_evalset
+from genval.progress import Progress
+from genval.run import Run, environment, file_sha256
+
+
+def _file_digest(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    return file_sha256(path) if Path(path).is_file() else None
+
+
+def _models_key(config: RunConfig) -> dict:
+    out = {}
+    for role, model in config.models.items():
+        data = model.model_dump(mode="json")
+        if model.backend == "replay":
+            data["path_sha256"] = _file_digest(model.path)
+        out[role] = data
+    return out
+
+
+def _judges_key(config: RunConfig) -> list:
+    out = []
+    for ref in config.judge:
+        data = ref.model_dump(mode="json")
+        data["config_sha256"] = _file_digest(ref.config)
+        if ref.model.backend == "replay":
+            data["model"]["path_sha256"] = _file_digest(ref.model.path)
+        out.append(data)
+    return out
+
+
+@dataclass
+class Stage:
+    """A stage: its function, the artifacts it reads and writes, and the config it depends on."""
+
+    name: str
+    run: Callable
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    config_key: Callable[[RunConfig], object]
+    needs_cache: bool = False
+    version: int = 1  # bump when the stage's code changes its outputs
+
+
+def _stage_fn(module: str, attr: str) -> Callable:
+    """Imports a stage function at call time, so a run loads only the engines it uses."""
+
+    def call(*args, **kwargs):
+        import importlib
+
+        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
+
+    return call
+
+
+STAGES = [
+    Stage("generate", _stage_fn("genval.backends.stage", "generate"), ("examples",), ("outputs", "ops.json"),
+          lambda c: {"models": _models_key(c), "generation": c.generation.model_dump(mode="json"), "task": c.task,
+                     "labels": c.labels, "schema": _file_digest(c.schema_path) if c.task == "extraction" else None},
+          needs_cache=True),
+    Stage("score", _stage_fn("genval.metrics.stage", "score"), ("examples", "outputs"), ("scores", "metrics.json"),
+          lambda c: {"metrics": [m.model_dump(mode="json") for m in c.metric_specs], "task": c.task,
+                     "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field,
+                     "slices": c.slices, "analysis": c.analysis.model_dump(mode="json")}),
+    Stage("judge", _stage_fn("genval.judging.stage", "judge"), ("examples", "outputs"), ("judgments",),
+          lambda c: {"judges": _judges_key(c), "human_labels": _file_digest(c.human_labels), "task": c.task,
+                     "slices": c.slices, "analysis": c.analysis.model_dump(mode="json")},
+          needs_cache=True),
+    Stage("aggregate", _stage_fn("genval.analysis.stage", "aggregate"),
+          ("examples", "outputs", "scores", "judgments", "ops.json", "metrics.json", "calibration.json",
+           "classification.json"),
+          ("summary.json",),
+          lambda c: {"analysis": c.analysis.model_dump(mode="json"), "slices": c.slices, "critical": c.critical,
+                     "labels": c.labels, "label_field": c.label_field, "task": c.task,
+                     "gate": c.gate.model_dump(mode="json") if c.gate else None,
+                     "baseline": _file_digest(c.gate.baseline / "summary.json") if c.gate and c.gate.baseline else None}),
+    Stage("report", _stage_fn("genval.report.stage", "report"),
+          ("summary.json", "examples", "outputs", "scores", "judgments"), ("report.md",),
+          lambda c: {"name": c.name}),
+]
+STAGE_NAMES = [s.name for s in STAGES]
+
+
+def input_hash(run: Run, stage: Stage, config: RunConfig) -> str:
+    """Gives the hash of everything a stage reads: its input artifacts and its slice of the config."""
+    blob = {
+        "stage": stage.name,
+        "version": stage.version,
+        "config": stage.config_key(config),
+        "inputs": {name: run.artifact_hash(name) for name in stage.reads},
+    }
+    return hashlib.sha256(canonical(blob).encode("utf-8")).hexdigest()
+
+
+def _is_current(run: Run, stage: Stage, digest: str) -> bool:
+    record = run.manifest.get("stages", {}).get(stage.name, {})
+    if record.get("status") != "done" or record.get("input_hash") != digest:
+        return False
+    outputs = record.get("outputs", {})
+    return all(run.has(name) and outputs.get(name) == run.artifact_hash(name) for name in stage.writes)
+
+
+def prepare(config: RunConfig, out_dir: Path) -> Run:
+    """Opens (or creates) the run folder and writes its `examples` table when the eval set or prompt changed."""
+    evalset = load_evalset(config.eval_set, config.prompt, config.slices, config.system_prompt)
+    run = Run(Path(out_dir) / config.name)
+    run.root.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(canonical({"sha256": evalset.sha256, "prompt": config.prompt,
+                                    "system": config.system_prompt, "slices": config.slices}).encode()).hexdigest()
+    if run.manifest.get("examples_key") != key or not run.has("examples"):
+        run.write_table("examples", evalset.examples)
+        run.manifest["examples_key"] = key
+    run.manifest["eval_set"] = {"path": str(config.eval_set), "sha256": evalset.sha256, "n": evalset.n}
+    run.manifest["config"] = config.resolved()
+    run.manifest["environment"] = environment()
+    run.save_manifest()
+    return run
+
+
+def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: list[str] | None = None) -> dict:
+    """Runs the stages whose inputs changed (and those in `force`); gives name → 'ran' | 'skipped'."""
+    unknown = sorted(set(force) - set(STAGE_NAMES))
+    if unknown:
+        raise GenvalError(f"--force: unknown stage '{unknown[0]}' (stages: {', '.join(STAGE_NAMES)})")
+    cache_path = config.cache or (run.root.parent / "cache.sqlite")
+    cache = None
+    done = {}
+    try:
+        for stage in STAGES:
+            if only is not None and stage.name not in only:
+                continue
+            digest = input_hash(run, stage, config)
+            if stage.name not in force and _is_current(run, stage, digest):
+                progress.say(f"{stage.name}: skipped (inputs unchanged)")
+                done[stage.name] = "skipped"
+                continue
+            record = run.stage(stage.name)
+            record.clear()
+            record.update({"status": "running", "input_hash": digest, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            run.save_manifest()
+            start = time.perf_counter()
+            args = (run, config, progress)
+            if stage.needs_cache:
+                cache = cache or RequestCache(cache_path)
+                args = (*args, cache)
+            try:
+                result = stage.run(*args) or {}
+            except BaseException as exc:
+                record.update({"status": "failed", "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+                run.save_manifest()
+                raise
+            record.update({
+                "status": "done", "seconds": round(time.perf_counter() - start, 3),
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "outputs": {name: run.artifact_hash(name) for name in stage.writes}, **_jsonable(result),
+            })
+            run.save_manifest()
+            done[stage.name] = "ran"
+    finally:
+        if cache is not None:
+            cache.close()
+    return done
+
+
+def _jsonable(result: dict) -> dict:
+    return json.loads(json.dumps(result, default=str))
+
+
+def report_path(run: Run) -> Path:
+    html = run.path("report.html")
+    return html if html.exists() else run.path("report.md")
+
+
+def run_pipeline(config_path, out_dir="runs", force=(), quiet=False, progress: Progress | None = None) -> Path:
+    """Runs every stage of the config at `config_path`; gives the run folder's path."""
+    config = load_config(config_path)
+    progress = progress or Progress(quiet=quiet)
+    run = prepare(config, Path(out_dir))
+    run_stages(run, config, progress, force=tuple(force))
+    return run.root

@@ -1,0 +1,1 @@
+"""Rendering: report.md, report.html."""

@@ -1,0 +1,157 @@
+"""The run folder: the record of a run. Tables as Parquet, artifacts as JSON, a manifest over both.
+
+Every write goes to a temporary file in the same folder and is renamed into place, so a
+killed run leaves each artifact either whole or as it was before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pandas as pd
+
+from genval.errors import GenvalError
+
+TABLES = ("examples", "outputs", "scores", "judgments", "human_labels")
+LIBRARIES = (
+    "genval", "numpy", "pandas", "pyarrow", "pydantic", "torch", "transformers", "sentence-transformers",
+    "bert-score", "sacrebleu", "rouge-score", "rouge-score-rs", "jsonschema", "scikit-learn", "scipy", "vllm",
+)
+
+
+def library_versions() -> dict[str, str]:
+    """Gives the installed version of each library that can change a number genval prints."""
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Run:
+    """A run folder: `manifest.json`, the stage tables (Parquet) and the derived artifacts."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.manifest = self._load_manifest()
+
+    # --- manifest ---------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    def _load_manifest(self) -> dict:
+        if not self.manifest_path.exists():
+            return {"stages": {}}
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise GenvalError(f"{self.manifest_path}:{exc.lineno}: the manifest is damaged ({exc.msg})") from None
+
+    def save_manifest(self) -> None:
+        self.write_json("manifest.json", self.manifest)
+
+    def stage(self, name: str) -> dict:
+        return self.manifest.setdefault("stages", {}).setdefault(name, {})
+
+    # --- tables -----------------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        """Gives the path of an artifact: a bare table name gets `.parquet`."""
+        return self.root / (f"{name}.parquet" if "." not in name else name)
+
+    def has(self, name: str) -> bool:
+        return self.path(name).exists()
+
+    def write_table(self, name: str, frame: pd.DataFrame) -> Path:
+        path = self.path(name)
+        _atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        return path
+
+    def read_table(self, name: str) -> pd.DataFrame:
+        path = self.path(name)
+        if not path.exists():
+            raise GenvalError(f"{path}: no '{name}' table in this run (run the stage that writes it first)")
+        return pd.read_parquet(path)
+
+    def write_json(self, name: str, data) -> Path:
+        path = self.path(name)
+
+        def write(tmp):
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=2, ensure_ascii=False, default=_json_default)
+                fh.write("\n")
+
+        _atomic_write(path, write)
+        return path
+
+    def read_json(self, name: str):
+        path = self.path(name)
+        if not path.exists():
+            raise GenvalError(f"{path}: no '{name}' in this run")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def write_text(self, name: str, text: str) -> Path:
+        path = self.path(name)
+        _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        return path
+
+    def artifact_hash(self, name: str) -> str | None:
+        path = self.path(name)
+        return file_sha256(path) if path.exists() else None
+
+
+def _json_default(value):
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def open_run(path: str | Path) -> Run:
+    """Opens an existing run folder, or says in one line why it is not one."""
+    path = Path(path)
+    if not (path / "manifest.json").exists():
+        raise GenvalError(f"{path}: not a run folder (no manifest.json); give the folder `genval run` wrote")
+    return Run(path)
+
+
+def environment() -> dict:
+    return {
+        "versions": library_versions(),
+        "platform": platform.platform(),
+        "argv": sys.argv,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

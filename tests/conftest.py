@@ -1,0 +1,43 @@
+"""Shared fixtures: small eval sets and configs written into a temporary folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def write_yaml(path: Path, data) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def small_run(tmp_path):
+    """A summarization config over 4 examples with replay teacher and student; gives its path."""
+    examples = [
+        {"id": "a", "input": "the cat sat on the mat", "reference": "a cat sat on a mat", "slices": {"kind": "x"}},
+        {"id": "b", "input": "dogs bark at night", "reference": "dogs bark loudly at night", "slices": {"kind": "x"}},
+        {"id": "c", "input": "rain falls in spring", "reference": "spring brings rain", "slices": {"kind": "y"}},
+        {"id": "d", "input": "the sun is hot", "reference": "the sun is very hot", "slices": {"kind": "y"}},
+    ]
+    write_jsonl(tmp_path / "eval.jsonl", examples)
+    write_jsonl(tmp_path / "teacher.jsonl", [{"id": e["id"], "text": e["reference"], "latency_s": 1.0} for e in examples])
+    write_jsonl(tmp_path / "student.jsonl", [{"id": e["id"], "text": e["input"], "latency_s": 0.5} for e in examples])
+    config = {
+        "name": "small", "task": "summarization", "eval_set": "eval.jsonl", "prompt": "Summarise: {input}",
+        "models": {"teacher": {"backend": "replay", "path": "teacher.jsonl"},
+                   "student": {"backend": "replay", "path": "student.jsonl"}},
+        "metrics": ["bleu", "rouge"], "slices": ["kind"],
+    }
+    return write_yaml(tmp_path / "run.yaml", config)
