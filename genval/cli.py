@@ -31,6 +31,20 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_stage(args) -> int:
+    """Runs one stage of a config (its inputs must exist in the run folder), skipping it when current."""
+    from genval.config import load_config
+    from genval.pipeline import prepare, report_path, run_stages
+    from genval.progress import Progress
+
+    config = load_config(args.config)
+    run = prepare(config, Path(args.out))
+    force = (args.command,) if args.force else ()
+    run_stages(run, config, Progress(quiet=args.quiet), force=force, only=[args.command])
+    print(report_path(run) if args.command == "report" else run.root)
+    return 0
+
+
 def _cmd_validate(args) -> int:
     from genval.config import load_config
     from genval.evalset import load_evalset
@@ -75,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="redo this stage even if its inputs are unchanged (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)
+
+    for name, what in (("generate", "run teacher, student and other candidates over the eval set"),
+                       ("score", "score the outputs with the configured metrics"),
+                       ("judge", "ask the configured judges, and calibrate them against human labels"),
+                       ("aggregate", "aggregate every number per slice with intervals into summary.json")):
+        p = sub.add_parser(name, help=f"{what} (one stage of `run`)")
+        p.add_argument("config", help="the run config (YAML)")
+        p.add_argument("--out", default="runs", help="folder that holds run folders (default: runs)")
+        p.add_argument("--force", action="store_true", help="redo the stage even if its inputs are unchanged")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.set_defaults(func=_cmd_stage)
 
     p = sub.add_parser("validate", help="check a config, its eval set, paths and schema without running")
     p.add_argument("config", help="the run config (YAML)")
