@@ -6,6 +6,9 @@ teacher-vs-student savings in percent (positive: the student is cheaper or faste
 
 from __future__ import annotations
 
+import resource
+import sys
+
 import numpy as np
 
 from genval.backends.base import CallStats, Completion
@@ -14,6 +17,21 @@ from genval.config import Price
 # The figures where a smaller number is better, and so a saving is (teacher − student) / teacher.
 SAVED = ("latency_p50_s", "latency_p95_s", "latency_mean_s", "cost_per_1k_calls", "peak_memory_bytes",
          "parameters", "weight_bytes")
+
+
+def peak_memory(device: str | None) -> dict:
+    """Gives the peak memory the model needed: CUDA's max allocated bytes on a GPU, else the process's peak RSS.
+
+    Peak RSS covers the whole process (Python, libraries, any model loaded before), so on CPU
+    it is an upper bound on the model's own need; `memory_kind` says which was measured.
+    """
+    if device and device.startswith("cuda"):
+        import torch
+
+        return {"peak_memory_bytes": int(torch.cuda.max_memory_allocated(device)), "memory_kind": "cuda_max_allocated"}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports kilobytes, macOS bytes (getrusage(2)).
+    return {"peak_memory_bytes": int(rss if sys.platform == "darwin" else rss * 1024), "memory_kind": "process_peak_rss"}
 
 
 def _percentiles(latencies: list[float]) -> dict:

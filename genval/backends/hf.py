@@ -1,0 +1,250 @@
+"""The `hf` backend: a transformers causal LM, batched, length-sorted and left-padded.
+
+Requests are grouped by their parameters, sorted by prompt length (longest first, so an
+out-of-memory batch shows up at once and a halved batch size serves the rest) and
+generated in batches. Latency: every request in a batch waits for the whole batch, so each
+gets the batch's wall time as its `latency_s` — what a caller of a batch server would see;
+throughput (`ops.json`) is measured over the stage's wall time, not from these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Iterator
+
+from genval.backends.base import Backend, Completion, Params, Request
+from genval.backends.labels import label_scores
+from genval.backends.ops import peak_memory
+from genval.errors import GenvalError
+
+AUTO_BATCH_START = {"cuda": 64, "cpu": 16}
+
+
+def _model_fingerprint(name: str) -> str:
+    """Gives a digest of a local model folder (small files whole, big weight files by name and size), or the id."""
+    path = Path(name)
+    if not path.is_dir():
+        return name
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode())
+        size = file.stat().st_size
+        # Hashing gigabytes of weights on every run would cost minutes; below 64 MiB it is cheap
+        # and catches a re-initialised test model of the same shape.
+        if size <= 64 << 20:
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+        else:
+            digest.update(f"{size}:{file.stat().st_mtime_ns}".encode())
+    return f"{path.resolve()}#{digest.hexdigest()[:16]}"
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+class _StopOnStrings:
+    """A stopping criterion: a row is done once its generated text contains a stop string."""
+
+    def __init__(self, tokenizer, stop: tuple[str, ...], prompt_len: int):
+        self.tokenizer, self.stop, self.prompt_len = tokenizer, stop, prompt_len
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len:], skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stop) for t in texts], device=input_ids.device)
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """Gives the text up to the first stop string (excluded, as OpenAI and vLLM do) and whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+class HFBackend(Backend):
+    """A transformers model by id or local path; loaded on first use, so a fully cached run never loads it."""
+
+    name = "hf"
+
+    def __init__(self, config):
+        self.config = config
+        self.model = None
+        self.tokenizer = None
+        self.device = None
+        self.batch_size = config.batch_size if isinstance(config.batch_size, int) else None
+        self._fingerprint = None
+
+    # --- loading ------------------------------------------------------------------------------
+    def _resolve_device(self) -> str:
+        import torch
+
+        if self.config.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.config.device.startswith("cuda") and not torch.cuda.is_available():
+            raise GenvalError(f"model '{self.config.model}': device '{self.config.device}' but CUDA is not available "
+                              "(set 'device: auto' or 'cpu')")
+        return self.config.device
+
+    def load(self) -> None:
+        """Loads model and tokenizer once; a missing model is the user's mistake, said in one line."""
+        if self.model is not None:
+            return
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = self._resolve_device()
+        dtype = "auto" if self.config.dtype == "auto" else getattr(torch, self.config.dtype)
+        kwargs = {"revision": self.config.revision, "trust_remote_code": self.config.trust_remote_code}
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.config.model, **kwargs)
+            self.model = AutoModelForCausalLM.from_pretrained(self.config.model, dtype=dtype, **kwargs)
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise GenvalError(f"model '{self.config.model}': cannot load it with transformers ({first}); "
+                              "check 'model' (a Hugging Face id or a local folder)") from None
+        self.model.to(self.device).eval()
+        self.tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if self.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats(self.device)
+        if self.config.chat_template is True and not self.tokenizer.chat_template:
+            raise GenvalError(f"model '{self.config.model}': 'chat_template: true' but its tokenizer has no chat "
+                              "template (set 'chat_template: false' to send the raw prompt)")
+
+    def uses_chat(self) -> bool:
+        return self.config.chat_template is not False and bool(self.tokenizer.chat_template)
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            c = self.config
+            self._fingerprint = "hf:" + json.dumps({
+                "model": _model_fingerprint(c.model), "revision": c.revision, "dtype": c.dtype,
+                "chat_template": c.chat_template}, sort_keys=True)
+        return self._fingerprint
+
+    # --- prompts --------------------------------------------------------------------------
+    def render(self, request: Request) -> str:
+        """Gives the text the model continues: the chat template applied when used, else system + prompt."""
+        if self.uses_chat():
+            messages = ([{"role": "system", "content": request.system}] if request.system else [])
+            messages.append({"role": "user", "content": request.prompt})
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+
+    def encode(self, text: str) -> list[int]:
+        # A chat template writes its own special tokens; a raw prompt gets the tokenizer's (e.g. BOS).
+        return self.tokenizer(text, add_special_tokens=not self.uses_chat())["input_ids"]
+
+    # --- generation -----------------------------------------------------------------------
+    def generate(self, requests: list[Request]) -> Iterator[Completion]:
+        self.load()
+        groups: dict[Params, list[Request]] = {}
+        for req in requests:
+            groups.setdefault(req.params, []).append(req)
+        for params, group in groups.items():
+            encoded = [(req, self.render(req)) for req in group]
+            encoded = [(req, text, self.encode(text)) for req, text in encoded]
+            encoded.sort(key=lambda item: -len(item[2]))
+            yield from self._generate_sorted(params, encoded)
+
+    def _generate_sorted(self, params: Params, encoded: list) -> Iterator[Completion]:
+        start = 0
+        size = self.batch_size or AUTO_BATCH_START["cuda" if self.device.startswith("cuda") else "cpu"]
+        while start < len(encoded):
+            batch = encoded[start:start + size]
+            try:
+                yield from self._run_batch(params, batch)
+            except Exception as exc:
+                if not _is_oom(exc) or size == 1 or self.config.batch_size != "auto":
+                    if _is_oom(exc):
+                        yield from (Completion(id=r.id, error=f"out of memory at batch size {size}") for r, _, _ in batch)
+                        start += len(batch)
+                        continue
+                    raise
+                self._free()
+                size //= 2  # halve and retry the same requests (batch_size: auto) ...
+                while size > 1 and size >= len(batch):
+                    size //= 2  # ... skipping sizes that would rerun the same failing batch
+                continue
+            self.batch_size = size if self.config.batch_size == "auto" else self.batch_size
+            start += len(batch)
+
+    def _free(self) -> None:
+        import gc
+
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _run_batch(self, params: Params, batch: list) -> list[Completion]:
+        """Gives the completions of one batch (texts and/or label probabilities), timed as one call."""
+        import torch
+
+        started = time.perf_counter()
+        texts: list[tuple[str, int]] = [("", 0)] * len(batch)
+        to_generate = [i for i, (req, _, _) in enumerate(batch) if req.generate]
+        if to_generate:
+            for i, result in zip(to_generate, self._generate_texts(params, [batch[i][2] for i in to_generate])):
+                texts[i] = result
+        probs = {}
+        for i, (req, text, ids) in enumerate(batch):
+            if req.labels:
+                probs[i] = label_scores(self.model, self.tokenizer, text, ids, req.labels, self.uses_chat())
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        latency = time.perf_counter() - started
+        return [
+            Completion(id=req.id, text=texts[i][0], prompt_tokens=len(ids), completion_tokens=texts[i][1],
+                       latency_s=latency, label_probs=probs.get(i))
+            for i, (req, _, ids) in enumerate(batch)
+        ]
+
+    def _generate_texts(self, params: Params, prompts: list[list[int]]) -> list[tuple[str, int]]:
+        """Gives (text, completion tokens) for left-padded prompts generated together."""
+        import torch
+        from transformers import StoppingCriteriaList
+
+        tok = self.tokenizer
+        padded = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt").to(self.device)
+        width = padded["input_ids"].shape[1]
+        kwargs = {"max_new_tokens": params.max_tokens, "pad_token_id": tok.pad_token_id}
+        if params.temperature > 0:
+            torch.manual_seed(params.seed)  # a sampled batch is reproducible for the same batch and order
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if params.stop:
+            kwargs["stopping_criteria"] = StoppingCriteriaList([_StopOnStrings(tok, params.stop, width)])
+        with torch.inference_mode():
+            out = self.model.generate(**padded, **kwargs)
+        results = []
+        eos = self.model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, list) else [eos]) - {None}
+        for row in out[:, width:].tolist():
+            n = next((k + 1 for k, t in enumerate(row) if t in eos), None)
+            row = row[:n] if n is not None else [t for t in row if t != tok.pad_token_id]
+            text, stopped = cut_at_stop(tok.decode(row, skip_special_tokens=True), params.stop)
+            count = len(tok(text, add_special_tokens=False)["input_ids"]) if stopped else len(row)
+            results.append((text, count))
+        return results
+
+    # --- what the engine knows ------------------------------------------------------------
+    def info(self) -> dict:
+        if self.model is None:
+            return {}
+        params = sum(p.numel() for p in self.model.parameters())
+        weight_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        return {"parameters": int(params), "weight_bytes": int(weight_bytes), "device": self.device,
+                "batch_size": self.batch_size, **peak_memory(self.device)}
+
+    def close(self) -> None:
+        self.model = None
+        self._free()
