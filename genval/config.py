@@ -91,8 +91,10 @@ class OpenAIModel(_Model):
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(5, ge=0)
     backoff_s: float = Field(0.5, ge=0)
+    max_retry_wait_s: float = Field(120.0, ge=0)  # the longest Retry-After honoured
     logprobs: bool = False
     top_logprobs: int = Field(20, ge=0, le=20)
+    json_schema: bool = True  # send the extraction schema as response_format (off for servers without it)
 
 
 ModelConfig = Annotated[
