@@ -1,0 +1,176 @@
+"""The overall status and the named patterns a reader should see, each with the numbers behind it.
+
+Status bands (accuracy retention = student accuracy / teacher accuracy, KL = mean
+KL(teacher ‖ student) over label distributions) follow the bands used in distillation
+reports: DistilBERT keeps 97 % of its teacher's GLUE score (Sanh et al. 2019,
+arXiv:1910.01108) and is the usual "excellent" reference; > 95 % with KL < 0.1 is
+EXCELLENT, > 92 % with KL < 0.3 GOOD, > 90 % ACCEPTABLE, else WEAK. The diagnosis
+thresholds below are genval's defaults, documented in docs/reports.md.
+"""
+
+from __future__ import annotations
+
+from genval.analysis.blocks import is_number
+
+BANDS = (("EXCELLENT", 0.95, 0.1), ("GOOD", 0.92, 0.3), ("ACCEPTABLE", 0.90, None))
+HIGH_AGREEMENT = 0.90        # "the student follows the teacher"
+LOW_ACCURACY = 0.80          # "… but both are often wrong"
+CRITICAL_GAP = 0.05          # a critical slice this far under the overall headline is weak
+GOOD_ACCURACY = 0.80
+POOR_ECE = 0.10              # ECE over 10 points: confidence is not to be trusted (Guo et al. 2017)
+STUDENT_ONLY_ERRORS = 0.05   # more than 5 % of examples the teacher gets right and the student not
+FORMAT_FAILURES = 0.02       # more than 2 % of student outputs unusable as a format
+FASTER = 10.0                # a latency saving of 10 % or more counts as "better"
+
+
+def value(num) -> float | None:
+    """Gives the point value of a {value, ci, n} number (or a plain float), None when missing."""
+    if isinstance(num, dict):
+        num = num.get("value")
+    return float(num) if is_number(num) else None
+
+
+def pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.1f} %"
+
+
+def status(summary: dict) -> dict:
+    """Gives the overall status, the numbers it rests on and, in words, what it is based on."""
+    cls = summary.get("classification")
+    if cls and value(cls.get("accuracy_retention")) is not None:
+        retention, kl = value(cls["accuracy_retention"]), value(cls.get("kl_teacher_student"))
+        basis = "accuracy retention and KL(teacher‖student)" if kl is not None else \
+            "accuracy retention alone (no label probabilities, so no KL)"
+    else:
+        task = (summary.get("fidelity") or {}).get("task_retention")
+        retention, kl = value(task), None
+        if retention is None:
+            return {"level": None, "retention": None, "kl": None,
+                    "basis": "no status: neither labels nor a reference to measure retention against"}
+        basis = f"retention of task quality ({task['metric']} vs the reference, student / teacher); " \
+                "no labels, so no KL — the KL part of the bands is not applied"
+    level = "WEAK"
+    for name, min_retention, max_kl in BANDS:
+        if retention > min_retention and (max_kl is None or kl is None or kl < max_kl):
+            level = name
+            break
+    return {"level": level, "retention": retention, "kl": kl, "basis": basis}
+
+
+def _say(kind: str, message: str, **numbers) -> dict:
+    return {"kind": kind, "message": message, "numbers": numbers}
+
+
+def teacher_ceiling(summary: dict, config) -> list[dict]:
+    cls = summary.get("classification") or {}
+    agreement = value(cls.get("agreement_rate"))
+    student = value((cls.get("student") or {}).get("accuracy"))
+    teacher = value((cls.get("teacher") or {}).get("accuracy"))
+    if agreement is None or student is None or agreement < HIGH_AGREEMENT or student >= LOW_ACCURACY:
+        return []
+    return [_say("teacher_ceiling",
+                 f"The student agrees with the teacher on {pct(agreement)} of examples but is right on only "
+                 f"{pct(student)} (teacher {pct(teacher)}): the teacher is the ceiling — a better teacher or "
+                 "better labels, not more distillation, would raise it.",
+                 agreement_rate=agreement, student_accuracy=student, teacher_accuracy=teacher)]
+
+
+def weak_critical_slice(summary: dict, config) -> list[dict]:
+    out = []
+    overall_name, overall = summary.get("headline", {}).get("metric"), value(summary.get("headline"))
+    for ref in getattr(config, "critical", []) or []:
+        field, wanted = ref.split("=", 1)
+        block = (summary.get("slices") or {}).get(field, {}).get(wanted)
+        if not block or overall is None:
+            continue
+        here = value(block.get("headline"))
+        if here is None or overall - here < CRITICAL_GAP:
+            continue
+        small = " (too small to rank: read it with its interval)" if block.get("too_small_to_rank") else ""
+        out.append(_say("weak_critical_slice",
+                        f"High aggregate, weak critical slice: {overall_name} is {pct(overall)} overall but "
+                        f"{pct(here)} on {ref} (n={block['n']}){small} — the student's training inputs likely "
+                        "under-cover this slice; add such inputs to the distillation data.",
+                        slice=ref, overall=overall, slice_value=here, n=block["n"]))
+    return out
+
+
+def poor_calibration(summary: dict, config) -> list[dict]:
+    cls = summary.get("classification") or {}
+    student = value((cls.get("student") or {}).get("accuracy"))
+    ece = value((cls.get("ece") or {}).get("student"))
+    if student is None or ece is None or student < GOOD_ACCURACY or ece <= POOR_ECE:
+        return []
+    temp = cls.get("temperature") or {}
+    t, after = temp.get("value"), temp.get("ece_after")
+    fix = f"recalibrate with temperature scaling at T = {t:.2f} (ECE {pct(ece)} → {pct(after)})" \
+        if is_number(t) and is_number(after) else "recalibrate (temperature scaling, Guo et al. 2017)"
+    return [_say("poor_calibration",
+                 f"Good accuracy, poor calibration: the student is right on {pct(student)} but its confidence is "
+                 f"off by {pct(ece)} (ECE); {fix}.",
+                 student_accuracy=student, student_ece=ece, temperature=t, ece_after=after)]
+
+
+def latency_not_cost(summary: dict, config) -> list[dict]:
+    savings = (summary.get("ops") or {}).get("savings") or {}
+    latency, cost = savings.get("latency_p50_s_pct"), savings.get("cost_per_1k_calls_pct")
+    if not is_number(latency) or not is_number(cost) or latency < FASTER or cost > 0:
+        return []
+    return [_say("latency_not_cost",
+                 f"Latency better, cost not: the student answers {latency:.0f} % faster (p50) but costs "
+                 f"{-cost:.0f} % more per 1000 calls — look at batching and GPU utilisation before pricing it.",
+                 latency_p50_saving_pct=latency, cost_saving_pct=cost)]
+
+
+def student_only_errors(summary: dict, config) -> list[dict]:
+    errors = (summary.get("classification") or {}).get("errors") or {}
+    share = errors.get("only_student_wrong")
+    if not is_number(share) or share <= STUDENT_ONLY_ERRORS:
+        return []
+    return [_say("student_only_errors",
+                 f"Many student-only errors: on {pct(share)} of examples the teacher is right and the student "
+                 "wrong — the distillation did not transfer what the teacher knows (more or harder transfer data, "
+                 "longer training, or soft targets).",
+                 only_student_wrong=share, only_teacher_wrong=errors.get("only_teacher_wrong"))]
+
+
+def format_failures(summary: dict, config) -> list[dict]:
+    out = []
+    for metric, block in ((summary.get("format") or {}).get("student") or {}).items():
+        failure = value(block.get("failure_rate"))
+        if failure is None or failure <= FORMAT_FAILURES:
+            continue
+        teacher = value(((summary.get("format") or {}).get("teacher") or {}).get(metric, {}).get("failure_rate"))
+        content = block.get("content_on_valid") or {}
+        said = f"; on the outputs that pass, student~reference {content['metric']} is {content['value']:.3f} " \
+               f"(all outputs: {content['all']:.3f})" if is_number(content.get("value")) and \
+            is_number(content.get("all")) else ""
+        out.append(_say("format_failures",
+                        f"Format failures, separate from content: {pct(failure)} of student outputs fail {metric} "
+                        f"(teacher {pct(teacher)}){said} — fix the format (constrained decoding, a format-focused "
+                        "fine-tune) before judging the content.",
+                        metric=metric, student_failure_rate=failure, teacher_failure_rate=teacher,
+                        content_on_valid=content.get("value")))
+    return out
+
+
+def judge_not_validated(summary: dict, config) -> list[dict]:
+    judge = summary.get("judge")
+    if not judge or judge.get("validated") is True:
+        return []
+    cal = judge.get("calibration") or {}
+    kappa = value(cal.get("kappa"))
+    why = f"its kappa with human labels is {kappa:.2f}, under the required {cal.get('min_kappa')}" \
+        if kappa is not None else "no human labels were compared with it (calibration.json absent)"
+    return [_say("judge_not_validated",
+                 f"Judge not validated: {judge['name']}'s equivalence rate is not evidence yet — {why}.",
+                 judge=judge["name"], kappa=kappa, min_kappa=cal.get("min_kappa"))]
+
+
+CHECKS = (teacher_ceiling, weak_critical_slice, poor_calibration, latency_not_cost, student_only_errors,
+          format_failures, judge_not_validated)
+
+
+def diagnose(summary: dict, config) -> list[dict]:
+    """Gives every pattern that fires on this summary, in words with its triggering numbers."""
+    return [found for check in CHECKS for found in check(summary, config)]

@@ -1,0 +1,127 @@
+"""Aggregation: numbers against independent computations on small hand-made runs."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import numpy as np
+import pytest
+
+from genval.analysis.stage import aggregate, build_summary, summary_schema
+from genval.progress import Progress
+from tests.test_aggregate_support import bernoulli, make_config, make_run
+
+
+@pytest.fixture
+def run_and_config(tmp_path):
+    teacher = bernoulli(40, 0.9, 1)
+    student = [t if i % 5 else 0 for i, t in enumerate(teacher)]
+    region = ["a"] * 32 + ["b"] * 8
+    kl = np.linspace(0.0, 0.4, 40).tolist()
+    run = make_run(tmp_path / "run", teacher, student, region=region, kl=kl)
+    return run, make_config(tmp_path), np.array(teacher, float), np.array(student, float), np.array(kl)
+
+
+def test_overall_numbers_match_numpy(run_and_config):
+    run, config, teacher, student, kl = run_and_config
+    s = build_summary(run, config)
+    cls = s["classification"]
+    assert cls["teacher"]["accuracy"]["value"] == pytest.approx(teacher.mean())
+    assert cls["student"]["accuracy"]["value"] == pytest.approx(student.mean())
+    assert cls["accuracy_retention"]["value"] == pytest.approx(student.mean() / teacher.mean())
+    assert cls["agreement_rate"]["value"] == pytest.approx((teacher == student).mean())
+    assert cls["kl_teacher_student"]["value"] == pytest.approx(kl.mean())
+    errors = cls["errors"]
+    assert errors["only_student_wrong"] == pytest.approx(((teacher == 1) & (student == 0)).mean())
+    assert errors["both_correct"] == pytest.approx(((teacher == 1) & (student == 1)).mean())
+    assert sum(errors[k] for k in ("both_correct", "both_wrong", "only_student_wrong", "only_teacher_wrong")) \
+        == pytest.approx(1.0)
+    assert s["eval_set"] == {"path": str(config.eval_set), "sha256": "abc123", "n": 40}
+
+
+def test_intervals_contain_estimate_and_match_normal_width(run_and_config):
+    run, config, teacher, student, kl = run_and_config
+    s = build_summary(run, config)
+    for num in (s["classification"]["teacher"]["accuracy"], s["classification"]["accuracy_retention"],
+                s["classification"]["kl_teacher_student"], s["metrics"]["student~reference"]["label_correct"]):
+        lo, hi = num["ci"]
+        assert lo <= num["value"] <= hi
+    # The percentile bootstrap of a mean is close to the normal interval mean ± 1.96·sd/√n.
+    lo, hi = s["classification"]["kl_teacher_student"]["ci"]
+    half = 1.96 * kl.std(ddof=0) / np.sqrt(len(kl))
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.2)
+
+
+def test_seeded_interval_is_reproducible(run_and_config):
+    run, config, *_ = run_and_config
+    assert build_summary(run, config)["classification"] == build_summary(run, config)["classification"]
+
+
+def test_slices_small_one_marked_not_ranked(run_and_config):
+    run, config, teacher, student, _ = run_and_config
+    s = build_summary(run, config)
+    a, b = s["slices"]["region"]["a"], s["slices"]["region"]["b"]
+    assert a["n"] == 32 and not a["too_small_to_rank"] and a["rank"] == 1
+    assert b["n"] == 8 and b["too_small_to_rank"] and b["rank"] is None
+    assert a["classification"]["student"]["accuracy"]["value"] == pytest.approx(student[:32].mean())
+    assert b["classification"]["teacher"]["accuracy"]["value"] == pytest.approx(teacher[32:].mean())
+
+
+def test_ranking_puts_weakest_first(tmp_path):
+    teacher = [1] * 90
+    student = [1] * 30 + [0] * 6 + [1] * 24 + [0] * 12 + [1] * 18   # a: 100 %, b: 80 %, c: 60 %
+    region = ["a"] * 30 + ["b"] * 30 + ["c"] * 30
+    run = make_run(tmp_path / "run", teacher, student, region=region)
+    slices = build_summary(run, make_config(tmp_path))["slices"]["region"]
+    assert [slices[v]["rank"] for v in "abc"] == [3, 2, 1]
+    assert slices["c"]["headline"]["metric"] == "accuracy_retention"
+    assert slices["c"]["headline"]["value"] == pytest.approx(18 / 30)
+
+
+def test_derived_difficulty_is_tertiles_of_teacher_quality(tmp_path):
+    rouge_t = np.linspace(0.1, 0.9, 30)
+    run = make_run(tmp_path / "run", [1] * 30, [1] * 30, rouge_student=rouge_t * 0.9, rouge_teacher=rouge_t)
+    s = build_summary(run, make_config(tmp_path))
+    diff = s["slices"]["difficulty"]
+    assert {k: v["n"] for k, v in diff.items()} == {"hard": 10, "medium": 10, "easy": 10}
+    assert diff["hard"]["metrics"]["teacher~reference"]["rougeL"]["value"] == pytest.approx(rouge_t[:10].mean())
+    assert "tertiles of teacher~reference rougeL" in s["slice_sources"]["difficulty"]
+
+
+def test_judge_rate_and_generation_errors(tmp_path):
+    verdicts = ["equivalent"] * 27 + ["not_equivalent"] * 10 + [None] * 3
+    run = make_run(tmp_path / "run", [1] * 40, [1] * 40, verdicts=verdicts, errors={"student": 4})
+    s = build_summary(run, make_config(tmp_path))
+    assert s["judge"]["name"] == "j1"
+    assert s["judge"]["equivalence_rate"]["value"] == pytest.approx(27 / 37)
+    assert s["judge"]["equivalence_rate"]["n"] == 37
+    assert s["judge"]["validated"] is False
+    assert s["errors"]["student"] == {"failed": 4, "n": 40}
+    assert s["generation"]["student"]["value"] == pytest.approx(0.1)
+
+
+def test_classification_json_overlays_probability_figures(tmp_path):
+    run = make_run(tmp_path / "run", [1] * 40, [1] * 36 + [0] * 4)
+    num = {"value": 0.12, "ci": [0.1, 0.14], "n": 40}
+    run.write_json("classification.json", {
+        "labels": ["pos", "neg"], "label_source": "label", "rare_classes": [],
+        "overall": {"n": 40, "teacher": {"ece": {"value": 0.02, "ci": [0, 0.04], "n": 40}},
+                    "student": {"ece": num}, "spearman": 0.8, "kendall": 0.7},
+        "slices": {}, "temperature": {"value": 1.7, "ece_before": 0.12, "ece_after": 0.03}})
+    s = build_summary(run, make_config(tmp_path))
+    assert s["classification"]["ece"]["student"] == num
+    assert s["classification"]["spearman"] == 0.8
+    assert s["classification"]["temperature"]["value"] == 1.7
+    assert s["classification"]["student"]["accuracy"]["value"] == pytest.approx(0.9)
+
+
+def test_written_summary_follows_the_schema(run_and_config):
+    run, config, *_ = run_and_config
+    record = aggregate(run, config, Progress(quiet=True))
+    summary = json.loads(run.path("summary.json").read_text())
+    jsonschema.validate(summary, summary_schema())
+    assert record["status"] == summary["status"]["level"]
+    summary["classification"]["errors"]["both_wrong"] = 2.0  # a share over 1 breaks the schema
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(summary, summary_schema())
