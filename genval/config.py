@@ -76,6 +76,7 @@ class VLLMModel(_Model):
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     max_model_len: int | None = None
+    enforce_eager: bool = False  # skip CUDA graph capture: slower decoding, faster start
     chat_template: bool | Literal["auto"] = "auto"
     trust_remote_code: bool = False
 

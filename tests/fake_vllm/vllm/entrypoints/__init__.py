@@ -1,0 +1,3 @@
+from vllm.entrypoints.llm import LLM
+
+__all__ = ["LLM"]

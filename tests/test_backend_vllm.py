@@ -1,0 +1,129 @@
+"""The vllm backend against a stand-in `vllm` package that follows vLLM 0.33's offline API strictly."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from genval.backends import Params, Request
+from genval.backends.vllm import VLLMBackend
+from genval.config import VLLMModel
+from genval.errors import GenvalError
+from tests.tiny_models import build_tiny_model
+
+FAKE = str(Path(__file__).parent / "fake_vllm")
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    """Puts the stand-in on sys.path for one test only, and forgets it afterwards."""
+    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(FAKE)
+    import vllm
+
+    vllm.LLM.calls.clear()
+    vllm.LLM.instances.clear()
+    yield vllm
+    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def tiny_chat(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_chat"), chat=True)
+
+
+def backend(path, **kw) -> VLLMBackend:
+    return VLLMBackend(VLLMModel(backend="vllm", model=str(path), **kw))
+
+
+def test_engine_is_built_with_stats_on_and_the_configured_options(fake_vllm, tiny):
+    b = backend(tiny, tensor_parallel_size=2, gpu_memory_utilization=0.5, max_model_len=512, dtype="bfloat16")
+    b.load()
+    llm = fake_vllm.LLM.instances[0]
+    assert (llm.model, llm.dtype, llm.tensor_parallel_size, llm.gpu_memory_utilization) == (str(tiny), "bfloat16", 2, 0.5)
+    assert llm.log_stats is True and llm.kwargs["max_model_len"] == 512
+
+
+def test_raw_prompts_go_through_generate_with_max_tokens_set(fake_vllm, tiny):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    params = Params(max_tokens=40, temperature=0.7, top_p=0.9, seed=5)
+    reqs = [Request(id="a", prompt="the cat sat", params=params), Request(id="b", prompt="dogs", system="sys", params=params)]
+    out = {c.id: c for c in backend(tiny).generate(reqs)}
+    call = fake_vllm.LLM.calls[0]
+    assert call["method"] == "generate" and call["prompts"] == ["the cat sat", "sys\n\ndogs"]
+    sp = call["params"][0]
+    assert (sp.max_tokens, sp.temperature, sp.top_p, sp.seed, sp.logprobs) == (40, 0.7, 0.9, 5, None)
+    # 40 tokens, not vLLM's default 16: the stream is long enough to tell them apart.
+    stream = tok(fake_vllm.entrypoints.llm.STREAM, add_special_tokens=False)["input_ids"]
+    assert out["a"].text == tok.decode(stream[:40]) and out["a"].completion_tokens == 40
+    assert out["a"].prompt_tokens == len(tok("the cat sat")["input_ids"])
+    # Latency is read from RequestOutput.metrics (last_token_ts − queued_ts = 0.01 s per token in the stand-in).
+    assert out["a"].latency_s == pytest.approx(0.40)
+
+
+def test_chat_template_sends_messages_through_chat(fake_vllm, tiny_chat):
+    reqs = [Request(id="a", prompt="hello", system="be brief", params=Params(max_tokens=5))]
+    next(backend(tiny_chat).generate(reqs))
+    call = fake_vllm.LLM.calls[0]
+    assert call["method"] == "chat"
+    assert call["messages"] == [[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]]
+    next(backend(tiny_chat, chat_template=False).generate(reqs))
+    assert fake_vllm.LLM.calls[1]["method"] == "generate"
+
+
+def test_stop_strings_are_passed_and_honoured(fake_vllm, tiny):
+    c = next(backend(tiny).generate([Request(id="a", prompt="x", params=Params(max_tokens=30, stop=(" mat",)))]))
+    assert fake_vllm.LLM.calls[0]["params"][0].stop == [" mat"]
+    assert c.text == " the cat sat on the"
+
+
+def test_schema_goes_through_structured_outputs(fake_vllm, tiny):
+    schema = {"type": "object", "properties": {"category": {"enum": ["billing", "legal"]}, "refund": {"type": "boolean"}},
+              "required": ["category", "refund"]}
+    c = next(backend(tiny).generate([Request(id="a", prompt="x", schema=schema, params=Params(max_tokens=64))]))
+    so = fake_vllm.LLM.calls[0]["params"][0].structured_outputs
+    assert isinstance(so, fake_vllm.sampling_params.StructuredOutputsParams) and so.json == schema
+    assert json.loads(c.text) == {"category": "billing", "refund": True}
+
+
+def test_label_probabilities_from_logprobs(fake_vllm, tiny):
+    labels = ("positive", "negative", "neutral")
+    c = next(backend(tiny).generate([Request(id="a", prompt="x", labels=labels, generate=False)]))
+    sp = fake_vllm.LLM.calls[0]["params"][0]
+    assert (sp.logprobs, sp.max_tokens) == (20, 1)
+    pos, neg, neu = math.exp(-0.3), math.exp(-1.5), math.exp(-2.5)  # "the" and "." begin no label
+    total = pos + neg + neu
+    assert c.label_probs == pytest.approx({"positive": pos / total, "negative": neg / total, "neutral": neu / total})
+    assert c.top_logprobs[0]["the"] == -3.0 and c.text == ""
+
+
+def test_the_stand_in_rejects_calls_vllm_033_would_reject(fake_vllm):
+    with pytest.raises(TypeError, match="guided_json"):
+        fake_vllm.SamplingParams(max_tokens=5, guided_json={"type": "object"})
+    with pytest.raises(TypeError):
+        fake_vllm.LLM("m", disable_log_stat=False)  # misspelt engine argument
+    assert fake_vllm.SamplingParams().max_tokens == 16
+
+
+def test_missing_vllm_names_the_extra(monkeypatch, tiny):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm → ImportError
+    with pytest.raises(GenvalError, match=r"pip install genval\[vllm\]"):
+        backend(tiny).load()
+
+
+def test_chat_template_true_without_one_is_a_user_error(fake_vllm, tiny):
+    with pytest.raises(GenvalError, match="chat_template"):
+        backend(tiny, chat_template=True).load()
