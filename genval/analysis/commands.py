@@ -1,5 +1,125 @@
-"""This area's `genval` subcommands; `genval.cli` calls `add_commands` with its subparsers."""
+"""This area's `genval` subcommands: compare, gate, leakage, report; `genval.cli` calls `add_commands`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from genval.errors import GenvalError
+
+
+def _write_json(path: str | None, data) -> None:
+    if path:
+        Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _cmd_compare(args) -> int:
+    from genval.analysis.compare import compare_runs, markdown
+    from genval.analysis.numbers import Boot
+
+    result = compare_runs(args.run_a, args.run_b, Boot(args.bootstrap, 0.95, args.seed))
+    print(markdown(result), end="")
+    _write_json(args.json, result)
+    return 1 if args.fail_on_regression and result["regressions"] else 0
+
+
+def _run_config(run):
+    from genval.config import parse_config
+
+    data = run.manifest.get("config")
+    if not data:
+        raise GenvalError(f"{run.root}/manifest.json: no config recorded; run `genval run` on this folder first")
+    return parse_config(data, run.root, source=f"{run.root}/manifest.json")
+
+
+def _cmd_gate(args) -> int:
+    from genval.analysis.gate import evaluate, load_gate, read_baseline
+    from genval.run import open_run
+
+    run = open_run(args.run)
+    if not run.has("summary.json"):
+        raise GenvalError(f"{args.run}: no summary.json; run the aggregate stage first (`genval run`)")
+    if args.config:
+        gate = load_gate(args.config)
+    else:
+        gate = _run_config(run).gate
+        if gate is None:
+            raise GenvalError(f"{args.run}: its config has no 'gate:' key; give the rules with --config gate.yaml")
+    if args.baseline:
+        gate.baseline = Path(args.baseline)
+    result = evaluate(gate, run.read_json("summary.json"), read_baseline(gate.baseline))
+    print(f"gate: {'PASS' if result['passed'] else 'FAIL'} ({len(gate.rules)} rules, {len(result['failing'])} failing)")
+    for rule in result["rules"]:
+        print(f"  {'ok  ' if rule['passed'] else 'FAIL'} {rule['rule']}"
+              + (f" — {rule['reason']}" if rule["reason"] else f" (value {rule['value']:.4g})"))
+    _write_json(args.json, result)
+    return 0 if result["passed"] else 1
+
+
+def _cmd_leakage(args) -> int:
+    from genval.analysis.leakage import find_leaks, read_texts
+
+    eval_texts = read_texts(Path(args.eval_set), args.field)
+    train_texts = read_texts(Path(args.train_file), args.train_field or args.field)
+    result = find_leaks(eval_texts, train_texts, threshold=args.threshold, ngram=args.ngram,
+                        num_perm=args.num_perm, bands=args.bands)
+    result.update({"eval_set": args.eval_set, "train_file": args.train_file})
+    print(f"leakage: {len(result['leaked_eval_ids'])} of {result['n_eval']} eval examples "
+          f"({result['leaked_share'] * 100:.1f} %) appear in {result['n_train']} training examples — "
+          f"{len(result['exact'])} exact, {len(result['near'])} near (Jaccard ≥ {args.threshold} on word "
+          f"{args.ngram}-grams)")
+    for hit in result["exact"][:args.show]:
+        print(f"  exact  {hit['eval_id']}  ←  {hit['train_id']}")
+    for hit in result["near"][:args.show]:
+        print(f"  near   {hit['eval_id']}  ←  {hit['train_id']}  (Jaccard {hit['jaccard']:.2f})")
+    _write_json(args.json, result)
+    return 1 if result["leaked_eval_ids"] else 0
+
+
+def _cmd_report(args) -> int:
+    from genval.progress import Progress
+    from genval.report.stage import report
+    from genval.run import open_run
+
+    run = open_run(args.run)
+    if not run.has("summary.json"):
+        raise GenvalError(f"{args.run}: no summary.json; run the aggregate stage first (`genval run`)")
+    record = report(run, _run_config(run), Progress(quiet=True))
+    print(record["html"])
+    return 0
 
 
 def add_commands(subparsers) -> None:
-    """Adds this area's subcommands (none yet)."""
+    """Adds compare, gate, leakage and report."""
+    p = subparsers.add_parser("compare", help="run B against run A on the same eval set: paired changes, regressions")
+    p.add_argument("run_a", help="the earlier run folder (the baseline)")
+    p.add_argument("run_b", help="the later run folder")
+    p.add_argument("--json", metavar="PATH", help="also write the comparison as JSON here")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any number regressed")
+    p.set_defaults(func=_cmd_compare)
+
+    p = subparsers.add_parser("gate", help="check a run against release rules; exit 0 pass, 1 fail")
+    p.add_argument("run", help="the run folder")
+    p.add_argument("--config", metavar="GATE_YAML", help="gate rules (default: the run config's 'gate:' key)")
+    p.add_argument("--baseline", metavar="RUN", help="baseline run folder for max_regression rules")
+    p.add_argument("--json", metavar="PATH", help="also write the outcome as JSON here")
+    p.set_defaults(func=_cmd_gate)
+
+    p = subparsers.add_parser("leakage", help="find training examples that duplicate eval examples; exit 1 if any")
+    p.add_argument("eval_set", help="the eval set (JSONL, CSV, Parquet, datasets folder)")
+    p.add_argument("train_file", help="the training data (same formats, or .txt with one example per line)")
+    p.add_argument("--field", help="text field of the eval records (default: input, text, prompt, …)")
+    p.add_argument("--train-field", help="text field of the training records (default: as --field)")
+    p.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity for a near duplicate (0.8)")
+    p.add_argument("--ngram", type=int, default=5, help="word n-gram size of the shingles (5)")
+    p.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (128)")
+    p.add_argument("--bands", type=int, default=32, help="LSH bands (32; num-perm must be a multiple)")
+    p.add_argument("--show", type=int, default=20, help="how many matches to print of each kind (20)")
+    p.add_argument("--json", metavar="PATH", help="also write every match as JSON here")
+    p.set_defaults(func=_cmd_leakage)
+
+    p = subparsers.add_parser("report", help="re-render report.md and report.html of a run from its summary.json")
+    p.add_argument("run", help="the run folder")
+    p.set_defaults(func=_cmd_report)

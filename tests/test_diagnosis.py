@@ -1,0 +1,130 @@
+"""Status bands and diagnoses: each fires on a run built to trigger it and stays silent on a clean one."""
+
+from __future__ import annotations
+
+import pytest
+
+from genval.analysis.diagnosis import status
+from genval.analysis.stage import build_summary
+from tests.test_aggregate_support import make_config, make_run
+
+N = 60
+
+
+def kinds(summary) -> list[str]:
+    return [d["kind"] for d in summary["diagnoses"]]
+
+
+def clean(tmp_path, **kw):
+    """A run where the student matches a strong teacher: nothing should fire."""
+    teacher = [1] * 57 + [0] * 3
+    return make_run(tmp_path / "run", teacher, list(teacher), kl=[0.01] * N, **kw)
+
+
+@pytest.mark.parametrize("retention,kl,level", [
+    (0.96, 0.05, "EXCELLENT"), (0.96, 0.2, "GOOD"), (0.93, 0.29, "GOOD"), (0.93, 0.5, "ACCEPTABLE"),
+    (0.91, 0.9, "ACCEPTABLE"), (0.90, 0.01, "WEAK"), (0.5, 0.0, "WEAK")])
+def test_status_bands(retention, kl, level):
+    summary = {"classification": {"accuracy_retention": {"value": retention}, "kl_teacher_student": {"value": kl}}}
+    assert status(summary)["level"] == level
+
+
+def test_status_without_labels_says_its_basis():
+    summary = {"classification": None, "fidelity": {"task_retention": {"metric": "rougeL", "value": 0.94}}}
+    out = status(summary)
+    assert out["level"] == "GOOD" and "rougeL" in out["basis"] and "no KL" in out["basis"]
+    assert status({"classification": None, "fidelity": {"task_retention": None}})["level"] is None
+
+
+def test_clean_run_has_no_diagnosis(tmp_path):
+    run = clean(tmp_path, json_valid=[1] * N)
+    run.write_json("ops.json", {"roles": {}, "savings": {"latency_p50_s_pct": 60.0, "cost_per_1k_calls_pct": 70.0}})
+    summary = build_summary(run, make_config(tmp_path, critical=["region=a"]))
+    assert summary["diagnoses"] == []
+    assert summary["status"]["level"] == "EXCELLENT"
+
+
+def test_teacher_ceiling(tmp_path):
+    teacher = [1] * 42 + [0] * 18   # teacher right on 70 %, student copies it: agreement 100 %
+    run = make_run(tmp_path / "run", teacher, list(teacher))
+    found = build_summary(run, make_config(tmp_path))["diagnoses"]
+    assert [d["kind"] for d in found] == ["teacher_ceiling"]
+    assert found[0]["numbers"]["student_accuracy"] == pytest.approx(0.7)
+    assert "70.0 %" in found[0]["message"]
+
+
+def test_weak_critical_slice(tmp_path):
+    teacher = [1] * 90
+    student = [1] * 60 + [1] * 18 + [0] * 12          # region a perfect, region b at 60 %
+    region = ["a"] * 60 + ["b"] * 30
+    run = make_run(tmp_path / "run", teacher, student, region=region)
+    found = build_summary(run, make_config(tmp_path, critical=["region=b"]))["diagnoses"]
+    weak = [d for d in found if d["kind"] == "weak_critical_slice"]
+    assert len(weak) == 1
+    assert weak[0]["numbers"]["slice_value"] == pytest.approx(0.6)
+    assert weak[0]["numbers"]["overall"] == pytest.approx(78 / 90)
+    silent = build_summary(run, make_config(tmp_path, critical=["region=a"]))
+    assert "weak_critical_slice" not in kinds(silent)
+
+
+def _calibration_json(run, ece):
+    run.write_json("classification.json", {
+        "labels": ["pos", "neg"], "label_source": "label", "rare_classes": [], "slices": {},
+        "overall": {"n": N, "student": {"ece": {"value": ece, "ci": [ece - 0.02, ece + 0.02], "n": N}},
+                    "teacher": {"ece": {"value": 0.02, "ci": [0.0, 0.04], "n": N}}},
+        "temperature": {"value": 1.8, "ece_before": ece, "ece_after": 0.04}})
+
+
+def test_poor_calibration_names_the_temperature(tmp_path):
+    run = clean(tmp_path)
+    _calibration_json(run, 0.2)
+    found = [d for d in build_summary(run, make_config(tmp_path))["diagnoses"] if d["kind"] == "poor_calibration"]
+    assert len(found) == 1 and "T = 1.80" in found[0]["message"]
+    _calibration_json(run, 0.03)
+    assert "poor_calibration" not in kinds(build_summary(run, make_config(tmp_path)))
+
+
+def test_latency_better_cost_not(tmp_path):
+    run = clean(tmp_path)
+    run.write_json("ops.json", {"roles": {}, "savings": {"latency_p50_s_pct": 50.0, "cost_per_1k_calls_pct": -20.0}})
+    found = build_summary(run, make_config(tmp_path))["diagnoses"]
+    assert kinds({"diagnoses": found}) == ["latency_not_cost"]
+    assert found[0]["numbers"]["cost_saving_pct"] == -20.0
+    run.write_json("ops.json", {"roles": {}, "savings": {"latency_p50_s_pct": 50.0, "cost_per_1k_calls_pct": 30.0}})
+    assert kinds(build_summary(run, make_config(tmp_path))) == []
+
+
+def test_many_student_only_errors(tmp_path):
+    teacher = [1] * N
+    run = make_run(tmp_path / "run", teacher, [0] * 6 + [1] * 54)   # 10 % student-only errors
+    found = [d for d in build_summary(run, make_config(tmp_path))["diagnoses"] if d["kind"] == "student_only_errors"]
+    assert len(found) == 1 and found[0]["numbers"]["only_student_wrong"] == pytest.approx(0.1)
+    run = make_run(tmp_path / "run2", teacher, [0] * 2 + [1] * 58)   # 3.3 %: under the 5 % line
+    assert "student_only_errors" not in kinds(build_summary(run, make_config(tmp_path)))
+
+
+def test_format_failures_separate_from_content(tmp_path):
+    valid = [0] * 6 + [1] * 54
+    rouge_s = [0.0] * 6 + [0.8] * 54   # the invalid outputs score 0; the valid ones are fine
+    run = clean(tmp_path, json_valid=valid, rouge_student=rouge_s, rouge_teacher=[0.85] * N)
+    found = [d for d in build_summary(run, make_config(tmp_path))["diagnoses"] if d["kind"] == "format_failures"]
+    assert len(found) == 1
+    assert found[0]["numbers"]["student_failure_rate"] == pytest.approx(0.1)
+    assert found[0]["numbers"]["content_on_valid"] == pytest.approx(0.8)
+    run = clean(tmp_path / "ok", json_valid=[1] * N, rouge_student=[0.8] * N, rouge_teacher=[0.85] * N)
+    assert "format_failures" not in kinds(build_summary(run, make_config(tmp_path)))
+
+
+def test_judge_not_validated(tmp_path):
+    run = clean(tmp_path, verdicts=["equivalent"] * N)
+    assert "judge_not_validated" in kinds(build_summary(run, make_config(tmp_path)))
+    run.write_json("calibration.json", {"judges": {"j1": {"validated": True, "min_kappa": 0.6, "n": 50,
+                                                          "kappa": {"value": 0.8, "ci": [0.7, 0.9], "n": 50}}},
+                                        "ranking": ["j1"]})
+    summary = build_summary(run, make_config(tmp_path))
+    assert "judge_not_validated" not in kinds(summary) and summary["judge"]["validated"] is True
+    run.write_json("calibration.json", {"judges": {"j1": {"validated": False, "min_kappa": 0.6, "n": 50,
+                                                          "kappa": {"value": 0.3, "ci": [0.1, 0.5], "n": 50}}},
+                                        "ranking": ["j1"]})
+    found = [d for d in build_summary(run, make_config(tmp_path))["diagnoses"] if d["kind"] == "judge_not_validated"]
+    assert found and "0.30" in found[0]["message"]
