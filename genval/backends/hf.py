@@ -17,7 +17,7 @@ from typing import Iterator
 
 from genval.backends.base import Backend, Completion, Params, Request
 from genval.backends.labels import label_scores
-from genval.backends.ops import peak_memory
+from genval.backends.ops import peak_memory, reset_peak_memory
 from genval.errors import GenvalError
 
 AUTO_BATCH_START = {"cuda": 64, "cpu": 16}
@@ -98,6 +98,8 @@ class HFBackend(Backend):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = self._resolve_device()
+        self._free()  # whatever an earlier role left behind is not this model's memory
+        reset_peak_memory(self.device)
         dtype = "auto" if self.config.dtype == "auto" else getattr(torch, self.config.dtype)
         kwargs = {"revision": self.config.revision, "trust_remote_code": self.config.trust_remote_code}
         try:
@@ -111,8 +113,6 @@ class HFBackend(Backend):
         self.tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        if self.device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats(self.device)
         if self.config.chat_template is True and not self.tokenizer.chat_template:
             raise GenvalError(f"model '{self.config.model}': 'chat_template: true' but its tokenizer has no chat "
                               "template (set 'chat_template: false' to send the raw prompt)")

@@ -15,22 +15,54 @@ from genval.backends.base import CallStats, Completion
 from genval.config import Price
 
 # The figures where a smaller number is better, and so a saving is (teacher − student) / teacher.
-SAVED = ("latency_p50_s", "latency_p95_s", "latency_mean_s", "cost_per_1k_calls", "peak_memory_bytes",
-         "parameters", "weight_bytes")
+SAVED = ("latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_mean_s", "cost_per_1k_calls",
+         "peak_memory_bytes", "parameters", "weight_bytes")
+
+
+def reset_peak_memory(device: str | None) -> None:
+    """Starts a fresh peak-memory measurement, so a student loaded after its teacher is not charged for it.
+
+    CUDA: torch's peak counters. CPU on Linux: writing 5 to /proc/self/clear_refs resets the
+    process's peak RSS (VmHWM; proc(5), Linux ≥ 4.0). Elsewhere the peak cannot be reset.
+    """
+    if device and device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def _vm_hwm() -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # reported in kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def peak_memory(device: str | None) -> dict:
-    """Gives the peak memory the model needed: CUDA's max allocated bytes on a GPU, else the process's peak RSS.
+    """Gives the peak memory since the last reset: CUDA's max allocated bytes on a GPU, else the peak RSS.
 
-    Peak RSS covers the whole process (Python, libraries, any model loaded before), so on CPU
-    it is an upper bound on the model's own need; `memory_kind` says which was measured.
+    Peak RSS covers the whole process (Python, libraries, the model), so on CPU it is an upper
+    bound on the model's own need; `memory_kind` says which was measured.
     """
     if device and device.startswith("cuda"):
         import torch
 
         return {"peak_memory_bytes": int(torch.cuda.max_memory_allocated(device)), "memory_kind": "cuda_max_allocated"}
+    hwm = _vm_hwm()
+    if hwm is not None:
+        return {"peak_memory_bytes": hwm, "memory_kind": "process_peak_rss"}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports kilobytes, macOS bytes (getrusage(2)).
+    # getrusage(2): Linux reports kilobytes, macOS bytes; this peak is never reset.
     return {"peak_memory_bytes": int(rss if sys.platform == "darwin" else rss * 1024), "memory_kind": "process_peak_rss"}
 
 
@@ -100,4 +132,6 @@ def savings(ops: dict[str, dict]) -> dict:
         out[f"{key}_pct"] = (t - s) / t * 100 if t not in (None, 0) and s is not None else None
     t, s = teacher.get("requests_per_s"), student.get("requests_per_s")
     out["throughput_gain_pct"] = (s - t) / t * 100 if t and s is not None else None
+    t, s = teacher.get("output_tokens_per_s"), student.get("output_tokens_per_s")
+    out["output_tokens_per_s_gain_pct"] = (s - t) / t * 100 if t and s is not None else None
     return out
