@@ -1,0 +1,116 @@
+"""A load test of an OpenAI-compatible endpoint: latency and throughput as concurrency rises.
+
+At each concurrency level the same number of requests go out, at most that many at once,
+with no retries and no cache (a retry would hide the server's own latency). The figure
+that sets serving cost is the highest throughput whose P95 latency stays within the budget.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from genval.backends.base import Params, Request
+from genval.backends.openai import OpenAIBackend
+from genval.config import OpenAIModel
+from genval.errors import GenvalError
+
+
+def parse_levels(text: str) -> list[int]:
+    """Gives the concurrency levels of '1,2,4,8' as a sorted list of distinct positive ints."""
+    try:
+        levels = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise GenvalError(f"--concurrency '{text}': give whole numbers separated by commas, e.g. 1,2,4,8") from None
+    if not levels or levels[0] < 1:
+        raise GenvalError(f"--concurrency '{text}': every level should be 1 or more")
+    return levels
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """Gives the prompts of a file: one per line, or JSONL records with a 'prompt' field."""
+    path = Path(path)
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except OSError as exc:
+        raise GenvalError(f"{path}: cannot read the prompts ({exc.strerror})") from None
+    prompts = []
+    for n, line in enumerate(lines, start=1):
+        if line.lstrip().startswith("{"):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise GenvalError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record.get("prompt"), str):
+                raise GenvalError(f"{path}:{n}: a JSON line needs a string 'prompt'")
+            prompts.append(record["prompt"])
+        else:
+            prompts.append(line)
+    if not prompts:
+        raise GenvalError(f"{path}: no prompts in the file")
+    return prompts
+
+
+def run_level(model: OpenAIModel, prompts: list[str], n: int, max_tokens: int) -> dict:
+    """Gives one level's figures: n requests at `model.concurrency` at once."""
+    requests = [Request(id=str(i), prompt=prompts[i % len(prompts)], params=Params(max_tokens=max_tokens))
+                for i in range(n)]
+    started = time.perf_counter()
+    completions = list(OpenAIBackend(model).generate(requests))
+    wall = time.perf_counter() - started
+    ok = [c for c in completions if not c.error]
+    latencies = np.asarray([c.latency_s for c in ok], dtype=float)
+    p50, p95 = (np.percentile(latencies, [50, 95]) if len(latencies) else (None, None))
+    tokens = sum(c.completion_tokens or 0 for c in ok)
+    return {
+        "concurrency": model.concurrency, "requests": n, "errors": n - len(ok), "wall_s": wall,
+        "latency_p50_s": None if p50 is None else float(p50), "latency_p95_s": None if p95 is None else float(p95),
+        "requests_per_s": len(ok) / wall if wall > 0 else None,
+        "output_tokens_per_s": tokens / wall if wall > 0 and tokens else None,
+        "first_error": next((c.error for c in completions if c.error), None),
+    }
+
+
+def best_level(levels: list[dict], budget_s: float | None) -> dict | None:
+    """Gives the level with the highest throughput whose P95 is within the budget and that had no errors."""
+    fits = [lv for lv in levels if not lv["errors"] and lv["requests_per_s"]
+            and (budget_s is None or lv["latency_p95_s"] <= budget_s)]
+    return max(fits, key=lambda lv: lv["requests_per_s"]) if fits else None
+
+
+def loadtest(base_url: str, model: str, prompts: list[str], levels: list[int], requests: int, max_tokens: int,
+             budget_s: float | None, api_key_env: str | None = None, timeout_s: float = 60.0,
+             on_level=None) -> dict:
+    """Gives every level's P50/P95 and throughput, and the best level within the latency budget."""
+    results = []
+    for level in levels:
+        config = OpenAIModel(backend="openai", model=model, base_url=base_url, api_key_env=api_key_env,
+                             concurrency=level, max_retries=0, timeout_s=timeout_s)
+        results.append(run_level(config, prompts, requests, max_tokens))
+        if on_level:
+            on_level(results[-1])
+    return {"base_url": base_url, "model": model, "latency_budget_s": budget_s, "levels": results,
+            "best": best_level(results, budget_s)}
+
+
+def markdown(result: dict) -> str:
+    """Gives the load test as a Markdown table plus the one line that answers it."""
+
+    def num(value, fmt):
+        return "–" if value is None else format(value, fmt)
+
+    lines = ["| concurrency | P50 s | P95 s | requests/s | output tokens/s | errors |", "|---:|---:|---:|---:|---:|---:|"]
+    for lv in result["levels"]:
+        lines.append(f"| {lv['concurrency']} | {num(lv['latency_p50_s'], '.3f')} | {num(lv['latency_p95_s'], '.3f')} | "
+                     f"{num(lv['requests_per_s'], '.2f')} | {num(lv['output_tokens_per_s'], '.1f')} | {lv['errors']} |")
+    best, budget = result["best"], result["latency_budget_s"]
+    within = f" with P95 ≤ {budget:g} s" if budget is not None else ""
+    if best:
+        lines.append(f"\nBest{within}: concurrency {best['concurrency']}, {best['requests_per_s']:.2f} requests/s "
+                     f"(P95 {best['latency_p95_s']:.3f} s).")
+    else:
+        lines.append(f"\nNo level ran without errors{within}.")
+    return "\n".join(lines) + "\n"
