@@ -1,32 +1,230 @@
-"""Lexical overlap: sentence BLEU and chrF (sacrebleu), ROUGE-1/2/L F-measure (rouge-score's definition)."""
+"""Lexical overlap: sentence BLEU and chrF (sacrebleu), ROUGE-1/2/L F-measure (rouge-score's definition).
+
+The numbers are exactly those of sacrebleu's `sentence_bleu`/`sentence_chrf` and of
+`rouge_score.rouge_scorer.RougeScorer.score(target, prediction)`; what differs is the work done to
+get them. A text appears in two pairs (the student's output against the teacher and against the
+reference), so each distinct text is preprocessed and its reference n-grams extracted once, and a
+large batch is split by example over the machine's cores. ROUGE runs on `rouge-score-rs` (a Rust
+build of rouge-score with identical scores, on all cores) when installed, else on rouge-score
+with each distinct text tokenized and stemmed once.
+"""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
+
 from genval.metrics.registry import MetricContext, MetricResult, register
 
+PARALLEL_MIN_ROWS = 4000  # below this, starting worker processes costs more than it saves
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
-@register("bleu", options=("tokenize", "lowercase"))
+
+# --- sacrebleu: BLEU and chrF -------------------------------------------------------------
+def _sacrebleu_scorer(name: str, options: dict):
+    """Gives the sacrebleu metric object `sentence_bleu`/`sentence_chrf` would build with these options."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    if name == "bleu":
+        scorer = BLEU(effective_order=True, tokenize=options.get("tokenize"),
+                      lowercase=bool(options.get("lowercase", False)),
+                      smooth_method=options.get("smooth_method", "exp"))
+    else:
+        scorer = CHRF(char_order=int(options.get("char_order", CHRF.CHAR_ORDER)),
+                      word_order=int(options.get("word_order", CHRF.WORD_ORDER)),
+                      beta=int(options.get("beta", CHRF.BETA)), lowercase=bool(options.get("lowercase", False)))
+    scorer.num_refs = 1  # one reference per pair; sacrebleu records it in the signature
+    return scorer
+
+
+def _segment_stats(scorer, candidates: list[str], others: list[str]) -> list[list]:
+    """Gives sacrebleu's per-segment statistics, preprocessing and extracting each distinct reference once."""
+    prepared: dict[str, str] = {}
+    ref_info: dict[str, dict] = {}
+    stats = []
+    for cand, other in zip(candidates, others):
+        hyp = prepared.get(cand)
+        if hyp is None:
+            hyp = prepared[cand] = scorer._preprocess_segment(cand)
+        info = ref_info.get(other)
+        if info is None:
+            ref = prepared.get(other)
+            if ref is None:
+                ref = prepared[other] = scorer._preprocess_segment(other)
+            info = ref_info[other] = scorer._extract_reference_info([ref])
+        stats.append(scorer._compute_segment_statistics(hyp, info))
+    return stats
+
+
+def _stats_job(args) -> list[list]:
+    name, options, candidates, others = args
+    return _segment_stats(_sacrebleu_scorer(name, options), candidates, others)
+
+
+def _example_chunks(ids: list[str] | None, n_rows: int, n_chunks: int) -> list[list[int]]:
+    """Gives row indices split into chunks by example, so a worker sees every pair of its examples."""
+    if ids is None:
+        return [list(range(i, n_rows, n_chunks)) for i in range(n_chunks)]
+    distinct = {example: k % n_chunks for k, example in enumerate(dict.fromkeys(ids))}
+    chunks: list[list[int]] = [[] for _ in range(n_chunks)]
+    for row, example in enumerate(ids):
+        chunks[distinct[example]].append(row)
+    return [c for c in chunks if c]
+
+
+def workers() -> int:
+    """Gives the number of processes a large batch is split over: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def all_stats(name: str, options: dict, candidates: list[str], others: list[str], ids=None) -> list[list]:
+    """Gives sacrebleu's statistics for every row, on all cores when the batch is large."""
+    n_proc = workers()
+    if n_proc < 2 or len(candidates) < PARALLEL_MIN_ROWS:
+        return _segment_stats(_sacrebleu_scorer(name, options), candidates, others)
+    chunks = _example_chunks(ids, len(candidates), n_proc)
+    jobs = [(name, options, [candidates[i] for i in c], [others[i] for i in c]) for c in chunks]
+    out: list = [None] * len(candidates)
+    import multiprocessing
+
+    # fork: workers inherit the imported libraries instead of importing them again
+    with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("fork")) as pool:
+        for chunk, stats in zip(chunks, pool.map(_stats_job, jobs)):
+            for row, s in zip(chunk, stats):
+                out[row] = s
+    return out
+
+
+def _sacrebleu_metric(name: str, candidates, others, ctx: MetricContext) -> MetricResult:
+    scorer = _sacrebleu_scorer(name, ctx.options)
+    stats = all_stats(name, ctx.options, candidates, others, ctx.ids)
+    values = [scorer._aggregate_and_compute([s]).score for s in stats]
+    signature = str(scorer.get_signature())
+    summary = {}
+    if name == "bleu":  # corpus BLEU per pair: sacrebleu's corpus_score over the same statistics
+        corpus_scorer = _sacrebleu_scorer(name, {**ctx.options})
+        corpus_scorer.effective_order = False  # corpus_bleu's default
+        segments = ctx.segments or [("all", 0, len(stats))]
+        summary = {"corpus": {pair: {"bleu": corpus_scorer._aggregate_and_compute(stats[a:b]).score,
+                                     "signature": str(corpus_scorer.get_signature())}
+                              for pair, a, b in segments if b > a}}
+    return MetricResult({name: values}, {name: signature}, summary=summary)
+
+
+@register("bleu", options=("tokenize", "lowercase", "smooth_method"))
 def bleu(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
-    """Gives sentence BLEU (0–100) per pair, as sacrebleu's `sentence_bleu` computes it."""
-    from sacrebleu.metrics import BLEU
-
-    scorer = BLEU(effective_order=True, tokenize=ctx.options.get("tokenize"), lowercase=ctx.options.get("lowercase", False))
-    values = [scorer.sentence_score(c, [o]).score for c, o in zip(candidates, others)]
-    return MetricResult({"bleu": values}, {"bleu": str(scorer.get_signature())})
+    """Gives sentence BLEU (0–100) per pair as sacrebleu's `sentence_bleu` does, and corpus BLEU per pair."""
+    return _sacrebleu_metric("bleu", candidates, others, ctx)
 
 
-@register("rouge", options=("types", "stemmer"))
-def rouge(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
-    """Gives ROUGE F-measures per pair, as rouge-score's `RougeScorer.score(target, prediction)` does."""
+@register("chrf", options=("char_order", "word_order", "beta", "lowercase"))
+def chrf(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
+    """Gives sentence chrF (0–100) per pair, as sacrebleu's `sentence_chrf` computes it."""
+    return _sacrebleu_metric("chrf", candidates, others, ctx)
+
+
+# --- ROUGE --------------------------------------------------------------------------------
+def rouge_engine(requested: str | None = None) -> str:
+    """Gives the ROUGE implementation to use: 'rouge-score-rs' when installed (or asked), else 'rouge-score'."""
+    if requested not in (None, "auto", "rouge-score", "rouge-score-rs"):
+        from genval.errors import GenvalError
+
+        raise GenvalError(f"metrics.rouge.engine: '{requested}' is not one of auto, rouge-score, rouge-score-rs")
+    if requested == "rouge-score":
+        return requested
+    try:
+        import rouge_score_rs  # noqa: F401
+    except ImportError:
+        if requested == "rouge-score-rs":
+            from genval.errors import GenvalError
+
+            raise GenvalError("metrics.rouge.engine: rouge-score-rs is not installed (pip install rouge-score-rs)") from None
+        return "rouge-score"
+    return "rouge-score-rs"
+
+
+def other_script(text: str) -> bool:
+    """Gives True when most letters of `text` lie outside a–z, which rouge-score's tokenizer drops.
+
+    rouge-score lowercases and keeps only [a-z0-9] (rouge_score/tokenize.py), so Chinese, Cyrillic
+    or Arabic text loses its words and scores 0 whatever its quality.
+    """
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return False
+    foreign = sum(1 for ch in letters if not ("a" <= ch.lower() <= "z"))
+    return foreign * 2 > len(letters)
+
+
+def _rouge_python(types: list[str], stem: bool, candidates, others) -> list[dict]:
+    """Gives rouge-score's scores per pair, tokenizing and stemming each distinct text once."""
     from rouge_score import rouge_scorer
 
-    types = list(ctx.options.get("types", ["rouge1", "rouge2", "rougeL"]))
-    stem = bool(ctx.options.get("stemmer", True))
     scorer = rouge_scorer.RougeScorer(types, use_stemmer=stem)
-    columns = {t: [] for t in types}
-    for c, o in zip(candidates, others):
-        scores = scorer.score(o, c)
+    tokens: dict[str, list[str]] = {}
+
+    def tok(text):
+        found = tokens.get(text)
+        if found is None:
+            found = tokens[text] = scorer._tokenizer.tokenize(text)
+        return found
+
+    out = []
+    for cand, other in zip(candidates, others):
+        target, prediction = tok(other), tok(cand)
+        row = {}
         for t in types:
-            columns[t].append(scores[t].fmeasure)
-    sig = f"rouge-score|fmeasure|stemmer:{'yes' if stem else 'no'}"
-    return MetricResult(columns, {t: f"{t}|{sig}" for t in types})
+            if t == "rougeL":
+                row[t] = rouge_scorer._score_lcs(target, prediction)
+            else:
+                n = int(t[5:])
+                row[t] = rouge_scorer._score_ngrams(rouge_scorer._create_ngrams(target, n),
+                                                    rouge_scorer._create_ngrams(prediction, n))
+        out.append(row)
+    return out
+
+
+def rouge_scores(types: list[str], stem: bool, candidates, others, engine: str) -> list[dict]:
+    """Gives per pair {rouge type: Score}, as `RougeScorer(types, use_stemmer=stem).score(other, candidate)`."""
+    if engine == "rouge-score-rs":
+        from rouge_score_rs import RougeScorer
+
+        return RougeScorer(types, use_stemmer=stem).score_batch(list(others), list(candidates))
+    return _rouge_python(types, stem, candidates, others)
+
+
+@register("rouge", options=("types", "stemmer", "engine"))
+def rouge(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
+    """Gives ROUGE F-measures per pair, as rouge-score's `RougeScorer.score(target, prediction)` does.
+
+    A pair where either text is mostly in a script other than Latin gets NaN and a detail
+    instead of rouge-score's silent 0, and a note in metrics.json counts them.
+    """
+    types = list(ctx.options.get("types", ROUGE_TYPES))
+    for t in types:
+        if t not in ("rougeL", "rougeLsum") and not (t.startswith("rouge") and t[5:].isdigit()):
+            from genval.errors import GenvalError
+
+            raise GenvalError(f"metrics.rouge.types: unknown ROUGE type '{t}' (use rouge1…rouge9, rougeL, rougeLsum)")
+    stem = bool(ctx.options.get("stemmer", True))
+    engine = rouge_engine(ctx.options.get("engine"))
+    if engine == "rouge-score" and "rougeLsum" in types:
+        engine = "rouge-score-rs"  # the memoised path covers n-grams and rougeL only
+    foreign = {text: other_script(text) for text in set(candidates) | set(others)}
+    scores = rouge_scores(types, stem, candidates, others, engine)
+    columns = {t: [] for t in types}
+    details = []
+    for cand, other, row in zip(candidates, others, scores):
+        bad = foreign[cand] or foreign[other]
+        details.append("text mostly outside a-z: rouge-score keeps only [a-z0-9] and would give 0" if bad else None)
+        for t in types:
+            columns[t].append(float("nan") if bad else row[t].fmeasure)
+    sig = f"rouge-score|fmeasure|stemmer:{'yes' if stem else 'no'}|tokenizer:default[a-z0-9]"
+    n_bad = sum(d is not None for d in details)
+    notes = [f"rouge: {n_bad} of {len(details)} pairs have text mostly outside a-z; their ROUGE is NaN, not 0 "
+             "(rouge-score keeps only [a-z0-9])"] if n_bad else []
+    return MetricResult(columns, {t: f"{t}|{sig}" for t in types}, details={t: details for t in types},
+                        summary={"engine": {"rouge": engine}}, notes=notes)

@@ -22,6 +22,11 @@ class MetricContext:
     labels: list[str] | None = None
     label_field: str | None = None
     cache_dir: str | None = None
+    # The stage scores all pairs of a metric in one call (so a text shared by two pairs is
+    # tokenized or embedded once); `segments` says which rows belong to which pair, and `ids`
+    # gives each row's example id, for metrics that summarise per pair or split work by example.
+    segments: list[tuple[str, int, int]] = field(default_factory=list)  # (pair, start, end)
+    ids: list[str] | None = None
 
 
 @dataclass
@@ -31,6 +36,8 @@ class MetricResult:
     values: dict[str, list[float | None]]
     settings: dict[str, str]  # column name → signature
     details: dict[str, list[str | None]] = field(default_factory=dict)  # column name → per-row note
+    summary: dict[str, Any] = field(default_factory=dict)  # corpus-level numbers, merged into metrics.json
+    notes: list[str] = field(default_factory=list)  # warnings for the user, kept in metrics.json
 
 
 @dataclass

@@ -1,9 +1,12 @@
-"""The score stage: every configured metric for every pair the data allows.
+"""The score stage: every configured metric for every pair the data allows, and classification.
 
-Reads `examples` and `outputs`; writes `scores` (one row per example × pair × metric) and
-`metrics.json` (each metric column's settings). Pairs: `<role>~teacher` for each candidate
-(fidelity), `<role>~reference` for each role where the example has a reference (task
-quality); a single-output metric (format checks) is scored per role, with the role as pair.
+Reads `examples` and `outputs`; writes `scores` (one row per example × pair × metric),
+`metrics.json` (each metric column's settings, corpus-level numbers per pair, warnings) and,
+for a classification task or an extraction `label_field`, `classification.json`. Pairs:
+`<role>~teacher` for each candidate (fidelity), `<role>~reference` for each role where the
+example has a reference (task quality); a single-output metric (format checks) is scored per
+role, with the role as pair. All pairs of one metric go to it in one call, so a text that
+appears in two pairs is tokenized or embedded once.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import pandas as pd
 
 from genval.config import RunConfig
-from genval.metrics.registry import MetricContext, get_metric
+from genval.metrics.registry import MetricContext, MetricResult, get_metric
 from genval.progress import Progress
 from genval.run import Run
 
@@ -35,8 +38,31 @@ def pair_texts(examples: pd.DataFrame, outputs: pd.DataFrame, roles: list[str]) 
     return pairs
 
 
+def _stack(jobs: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[tuple[str, int, int]]]:
+    """Gives all jobs' rows in one frame (with a `pair` column) and each pair's (name, start, end)."""
+    frames, segments, start = [], [], 0
+    for pair, frame in jobs.items():
+        if len(frame):
+            frames.append(frame.assign(pair=pair))
+            segments.append((pair, start, start + len(frame)))
+            start += len(frame)
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), segments
+
+
+def _rows(result: MetricResult, batch: pd.DataFrame) -> list[pd.DataFrame]:
+    frames = []
+    for column, values in result.values.items():
+        details = result.details.get(column)
+        frames.append(pd.DataFrame({
+            "id": batch["id"].values, "pair": batch["pair"].values, "metric": column,
+            "value": pd.array([None if v is None else float(v) for v in values], dtype="Float64"),
+            "detail": details if details is not None else [None] * len(values),
+        }))
+    return frames
+
+
 def score(run: Run, config: RunConfig, progress: Progress) -> dict:
-    """Scores every pair with every configured metric; gives the stage's record (settings per column)."""
+    """Scores every pair with every configured metric, then labels; gives the stage's record."""
     examples = run.read_table("examples")
     outputs = run.read_table("outputs")
     roles = config.roles
@@ -44,33 +70,60 @@ def score(run: Run, config: RunConfig, progress: Progress) -> dict:
     ok = outputs[outputs["error"].isna()]
     singles = {role: ok[ok["role"] == role][["id", "text"]].fillna({"text": ""}) for role in roles}
     schema = config.load_schema()
-    frames, settings = [], {}
     specs = config.metric_specs
-    units = sum(len(p) for p in pairs.values()) * sum(get_metric(s.name).kind == "pair" for s in specs) + \
-        sum(len(s) for s in singles.values()) * sum(get_metric(s.name).kind == "single" for s in specs)
+    metrics = [get_metric(s.name) for s in specs]
+    frames, summary = [], {"settings": {}}
+    units = sum(len(p) for p in pairs.values()) * sum(m.kind == "pair" for m in metrics) + \
+        sum(len(s) for s in singles.values()) * sum(m.kind == "single" for m in metrics)
     with progress.bar("score", total=units) as bar:
-        for spec in specs:
-            metric = get_metric(spec.name)
+        for spec, metric in zip(specs, metrics):
+            batch, segments = _stack(pairs if metric.kind == "pair" else singles)
+            if not len(batch):
+                continue
             ctx = MetricContext(task=config.task, options=spec.options, schema=schema, labels=config.labels,
-                                label_field=config.label_field, cache_dir=str(run.root))
-            jobs = pairs.items() if metric.kind == "pair" else singles.items()
-            for pair, frame in jobs:
-                if not len(frame):
-                    continue
-                if metric.kind == "pair":
-                    result = metric.func(frame["candidate"].tolist(), frame["other"].tolist(), ctx)
-                else:
-                    result = metric.func(frame["text"].tolist(), ctx)
-                settings.update(result.settings)
-                for column, values in result.values.items():
-                    details = result.details.get(column)
-                    frames.append(pd.DataFrame({
-                        "id": frame["id"].values, "pair": pair, "metric": column,
-                        "value": pd.array(values, dtype="Float64"),
-                        "detail": details if details is not None else [None] * len(values),
-                    }))
-                bar.update(len(frame))
+                                label_field=config.label_field, cache_dir=str(run.root), segments=segments,
+                                ids=batch["id"].tolist())
+            if metric.kind == "pair":
+                result = metric.func(batch["candidate"].tolist(), batch["other"].tolist(), ctx)
+            else:
+                result = metric.func(batch["text"].tolist(), ctx)
+            _merge(summary, result)
+            frames.extend(_rows(result, batch))
+            bar.update(len(batch))
+    record = {}
+    from genval.metrics import classification
+
+    if classification.applies(config):
+        frames.append(_classify(run, config, examples, outputs, progress))
+        record["classification"] = True
+    elif run.has("classification.json"):
+        run.path("classification.json").unlink()  # a stale one from an earlier config would mislead
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
     run.write_table("scores", scores[SCORE_COLUMNS])
-    run.write_json("metrics.json", {"settings": settings})
-    return {"rows": len(scores)}
+    run.write_json("metrics.json", summary)
+    for note in summary.get("warnings", []):
+        progress.say(f"score: {note}")
+    return {"rows": len(scores), **record}
+
+
+def _merge(summary: dict, result: MetricResult) -> None:
+    """Adds a metric's settings, corpus numbers and notes to metrics.json's content."""
+    summary["settings"].update(result.settings)
+    for key, value in result.summary.items():
+        if isinstance(value, dict):
+            summary.setdefault(key, {}).update(value)
+        else:
+            summary[key] = value
+    if result.notes:
+        summary.setdefault("warnings", []).extend(result.notes)
+
+
+def _classify(run: Run, config: RunConfig, examples, outputs, progress: Progress) -> pd.DataFrame:
+    """Writes classification.json; gives its per-example rows for the scores table."""
+    from genval.metrics.classification import label_table, score_rows
+    from genval.metrics.classification_summary import summarise
+
+    progress.say("score: classification (labels, calibration, bootstrap intervals)")
+    table, labels = label_table(examples, outputs, config)
+    run.write_json("classification.json", summarise(table, labels, config))
+    return score_rows(table)

@@ -1,13 +1,19 @@
-"""Format checks for extraction: does the output parse as JSON."""
+"""Format and extraction: does the output parse as JSON, does it follow the schema, are its fields right.
+
+Format adherence (json_valid, schema_valid) is kept apart from content (fields): an output that
+breaks the schema is a format failure, and its fields still score wherever they can be read.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 
+from genval.errors import GenvalError
 from genval.metrics.registry import MetricContext, MetricResult, register
 
 FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
+UNREADABLE = "format failure: no JSON object can be read from the output"
 
 
 def parse_json(text: str):
@@ -25,6 +31,22 @@ def parse_json(text: str):
     return None, False
 
 
+def read_object(text: str) -> dict | None:
+    """Gives the JSON object an output holds, reading leniently (fence, or the outermost {...}); None if none."""
+    value, _ = parse_json(text)
+    if isinstance(value, dict):
+        return value
+    if value is None and text:
+        start, end = text.find("{"), text.rfind("}")
+        if 0 <= start < end:  # prose around the object: still readable for content scoring
+            try:
+                value = json.loads(text[start:end + 1])
+            except json.JSONDecodeError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
+
+
 @register("json_valid", kind="single")
 def json_valid(candidates: list[str], ctx: MetricContext) -> MetricResult:
     """Gives 1 where the output parses as JSON (bare or fenced), and `json_fenced` = 1 where it needed the fence."""
@@ -36,3 +58,138 @@ def json_valid(candidates: list[str], ctx: MetricContext) -> MetricResult:
         fenced.append(1.0 if was_fenced else 0.0)
     sig = "json.loads|fence:markdown"
     return MetricResult({"json_valid": valid, "json_fenced": fenced}, {"json_valid": sig, "json_fenced": sig})
+
+
+def _path(error) -> str:
+    """Gives a JSON-path-like location ('$.items[2].price') of a jsonschema error."""
+    out = "$"
+    for part in error.absolute_path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+@register("schema_valid", kind="single")
+def schema_valid(candidates: list[str], ctx: MetricContext) -> MetricResult:
+    """Gives 1 where the output parses and validates against the task's JSON Schema, with the failing path and reason."""
+    import jsonschema
+    from jsonschema.exceptions import best_match
+
+    if ctx.schema is None:
+        raise GenvalError("metrics: 'schema_valid' needs the task's JSON Schema: add 'schema: path/to/schema.json' to the config")
+    cls = jsonschema.validators.validator_for(ctx.schema)
+    try:
+        cls.check_schema(ctx.schema)
+    except jsonschema.SchemaError as exc:
+        raise GenvalError(f"schema: not a valid JSON Schema ({exc.message})") from None
+    validator = cls(ctx.schema)
+    values, details = [], []
+    for text in candidates:
+        value, _ = parse_json(text)
+        if value is None and (text or "").strip() != "null":
+            values.append(0.0)
+            details.append("not JSON")
+            continue
+        error = best_match(validator.iter_errors(value))
+        values.append(0.0 if error else 1.0)
+        details.append(f"{_path(error)}: {error.message}" if error else None)
+    from importlib.metadata import version
+
+    sig = f"jsonschema:{version('jsonschema')}|{cls.__name__}|best_match"
+    return MetricResult({"schema_valid": values}, {"schema_valid": sig}, details={"schema_valid": details})
+
+
+# --- fields -------------------------------------------------------------------------------
+def normalise(value):
+    """Gives a field value in the form compared for exact match.
+
+    Strings: Unicode casefolded, whitespace trimmed and collapsed ("  Foo  Bar" == "foo bar");
+    numbers: as float (1 == 1.0); booleans and null as themselves; lists and objects with their
+    items normalised the same way (order of list items kept, since order can carry meaning).
+    """
+    if isinstance(value, str):
+        return " ".join(value.split()).casefold()
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, list):
+        return [normalise(v) for v in value]
+    if isinstance(value, dict):
+        return {k: normalise(v) for k, v in sorted(value.items())}
+    return value
+
+
+def field_names(ctx: MetricContext, golds: list[dict | None]) -> list[str]:
+    """Gives the fields to score: the schema's top-level properties, else every key the gold objects have."""
+    if ctx.schema and isinstance(ctx.schema.get("properties"), dict):
+        return list(ctx.schema["properties"])
+    names: dict[str, None] = {}
+    for gold in golds:
+        for key in gold or {}:
+            names[key] = None
+    return list(names)
+
+
+def _f1(tp: int, fp: int, fn: int) -> float | None:
+    """Gives F1 = 2TP / (2TP + FP + FN), None when there is nothing to count."""
+    return None if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def _counts(pred: dict, gold: dict, name: str) -> tuple[int, int, int, int]:
+    """Gives (match, tp, fp, fn) for one field; a null or missing value counts as 'not filled'."""
+    p = normalise(pred.get(name)) if name in pred else None
+    g = normalise(gold.get(name)) if name in gold else None
+    match = int(p == g)
+    if match:
+        return 1, int(g is not None), 0, 0
+    return 0, 0, int(p is not None), int(g is not None)
+
+
+@register("fields", options=("fields",))
+def fields(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
+    """Gives per-field exact match, per-example field accuracy and F1; micro/macro F1 per pair in the summary.
+
+    A field counts as filled when its value is not null. Per field: match = normalised values
+    equal (both null counts as a match); TP = filled and matching, FP = filled and wrong, FN =
+    the gold filled and the output wrong or empty (slot filling, as in entity extraction).
+    """
+    golds = [read_object(o) for o in others]
+    names = list(ctx.options.get("fields") or field_names(ctx, golds))
+    cols: dict[str, list] = {f"field:{n}": [] for n in names}
+    cols.update(fields_accuracy=[], fields_f1=[])
+    details: list[str | None] = []
+    per_row = []  # (row, {name: (match, tp, fp, fn)}) of the rows that could be scored
+    for row, (text, gold) in enumerate(zip(candidates, golds)):
+        pred = read_object(text)
+        if pred is None or gold is None:
+            for col in cols.values():
+                col.append(float("nan"))
+            details.append(UNREADABLE if pred is None else "the other side holds no JSON object")
+            continue
+        counts = {n: _counts(pred, gold, n) for n in names}
+        per_row.append((row, counts))
+        for n, (match, *_rest) in counts.items():
+            cols[f"field:{n}"].append(float(match))
+        cols["fields_accuracy"].append(sum(c[0] for c in counts.values()) / len(names) if names else float("nan"))
+        f1 = _f1(*(sum(c[i] for c in counts.values()) for i in (1, 2, 3)))
+        cols["fields_f1"].append(1.0 if f1 is None else f1)  # nothing filled on either side: all agree
+        details.append(None)
+    summary = {"fields": {pair: _field_summary(names, [c for r, c in per_row if a <= r < b], b - a)
+                          for pair, a, b in (ctx.segments or [("all", 0, len(candidates))])}}
+    sig = "fields|exact-match|normalise:casefold,strip,collapse-space,number-as-float|null=not-filled"
+    return MetricResult(cols, {c: sig for c in cols}, details={c: details for c in cols}, summary=summary)
+
+
+def _field_summary(names: list[str], rows: list[dict], n_rows: int) -> dict:
+    """Gives per-field accuracy and F1, and micro/macro F1 over fields, for one pair."""
+    per_field = {}
+    total = [0, 0, 0]
+    for n in names:
+        match = sum(r[n][0] for r in rows)
+        tp, fp, fn = (sum(r[n][i] for r in rows) for i in (1, 2, 3))
+        total = [total[0] + tp, total[1] + fp, total[2] + fn]
+        per_field[n] = {"accuracy": match / len(rows) if rows else None, "f1": _f1(tp, fp, fn),
+                        "tp": tp, "fp": fp, "fn": fn}
+    macro = [v["f1"] for v in per_field.values() if v["f1"] is not None]
+    return {"n": len(rows), "unreadable": n_rows - len(rows), "micro_f1": _f1(*total),
+            "macro_f1": sum(macro) / len(macro) if macro else None, "per_field": per_field}

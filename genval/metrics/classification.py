@@ -1,0 +1,125 @@
+"""Classification: how well the student's labels and label probabilities match the teacher's and the gold.
+
+Sources. A `classification` task takes the gold from each example's `label` and reads an
+output's text as its predicted label (case and surrounding whitespace, quotes and a final
+period ignored); where the text is no label of the set, the argmax of the output's
+`label_probs` stands in, and where there are none the prediction is unparsed (counted wrong).
+An `extraction` task with `label_field` reads the field from the output's JSON object and the
+gold from the reference object's field, else from `label`.
+
+Gives `classification.json` (overall and per slice, with bootstrap CIs) and per-example rows for
+the scores table: `label_correct` (teacher~reference, student~reference), `label_agree` and
+`kl` (student~teacher).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from genval.config import RunConfig
+from genval.metrics import probabilities as pr
+from genval.metrics.structure import read_object
+
+ONLY_STUDENT_WRONG_WARN = 0.05  # the share above which the error analysis warns (issue 4)
+SWEEP = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+
+
+def applies(config: RunConfig) -> bool:
+    """Gives True when the run has labels to score: a classification task, or an extraction `label_field`."""
+    return config.task == "classification" or bool(config.label_field)
+
+
+def _norm(text) -> str:
+    return " ".join(str(text).split()).strip("\"'`").rstrip(".").strip().casefold()
+
+
+def _match(value, labels: list[str]) -> str | None:
+    """Gives the label of the set that `value` names, ignoring case and spacing; None if none."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    key = _norm(value)
+    return next((label for label in labels if _norm(label) == key), None)
+
+
+def _probs(text, labels: list[str]) -> np.ndarray | None:
+    """Gives an output's label_probs as a vector over `labels` (absent labels 0), renormalised; None if absent."""
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return None
+    data = json.loads(text) if isinstance(text, str) else text
+    vec = np.array([float(data.get(label, 0.0)) for label in labels])
+    total = vec.sum()
+    return vec / total if total > 0 else None
+
+
+def _gold(row, config: RunConfig) -> str | None:
+    if config.task == "extraction":
+        ref = read_object(row.reference) if isinstance(row.reference, str) else None
+        if ref is not None and ref.get(config.label_field) is not None:
+            return str(ref[config.label_field])
+    return row.label if isinstance(row.label, str) else None
+
+
+def label_set(config: RunConfig, golds, preds) -> list[str]:
+    """Gives the label set: the config's `labels`, else every label seen in gold or outputs, sorted."""
+    if config.labels:
+        return list(config.labels)
+    seen = {str(v) for v in [*golds, *preds] if v is not None}
+    return sorted(seen)
+
+
+def label_table(examples: pd.DataFrame, outputs: pd.DataFrame, config: RunConfig) -> tuple[pd.DataFrame, list[str]]:
+    """Gives one row per example with the gold label, each role's predicted label and probability vector."""
+    ok = outputs[outputs["error"].isna()]
+    table = examples[["id"] + [c for c in examples.columns if c.startswith("slice_")]].copy()
+    table["gold_raw"] = [_gold(r, config) for r in examples.itertuples()]
+    raw_preds = {}
+    for role in ("teacher", "student"):
+        part = ok[ok["role"] == role].set_index("id")
+        texts = part["text"].reindex(table["id"])
+        if config.task == "extraction":
+            raw = [(read_object(t) or {}).get(config.label_field) if isinstance(t, str) else None for t in texts]
+        else:
+            raw = [t if isinstance(t, str) else None for t in texts]
+        raw_preds[role] = raw
+        table[f"{role}_present"] = table["id"].isin(part.index).values
+        table[f"{role}_probs_raw"] = part["label_probs"].reindex(table["id"]).values if "label_probs" in part else None
+    labels = label_set(config, table["gold_raw"], [v for r in raw_preds.values() for v in r
+                                                   if not isinstance(v, (dict, list))])
+    table["gold"] = [_match(g, labels) if g is not None else None for g in table["gold_raw"]]
+    for role in ("teacher", "student"):
+        probs = [_probs(p, labels) for p in table[f"{role}_probs_raw"]]
+        table[f"{role}_probs"] = probs
+        preds = []
+        for value, p in zip(raw_preds[role], probs):
+            label = _match(value, labels)
+            if label is None and p is not None and config.task == "classification":
+                label = labels[int(np.argmax(p))]  # the text names no label: the probabilities decide
+            preds.append(label)
+        table[role] = preds
+    return table, labels
+
+
+def score_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Gives the per-example rows for the scores table: label_correct, label_agree, kl."""
+    frames = []
+    has_gold = table["gold"].notna()
+    for role in ("teacher", "student"):
+        rows = table[has_gold & table[f"{role}_present"]]
+        frames.append(pd.DataFrame({"id": rows["id"], "pair": f"{role}~reference", "metric": "label_correct",
+                                    "value": (rows[role] == rows["gold"]).astype(float), "detail": [
+                                        None if p is not None else "no label could be read" for p in rows[role]]}))
+    both = table[table["teacher_present"] & table["student_present"]]
+    frames.append(pd.DataFrame({"id": both["id"], "pair": "student~teacher", "metric": "label_agree",
+                                "value": [float(s is not None and s == t) for s, t in zip(both["student"], both["teacher"])],
+                                "detail": None}))
+    probs = both[[t is not None and s is not None for t, s in zip(both["teacher_probs"], both["student_probs"])]]
+    if len(probs):
+        kl = pr.kl_per_example(np.stack(probs["teacher_probs"]), np.stack(probs["student_probs"]))
+        frames.append(pd.DataFrame({"id": probs["id"], "pair": "student~teacher", "metric": "kl",
+                                    "value": kl, "detail": f"KL(teacher||student)|nats|eps:{pr.EPSILON:g}"}))
+    out = pd.concat(frames, ignore_index=True)
+    out["value"] = pd.array(out["value"], dtype="Float64")
+    return out

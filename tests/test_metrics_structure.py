@@ -1,0 +1,87 @@
+"""Format checks and field scoring, against hand-worked cases."""
+
+import json
+import math
+
+import pytest
+
+from genval.errors import GenvalError
+from genval.metrics import structure
+from genval.metrics.registry import MetricContext
+
+SCHEMA = {
+    "type": "object", "required": ["name", "items"],
+    "properties": {
+        "name": {"type": "string"},
+        "items": {"type": "array", "items": {"type": "object", "properties": {"price": {"type": "number"}},
+                                             "required": ["price"]}},
+        "note": {"type": ["string", "null"]},
+    },
+}
+
+
+def test_json_valid_and_fenced_apart():
+    texts = ['{"a": 1}', '```json\n{"a": 1}\n```', "not json", "", "null", "```\n[1, 2]\n```"]
+    result = structure.json_valid(texts, MetricContext(task="extraction"))
+    assert result.values["json_valid"] == [1, 1, 0, 0, 1, 1]
+    assert result.values["json_fenced"] == [0, 1, 0, 0, 0, 1]
+
+
+def test_schema_valid_keeps_nested_path_and_reason():
+    texts = [
+        json.dumps({"name": "x", "items": [{"price": 1}, {"price": 2.5}]}),
+        json.dumps({"name": "x", "items": [{"price": 1}, {"price": "two"}]}),
+        json.dumps({"items": []}),
+        "Sure! here it is",
+    ]
+    result = structure.schema_valid(texts, MetricContext(task="extraction", schema=SCHEMA))
+    assert result.values["schema_valid"] == [1, 0, 0, 0]
+    details = result.details["schema_valid"]
+    assert details[0] is None
+    assert details[1].startswith("$.items[1].price:") and "'two' is not of type 'number'" in details[1]
+    assert details[2].startswith("$:") and "'name' is a required property" in details[2]
+    assert details[3] == "not JSON"
+
+
+def test_schema_valid_without_schema_is_a_user_error():
+    with pytest.raises(GenvalError, match="schema"):
+        structure.schema_valid(["{}"], MetricContext(task="extraction"))
+
+
+def test_fields_by_hand():
+    gold = json.dumps({"name": "Acme  Corp", "items": [{"price": 1}], "note": None})
+    cands = [
+        json.dumps({"name": "acme corp", "items": [{"price": 1.0}], "note": None}),  # all match after normalising
+        json.dumps({"name": "Other", "items": [{"price": 1}], "note": "extra"}),  # name wrong, note filled wrongly
+        'Here: {"name": "Acme Corp", "items": "none"}',  # prose around it, breaks the schema: still read
+        "I cannot help with that",  # unreadable: a format failure, not scored for content
+    ]
+    ctx = MetricContext(task="extraction", schema=SCHEMA, segments=[("student~reference", 0, 4)])
+    result = structure.fields(cands, [gold] * 4, ctx)
+    v = result.values
+    assert v["field:name"][:3] == [1, 0, 1]
+    assert v["field:items"][:3] == [1, 1, 0]
+    assert v["field:note"][:3] == [1, 0, 1]  # both null is a match
+    assert v["fields_accuracy"][:3] == pytest.approx([1, 1 / 3, 2 / 3])
+    # row 2: tp items=1, fp name+note=2, fn name=1 → F1 = 2/(2+2+1)
+    assert v["fields_f1"][1] == pytest.approx(2 / 5)
+    # row 3: tp name=1, fp items=1, fn items=1 → 2/(2+1+1)
+    assert v["fields_f1"][2] == pytest.approx(2 / 4)
+    assert all(math.isnan(col[3]) for col in v.values())
+    assert result.details["fields_f1"][3] == structure.UNREADABLE
+    summary = result.summary["fields"]["student~reference"]
+    assert summary["n"] == 3 and summary["unreadable"] == 1
+    # name: tp 2 (rows 1, 3), fn 1 (row 2), fp 1 (row 2) → F1 = 4/6
+    assert summary["per_field"]["name"]["f1"] == pytest.approx(4 / 6)
+    # micro over all fields: tp = 2+2+0 (name, items; note never filled on gold) fp = 1+1+1, fn = 1+1
+    assert summary["micro_f1"] == pytest.approx(2 * 4 / (2 * 4 + 3 + 2))
+    per = summary["per_field"]
+    assert summary["macro_f1"] == pytest.approx((per["name"]["f1"] + per["items"]["f1"] + per["note"]["f1"]) / 3)
+    assert per["note"]["f1"] == 0.0  # one false positive, nothing to find
+
+
+def test_normalise():
+    assert structure.normalise("  Foo   BAR ") == "foo bar"
+    assert structure.normalise(1) == structure.normalise(1.0)
+    assert structure.normalise(True) is True and structure.normalise(None) is None
+    assert structure.normalise({"b": [" X "], "a": None}) == {"a": None, "b": ["x"]}
