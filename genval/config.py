@@ -117,9 +117,10 @@ class JudgeRef(Strict):
     model: ModelConfig
     name: str | None = None
     pairs: list[str] = Field(default_factory=lambda: ["student~teacher"])
-    samples: int = Field(1, ge=1)
-    swap: bool = True
-    min_kappa: float = Field(0.6, ge=-1, le=1)
+    samples: int = Field(1, ge=1)  # repeated draws per item: majority verdict, mean score, spread
+    swap: bool = True  # pairwise mode: ask in both orders; a verdict that flips is a tie
+    min_kappa: float = Field(0.6, ge=-1, le=1)  # validated when kappa's CI lower end reaches this
+    aspect: str | None = None  # the human-rated aspect to judge (overrides the judge file's)
 
 
 class GateRule(Strict):

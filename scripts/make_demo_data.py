@@ -9,6 +9,9 @@ from simulated annotators (a noisy reading of whether the student's fields match
 teacher's), and are marked as simulated in every record's note.
 
     python scripts/make_demo_data.py            # writes data/demo/ and human_labels/demo.jsonl
+
+The simulated judge (data/demo/judge.jsonl, a replay of judges/extraction_equivalence.yaml)
+draws from its own seeded stream, so adding it left the other files byte-identical.
 """
 
 from __future__ import annotations
@@ -161,6 +164,51 @@ def human_labels(tickets, teacher, student, rng: np.random.Generator, n: int = 1
     return records
 
 
+FIELDS = ("category", "severity", "order_id", "refund", "summary")
+
+
+def _judge_answer(student: str, teacher: str, rng: np.random.Generator) -> str:
+    """Gives one simulated judge answer in judges/extraction_equivalence.yaml's format.
+
+    The judge reads the fields as people do, but misreads 6 % of items, leans towards
+    "equivalent" when the student's output is longer than the teacher's (a length bias of
+    +12 points), and 2 % of its answers are unparseable (cut off, or no verdict).
+    """
+    try:
+        s_obj, t_obj = json.loads(student), json.loads(teacher)
+    except json.JSONDecodeError:
+        s_obj, t_obj = None, json.loads(teacher)
+    if not isinstance(s_obj, dict):
+        fields = {k: "different" for k in FIELDS}
+    else:
+        fields = {k: "same" if s_obj.get(k) == t_obj.get(k) or k == "summary" else "different" for k in FIELDS}
+    same = all(v == "same" for v in fields.values())
+    if rng.random() < 0.06:
+        same = not same
+    elif not same and len(student) > len(teacher) and rng.random() < 0.12:
+        same = True
+    if same:
+        fields = {k: "same" for k in FIELDS}
+    elif all(v == "same" for v in fields.values()):
+        fields[str(rng.choice(FIELDS[:4]))] = "different"
+    body = json.dumps({"fields": fields, "verdict": "equivalent" if same else "not_equivalent"})
+    u = rng.random()
+    if u < 0.01:
+        return body[: len(body) // 2]  # cut off mid-object
+    if u < 0.02:
+        return "The extractions mostly agree, but I cannot tell about the summary."
+    if u < 0.35:
+        return "Comparing field by field:\n```json\n" + body + "\n```"
+    return body
+
+
+def judge_replay(tickets, teacher, student, seed: int) -> list[dict]:
+    """Gives the demo judge's replay records, keyed by the judge stage's request ids."""
+    rng = np.random.default_rng([seed, 5])  # its own stream: the files above stay byte-identical
+    return [{"id": f"{t['id']}|student~teacher|ab|0", "text": _judge_answer(s["text"], te["text"], rng)}
+            for t, te, s in zip(tickets, teacher, student)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=400)
@@ -197,6 +245,9 @@ def main() -> None:
         },
     }
     (args.out / "schema.json").write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
+    with open(args.out / "judge.jsonl", "w", encoding="utf-8") as fh:
+        for row in judge_replay(tickets, teacher, student, args.seed):
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     print(f"wrote {len(tickets)} tickets, teacher/student replays and {len(labels)} human ratings to {args.out}")
 
 

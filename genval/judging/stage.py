@@ -1,25 +1,113 @@
 """The judge stage: asks each configured judge about each pair, then checks the judge against humans.
 
-Reads `examples` and `outputs`; writes `judgments` (and `calibration.json` when the config
-has human labels). A config without a judge writes an empty `judgments` table.
+Reads `examples` and `outputs`; writes `judgments` (one row per example × pair × judge) and
+`calibration.json` (judge vs the human-rated sample; `{"judges": {}, "ranking": []}` when
+the config has no human labels or no judge). The judge model is called only through
+genval.backends, with the run's shared request cache.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from genval.backends import CallStats, generate_cached, load_backend
 from genval.cache import RequestCache
-from genval.config import RunConfig
+from genval.config import JudgeRef, RunConfig
 from genval.errors import GenvalError
+from genval.judging.asking import build_requests, pair_items, read_verdicts, resolve_pairs
+from genval.judging.calibration import Settings, calibrate_judge, ranking
+from genval.judging.definition import Definition, load_definition
+from genval.judging.labels import read_labels
 from genval.progress import Progress
 from genval.run import Run
 
-JUDGMENT_COLUMNS = ["id", "pair", "judge", "verdict", "score", "raw", "parsed", "swap_consistent"]
+JUDGMENT_COLUMNS = ["id", "pair", "judge", "verdict", "score", "raw", "parsed", "swap_consistent", "spread",
+                    "samples", "requests", "problem", "prompt_tokens", "completion_tokens", "latency_s"]
+
+
+def judge_names(config: RunConfig) -> list[tuple[str, JudgeRef, Definition]]:
+    """Gives (name, reference, definition) per configured judge; two judges may not share a name."""
+    out, seen = [], set()
+    for i, ref in enumerate(config.judge):
+        definition = load_definition(ref.config)
+        name = ref.name or (f"{definition.name}.{ref.aspect}" if ref.aspect and ref.aspect != definition.aspect
+                            else definition.name)
+        if name in seen:
+            raise GenvalError(f"judge[{i}]: a second judge named '{name}'; give each a distinct 'name'")
+        seen.add(name)
+        out.append((name, ref, definition))
+    return out
+
+
+def ask_judge(name: str, ref: JudgeRef, definition: Definition, examples: pd.DataFrame, outputs: pd.DataFrame,
+              config: RunConfig, progress: Progress, cache: RequestCache | None) -> tuple[pd.DataFrame, dict]:
+    """Gives one judge's judgments and its record (requests, model calls, unparsed, flip rate)."""
+    specs = resolve_pairs(ref.pairs, config.roles, f"judge '{name}'.pairs")
+    requests = []
+    for spec in specs:
+        items = pair_items(examples, outputs, spec)
+        requests.extend(build_requests(definition, items, spec.name, config.task, ref.samples, ref.swap,
+                                       ref.aspect))
+    backend = load_backend(ref.model)
+    stats = CallStats()
+    try:
+        with progress.bar(f"judge {name}", total=len(requests)) as bar:
+            completions = generate_cached(backend, requests, cache, on_done=lambda _c: bar.update(1), stats=stats)
+    finally:
+        backend.close()
+    frame = read_verdicts(definition, name, requests, completions) if requests else pd.DataFrame(columns=JUDGMENT_COLUMNS)
+    swapped = frame["swap_consistent"].dropna() if len(frame) else pd.Series(dtype=bool)
+    record = {
+        "requests": len(requests), "model_calls": stats.called, "cached": stats.cached, "failed": stats.failed,
+        "wall_s": round(stats.wall_s, 3), "judgments": int(len(frame)),
+        "unparsed": int((~frame["parsed"].astype(bool)).sum()) if len(frame) else 0,
+        "flip_rate": float((~swapped.astype(bool)).mean()) if len(swapped) else None,
+        "notes": list(getattr(backend, "notes", [])),
+    }
+    return frame, record
+
+
+def calibration_for(config: RunConfig, judgments: pd.DataFrame, examples: pd.DataFrame,
+                    outputs: pd.DataFrame) -> dict:
+    """Gives calibration.json's content: each judge against the human labels, and the judges ranked."""
+    if config.human_labels is None or not config.judge:
+        return {"judges": {}, "ranking": []}
+    labels = read_labels(config.human_labels)
+    a = config.analysis
+    judges = {}
+    for name, ref, definition in judge_names(config):
+        rows = judgments[judgments["judge"] == name]
+        settings = Settings(min_kappa=ref.min_kappa, n_boot=a.bootstrap, confidence=a.confidence, seed=a.seed,
+                            min_slice_n=a.min_slice_n, price=ref.model.price, labels_path=str(config.human_labels))
+        judges[name] = calibrate_judge(rows, labels, definition, examples, outputs, settings, ref.aspect)
+    return {"judges": judges, "ranking": ranking(judges), "human_labels": str(config.human_labels)}
 
 
 def judge(run: Run, config: RunConfig, progress: Progress, cache: RequestCache) -> dict:
-    """Writes the judgments table; gives the stage's record."""
-    if config.judge:
-        raise GenvalError("judge: judging is not available in this build of genval; remove the 'judge' key")
-    run.write_table("judgments", pd.DataFrame(columns=JUDGMENT_COLUMNS))
-    return {"judges": 0}
+    """Writes the judgments table and calibration.json; gives the stage's record."""
+    examples = run.read_table("examples")
+    outputs = run.read_table("outputs")
+    frames, records = [], {}
+    for name, ref, definition in judge_names(config):
+        frame, records[name] = ask_judge(name, ref, definition, examples, outputs, config, progress, cache)
+        frames.append(frame)
+        for note in records[name]["notes"]:
+            progress.say(f"note: {note}")
+    judgments = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=JUDGMENT_COLUMNS)
+    judgments = judgments.reindex(columns=JUDGMENT_COLUMNS).astype({
+        "score": "float64", "spread": "float64", "latency_s": "float64", "parsed": "bool",
+        "swap_consistent": "boolean", "samples": "Int64", "requests": "Int64",
+        "prompt_tokens": "Int64", "completion_tokens": "Int64",
+    })
+    run.write_table("judgments", judgments)
+    calibration = calibration_for(config, judgments, examples, outputs)
+    run.write_json("calibration.json", calibration)
+    for name, block in calibration["judges"].items():
+        k = block["kappa"]
+        progress.say(f"judge {name}: kappa {_fmt(k['value'])} [{_fmt(k['ci'][0])}, {_fmt(k['ci'][1])}] n={k['n']}, "
+                     f"{'validated' if block['validated'] else 'NOT validated'} (min_kappa {block['min_kappa']})")
+    return {"judges": records, "validated": {n: b["validated"] for n, b in calibration["judges"].items()}}
+
+
+def _fmt(value) -> str:
+    return "–" if value is None else f"{value:.3f}"

@@ -1,0 +1,192 @@
+"""Asking one judge about every pair: the requests it gets, and the verdicts read from its answers.
+
+A request's id is `<example id>|<pair>|<order>|<sample>`: order `ab` puts the pair's first
+role first, `ba` swaps them (pairwise mode only), and sample counts the repeated draws.
+A pair that flips under the swap is a tie (position-bias control, Zheng et al. 2023,
+"Judging LLM-as-a-judge", §3.3); repeated samples give the majority verdict, the mean
+score and the spread (Liu et al. 2023, G-Eval, sample n=20 for the score distribution).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from genval.backends import Completion, Params, Request
+from genval.errors import GenvalError
+from genval.judging.definition import Definition
+from genval.judging.parsing import expected_score, parse_answer, probs_from_top_logprobs
+from genval.judging.prompts import render_prompt
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    """A pair as judged: its name, the candidate role, and the other side (a role, `reference`, or None)."""
+
+    name: str
+    candidate: str
+    other: str | None
+
+
+def resolve_pairs(pairs: list[str], roles: list[str], where: str) -> list[PairSpec]:
+    """Gives the pairs a judge reference names; `*` stands for every role (`*~teacher`: every non-teacher)."""
+    out: list[PairSpec] = []
+    for pair in pairs:
+        left, _, right = pair.partition("~")
+        right = right or None
+        lefts = [r for r in roles if r != right] if left == "*" else [left]
+        for role in lefts:
+            if role not in roles:
+                raise GenvalError(f"{where}: pair '{pair}' names role '{role}', which the config's models lack "
+                                  f"(roles: {', '.join(roles)})")
+            if right is not None and right != "reference" and right not in roles:
+                raise GenvalError(f"{where}: pair '{pair}' names '{right}', neither a role nor 'reference'")
+            spec = PairSpec(f"{role}~{right}" if right else role, role, right)
+            if spec not in out:
+                out.append(spec)
+    return out
+
+
+def pair_items(examples: pd.DataFrame, outputs: pd.DataFrame, spec: PairSpec) -> pd.DataFrame:
+    """Gives `id`, `input`, `reference`, `candidate`, `other` for the examples where both sides exist."""
+    ok = outputs[outputs["error"].isna()]
+    texts = {role: frame.set_index("id")["text"].fillna("") for role, frame in ok.groupby("role")}
+    base = examples.set_index("id")
+    frame = pd.DataFrame({"input": base["input"].fillna(base["prompt"]), "reference": base["reference"]})
+    frame["candidate"] = texts.get(spec.candidate, pd.Series(dtype=object))
+    if spec.other == "reference":
+        frame["other"] = frame["reference"]
+    elif spec.other is not None:
+        frame["other"] = texts.get(spec.other, pd.Series(dtype=object))
+    else:
+        frame["other"] = ""
+    frame = frame.dropna(subset=["candidate", "other"])
+    return frame.reset_index(names="id")
+
+
+def _orders(definition: Definition, swap: bool) -> list[str]:
+    return ["ab", "ba"] if definition.mode == "pairwise" and swap else ["ab"]
+
+
+def build_requests(definition: Definition, items: pd.DataFrame, pair: str, task: str, samples: int,
+                   swap: bool, aspect: str | None) -> list[Request]:
+    """Gives every request for one pair: each example × order × sample, prompts rendered and fenced."""
+    p = definition.parameters
+    labels = definition.scale.tokens if p.weighted else None
+    requests = []
+    for row in items.itertuples(index=False):
+        for order in _orders(definition, swap):
+            first, second = (row.candidate, row.other) if order == "ab" else (row.other, row.candidate)
+            fields = {"task": task, "input": row.input, "reference": row.reference, "candidate": first,
+                      "other": second, "output_a": first, "output_b": second}
+            system, user = render_prompt(definition, fields, aspect)
+            for s in range(samples):
+                # Each sample gets its own seed, so the cache keeps k distinct draws, not one answer k times.
+                params = Params(max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p,
+                                seed=p.seed + s, logprobs=p.logprobs)
+                requests.append(Request(id=f"{row.id}|{pair}|{order}|{s}", prompt=user, system=system,
+                                        params=params, labels=labels))
+    return requests
+
+
+def _canonical(verdict: str | None, order: str, definition: Definition) -> str | None:
+    """Gives a pairwise verdict in the pair's own order: in the swapped order, A and B trade places."""
+    if verdict is None or order == "ab" or definition.mode != "pairwise":
+        return verdict
+    a, b = definition.scale.labels[0], definition.scale.labels[1]
+    return {a: b, b: a}.get(verdict, verdict)
+
+
+def _sample_score(verdict: str | None, completion: Completion, definition: Definition) -> float | None:
+    scale = definition.scale
+    if definition.parameters.weighted or definition.parameters.logprobs:
+        probs = completion.label_probs or probs_from_top_logprobs(completion.top_logprobs, scale)
+        weighted = expected_score(probs, scale)
+        if weighted is not None:
+            return weighted
+    if verdict is None:
+        return None
+    if scale.kind == "ordinal":
+        return float(verdict)
+    if scale.kind == "binary":
+        return 1.0 if verdict == scale.positive else 0.0
+    return {scale.labels[0]: 1.0, scale.labels[1]: 0.0}.get(verdict, 0.5)
+
+
+def _majority(verdicts: list[str], definition: Definition) -> str | None:
+    """Gives the most frequent verdict; a split vote gives the median (ordinal) or None (labels, never guessed)."""
+    if not verdicts:
+        return None
+    counts = Counter(verdicts).most_common()
+    if len(counts) == 1 or counts[0][1] > counts[1][1]:
+        return counts[0][0]
+    if definition.scale.kind == "ordinal":
+        return str(int(np.floor(np.median([int(v) for v in verdicts]))))
+    return None
+
+
+def _tie_label(definition: Definition) -> str | None:
+    labels = definition.scale.labels
+    return labels[2] if len(labels) > 2 else None
+
+
+def read_verdicts(definition: Definition, judge_name: str, requests: list[Request],
+                  completions: list[Completion]) -> pd.DataFrame:
+    """Gives one judgments row per example × pair from the answers to `requests`."""
+    groups: dict[tuple[str, str], list] = {}
+    for req, comp in zip(requests, completions):
+        ident, pair, order, _ = req.id.rsplit("|", 3)
+        if comp.error:
+            parsed, problem = None, f"backend error: {comp.error}"
+        else:
+            result = parse_answer(comp.text, definition)
+            parsed, problem = result.verdict, result.problem
+        verdict = _canonical(parsed, order, definition)
+        groups.setdefault((ident, pair), []).append({
+            "order": order, "verdict": verdict, "raw": comp.text or "", "problem": problem,
+            "score": _sample_score(parsed, comp, definition) if not comp.error else None, "comp": comp,
+        })
+    rows = [_row(definition, judge_name, ident, pair, answers) for (ident, pair), answers in groups.items()]
+    return pd.DataFrame(rows)
+
+
+def _order_score(answers: list[dict], order: str, definition: Definition) -> float | None:
+    scores = [a["score"] for a in answers if a["order"] == order and a["score"] is not None]
+    if not scores:
+        return None
+    mean = float(np.mean(scores))
+    if definition.mode == "pairwise" and order == "ba":
+        return 1.0 - mean  # the swapped order's "first wins" is the pair's "second wins"
+    return mean
+
+
+def _row(definition: Definition, judge_name: str, ident: str, pair: str, answers: list[dict]) -> dict:
+    orders = list(dict.fromkeys(a["order"] for a in answers))
+    per_order = {o: _majority([a["verdict"] for a in answers if a["order"] == o and a["verdict"]], definition)
+                 for o in orders}
+    swap_consistent = None
+    if len(orders) == 2 and all(per_order.values()):
+        swap_consistent = per_order["ab"] == per_order["ba"]
+        verdict = per_order["ab"] if swap_consistent else _tie_label(definition)
+    else:
+        verdict = next((v for v in per_order.values() if v), None)
+    order_scores = [s for s in (_order_score(answers, o, definition) for o in orders) if s is not None]
+    sample_scores = [a["score"] for a in answers if a["score"] is not None]
+    problems = [a["problem"] for a in answers if a["problem"]]
+    comps = [a["comp"] for a in answers]
+    return {
+        "id": ident, "pair": pair, "judge": judge_name, "verdict": verdict,
+        "score": float(np.mean(order_scores)) if order_scores else None,
+        "raw": answers[0]["raw"] if len(answers) == 1 else json.dumps([a["raw"] for a in answers], ensure_ascii=False),
+        "parsed": not problems, "swap_consistent": swap_consistent,
+        "spread": float(np.std(sample_scores)) if len(sample_scores) > 1 else None,
+        "samples": len(sample_scores), "requests": len(answers),
+        "problem": "; ".join(dict.fromkeys(problems)) or None,
+        "prompt_tokens": sum(c.prompt_tokens or 0 for c in comps),
+        "completion_tokens": sum(c.completion_tokens or 0 for c in comps),
+        "latency_s": sum(c.latency_s or 0.0 for c in comps if not c.cached),
+    }

@@ -1,0 +1,123 @@
+"""Human labels: one rating per line (`id`, `pair`, `annotator`, `verdict` or `score`, optional `note`).
+
+JSONL is the format of record; CSV round-trips through a spreadsheet or labelling tool.
+Extra columns (the inputs and outputs a sample sheet shows) are ignored on reading, and a
+CSV row with neither verdict nor score is an item not yet rated, skipped. A malformed line
+is one error naming file:line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from genval.errors import GenvalError
+
+LABEL_COLUMNS = ["id", "pair", "annotator", "verdict", "score", "note", "aspect"]
+
+
+def _check(data: dict, where: str, blank_is_unrated: bool) -> dict | None:
+    """Gives one rating as a clean dict, None for an unrated sheet row, or raises naming `where`."""
+    clean = {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
+    verdict, score = clean.get("verdict"), clean.get("score")
+    verdict = None if verdict in ("", None) else verdict
+    score = None if score in ("", None) else score
+    if verdict is None and score is None:
+        if blank_is_unrated:
+            return None
+        raise GenvalError(f"{where}: the rating has neither 'verdict' nor 'score' (give one)")
+    for key in ("id", "pair", "annotator"):
+        if clean.get(key) in (None, ""):
+            raise GenvalError(f"{where}: the rating has no '{key}' (every rating needs id, pair and annotator)")
+    if verdict is not None and not isinstance(verdict, str):
+        raise GenvalError(f"{where}: 'verdict' should be text (e.g. equivalent), found {verdict!r}")
+    if score is not None:
+        try:
+            score = float(score)
+        except (TypeError, ValueError):
+            raise GenvalError(f"{where}: 'score' should be a number, found {score!r}") from None
+        if isinstance(clean.get("score"), bool) or not math.isfinite(score):
+            raise GenvalError(f"{where}: 'score' should be a finite number, found {clean.get('score')!r}")
+    note, aspect = clean.get("note"), clean.get("aspect")
+    return {"id": str(clean["id"]), "pair": str(clean["pair"]), "annotator": str(clean["annotator"]),
+            "verdict": verdict, "score": score, "note": note or None, "aspect": aspect or None}
+
+
+def _finish(rows: list[dict], wheres: list[str]) -> pd.DataFrame:
+    seen: dict[tuple, str] = {}
+    for row, where in zip(rows, wheres):
+        key = (row["id"], row["pair"], row["annotator"], row["aspect"])
+        if key in seen:
+            raise GenvalError(f"{where}: annotator '{row['annotator']}' rated '{row['id']}' ({row['pair']}) twice "
+                              f"(first at {seen[key]}); keep one rating")
+        seen[key] = where
+    frame = pd.DataFrame(rows, columns=LABEL_COLUMNS)
+    return frame.astype({"score": "float64"})
+
+
+def read_labels(path: str | Path) -> pd.DataFrame:
+    """Gives the ratings in a JSONL or CSV file as a table of LABEL_COLUMNS."""
+    path = Path(path)
+    if not path.exists():
+        raise GenvalError(f"{path}: no such human-labels file (check 'human_labels' in the config)")
+    rows, wheres = [], []
+    if path.suffix.lower() == ".csv":
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"id", "pair", "annotator"} - set(reader.fieldnames or [])
+            if missing:
+                raise GenvalError(f"{path}:1: the header lacks {', '.join(sorted(missing))}")
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
+                if row.get(None):
+                    raise GenvalError(f"{where}: more cells than the header has columns")
+                rating = _check(row, where, blank_is_unrated=True)
+                if rating:
+                    rows.append(rating)
+                    wheres.append(where)
+        return _finish(rows, wheres)
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{n}"
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise GenvalError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(data, dict):
+                raise GenvalError(f"{where}: each line should be a JSON object")
+            rows.append(_check(data, where, blank_is_unrated=False))
+            wheres.append(where)
+    return _finish(rows, wheres)
+
+
+def _plain(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def write_labels(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Writes ratings (and any extra context columns) as JSONL or CSV, by the file's suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = [c for c in LABEL_COLUMNS if c in frame.columns] + [c for c in frame.columns if c not in LABEL_COLUMNS]
+    records = [{c: _plain(row[c]) for c in columns} for row in frame.to_dict("records")]
+    if path.suffix.lower() == ".csv":
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            for rec in records:
+                writer.writerow({k: "" if v is None else v for k, v in rec.items()})
+    else:
+        with path.open("w", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps({k: v for k, v in rec.items() if v is not None}, ensure_ascii=False) + "\n")
+    return path
