@@ -84,7 +84,7 @@ STAGES = [
                      "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field,
                      "slices": c.slices, "analysis": c.analysis.model_dump(mode="json")},
           version=2),  # 2: all pairs per metric in one call, corpus/fields summaries, classification.json
-    Stage("judge", _stage_fn("genval.judging.stage", "judge"), ("examples", "outputs"), ("judgments",),
+    Stage("judge", _stage_fn("genval.judging.stage", "judge"), ("examples", "outputs"), ("judgments", "calibration.json"),
           lambda c: {"judges": _judges_key(c), "human_labels": _file_digest(c.human_labels), "task": c.task,
                      "slices": c.slices, "analysis": c.analysis.model_dump(mode="json")},
           needs_cache=True),
