@@ -7,6 +7,7 @@ the folder of the config file that names it.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -137,12 +138,36 @@ class GateRule(Strict):
     def _has_bound(self):
         if self.min is None and self.max is None and self.max_regression is None:
             raise ValueError("a gate rule needs at least one of min, max, max_regression")
+        if self.slice is not None and "=" not in self.slice:
+            raise ValueError(f"slice '{self.slice}' should read 'field=value', e.g. 'critical=true'")
         return self
 
 
+_RULE_TEXT = re.compile(r"^\s*(?P<metric>[\w.:-]+)(?:\s*\[(?P<pair>[^\]]+)\])?\s*(?P<op>>=|<=)\s*"
+                        r"(?P<bound>-?[\d.]+(?:e-?\d+)?)(?:\s+on\s+(?P<slice>\S+=\S+))?\s*$")
+
+
 class GateConfig(Strict):
+    """The release gate: rules on summary numbers, and the baseline run that max_regression compares with."""
+
     baseline: Path | None = None
     rules: list[GateRule] = Field(default_factory=list)
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rule_text(cls, value):
+        """Reads the short form `metric [pair] >= 0.95 on field=value` as well as a mapping."""
+        out = []
+        for item in value or []:
+            if isinstance(item, str):
+                match = _RULE_TEXT.match(item)
+                if not match:
+                    raise ValueError(f"rule '{item}' should read 'metric [pair] >= number on field=value'")
+                bound = "min" if match["op"] == ">=" else "max"
+                item = {"metric": match["metric"], "pair": match["pair"], "slice": match["slice"],
+                        bound: float(match["bound"])}
+            out.append(item)
+        return out
 
 
 class Analysis(Strict):

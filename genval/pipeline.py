@@ -97,8 +97,9 @@ STAGES = [
                      "gate": c.gate.model_dump(mode="json") if c.gate else None,
                      "baseline": _file_digest(c.gate.baseline / "summary.json") if c.gate and c.gate.baseline else None}),
     Stage("report", _stage_fn("genval.report.stage", "report"),
-          ("summary.json", "examples", "outputs", "scores", "judgments"), ("report.md",),
-          lambda c: {"name": c.name}),
+          ("summary.json", "examples", "outputs", "scores", "judgments", "classification.json", "calibration.json"),
+          ("report.md", "report.html"),
+          lambda c: {"name": c.name}, version=2),  # 2: report.html (self-contained) next to report.md
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 

@@ -82,8 +82,8 @@ def _format(numbers: pd.DataFrame, block: dict, boot: Boot) -> dict:
     return out
 
 
-def _slices(run: Run, numbers, examples, config, boot, cls_json, primary) -> tuple[dict, dict]:
-    """Gives field → value → block for every slice, ranked, and where each field came from."""
+def _slices(run: Run, numbers, examples, config, boot, cls_json, primary) -> tuple[dict, dict, dict]:
+    """Gives field → value → block for every slice (ranked), where each field came from, and its members."""
     fields = slices.configured(examples)
     sources = {field: "configured" for field in fields}
     if "difficulty" not in fields:
@@ -103,7 +103,7 @@ def _slices(run: Run, numbers, examples, config, boot, cls_json, primary) -> tup
             detail = (detail_slices.get(field) or {}).get(value)
             out[field][value] = blocks.build(numbers, ids, boot, detail, primary)
         slices.rank(out[field], config.analysis.min_slice_n, blocks.headline)
-    return out, sources
+    return out, sources, fields
 
 
 def build_summary(run: Run, config: RunConfig, progress: Progress | None = None) -> dict:
@@ -119,7 +119,7 @@ def build_summary(run: Run, config: RunConfig, progress: Progress | None = None)
         overall["classification"]["temperature"] = cls_json.get("temperature")
     overall["fidelity"]["task_retention"] = _task_retention(numbers, overall, boot)
     judgments = run.read_table("judgments") if run.has("judgments") else None
-    slice_blocks, sources = _slices(run, numbers, examples, config, boot, cls_json, primary)
+    slice_blocks, sources, members = _slices(run, numbers, examples, config, boot, cls_json, primary)
     name, head = blocks.headline(overall)
     ops = _optional(run, "ops.json") or {}
     summary = {
@@ -137,6 +137,9 @@ def build_summary(run: Run, config: RunConfig, progress: Progress | None = None)
         "errors": _error_counts(run),
         "format": _format(numbers, overall, boot),
         "slices": slice_blocks, "slice_sources": sources,
+        # Membership of the slices genval derived (not in the examples table), for the report's drill-down.
+        "derived_slices": {field: {value: ids for value, ids in groups.items()}
+                           for field, groups in members.items() if sources.get(field) != "configured"},
         "critical": list(config.critical),
         "ops": {"teacher": (ops.get("roles") or {}).get("teacher"), "student": (ops.get("roles") or {}).get("student"),
                 "roles": ops.get("roles") or {}, "savings": ops.get("savings") or {}},

@@ -1,24 +1,33 @@
-"""The report stage: summary.json rendered for people, as Markdown."""
+"""The report stage: summary.json rendered for people — report.md (a PR comment) and report.html (self-contained).
+
+Reads `summary.json`, `examples`, `outputs`, `scores`, `judgments`, and `classification.json`
+and `calibration.json` when present (for the plots).
+"""
 
 from __future__ import annotations
 
 from genval.config import RunConfig
 from genval.progress import Progress
+from genval.report import drilldown, html, markdown
 from genval.run import Run
 
 
-def _fmt(value) -> str:
-    return "–" if value is None else f"{value:.4g}"
+def _latency(run: Run) -> dict[str, list[float]]:
+    if not run.has("outputs"):
+        return {}
+    outputs = run.read_table("outputs")
+    ok = outputs[outputs["error"].isna()]
+    return {role: group["latency_s"].dropna().astype(float).tolist()
+            for role, group in ok.groupby("role", sort=True) if role in ("teacher", "student")}
 
 
 def report(run: Run, config: RunConfig, progress: Progress) -> dict:
+    """Writes report.md and report.html from the run's summary; gives their paths."""
     summary = run.read_json("summary.json")
-    lines = [f"# genval: {config.name}", "", f"Eval set: `{summary['eval_set']['path']}` "
-             f"(n={summary['eval_set']['n']}, sha256 `{(summary['eval_set']['sha256'] or '')[:12]}`)", "",
-             "| pair | metric | value | 95% CI | n |", "| --- | --- | --- | --- | --- |"]
-    for pair, metrics in summary["metrics"].items():
-        for metric, num in metrics.items():
-            lo, hi = num["ci"]
-            lines.append(f"| {pair} | {metric} | {_fmt(num['value'])} | {_fmt(lo)}–{_fmt(hi)} | {num['n']} |")
-    run.write_text("report.md", "\n".join(lines) + "\n")
-    return {"report": str(run.path("report.md"))}
+    run.write_text("report.md", markdown.render(summary))
+    extras = {"classification": run.read_json("classification.json") if run.has("classification.json") else None,
+              "calibration": run.read_json("calibration.json") if run.has("calibration.json") else None,
+              "latency": _latency(run)}
+    rows = drilldown.rows(run, summary)
+    run.write_text("report.html", html.render(summary, rows, extras))
+    return {"report": str(run.path("report.md")), "html": str(run.path("report.html")), "examples": len(rows)}

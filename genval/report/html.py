@@ -1,0 +1,144 @@
+"""report.html: one self-contained file (inline CSS, JS and SVG; nothing fetched), the decision first."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from importlib import resources
+
+from genval.report import plots
+from genval.report.decision import ci, decision, headline_rows, num, slice_rows
+from genval.report.drilldown import FAILURE_KINDS
+
+VERDICT_CLASS = {"READY": "v-ready", "READY WITH CAVEATS": "v-caveats", "NOT READY": "v-not", "NO DECISION": "v-none"}
+
+
+def _asset(name: str) -> str:
+    return resources.files("genval").joinpath(f"report/assets/{name}").read_text("utf-8")
+
+
+def _table(head: list[str], rows: list[list], cls: str = "", row_classes: list[str] | None = None) -> str:
+    """Gives an HTML table; a cell given as (shown, sort_value) sorts by its value."""
+    out = [f'<table class="{cls}"><thead><tr>' + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    for k, row in enumerate(rows):
+        klass = f' class="{row_classes[k]}"' if row_classes and row_classes[k] else ""
+        cells = []
+        for cell in row:
+            if isinstance(cell, tuple):
+                shown, value = cell
+                sort = "" if value is None else f' data-value="{value}"'
+                cells.append(f'<td class="num"{sort}>{escape(str(shown))}</td>')
+            else:
+                cells.append(f"<td>{escape(str(cell))}</td>")
+        out.append(f"<tr{klass}>" + "".join(cells) + "</tr>")
+    return "".join(out) + "</tbody></table>"
+
+
+def _figure(svg: str, caption: str, missing: str) -> str:
+    body = svg or f'<p class="muted">{escape(missing)}</p>'
+    return f"<figure>{body}<figcaption>{escape(caption)}</figcaption></figure>"
+
+
+def _plots(summary: dict, extras: dict) -> str:
+    rows = [{"label": r["slice"], "value": r["value"], "lo": r["ci"][0], "hi": r["ci"][1], "muted": r["too_small"]}
+            for r in sorted(slice_rows(summary), key=lambda r: r["slice"])]
+    metric = next((r["metric"] for r in slice_rows(summary) if r["metric"]), "headline")
+    cls = extras.get("classification") or {}
+    cal = ((extras.get("calibration") or {}).get("judges") or {}).get((summary.get("judge") or {}).get("name")) or {}
+    conf = cal.get("confusion") or {}
+    figures = [
+        _figure(plots.slice_bars(rows, f"Per slice: {metric}"), "Bars: point value; whiskers: 95 % bootstrap "
+                "interval; grey: too small to rank.", "No slices."),
+        _figure(plots.reliability(cls.get("reliability") or {}), "Dashed diagonal: perfect calibration.",
+                "No reliability data (needs label probabilities: classification.json)."),
+        _figure(plots.latency(extras.get("latency") or {}), "Dashed lines: median (p50).", "No latency data."),
+        _figure(plots.sweep(cls.get("sweep") or []), "Student accuracy and KL as its softmax temperature varies.",
+                "No temperature sweep (needs label probabilities)."),
+        _figure(plots.confusion(conf.get("labels") or [], conf.get("matrix") or [], "Judge vs human labels"),
+                "Rows: human verdict; columns: the judge's.", "No judge calibration (needs human_labels and a judge)."),
+    ]
+    return '<div class="plots">' + "".join(figures) + "</div>"
+
+
+def _header(summary: dict) -> str:
+    verdict, why = decision(summary)
+    out = [f'<h1>genval · {escape(summary["name"])}: <span class="verdict {VERDICT_CLASS[verdict]}" id="verdict">'
+           f"{escape(verdict)}</span></h1>", f'<p class="why">{escape(why[0].upper() + why[1:])}</p>']
+    gate = summary.get("gate")
+    if gate is not None:
+        state = "PASS" if gate["passed"] else "FAIL"
+        out.append(f'<p>Gate: <span class="gate-{state.lower()}">{state}</span> ({len(gate["rules"])} rules)</p>')
+        if gate["failing"]:
+            out.append("<ul>" + "".join(f"<li>{escape(line)}</li>" for line in gate["failing"]) + "</ul>")
+    if summary.get("diagnoses"):
+        out.append('<h2>What to look at</h2><ul class="diag">' + "".join(
+            f"<li><b>{escape(d['kind'].replace('_', ' '))}</b>: {escape(d['message'])}</li>"
+            for d in summary["diagnoses"]) + "</ul>")
+    return "".join(out)
+
+
+def _slice_table(summary: dict) -> str:
+    rows, classes = [], []
+    for r in slice_rows(summary):
+        rank = "too small to rank" if r["too_small"] else r["rank"]
+        rows.append([r["slice"], (r["n"], r["n"]), r["metric"] or "–", (num(r["value"]), r["value"]),
+                     ci({"ci": r["ci"]}), (rank if rank is not None else "–", r["rank"] if r["rank"] else 1e9)])
+        classes.append(" ".join(c for c, on in (("small", r["too_small"]), ("critical", r["critical"])) if on))
+    return _table(["slice", "n", "headline", "value", "95 % CI", "rank (1 = weakest)"], rows, "sortable", classes) \
+        if rows else '<p class="muted">No slices configured.</p>'
+
+
+def _metrics_table(summary: dict) -> str:
+    rows = [[pair, metric, (num(n), n["value"]), ci(n), (n["n"], n["n"])]
+            for pair, metrics in sorted(summary.get("metrics", {}).items()) for metric, n in metrics.items()]
+    return _table(["pair", "metric", "value", "95 % CI", "n"], rows, "sortable")
+
+
+def _ops_table(summary: dict) -> str:
+    ops = summary.get("ops") or {}
+    teacher, student, savings = ops.get("teacher") or {}, ops.get("student") or {}, ops.get("savings") or {}
+    rows = []
+    for key in sorted(set(teacher) | set(student)):
+        t, s = teacher.get(key), student.get(key)
+        if isinstance(t, (int, float)) or isinstance(s, (int, float)):
+            saving = savings.get(f"{key}_pct")
+            rows.append([key, (num(t), t), (num(s), s), ("–" if saving is None else f"{saving:+.1f} %", saving)])
+    return _table(["figure", "teacher", "student", "saving"], rows, "sortable") if rows else \
+        '<p class="muted">No ops.json in this run.</p>'
+
+
+def _examples(rows: list[dict]) -> str:
+    slices = sorted({f"{k}={v}" for r in rows for k, v in r["slices"].items()})
+    present = {f for r in rows for f in r["failures"]}
+    slice_opts = '<option value="">all slices</option>' + "".join(
+        f'<option value="{escape(s)}">{escape(s)}</option>' for s in slices)
+    fail_opts = '<option value="">any outcome</option><option value="__any">any failure</option>' + "".join(
+        f'<option value="{k}">{escape(v)} ({k})</option>' for k, v in FAILURE_KINDS.items() if k in present)
+    data = json.dumps(rows, ensure_ascii=False).replace("</", "<\\/")
+    head = "".join(f"<th>{h}</th>" for h in ("id", "input", "teacher", "student", "reference", "scores", "verdict",
+                                              "slices", "failure"))
+    return (f'<div class="filters"><label>Slice <select id="filter-slice">{slice_opts}</select></label>'
+            f'<label>Failure kind <select id="filter-failure">{fail_opts}</select></label>'
+            '<label>Search <input id="filter-text" type="search" placeholder="id or text"></label>'
+            '<span id="row-count" class="muted"></span></div>'
+            f'<table id="example-table"><thead><tr>{head}</tr></thead><tbody></tbody></table>'
+            f'<script type="application/json" id="example-data">{data}</script>')
+
+
+def render(summary: dict, examples: list[dict], extras: dict) -> str:
+    """Gives report.html: summary plus drill-down rows plus plot data (classification, calibration, latency)."""
+    ev, s = summary["eval_set"], summary["settings"]
+    headline = _table(["number", "value", "95 % CI", "n"],
+                      [[name, (num(n), n.get("value")), ci(n), n.get("n") if n.get("n") is not None else "–"]
+                       for name, n in headline_rows(summary)])
+    footer = (f'<p class="muted">Eval set {escape(ev["path"])} · n={ev["n"]} · sha256 {escape((ev["sha256"] or "")[:12])}'
+              f' · {s["confidence"] * 100:.0f} % percentile bootstrap, {s["bootstrap"]} resamples, seed {s["seed"]} · '
+              f'slices under n={s["min_slice_n"]} are not ranked.</p>')
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>genval · {escape(summary['name'])}</title><style>{_asset('report.css')}</style></head><body>"
+            f"{_header(summary)}<h2>Headline numbers</h2>{headline}"
+            f"<h2>Plots</h2>{_plots(summary, extras)}"
+            f'<h2>Slices</h2><p class="muted">Click a column to sort.</p>{_slice_table(summary)}'
+            f"<h2>Metrics</h2>{_metrics_table(summary)}<h2>Operations</h2>{_ops_table(summary)}"
+            f"<h2>Examples</h2>{_examples(examples)}{footer}"
+            f"<script>{_asset('report.js')}</script></body></html>\n")

@@ -1,0 +1,99 @@
+"""report.md and report.html from a hand-made run: decision first, self-contained, drill-down data."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from genval.analysis.stage import aggregate
+from genval.cli import main
+from genval.progress import Progress
+from genval.report.decision import decision
+from genval.report.stage import report
+from tests.test_aggregate_support import make_config, make_run
+
+N = 60
+
+
+def full_run(tmp_path, gate=None):
+    """A run with every artifact the report plots: classification.json, calibration.json, judgments, latencies."""
+    teacher = [1] * N
+    student = [1] * 30 + [0] * 9 + [1] * 21
+    run = make_run(tmp_path / "run", teacher, student, region=["a"] * 30 + ["b"] * 30, kl=[0.05] * N,
+                   json_valid=[1] * 57 + [0] * 3, rouge_student=[0.6] * N, rouge_teacher=[0.7] * N,
+                   verdicts=["equivalent"] * 50 + ["not_equivalent"] * 10,
+                   latency={"teacher": [1.0 + i / 100 for i in range(N)], "student": [0.3 + i / 200 for i in range(N)]})
+    run.write_json("classification.json", {
+        "labels": ["pos", "neg"], "label_source": "label", "rare_classes": [], "slices": {}, "overall": {"n": N},
+        "temperature": {"value": 1.3, "ece_before": 0.08, "ece_after": 0.03},
+        "sweep": [{"temperature": t, "accuracy": 0.85 + t / 100, "kl": 0.3 / t} for t in (0.5, 1, 2, 4)],
+        "reliability": {"teacher": [{"lo": 0.5, "hi": 0.75, "n": 20, "confidence": 0.6, "accuracy": 0.65},
+                                    {"lo": 0.75, "hi": 1.0, "n": 40, "confidence": 0.9, "accuracy": 0.92}],
+                        "student": [{"lo": 0.5, "hi": 0.75, "n": 25, "confidence": 0.62, "accuracy": 0.5},
+                                    {"lo": 0.75, "hi": 1.0, "n": 35, "confidence": 0.88, "accuracy": 0.8}]}})
+    run.write_json("calibration.json", {"judges": {"j1": {
+        "validated": True, "min_kappa": 0.6, "n": 40, "kappa": {"value": 0.7, "ci": [0.6, 0.8], "n": 40},
+        "confusion": {"labels": ["equivalent", "not_equivalent"], "matrix": [[25, 3], [2, 10]]}}}, "ranking": ["j1"]})
+    config = make_config(tmp_path, critical=["region=b"], gate=gate)
+    aggregate(run, config, Progress(quiet=True))
+    report(run, config, Progress(quiet=True))
+    return run
+
+
+def test_markdown_opens_with_the_decision(tmp_path):
+    run = full_run(tmp_path, gate={"rules": ["accuracy_retention >= 0.95 on region=b"]})
+    text = run.path("report.md").read_text()
+    first = text.splitlines()[0]
+    assert first == "## genval · hand: **NOT READY**"
+    assert "**Gate: FAIL**" in text and "on region=b: 0.7 < min 0.95" in text
+    assert "weak critical slice" in text
+    assert len(text) < 65536  # GitHub's limit for a comment body
+    summary = json.loads(run.path("summary.json").read_text())
+    assert "| accuracy retention | 0.85 |" in text and summary["classification"]["accuracy_retention"]["value"] == 0.85
+
+
+def test_html_is_self_contained_with_plots_and_data(tmp_path):
+    run = full_run(tmp_path)
+    page = run.path("report.html").read_text()
+    assert not re.search(r'(src|href)=["\']https?://', page)   # nothing fetched when opened
+    assert "<link" not in page and "@import" not in page
+    assert page.index('id="verdict"') < page.index("<h2>Plots")       # the decision comes first
+    plots = set(re.findall(r'data-plot="(\w+)"', page))
+    assert plots == {"slices", "reliability", "latency", "sweep", "confusion"}
+    data = json.loads(re.search(r'<script type="application/json" id="example-data">(.*?)</script>', page, re.S)
+                      .group(1).replace("<\\/", "</"))
+    assert len(data) == N
+    row = next(r for r in data if r["id"] == "e030")       # region b, teacher right, student wrong
+    assert "student_only_wrong" in row["failures"] and row["slices"]["region"] == "b"
+    assert row["scores"]["student~reference label_correct"] == 0.0
+    assert sum("format_failure" in r["failures"] for r in data) == 3
+    assert sum("not_equivalent" in r["failures"] for r in data) == 10
+
+
+def test_decision_words():
+    base = {"status": {"level": "EXCELLENT", "basis": "x", "retention": 0.97}, "gate": None, "diagnoses": []}
+    assert decision(base)[0] == "READY"
+    assert decision({**base, "diagnoses": [{"kind": "weak_critical_slice"}]})[0] == "READY WITH CAVEATS"
+    assert decision({**base, "status": {"level": "WEAK", "basis": "x", "retention": 0.5}})[0] == "NOT READY"
+    assert decision({**base, "gate": {"passed": False, "failing": ["r"], "rules": [1]}})[0] == "NOT READY"
+
+
+def test_report_command_rerenders(tmp_path, capsys):
+    run = full_run(tmp_path)
+    run.manifest["config"] = make_config(tmp_path).resolved()
+    run.save_manifest()
+    run.path("report.html").unlink()
+    assert main(["report", str(run.root)]) == 0
+    assert run.path("report.html").exists() and capsys.readouterr().out.strip().endswith("report.html")
+
+
+def test_html_escapes_example_text(tmp_path):
+    run = full_run(tmp_path)
+    examples = run.read_table("examples")
+    examples.loc[0, "input"] = "</script><script>alert(1)</script>"
+    run.write_table("examples", examples)
+    report(run, make_config(tmp_path), Progress(quiet=True))
+    page = run.path("report.html").read_text()
+    assert "</script><script>alert(1)" not in page
