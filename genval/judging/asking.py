@@ -19,7 +19,7 @@ import pandas as pd
 from genval.backends import Completion, Params, Request
 from genval.errors import GenvalError
 from genval.judging.definition import Definition
-from genval.judging.parsing import expected_score, parse_answer, probs_from_top_logprobs
+from genval.judging.parsing import choose, expected_score, parse_answer, probs_from_top_logprobs
 from genval.judging.prompts import render_prompt
 
 
@@ -77,6 +77,8 @@ def build_requests(definition: Definition, items: pd.DataFrame, pair: str, task:
     """Gives every request for one pair: each example × order × sample, prompts rendered and fenced."""
     p = definition.parameters
     labels = definition.scale.tokens if p.weighted else None
+    # A weighted choice judge is a constrained choice: the scale tokens are scored, nothing is generated.
+    generate = not (p.weighted and definition.parser.kind == "choice")
     requests = []
     for row in items.itertuples(index=False):
         for order in _orders(definition, swap):
@@ -89,7 +91,7 @@ def build_requests(definition: Definition, items: pd.DataFrame, pair: str, task:
                 params = Params(max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p,
                                 seed=p.seed + s, logprobs=p.logprobs)
                 requests.append(Request(id=f"{row.id}|{pair}|{order}|{s}", prompt=user, system=system,
-                                        params=params, labels=labels))
+                                        params=params, labels=labels, generate=generate))
     return requests
 
 
@@ -143,8 +145,11 @@ def read_verdicts(definition: Definition, judge_name: str, requests: list[Reques
         if comp.error:
             parsed, problem = None, f"backend error: {comp.error}"
         else:
-            result = parse_answer(comp.text, definition)
+            scored_only = definition.parser.kind == "choice" and comp.label_probs and not (comp.text or "").strip()
+            result = choose(comp.label_probs, definition.scale) if scored_only else parse_answer(comp.text, definition)
             parsed, problem = result.verdict, result.problem
+            if scored_only:
+                comp.text = json.dumps(comp.label_probs, sort_keys=True)  # the raw answer is the scored choice
         verdict = _canonical(parsed, order, definition)
         groups.setdefault((ident, pair), []).append({
             "order": order, "verdict": verdict, "raw": comp.text or "", "problem": problem,

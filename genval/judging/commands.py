@@ -1,5 +1,151 @@
-"""This area's `genval` subcommands; `genval.cli` calls `add_commands` with its subparsers."""
+"""This area's `genval` subcommands: sample, calibrate, labels, import summeval, metaeval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genval.errors import GenvalError
+
+
+def _open(target: str, out: str, stages: list[str], quiet: bool):
+    """Gives (run, config) for a run folder or a config; for a config, runs `stages` first (skipped when current)."""
+    from genval.config import load_config, parse_config
+    from genval.pipeline import prepare, run_stages
+    from genval.progress import Progress
+    from genval.run import open_run
+
+    path = Path(target)
+    if path.is_dir():
+        run = open_run(path)
+        if "config" not in run.manifest:
+            raise GenvalError(f"{path}/manifest.json: no config recorded; run `genval run CONFIG` first")
+        config = parse_config(run.manifest["config"], run.root, source=f"{path}/manifest.json")
+        return run, config
+    config = load_config(path)
+    run = prepare(config, Path(out))
+    run_stages(run, config, Progress(quiet=quiet), only=stages)
+    return run, config
+
+
+def _cmd_sample(args) -> int:
+    from genval.judging.asking import resolve_pairs
+    from genval.judging.labels import write_labels
+    from genval.judging.sampling import draw_sample
+
+    run, config = _open(args.target, args.out, ["generate"], args.quiet)
+    specs = resolve_pairs([args.pair], config.roles, "--pair")
+    if len(specs) != 1:
+        raise GenvalError(f"--pair: '{args.pair}' names {len(specs)} pairs; give one, e.g. student~teacher")
+    sheet = draw_sample(run.read_table("examples"), run.read_table("outputs"), specs[0], args.n, config.slices,
+                        config.critical, seed=config.analysis.seed, min_critical=args.min_critical)
+    dest = Path(args.to or run.root / f"sample_{specs[0].name.replace('~', '-')}.csv")
+    write_labels(sheet, dest)
+    counts = ", ".join(f"{ref}: {int((sheet.get('slice_' + ref.split('=')[0]) == ref.split('=')[1]).sum())}"
+                       for ref in config.critical if "slice_" + ref.split("=")[0] in sheet)
+    print(f"{dest}: {len(sheet)} items of {specs[0].name} to rate" + (f" ({counts})" if counts else ""))
+    return 0
+
+
+def _cmd_calibrate(args) -> int:
+    from genval.judging.stage import calibration_for
+
+    run, config = _open(args.target, args.out, ["generate", "judge"], args.quiet)
+    if args.labels:
+        config.human_labels = Path(args.labels).resolve()
+    if config.human_labels is None:
+        raise GenvalError(f"{args.target}: no human labels (add 'human_labels:' to the config or pass --labels)")
+    if not config.judge:
+        raise GenvalError(f"{args.target}: no judge in the config (add a 'judge:' entry)")
+    result = calibration_for(config, run.read_table("judgments"), run.read_table("examples"), run.read_table("outputs"))
+    run.write_json("calibration.json", result)
+    print(f"{'judge':<28} {'n':>4} {'agreement':>9} {'kappa':>7} {'kappa 95% CI':>17} {'alpha':>7} validated")
+    for name in result["ranking"]:
+        b = result["judges"][name]
+        ci = b["kappa"]["ci"]
+        print(f"{name:<28} {b['n']:>4} {_f(b['agreement']['value']):>9} {_f(b['kappa']['value']):>7} "
+              f"{'[' + _f(ci[0]) + ', ' + _f(ci[1]) + ']':>17} {_f(b['alpha']['value']):>7} "
+              f"{'yes' if b['validated'] else 'NO'} (min {b['min_kappa']})")
+    print(run.path("calibration.json"))
+    return 0
+
+
+def _cmd_labels(args) -> int:
+    from genval.judging.labels import read_labels, write_labels
+
+    frame = read_labels(args.source)
+    write_labels(frame, args.dest)
+    print(f"{args.dest}: {len(frame)} ratings")
+    return 0
+
+
+def _cmd_import(args) -> int:
+    from genval.judging.summeval import import_summeval
+
+    result = import_summeval(args.file, args.out)
+    print(f"{args.out}: {result['documents']} documents × {result['systems']} systems, {result['ratings']} ratings "
+          f"({result['layout']} layout)" + (f"; {result['without_source']} documents lack the source text "
+                                             "(use the .paired.jsonl file for source-based judges)"
+                                             if result["without_source"] else ""))
+    print(result["config"])
+    return 0
+
+
+def _cmd_metaeval(args) -> int:
+    from genval.judging.labels import read_labels
+    from genval.judging.summeval import metaeval
+
+    run, config = _open(args.run, "runs", [], True)
+    labels_path = args.labels or config.human_labels
+    if labels_path is None:
+        raise GenvalError(f"{args.run}: no human labels (the config has no 'human_labels'; pass --labels)")
+    scores = run.read_table("scores") if run.has("scores") else None
+    judgments = run.read_table("judgments") if run.has("judgments") else None
+    result = metaeval(scores, judgments, read_labels(labels_path))
+    run.write_json("metaeval.json", result)
+    for aspect, table in result["aspects"].items():
+        print(f"\n{aspect} (summary level, {result['summaries']} summaries)")
+        print(f"  {'metric / judge':<32} {'pearson':>8} {'spearman':>8} {'kendall':>8} {'docs':>5}")
+        for column, c in sorted(table.items(), key=lambda kv: -(kv[1]["spearman"] or -9)):
+            print(f"  {column:<32} {_f(c['pearson']):>8} {_f(c['spearman']):>8} {_f(c['kendall']):>8} {c['documents']:>5}")
+    print(run.path("metaeval.json"))
+    return 0
+
+
+def _f(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def add_commands(subparsers) -> None:
-    """Adds this area's subcommands (none yet)."""
+    """Adds `sample`, `calibrate`, `labels`, `import` and `metaeval`."""
+    p = subparsers.add_parser("sample", help="draw a slice-stratified sample of pairs for people to rate (CSV/JSONL)")
+    p.add_argument("target", metavar="RUN_OR_CONFIG", help="a run folder, or a config (its generate stage runs first)")
+    p.add_argument("--n", type=int, default=200, help="items to draw (default 200)")
+    p.add_argument("--pair", default="student~teacher", help="the pair to rate (default student~teacher)")
+    p.add_argument("--min-critical", type=int, default=30, help="items each critical slice gets at least (default 30)")
+    p.add_argument("--to", help="the sheet to write, .csv or .jsonl (default: in the run folder)")
+    p.add_argument("--out", default="runs", help="folder that holds run folders (default: runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_sample)
+
+    p = subparsers.add_parser("calibrate", help="measure each judge's agreement with the human labels; writes calibration.json")
+    p.add_argument("target", metavar="RUN_OR_CONFIG", help="a run folder, or a config (generate and judge run first)")
+    p.add_argument("--labels", help="human labels (JSONL or CSV) instead of the config's human_labels")
+    p.add_argument("--out", default="runs", help="folder that holds run folders (default: runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_calibrate)
+
+    p = subparsers.add_parser("labels", help="convert human labels between JSONL and CSV (checked on the way)")
+    p.add_argument("source", help="ratings, .jsonl or .csv")
+    p.add_argument("dest", help="where to write them, .jsonl or .csv")
+    p.set_defaults(func=_cmd_labels)
+
+    p = subparsers.add_parser("import", help="import a public human-rated set (summeval)")
+    p.add_argument("dataset", choices=["summeval"], help="the set's layout")
+    p.add_argument("file", help="model_annotations.aligned[.paired].jsonl, or G-Eval's summeval.json")
+    p.add_argument("--out", required=True, help="folder to write the eval set, replays, labels and config to")
+    p.set_defaults(func=_cmd_import)
+
+    p = subparsers.add_parser("metaeval", help="each metric's and judge's summary-level correlation with human scores")
+    p.add_argument("run", help="a run folder")
+    p.add_argument("--labels", help="human labels instead of the config's human_labels")
+    p.set_defaults(func=_cmd_metaeval)

@@ -2,7 +2,7 @@
 
 JSONL is the format of record; CSV round-trips through a spreadsheet or labelling tool.
 Extra columns (the inputs and outputs a sample sheet shows) are ignored on reading, and a
-CSV row with neither verdict nor score is an item not yet rated, skipped. A malformed line
+row with no annotator and neither verdict nor score is an item not yet rated, skipped. A malformed line
 is one error naming file:line.
 """
 
@@ -20,15 +20,15 @@ from genval.errors import GenvalError
 LABEL_COLUMNS = ["id", "pair", "annotator", "verdict", "score", "note", "aspect"]
 
 
-def _check(data: dict, where: str, blank_is_unrated: bool) -> dict | None:
+def _check(data: dict, where: str) -> dict | None:
     """Gives one rating as a clean dict, None for an unrated sheet row, or raises naming `where`."""
     clean = {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
     verdict, score = clean.get("verdict"), clean.get("score")
     verdict = None if verdict in ("", None) else verdict
     score = None if score in ("", None) else score
     if verdict is None and score is None:
-        if blank_is_unrated:
-            return None
+        if clean.get("annotator") in (None, ""):
+            return None  # a sheet row nobody has rated yet
         raise GenvalError(f"{where}: the rating has neither 'verdict' nor 'score' (give one)")
     for key in ("id", "pair", "annotator"):
         if clean.get(key) in (None, ""):
@@ -75,7 +75,7 @@ def read_labels(path: str | Path) -> pd.DataFrame:
                 where = f"{path}:{reader.line_num}"
                 if row.get(None):
                     raise GenvalError(f"{where}: more cells than the header has columns")
-                rating = _check(row, where, blank_is_unrated=True)
+                rating = _check(row, where)
                 if rating:
                     rows.append(rating)
                     wheres.append(where)
@@ -91,8 +91,10 @@ def read_labels(path: str | Path) -> pd.DataFrame:
                 raise GenvalError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(data, dict):
                 raise GenvalError(f"{where}: each line should be a JSON object")
-            rows.append(_check(data, where, blank_is_unrated=False))
-            wheres.append(where)
+            rating = _check(data, where)
+            if rating:
+                rows.append(rating)
+                wheres.append(where)
     return _finish(rows, wheres)
 
 

@@ -112,20 +112,35 @@ def parse_answer(answer: str | None, definition: Definition) -> Parsed:
     return PARSERS[definition.parser.kind](strip_fences(answer), definition)
 
 
+def scale_mass(probs: dict[str, float] | None, scale: Scale) -> dict[str, float]:
+    """Gives the probability each scale token holds in `probs` (token variants such as " 4" summed)."""
+    mass: dict[str, float] = {}
+    for token, p in (probs or {}).items():
+        key = normalise(token)
+        for t in scale.tokens:
+            if normalise(t) == key:
+                mass[t] = mass.get(t, 0.0) + float(p)
+    return mass
+
+
+def choose(probs: dict[str, float] | None, scale: Scale) -> Parsed:
+    """Gives the likeliest scale token of a constrained choice (answers scored, none generated); a tie is None."""
+    mass = scale_mass(probs, scale)
+    if not mass or sum(mass.values()) <= 0:
+        return Parsed(None, "no probability on any scale token")
+    ranked = sorted(mass.values(), reverse=True)
+    if len(ranked) > 1 and ranked[0] == ranked[1]:
+        return Parsed(None, "two scale tokens equally likely")
+    return Parsed(max(mass, key=mass.get))
+
+
 def expected_score(probs: dict[str, float] | None, scale: Scale) -> float | None:
     """Gives the probability-weighted score over the scale's tokens (G-Eval, Liu et al. 2023, eq. 1).
 
     Ordinal: Σ p(s)·s over the scale points, renormalised over the mass they hold. Binary:
     the probability of the positive label. None when no scale token has probability.
     """
-    if not probs:
-        return None
-    mass: dict[str, float] = {}
-    for token, p in probs.items():
-        key = normalise(token)
-        for t in scale.tokens:
-            if normalise(t) == key:
-                mass[t] = mass.get(t, 0.0) + float(p)
+    mass = scale_mass(probs, scale)
     total = sum(mass.values())
     if total <= 0:
         return None

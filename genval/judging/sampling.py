@@ -1,0 +1,72 @@
+"""The sample people rate: drawn stratified by slice, with every critical slice given enough items.
+
+Critical slices first get `min_critical` items each (or all they have), because an
+agreement number on five items says nothing; the rest of the sample is spread over the
+slice combinations in proportion to their size (largest-remainder rounding), so the
+sample looks like the eval set. Seeded: the same config draws the same sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from genval.judging.asking import PairSpec, pair_items
+
+SHEET_COLUMNS = ["id", "pair", "annotator", "verdict", "score", "note"]
+
+
+def _proportional(sizes: pd.Series, total: int) -> pd.Series:
+    """Gives per-stratum counts summing to `total`, proportional to `sizes` (largest remainder)."""
+    if total <= 0 or sizes.sum() == 0:
+        return sizes * 0
+    exact = sizes / sizes.sum() * total
+    counts = np.minimum(np.floor(exact).astype(int), sizes)
+    remainder = (exact - counts).sort_values(ascending=False)
+    for key in remainder.index:
+        if counts.sum() >= total:
+            break
+        if counts[key] < sizes[key]:
+            counts[key] += 1
+    while counts.sum() < total and (counts < sizes).any():  # strata that hit their size pass the rest on
+        for key in sizes.index:
+            if counts.sum() < total and counts[key] < sizes[key]:
+                counts[key] += 1
+    return counts
+
+
+def draw_sample(examples: pd.DataFrame, outputs: pd.DataFrame, spec: PairSpec, n: int, slices: list[str],
+                critical: list[str], seed: int = 0, min_critical: int = 30) -> pd.DataFrame:
+    """Gives the rating sheet: SHEET_COLUMNS blank for people to fill, then input, outputs and slices."""
+    items = pair_items(examples, outputs, spec)
+    slice_cols = [f"slice_{s}" for s in slices if f"slice_{s}" in examples.columns]
+    items = items.merge(examples[["id", *slice_cols]], on="id", how="left").set_index("id")
+    n = min(n, len(items))
+    rng = np.random.default_rng(seed)
+    picked: list[str] = []
+    for ref in critical:
+        field, _, value = ref.partition("=")
+        column = f"slice_{field}"
+        if column not in items.columns:
+            continue
+        members = [i for i in items.index[items[column] == value] if i not in picked]
+        quota = min(len(members), min_critical, n - len(picked))
+        picked.extend(rng.choice(members, size=quota, replace=False).tolist() if quota > 0 else [])
+    rest = items.drop(index=picked)
+    strata = rest[slice_cols].astype(str).agg("|".join, axis=1) if slice_cols else pd.Series("all", index=rest.index)
+    counts = _proportional(strata.value_counts().sort_index(), n - len(picked))
+    for key, k in counts.items():
+        members = strata.index[strata == key].tolist()
+        if k > 0:
+            picked.extend(rng.choice(members, size=int(k), replace=False).tolist())
+    sheet = items.loc[sorted(picked)].reset_index()
+    out = pd.DataFrame({"id": sheet["id"], "pair": spec.name, "annotator": None, "verdict": None,
+                        "score": None, "note": None})
+    out["input"] = sheet["input"]
+    out["reference"] = sheet["reference"]
+    out[spec.candidate] = sheet["candidate"]
+    if spec.other and spec.other != "reference":
+        out[spec.other] = sheet["other"]
+    for column in slice_cols:
+        out[column] = sheet[column]
+    return out

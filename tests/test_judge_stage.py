@@ -1,0 +1,212 @@
+"""The judge stage end to end: replayed, a scripted OpenAI-compatible server, and a tiny noise model."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score
+
+from genval.cli import main
+from genval.config import load_config
+from genval.pipeline import prepare, run_stages
+from genval.progress import Progress
+from tests.conftest import ROOT, write_jsonl, write_yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+N = 40
+
+
+def _setup(tmp_path, judge: list[dict], labels: list[dict], good=lambda i: i % 2 == 0):
+    """Writes an eval set of N examples whose student equals the teacher where `good(i)`; gives the config path."""
+    examples = [{"id": f"e{i:02d}", "input": f"ticket {i}", "reference": f"ref {i}",
+                 "slices": {"kind": "a" if i < N // 2 else "b"}} for i in range(N)]
+    write_jsonl(tmp_path / "eval.jsonl", examples)
+    write_jsonl(tmp_path / "teacher.jsonl", [{"id": e["id"], "text": f"answer {i}"} for i, e in enumerate(examples)])
+    write_jsonl(tmp_path / "student.jsonl", [{"id": e["id"], "text": f"answer {i}" if good(i) else f"wrong answer {i}, longer"}
+                                             for i, e in enumerate(examples)])
+    write_jsonl(tmp_path / "labels.jsonl", labels)
+    config = {
+        "name": "j", "task": "generation", "eval_set": "eval.jsonl", "prompt": "Answer: {input}",
+        "models": {"teacher": {"backend": "replay", "path": "teacher.jsonl"},
+                   "student": {"backend": "replay", "path": "student.jsonl"}},
+        "metrics": [], "slices": ["kind"], "judge": judge, "human_labels": "labels.jsonl",
+        "analysis": {"bootstrap": 200},
+    }
+    return write_yaml(tmp_path / "run.yaml", config)
+
+
+def _run(config_path, tmp_path):
+    config = load_config(config_path)
+    run = prepare(config, tmp_path / "runs")
+    run_stages(run, config, Progress(quiet=True), only=["generate", "judge"])
+    return run
+
+
+def _human(truth) -> list[dict]:
+    return [{"id": f"e{i:02d}", "pair": "student~teacher", "annotator": "h1",
+             "verdict": "equivalent" if t else "not_equivalent"} for i, t in enumerate(truth)]
+
+
+def test_replayed_judge_with_samples_gives_majority_spread_and_hand_agreement(tmp_path):
+    rng = np.random.default_rng(0)
+    truth = [i % 2 == 0 for i in range(N)]
+    judge_says = [t if i % 7 else not t for i, t in enumerate(truth)]  # wrong on every 7th item
+    records = []
+    for i, says in enumerate(judge_says):
+        word = "equivalent" if says else "not_equivalent"
+        other = "not_equivalent" if says else "equivalent"
+        answers = [f"Same fields.\nVERDICT: {word}", f"VERDICT: {word}", f"Hmm.\nVERDICT: {other}"]
+        if i == 3:
+            answers[2] = "I cannot decide."  # unparseable third sample: still a 2–0 majority
+        for s, text in enumerate(rng.permutation(answers)):
+            records.append({"id": f"e{i:02d}|student~teacher|ab|{s}", "text": str(text)})
+    write_jsonl(tmp_path / "judge.jsonl", records)
+    judge = [{"config": str(ROOT / "judges" / "equivalence.yaml"), "samples": 3,
+              "model": {"backend": "replay", "path": "judge.jsonl"}}]
+    run = _run(_setup(tmp_path, judge, _human(truth)), tmp_path)
+    j = run.read_table("judgments").set_index("id")
+    assert len(j) == N and set(j["judge"]) == {"equivalence"}
+    expected = ["equivalent" if s else "not_equivalent" for s in judge_says]
+    assert j["verdict"].tolist() == expected
+    assert j.loc["e03", "parsed"] == False and j.loc["e03", "samples"] == 2  # noqa: E712 (numpy bool)
+    assert j.loc["e02", "spread"] == pytest.approx(np.std([1, 1, 0]))
+    assert j.loc["e02", "score"] == pytest.approx(2 / 3)  # 2 of 3 samples say equivalent
+    cal = run.read_json("calibration.json")["judges"]["equivalence"]
+    human = ["equivalent" if t else "not_equivalent" for t in truth]
+    assert cal["n"] == N
+    assert cal["agreement"]["value"] == pytest.approx(np.mean(np.array(expected) == np.array(human)))
+    assert cal["kappa"]["value"] == pytest.approx(cohen_kappa_score(human, expected))
+    assert cal["unparsed"] == 1 and cal["validated"] == (cal["kappa"]["ci"][0] >= 0.6)
+    assert cal["threshold"] is not None  # mean-of-samples scores take three values: a cut applies
+    assert run.read_json("calibration.json")["ranking"] == ["equivalence"]
+
+
+def test_pairwise_swap_turns_flips_into_ties_and_reports_the_flip_rate(tmp_path):
+    records = []
+    for i in range(N):
+        first = "A" if i % 2 == 0 else "B"  # the judge, in order ab
+        # in order ba the positions are swapped; a consistent judge names the other letter
+        swapped = {"A": "B", "B": "A"}[first] if i % 4 else first  # every 4th item flips
+        records.append({"id": f"e{i:02d}|student~teacher|ab|0", "text": f"VERDICT: {first}"})
+        records.append({"id": f"e{i:02d}|student~teacher|ba|0", "text": f"VERDICT: {swapped}"})
+    write_jsonl(tmp_path / "judge.jsonl", records)
+    labels = [{"id": f"e{i:02d}", "pair": "student~teacher", "annotator": "h1", "verdict": "A" if i % 2 == 0 else "B"}
+              for i in range(N)]
+    judge = [{"config": str(ROOT / "judges" / "pairwise.yaml"), "model": {"backend": "replay", "path": "judge.jsonl"}}]
+    run = _run(_setup(tmp_path, judge, labels), tmp_path)
+    j = run.read_table("judgments").set_index("id")
+    flips = [i for i in range(N) if i % 4 == 0]
+    assert [j.loc[f"e{i:02d}", "verdict"] for i in flips] == ["tie"] * len(flips)
+    assert j.loc["e01", "verdict"] == "B" and bool(j.loc["e01", "swap_consistent"])
+    cal = run.read_json("calibration.json")["judges"]["pairwise"]
+    assert cal["bias"]["flip_rate"] == pytest.approx(len(flips) / N)
+    assert cal["agreement"]["value"] == pytest.approx(1 - len(flips) / N)
+
+
+# --- a scripted OpenAI-compatible server on 127.0.0.1 ---------------------------------------------
+class JudgeServer:
+    """Answers each chat completion from the candidate's fenced text: GOOD → equivalent, else not."""
+
+    def __init__(self):
+        self.requests = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append(body)
+                user = body["messages"][-1]["content"]
+                candidate = re.search(r"<candidate-[0-9a-f]+>\n(.*?)\n</candidate-", user, re.S).group(1)
+                if "MUMBLE" in candidate:
+                    text = "Both look fine to me, I suppose."
+                else:
+                    text = "Checked.\nVERDICT: " + ("equivalent" if "GOOD" in candidate else "not_equivalent")
+                data = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
+                                   "usage": {"prompt_tokens": 50, "completion_tokens": 5}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_scripted_server_verdicts_reproduce_hand_agreement(tmp_path):
+    pytest.importorskip("genval.backends.openai")
+    good = lambda i: i % 3 != 0  # noqa: E731
+    mumble = {5, 11}
+    truth = [good(i) if i not in (2, 4, 6) else not good(i) for i in range(N)]  # people disagree on 3 items
+    path = _setup(tmp_path, [], _human(truth), good=good)
+    write_jsonl(tmp_path / "student.jsonl", [{"id": f"e{i:02d}", "text": ("MUMBLE " if i in mumble else "")
+                                              + ("GOOD answer" if good(i) else "bad answer")} for i in range(N)])
+    with JudgeServer() as url:
+        config = load_config(path)
+        data = json.loads(json.dumps(config.resolved()))
+        data["judge"] = [{"config": str(ROOT / "judges" / "equivalence.yaml"),
+                          "model": {"backend": "openai", "model": "scripted", "base_url": url, "max_retries": 0,
+                                    "price": {"per_million_input_tokens": 2.0, "per_million_output_tokens": 10.0}}}]
+        write_yaml(tmp_path / "run2.yaml", data)
+        run = _run(tmp_path / "run2.yaml", tmp_path)
+    cal = run.read_json("calibration.json")["judges"]["equivalence"]
+    # By hand: the judge says GOOD → equivalent; MUMBLE items are unparsed and left out.
+    kept = [i for i in range(N) if i not in mumble]
+    judge_v = ["equivalent" if good(i) else "not_equivalent" for i in kept]
+    human_v = ["equivalent" if truth[i] else "not_equivalent" for i in kept]
+    assert cal["n"] == N - len(mumble) and cal["unparsed"] == len(mumble)
+    assert cal["agreement"]["value"] == pytest.approx((len(kept) - 3) / len(kept))
+    assert cal["kappa"]["value"] == pytest.approx(cohen_kappa_score(human_v, judge_v))
+    assert cal["cost"] == pytest.approx(N * (50 * 2.0 + 5 * 10.0) / 1e6)
+    # The system prompt reached the server and the candidate was fenced in the user message.
+    # A second calibrate from the run folder gives the same numbers (no model calls: the judgments are read).
+    assert main(["calibrate", str(run.root), "--quiet"]) == 0
+    assert run.read_json("calibration.json")["judges"]["equivalence"]["kappa"] == cal["kappa"]
+
+
+# --- a tiny model whose verdicts are noise --------------------------------------------------------
+NOISE_JUDGE = """
+name: tiny_choice
+mode: pointwise
+scale: {kind: binary, labels: [equivalent, not_equivalent]}
+prompt:
+  user: "Are these equivalent? {candidate} {other} Answer:"
+parser: {kind: choice}
+parameters: {weighted: true, max_tokens: 4}
+"""
+
+
+def test_tiny_model_judge_is_noise_and_not_validated(tmp_path):
+    pytest.importorskip("genval.backends.hf")
+    from tests.tiny_models import build_tiny_model
+
+    folder = build_tiny_model(tmp_path / "tiny")
+    (tmp_path / "tiny_choice.yaml").write_text(NOISE_JUDGE, encoding="utf-8")
+    rng = np.random.default_rng(1)
+    truth = rng.random(N) < 0.5
+    judge = [{"config": "tiny_choice.yaml", "model": {"backend": "hf", "model": str(folder), "device": "cpu",
+                                                      "dtype": "float32", "batch_size": 8}}]
+    run = _run(_setup(tmp_path, judge, _human(truth)), tmp_path)
+    j = run.read_table("judgments")
+    assert j["parsed"].all() and set(j["verdict"]) <= {"equivalent", "not_equivalent"}
+    assert all(json.loads(raw) for raw in j["raw"])  # the raw answer is the scored choice
+    cal = run.read_json("calibration.json")["judges"]["tiny_choice"]
+    assert cal["n"] == N and cal["validated"] is False
+    assert cal["kappa"]["ci"][0] < 0.6
