@@ -28,9 +28,9 @@ def _axes(x0, y0, x1, y1, xlabel, ylabel, xticks, yticks, sx, sy) -> list[str]:
     out = [f'<line x1="{x0}" y1="{y1}" x2="{x1}" y2="{y1}" stroke="#333"/>',
            f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="#333"/>']
     for t in xticks:
-        out.append(_text(sx(t), y1 + 14, f"{t:g}", "middle"))
+        out.append(_text(sx(t), y1 + 14, f"{t:.3g}", "middle"))
     for t in yticks:
-        out.append(_text(x0 - 4, sy(t) + 4, f"{t:g}", "end"))
+        out.append(_text(x0 - 4, sy(t) + 4, f"{t:.3g}", "end"))
         out.append(f'<line x1="{x0}" y1="{sy(t):.1f}" x2="{x1}" y2="{sy(t):.1f}" stroke="#eee"/>')
     out.append(_text((x0 + x1) / 2, y1 + 30, xlabel, "middle"))
     out.append(_text(12, (y0 + y1) / 2, ylabel, "middle", f'transform="rotate(-90 12 {(y0 + y1) / 2:.1f})"'))
@@ -114,8 +114,7 @@ def latency(samples: dict[str, list[float]], width: int = 420, height: int = 260
     sx = lambda v: x0 + (x1 - x0) * v / edges[-1]  # noqa: E731
     sy = lambda v: y1 - (y1 - y0) * v / peak  # noqa: E731
     body = [_text(8, 14, "Latency per call (s)", extra='font-weight="bold"')]
-    body += _axes(x0, y0, x1, y1, "seconds", "share of calls", [round(t, 2) for t in np.linspace(0, edges[-1], 5)],
-                  [round(t, 2) for t in np.linspace(0, peak, 3)], sx, sy)
+    body += _axes(x0, y0, x1, y1, "seconds", "share of calls", np.linspace(0, edges[-1], 5), np.linspace(0, peak, 3), sx, sy)
     colors = {"teacher": TEACHER, "student": STUDENT}
     for role, c in counts.items():
         color = colors.get(role, GREY)
@@ -146,14 +145,18 @@ def sweep(points: list[dict], width: int = 380, height: int = 280) -> str:
     sy = lambda v: y1 - (y1 - y0) * (v - amin) / ((amax - amin) or 1)  # noqa: E731
     body = [_text(8, 14, "Accuracy vs KL over temperatures", extra='font-weight="bold"')]
     body += _axes(x0, y0, x1, y1, "KL(teacher‖student)", "student accuracy",
-                  [round(t, 2) for t in np.linspace(0, kmax, 4)], [round(t, 2) for t in np.linspace(amin, amax, 4)],
-                  sx, sy)
+                  np.linspace(0, kmax, 4), np.linspace(amin, amax, 4), sx, sy)
     line = " ".join(f"{sx(p['kl']):.1f},{sy(p['accuracy']):.1f}" for p in points)
     body.append(f'<polyline points="{line}" fill="none" stroke="{STUDENT}" stroke-width="1.5"/>')
+    labelled: list[tuple[float, float]] = []
     for p in points:
-        body.append(f'<circle cx="{sx(p["kl"]):.1f}" cy="{sy(p["accuracy"]):.1f}" r="3" fill="{STUDENT}">'
+        x, y = sx(p["kl"]), sy(p["accuracy"])
+        body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{STUDENT}">'
                     f'<title>T={p.get("temperature")}: accuracy {p["accuracy"]:.3f}, KL {p["kl"]:.3f}</title></circle>')
-        body.append(_text(sx(p["kl"]) + 4, sy(p["accuracy"]) - 4, f"T={p.get('temperature')}", extra='font-size="9"'))
+        # Label a point only where it does not overprint a label already drawn (hover shows every T).
+        if all(abs(x - lx) > 34 or abs(y - ly) > 12 for lx, ly in labelled):
+            body.append(_text(x + 4, y - 5, f"T={p.get('temperature')}", extra='font-size="9"'))
+            labelled.append((x, y))
     return _svg(width, height, "Accuracy vs KL", body, "sweep")
 
 
