@@ -125,3 +125,17 @@ def test_written_summary_follows_the_schema(run_and_config):
     summary["classification"]["errors"]["both_wrong"] = 2.0  # a share over 1 breaks the schema
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(summary, summary_schema())
+
+
+def test_large_mean_matches_genval_stats_in_bounded_memory():
+    from genval.analysis import numbers
+    from genval.stats import number
+
+    values = np.random.default_rng(5).random(5000)
+    boot = numbers.Boot(1000, 0.95, 7)
+    assert values.size * boot.n_boot > numbers.CHUNK_CELLS          # takes the chunked path
+    ours, reference = numbers.mean(values, boot), number(values, 1000, 0.95, 7)
+    assert ours["n"] == reference["n"] and ours["value"] == pytest.approx(reference["value"])
+    assert ours["ci"] == pytest.approx(reference["ci"], rel=1e-12)
+    (means,) = numbers.resampled_means([values], boot)
+    assert means.shape == (1000,) and abs(means.mean() - values.mean()) < 0.01

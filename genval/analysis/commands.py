@@ -58,11 +58,12 @@ def _cmd_gate(args) -> int:
 
 def _cmd_leakage(args) -> int:
     from genval.analysis.leakage import find_leaks, read_texts
+    from genval.progress import Progress
 
     eval_texts = read_texts(Path(args.eval_set), args.field)
     train_texts = read_texts(Path(args.train_file), args.train_field or args.field)
     result = find_leaks(eval_texts, train_texts, threshold=args.threshold, ngram=args.ngram,
-                        num_perm=args.num_perm, bands=args.bands)
+                        num_perm=args.num_perm, bands=args.bands, progress=Progress(quiet=args.quiet))
     result.update({"eval_set": args.eval_set, "train_file": args.train_file})
     print(f"leakage: {len(result['leaked_eval_ids'])} of {result['n_eval']} eval examples "
           f"({result['leaked_share'] * 100:.1f} %) appear in {result['n_train']} training examples — "
@@ -118,6 +119,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--bands", type=int, default=32, help="LSH bands (32; num-perm must be a multiple)")
     p.add_argument("--show", type=int, default=20, help="how many matches to print of each kind (20)")
     p.add_argument("--json", metavar="PATH", help="also write every match as JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_leakage)
 
     p = subparsers.add_parser("report", help="re-render report.md and report.html of a run from its summary.json")

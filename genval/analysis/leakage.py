@@ -18,6 +18,7 @@ import numpy as np
 
 from genval.errors import GenvalError
 from genval.evalset import Record, as_text, read_records
+from genval.progress import Progress
 
 PRIME = (1 << 61) - 1  # Mersenne prime; hashes < 2^32 and multipliers < 2^31 keep a·x + b under 2^63
 TEXT_FIELDS = ("input", "text", "prompt", "question", "document")
@@ -76,7 +77,7 @@ def _hashes(items: set[str]) -> np.ndarray:
                      for s in items], dtype=np.uint64)
 
 
-def signatures(sets: list[set[str]], num_perm: int, seed: int = 0) -> np.ndarray:
+def signatures(sets: list[set[str]], num_perm: int, seed: int = 0, bar=None) -> np.ndarray:
     """Gives the MinHash signature (num_perm values) of each shingle set; empty sets get all-max rows."""
     rng = np.random.default_rng(seed)
     a = rng.integers(1, 1 << 31, size=num_perm, dtype=np.uint64)
@@ -86,6 +87,8 @@ def signatures(sets: list[set[str]], num_perm: int, seed: int = 0) -> np.ndarray
         if items:
             h = _hashes(items)[:, None]
             out[row] = ((a[None, :] * h + b[None, :]) % PRIME).min(axis=0)
+        if bar is not None:
+            bar.update(1)
     return out
 
 
@@ -123,7 +126,10 @@ def find_leaks(eval_texts: list[tuple[str, str]], train_texts: list[tuple[str, s
             exact.append({"eval_id": eval_id, "train_id": ident})
     eval_sets = [shingles(t, ngram) for _, t in eval_texts]
     train_sets = [shingles(t, ngram) for _, t in train_texts]
-    pairs = _candidates(signatures(eval_sets, num_perm), signatures(train_sets, num_perm), bands)
+    progress = progress or Progress(quiet=True)
+    with progress.bar("leakage: MinHash", total=len(eval_sets) + len(train_sets)) as bar:
+        eval_sig, train_sig = signatures(eval_sets, num_perm, bar=bar), signatures(train_sets, num_perm, bar=bar)
+    pairs = _candidates(eval_sig, train_sig, bands)
     exact_keys = {(e["eval_id"], e["train_id"]) for e in exact}
     near = []
     for i, j in sorted(pairs):

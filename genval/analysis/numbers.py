@@ -32,9 +32,35 @@ def empty() -> dict:
     return {"value": None, "ci": [None, None], "n": 0}
 
 
+CHUNK_CELLS = 4_000_000  # resample indices held at once: bounds memory at ~32 MB whatever the eval set's size
+
+
+def resampled_means(arrays: list[np.ndarray], boot: Boot) -> list[np.ndarray]:
+    """Gives, per array, its mean under each bootstrap resample of the rows (the same rows for every array).
+
+    Draws the indices in row blocks from one seeded generator: the same stream, and so the same
+    resamples, as `genval.stats.bootstrap_ci` draws at once, in bounded memory.
+    """
+    size = arrays[0].size
+    rng = np.random.default_rng(boot.seed)
+    rows = max(1, CHUNK_CELLS // max(size, 1))
+    out = [np.empty(boot.n_boot) for _ in arrays]
+    for start in range(0, boot.n_boot, rows):
+        stop = min(boot.n_boot, start + rows)
+        idx = rng.integers(0, size, size=(stop - start, size))
+        for arr, means in zip(arrays, out):
+            means[start:stop] = arr[idx].mean(axis=1)
+    return out
+
+
 def mean(values, boot: Boot) -> dict:
-    """Gives the mean of `values` (NaN dropped) as {value, ci, n}."""
-    return number(np.asarray(values, dtype=float), boot.n_boot, boot.confidence, boot.seed)
+    """Gives the mean of `values` (NaN dropped) as {value, ci, n}: genval.stats.number's numbers, in bounded memory."""
+    arr = np.asarray(values, dtype=float)
+    arr = arr[~np.isnan(arr)]
+    if arr.size * boot.n_boot <= CHUNK_CELLS:
+        return number(arr, boot.n_boot, boot.confidence, boot.seed)
+    (stats,) = resampled_means([arr], boot)
+    return {"value": float(arr.mean()), "ci": _quantiles(stats, boot.confidence), "n": int(arr.size)}
 
 
 def _quantiles(stats: np.ndarray, confidence: float) -> list:
@@ -61,10 +87,9 @@ def ratio(numerator, denominator, boot: Boot) -> dict:
     value = float(num.mean() / den.mean())
     if num.size < 2:
         return {"value": value, "ci": [None, None], "n": int(num.size)}
-    rng = np.random.default_rng(boot.seed)
-    idx = rng.integers(0, num.size, size=(boot.n_boot, num.size))
+    top, bottom = resampled_means([num, den], boot)
     with np.errstate(divide="ignore", invalid="ignore"):
-        stats = num[idx].mean(axis=1) / den[idx].mean(axis=1)
+        stats = top / bottom
     return {"value": value, "ci": _quantiles(stats, boot.confidence), "n": int(num.size)}
 
 

@@ -82,7 +82,7 @@ def _format(numbers: pd.DataFrame, block: dict, boot: Boot) -> dict:
     return out
 
 
-def _slices(run: Run, numbers, examples, config, boot, cls_json, primary) -> tuple[dict, dict, dict]:
+def _slices(run: Run, numbers, examples, config, boot, cls_json, primary, progress=None) -> tuple[dict, dict, dict]:
     """Gives field → value → block for every slice (ranked), where each field came from, and its members."""
     fields = slices.configured(examples)
     sources = {field: "configured" for field in fields}
@@ -97,12 +97,14 @@ def _slices(run: Run, numbers, examples, config, boot, cls_json, primary) -> tup
         fields["rare_class"], sources["rare_class"] = rare, "classes under analysis.rare_class_share of examples"
     detail_slices = (cls_json or {}).get("slices") or {}
     out: dict = {}
-    for field, groups in fields.items():
-        out[field] = {}
-        for value, ids in groups.items():
-            detail = (detail_slices.get(field) or {}).get(value)
-            out[field][value] = blocks.build(numbers, ids, boot, detail, primary)
-        slices.rank(out[field], config.analysis.min_slice_n, blocks.headline)
+    with (progress or Progress(quiet=True)).bar("aggregate slices", total=sum(map(len, fields.values()))) as bar:
+        for field, groups in fields.items():
+            out[field] = {}
+            for value, ids in groups.items():
+                detail = (detail_slices.get(field) or {}).get(value)
+                out[field][value] = blocks.build(numbers, ids, boot, detail, primary)
+                bar.update(1)
+            slices.rank(out[field], config.analysis.min_slice_n, blocks.headline)
     return out, sources, fields
 
 
@@ -119,7 +121,7 @@ def build_summary(run: Run, config: RunConfig, progress: Progress | None = None)
         overall["classification"]["temperature"] = cls_json.get("temperature")
     overall["fidelity"]["task_retention"] = _task_retention(numbers, overall, boot)
     judgments = run.read_table("judgments") if run.has("judgments") else None
-    slice_blocks, sources, members = _slices(run, numbers, examples, config, boot, cls_json, primary)
+    slice_blocks, sources, members = _slices(run, numbers, examples, config, boot, cls_json, primary, progress)
     name, head = blocks.headline(overall)
     ops = _optional(run, "ops.json") or {}
     summary = {
