@@ -53,3 +53,17 @@ def test_paired_change_and_regression(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--fail-on-regression"]) == 1
     assert "**Regressed**" in capsys.readouterr().out
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "a"), "--fail-on-regression"]) == 0
+
+
+def test_retention_change_is_paired(tmp_path):
+    teacher_a = [1] * 50 + [0] * 10
+    student_a = [1] * 45 + [0] * 15              # retention 45/50 = 0.9
+    student_b = [1] * 40 + [0] * 20              # retention 40/50 = 0.8
+    make_run(tmp_path / "a", teacher_a, student_a)
+    make_run(tmp_path / "b", teacher_a, student_b)
+    row = compare_runs(tmp_path / "a", tmp_path / "b")["overall"][0]
+    assert row["metric"] == "accuracy_retention"
+    assert row["before"] == pytest.approx(0.9) and row["after"] == pytest.approx(0.8)
+    assert row["change"]["value"] == pytest.approx(-0.1)
+    lo, hi = row["change"]["ci"]
+    assert lo <= -0.1 <= hi and hi < 0 and row["regressed"]

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from genval.analysis.gate import lower_is_better
-from genval.analysis.numbers import Boot, mean, paired_difference
+from genval.analysis.numbers import Boot, percentile_interval, paired_difference, resampled_means
 from genval.analysis.slices import configured
 from genval.analysis.table import example_numbers
 from genval.errors import GenvalError
@@ -57,11 +58,42 @@ def _rows(a: pd.DataFrame, b: pd.DataFrame, ids: set[str] | None, boot: Boot) ->
         lo, hi = change["ci"]
         worse = (lo is not None and lo > 0) if lower_is_better(metric) else (hi is not None and hi < 0)
         better = (hi is not None and hi < 0) if lower_is_better(metric) else (lo is not None and lo > 0)
-        out.append({"pair": pair, "metric": metric, "before": mean(group["a"], boot)["value"],
-                    "after": mean(group["b"], boot)["value"], "change": change,
+        out.append({"pair": pair, "metric": metric, "before": float(group["a"].mean()),
+                    "after": float(group["b"].mean()), "change": change,
                     "mcnemar": mcnemar_exact(group["a"], group["b"]) if binary else None,
                     "regressed": bool(worse), "improved": bool(better)})
-    return out
+    retention = _retention_row(a, b, None, boot)
+    return ([retention] if retention else []) + out
+
+
+def _retention_row(a: pd.DataFrame, b: pd.DataFrame, ids: set[str] | None, boot: Boot) -> dict | None:
+    """Gives the change in accuracy retention (student / teacher accuracy) with a paired bootstrap interval.
+
+    All four accuracy columns (teacher and student, runs A and B) are resampled on the same
+    examples, so the interval of the difference of ratios keeps every pairing.
+    """
+    def column(frame, pair):
+        rows = frame[(frame["pair"] == pair) & (frame["metric"] == "label_correct")]
+        if ids is not None:
+            rows = rows[rows["id"].isin(ids)]
+        return rows.groupby("id")["value"].mean()
+
+    table = pd.concat([column(a, "teacher~reference").rename("ta"), column(a, "student~reference").rename("sa"),
+                       column(b, "teacher~reference").rename("tb"), column(b, "student~reference").rename("sb")],
+                      axis=1, join="inner").dropna()
+    if table.empty or table["ta"].mean() == 0 or table["tb"].mean() == 0:
+        return None
+    before = table["sa"].mean() / table["ta"].mean()
+    after = table["sb"].mean() / table["tb"].mean()
+    ci = [None, None]
+    if len(table) >= 2:
+        ta, sa, tb, sb = resampled_means([table[c].to_numpy(float) for c in ("ta", "sa", "tb", "sb")], boot)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ci = percentile_interval(sb / tb - sa / ta, boot.confidence)
+    lo, hi = ci
+    return {"pair": "student~teacher", "metric": "accuracy_retention", "before": float(before), "after": float(after),
+            "change": {"value": float(after - before), "ci": ci, "n": int(len(table))}, "mcnemar": None,
+            "regressed": bool(hi is not None and hi < 0), "improved": bool(lo is not None and lo > 0)}
 
 
 def compare_runs(path_a: str | Path, path_b: str | Path, boot: Boot = Boot()) -> dict:

@@ -60,10 +60,11 @@ def mean(values, boot: Boot) -> dict:
     if arr.size * boot.n_boot <= CHUNK_CELLS:
         return number(arr, boot.n_boot, boot.confidence, boot.seed)
     (stats,) = resampled_means([arr], boot)
-    return {"value": float(arr.mean()), "ci": _quantiles(stats, boot.confidence), "n": int(arr.size)}
+    return {"value": float(arr.mean()), "ci": percentile_interval(stats, boot.confidence), "n": int(arr.size)}
 
 
-def _quantiles(stats: np.ndarray, confidence: float) -> list:
+def percentile_interval(stats: np.ndarray, confidence: float) -> list:
+    """Gives the [lo, hi] percentile interval of bootstrap statistics (non-finite ones dropped)."""
     stats = stats[np.isfinite(stats)]
     if stats.size == 0:
         return [None, None]
@@ -90,7 +91,7 @@ def ratio(numerator, denominator, boot: Boot) -> dict:
     top, bottom = resampled_means([num, den], boot)
     with np.errstate(divide="ignore", invalid="ignore"):
         stats = top / bottom
-    return {"value": value, "ci": _quantiles(stats, boot.confidence), "n": int(num.size)}
+    return {"value": value, "ci": percentile_interval(stats, boot.confidence), "n": int(num.size)}
 
 
 def paired_difference(after, before, boot: Boot) -> dict:
