@@ -38,25 +38,32 @@ class Settings:
 
 
 def human_values(labels: pd.DataFrame, definition: Definition, where: str) -> pd.DataFrame:
-    """Gives each rating's value on the judge's scale: `value` (category) and `number` (for correlations)."""
+    """Gives each rating's value on the judge's scale: `value` (category) and `number` (for correlations).
+
+    Ratings of another kind (scores for a label scale, or the reverse) are left out: they
+    belong to another judge. A rating of the right kind that is off the scale is an error.
+    """
     scale = definition.scale
-    out = labels.copy()
-    values, numbers = [], []
+    values, numbers, keep = [], [], []
     for row in labels.itertuples(index=False):
         if scale.kind == "ordinal":
             if pd.isna(row.score):
-                raise GenvalError(f"{where}: '{row.id}' ({row.pair}, {row.annotator}) has no 'score'; "
-                                  f"this judge's scale is {scale.min}–{scale.max}")
-            clipped = int(np.clip(np.floor(row.score + 0.5), scale.min, scale.max))
-            values.append(str(clipped))
+                keep.append(False)
+                continue
+            values.append(str(int(np.clip(np.floor(row.score + 0.5), scale.min, scale.max))))
             numbers.append(float(row.score))
         else:
-            parsed = match_scale("" if pd.isna(row.verdict) else row.verdict, scale)
+            if pd.isna(row.verdict):
+                keep.append(False)
+                continue
+            parsed = match_scale(row.verdict, scale)
             if parsed.verdict is None:
                 raise GenvalError(f"{where}: '{row.id}' ({row.pair}, {row.annotator}) has verdict {row.verdict!r}, "
-                                  f"not on this judge's scale ({', '.join(scale.labels)})")
+                                  f"not on judge '{definition.name}''s scale ({', '.join(scale.labels)})")
             values.append(parsed.verdict)
             numbers.append(_verdict_number(parsed.verdict, definition))
+        keep.append(True)
+    out = labels[keep].copy()
     out["value"], out["number"] = values, numbers
     return out
 
@@ -165,6 +172,9 @@ def calibrate_judge(rows: pd.DataFrame, labels: pd.DataFrame, definition: Defini
     usable = rows[rows["verdict"].notna()]
     joined = usable.merge(human, on=["id", "pair"], how="inner").sort_values(["pair", "id"]).reset_index(drop=True)
     warnings = []
+    if not len(rated):
+        warnings.append(f"no human rating of this judge's pairs ({', '.join(sorted(pairs))}) on its scale "
+                        f"({'scores' if definition.scale.kind == 'ordinal' else ', '.join(definition.scale.labels)})")
     unparsed = int((~rows["parsed"].astype(bool)).sum())
     if unparsed:
         warnings.append(f"{unparsed} of {len(rows)} judgments could not be parsed; they are left out")

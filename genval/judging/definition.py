@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from genval.errors import GenvalError
 
@@ -29,6 +29,13 @@ class Scale(_Strict):
     min: int | None = None
     max: int | None = None
     anchors: dict[int, str] = Field(default_factory=dict)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _quoted(cls, value):
+        if isinstance(value, list) and any(isinstance(v, bool) for v in value):
+            raise ValueError("YAML reads bare yes/no/true/false as booleans; quote the labels, e.g. [\"yes\", \"no\"]")
+        return value
 
     @model_validator(mode="after")
     def _shape(self):
