@@ -128,3 +128,10 @@ def test_judge_not_validated(tmp_path):
                                         "ranking": ["j1"]})
     found = [d for d in build_summary(run, make_config(tmp_path))["diagnoses"] if d["kind"] == "judge_not_validated"]
     assert found and "0.30" in found[0]["message"]
+
+
+def test_no_status_and_no_headline_stays_silent(tmp_path):
+    from genval.analysis.diagnosis import diagnose
+
+    summary = {"headline": None, "slices": {"region": {"b": {"n": 40, "headline": None}}}, "classification": None}
+    assert diagnose(summary, make_config(tmp_path, critical=["region=b"])) == []

@@ -77,11 +77,14 @@ def teacher_ceiling(summary: dict, config) -> list[dict]:
 
 def weak_critical_slice(summary: dict, config) -> list[dict]:
     out = []
-    overall_name, overall = summary.get("headline", {}).get("metric"), value(summary.get("headline"))
+    overall_name, overall = (summary.get("headline") or {}).get("metric"), value(summary.get("headline"))
     for ref in getattr(config, "critical", []) or []:
         field, wanted = ref.split("=", 1)
         block = (summary.get("slices") or {}).get(field, {}).get(wanted)
         if not block or overall is None:
+            continue
+        # Compare like with like: a slice whose headline fell back to another number is not judged here.
+        if (block.get("headline") or {}).get("metric") != overall_name:
             continue
         here = value(block.get("headline"))
         if here is None or overall - here < CRITICAL_GAP:
