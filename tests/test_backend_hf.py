@@ -174,3 +174,21 @@ def test_info_reports_parameters_and_memory(tiny):
     assert info["parameters"] == sum(p.numel() for p in model.parameters())
     assert info["weight_bytes"] == 4 * info["parameters"]  # float32 weights
     assert info["memory_kind"] == "process_peak_rss" and info["peak_memory_bytes"] > 0
+
+
+def test_top_logprobs_per_generated_token(tiny):
+    c = next(backend(tiny).generate([Request(id="a", prompt="the cat sat", params=Params(max_tokens=4, logprobs=3))]))
+    tok = AutoTokenizer.from_pretrained(tiny)
+    model = AutoModelForCausalLM.from_pretrained(tiny).eval()
+    ids = tok("the cat sat")["input_ids"]
+    assert len(c.top_logprobs) == c.completion_tokens == 4
+    for step, top in enumerate(c.top_logprobs):
+        with torch.inference_mode():
+            logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, -1].double(), dim=-1)
+        values, best = torch.topk(logp, 3)
+        expected = {}
+        for v, i in zip(values.tolist(), best.tolist()):
+            expected.setdefault(tok.decode([i]), v)  # ids that decode alike: the likelier one stands
+        assert list(top) == list(expected)
+        assert list(top.values()) == pytest.approx(list(expected.values()), abs=1e-4)
+        ids = ids + [int(best[0])]  # greedy: the top token is the one generated

@@ -189,7 +189,7 @@ class HFBackend(Backend):
         import torch
 
         started = time.perf_counter()
-        texts: list[tuple[str, int]] = [("", 0)] * len(batch)
+        texts: list[tuple[str, int, list | None]] = [("", 0, None)] * len(batch)
         to_generate = [i for i, (req, _, _) in enumerate(batch) if req.generate]
         if to_generate:
             for i, result in zip(to_generate, self._generate_texts(params, [batch[i][2] for i in to_generate])):
@@ -203,12 +203,12 @@ class HFBackend(Backend):
         latency = time.perf_counter() - started
         return [
             Completion(id=req.id, text=texts[i][0], prompt_tokens=len(ids), completion_tokens=texts[i][1],
-                       latency_s=latency, label_probs=probs.get(i))
+                       latency_s=latency, label_probs=probs.get(i), top_logprobs=texts[i][2])
             for i, (req, _, ids) in enumerate(batch)
         ]
 
-    def _generate_texts(self, params: Params, prompts: list[list[int]]) -> list[tuple[str, int]]:
-        """Gives (text, completion tokens) for left-padded prompts generated together."""
+    def _generate_texts(self, params: Params, prompts: list[list[int]]) -> list[tuple[str, int, list | None]]:
+        """Gives (text, completion tokens, top log-probabilities per token or None) for prompts generated together."""
         import torch
         from transformers import StoppingCriteriaList
 
@@ -223,18 +223,38 @@ class HFBackend(Backend):
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if params.stop:
             kwargs["stopping_criteria"] = StoppingCriteriaList([_StopOnStrings(tok, params.stop, width)])
+        if params.logprobs is not None:
+            # Raw logits (before temperature or top-p), as OpenAI's and vLLM's logprobs are.
+            kwargs.update(output_logits=True, return_dict_in_generate=True)
         with torch.inference_mode():
             out = self.model.generate(**padded, **kwargs)
+        sequences = out.sequences if params.logprobs is not None else out
         results = []
         eos = self.model.generation_config.eos_token_id
         eos = set(eos if isinstance(eos, list) else [eos]) - {None}
-        for row in out[:, width:].tolist():
+        for r, row in enumerate(sequences[:, width:].tolist()):
             n = next((k + 1 for k, t in enumerate(row) if t in eos), None)
             row = row[:n] if n is not None else [t for t in row if t != tok.pad_token_id]
             text, stopped = cut_at_stop(tok.decode(row, skip_special_tokens=True), params.stop)
             count = len(tok(text, add_special_tokens=False)["input_ids"]) if stopped else len(row)
-            results.append((text, count))
+            top = self._top_logprobs(out.logits, r, count, params.logprobs) if params.logprobs is not None else None
+            results.append((text, count, top))
         return results
+
+    def _top_logprobs(self, logits, row: int, steps: int, k: int) -> list[dict[str, float]]:
+        """Gives, per generated token of one row, its top-k tokens (decoded) and their log-probabilities."""
+        import torch
+
+        out = []
+        for step in logits[:steps]:
+            logp = torch.log_softmax(step[row].float(), dim=-1)
+            values, ids = torch.topk(logp, max(k, 1))
+            top: dict[str, float] = {}
+            for v, i in zip(values.tolist(), ids.tolist()):
+                # Two ids can decode to one string (e.g. partial UTF-8 bytes); keep the likelier.
+                top.setdefault(self.tokenizer.decode([i]), v)
+            out.append(top)
+        return out
 
     # --- what the engine knows ------------------------------------------------------------
     def info(self) -> dict:
