@@ -78,7 +78,7 @@ STAGES = [
     Stage("generate", _stage_fn("genval.backends.stage", "generate"), ("examples",), ("outputs", "ops.json"),
           lambda c: {"models": _models_key(c), "generation": c.generation.model_dump(mode="json"), "task": c.task,
                      "labels": c.labels, "schema": _file_digest(c.schema_path) if c.task == "extraction" else None},
-          needs_cache=True),
+          needs_cache=True, version=2),  # 2: ops.json gained P99 and token-throughput savings
     Stage("score", _stage_fn("genval.metrics.stage", "score"), ("examples", "outputs"), ("scores", "metrics.json"),
           lambda c: {"metrics": [m.model_dump(mode="json") for m in c.metric_specs], "task": c.task,
                      "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field,
