@@ -112,3 +112,19 @@ def test_sample_is_stratified_and_critical_slices_get_enough():
     again = draw_sample(examples, outputs, PairSpec("student~teacher", "student", "teacher"), 60,
                         ["critical", "kind"], ["critical=true"], seed=1, min_critical=10)
     assert again["id"].tolist() == sheet["id"].tolist()  # seeded
+
+
+def test_sample_command_on_the_demo_config_writes_a_sheet_people_can_fill(tmp_path, capsys):
+    from tests.conftest import ROOT
+
+    sheet = tmp_path / "sheet.jsonl"
+    assert main(["sample", str(ROOT / "configs" / "demo.yaml"), "--n", "50", "--to", str(sheet),
+                 "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    rows = [json.loads(line) for line in sheet.read_text().splitlines()]
+    assert len(rows) == 50 and {r["pair"] for r in rows} == {"student~teacher"}
+    assert sum(r["slice_critical"] == "true" for r in rows) >= 30  # the critical slice gets its minimum
+    assert all("student" in r and "teacher" in r and "input" in r and "verdict" not in r for r in rows)
+    assert len(read_labels(sheet)) == 0  # nothing rated yet: every row is skipped, none is an error
+    rows[0].update(annotator="me", verdict="equivalent")
+    sheet.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert read_labels(sheet)["verdict"].tolist() == ["equivalent"]

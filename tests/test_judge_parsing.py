@@ -8,15 +8,16 @@ import pandas as pd
 import pytest
 
 from genval.backends import Completion, Request
-from genval.judging.asking import read_verdicts
-from genval.judging.definition import load_definition
+from genval.judging.asking import build_requests, read_verdicts
+from genval.judging.definition import Parser, load_definition
 from genval.judging.parsing import expected_score, parse_answer, probs_from_top_logprobs
 from genval.judging.prompts import FENCE_BLOCK, fence, render_prompt, strip_fences
 from tests.conftest import ROOT
 
 EQUIV = load_definition(ROOT / "judges" / "equivalence.yaml")
 EXTRACT = load_definition(ROOT / "judges" / "extraction_equivalence.yaml")
-QUALITY = load_definition(ROOT / "judges" / "summary_quality.yaml")
+QUALITY = load_definition(ROOT / "judges" / "summary_quality.yaml")  # ordinal, constrained choice
+QUALITY_TAGGED = QUALITY.model_copy(update={"parser": Parser(kind="tagged", tag="SCORE")})
 PAIRWISE = load_definition(ROOT / "judges" / "pairwise.yaml")
 
 
@@ -68,12 +69,28 @@ def test_json_answers_that_do_not_parse(answer):
     ("SCORE: 4", "4"), ("SCORE: 5/5", "5"), ("SCORE: 2 out of 5", "2"), ("score: 3.0", "3"), ("SCORE: **1**", "1"),
 ])
 def test_ordinal_scores_that_parse(answer, verdict):
-    assert parse_answer(answer, QUALITY).verdict == verdict
+    assert parse_answer(answer, QUALITY_TAGGED).verdict == verdict
 
 
 @pytest.mark.parametrize("answer", ["SCORE: 6", "SCORE: 0", "SCORE: 4.5", "SCORE: four", "SCORE: -3", "SCORE: 4-5"])
 def test_ordinal_scores_that_do_not_parse(answer):
-    assert parse_answer(answer, QUALITY).verdict is None
+    assert parse_answer(answer, QUALITY_TAGGED).verdict is None
+
+
+@pytest.mark.parametrize("answer, verdict", [("4", "4"), (" 5.\n", "5"), ("3/5", "3"), ("SCORE: 4", None),
+                                             ("4 because it is good", None), ("", None)])
+def test_constrained_choice_scores(answer, verdict):
+    assert parse_answer(answer, QUALITY).verdict == verdict
+
+
+def test_a_constrained_choice_is_scored_not_generated():
+    items = pd.DataFrame({"id": ["x"], "input": ["s"], "reference": ["r"], "candidate": ["c"], "other": [""]})
+    (request,) = build_requests(QUALITY, items, "student", "summarization", 1, True, None)
+    assert request.generate is False and request.labels == ("1", "2", "3", "4", "5")
+    probs = {"1": 0.05, "2": 0.05, "3": 0.1, "4": 0.5, "5": 0.3}
+    frame = read_verdicts(QUALITY, "q", [request], [Completion(id=request.id, label_probs=probs)])
+    assert frame["verdict"].tolist() == ["4"] and frame["parsed"].tolist() == [True]
+    assert frame["score"].tolist()[0] == pytest.approx(0.05 + 0.1 + 0.3 + 2.0 + 1.5)
 
 
 def test_pairwise_choices():

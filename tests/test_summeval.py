@@ -115,7 +115,7 @@ def test_metaeval_of_a_run_matches_scipy_per_metric_and_judge(tmp_path, capsys):
     se = tmp_path / "se"
     roles = json.loads((se / "systems.json").read_text())
     judge_scores = {(doc, role): int(RNG.integers(1, 6)) for doc in DOCS for role in roles}
-    write_jsonl(se / "judge.jsonl", [{"id": f"{doc}|{role}|ab|0", "text": f"SCORE: {s}"}
+    write_jsonl(se / "judge.jsonl", [{"id": f"{doc}|{role}|ab|0", "text": str(s)}
                                      for (doc, role), s in judge_scores.items()])
     data = yaml.safe_load((se / "summeval.yaml").read_text())
     data["metrics"] = ["bleu"]
