@@ -176,5 +176,6 @@ def aggregate(run: Run, config: RunConfig, progress: Progress) -> dict:
     if gate is not None:
         progress.say(f"gate: {'PASS' if gate['passed'] else 'FAIL'}" +
                      "".join(f"\n  failing: {line}" for line in gate["failing"]))
-    return {"status": summary["status"]["level"], "diagnoses": len(summary["diagnoses"]),
+    # Not "status": the manifest's stage record keeps that key for done/failed.
+    return {"level": summary["status"]["level"], "diagnoses": len(summary["diagnoses"]),
             "gate": None if gate is None else ("pass" if gate["passed"] else "fail")}
