@@ -87,3 +87,22 @@ def test_config_gate_is_recorded_in_summary(tmp_path):
     summary = json.loads(run.path("summary.json").read_text())
     assert record["gate"] == "fail" and summary["gate"]["passed"] is False
     assert summary["gate"]["rules"][0]["value"] == pytest.approx(0.9)
+
+
+def test_gate_reads_the_run_configs_gate_key(tmp_path, capsys):
+    run = make_run(tmp_path / "run", [1] * N, [1] * 54 + [0] * 6)
+    config = make_config(tmp_path, gate={"rules": ["accuracy_retention >= 0.85", "agreement_rate >= 0.95"]})
+    aggregate(run, config, Progress(quiet=True))
+    run.manifest["config"] = config.resolved()
+    run.save_manifest()
+    out_json = tmp_path / "gate.json"
+    assert main(["gate", str(run.root), "--json", str(out_json)]) == 1
+    result = json.loads(out_json.read_text())
+    assert [r["passed"] for r in result["rules"]] == [True, False]
+    assert result["failing"] == ["agreement_rate >= 0.95: 0.9 < min 0.95"]
+    assert "gate: FAIL (2 rules, 1 failing)" in capsys.readouterr().out
+
+
+def test_short_form_rule_mistake_names_the_key(tmp_path, run_dir, capsys):
+    code, out = gate(tmp_path, run_dir, ["accuracy_retention > 0.9"], capsys)
+    assert code == 2 and "'rules'" in out.err and "metric [pair] >= number" in out.err
