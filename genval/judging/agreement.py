@@ -64,19 +64,13 @@ def krippendorff_alpha(ratings, level: str = "nominal") -> float:
     values = np.unique(data[~np.isnan(data)])
     if values.size < 2:
         return float("nan")
-    index = {v: i for i, v in enumerate(values)}
-    k = values.size
-    coincidence = np.zeros((k, k))
-    for item in data.T:
-        present = item[~np.isnan(item)]
-        m = present.size
-        if m < 2:
-            continue
-        counts = np.zeros(k)
-        for v in present:
-            counts[index[v]] += 1
-        pairs = np.outer(counts, counts) - np.diag(counts)
-        coincidence += pairs / (m - 1)
+    # counts[u, c]: how many raters gave item u the value c; only items rated twice or more are pairable.
+    counts = (data.T[:, :, None] == values[None, None, :]).sum(axis=1).astype(float)
+    m = counts.sum(axis=1)
+    counts, m = counts[m >= 2], m[m >= 2]
+    weighted = counts / (m - 1)[:, None]
+    # Σ_u (c_u c_uᵀ − diag c_u) / (m_u − 1), the coincidence matrix, for all items at once.
+    coincidence = weighted.T @ counts - np.diag(weighted.sum(axis=0))
     n_c = coincidence.sum(axis=1)
     n = n_c.sum()
     if n <= 1:
