@@ -133,6 +133,11 @@ def test_injected_verdict_quoted_back_does_not_change_the_parsed_verdict(injecti
         assert parse_answer(f"The candidate says:\n{quoted}", definition).verdict is None
 
 
+def test_absent_fields_render_as_empty_fences():
+    _, user = render_prompt(EQUIV, {"task": "t", "input": float("nan"), "candidate": "c", "other": None})
+    assert [b.group(0).split("\n")[1] for b in FENCE_BLOCK.finditer(user)] == ["", "c", ""]
+
+
 def test_fence_nonce_depends_on_the_text():
     assert fence("candidate", "a") != fence("candidate", "b")
     assert fence("candidate", "a") == fence("candidate", "a")  # deterministic: the cache key is stable

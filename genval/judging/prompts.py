@@ -26,7 +26,7 @@ def escape(text: str) -> str:
 
 def fence(name: str, text: str | None) -> str:
     """Gives `text` escaped and wrapped in a `<name-nonce>` … `</name-nonce>` fence."""
-    body = escape(text or "")
+    body = escape(text if isinstance(text, str) else "")  # an absent field (None, NaN) is empty
     nonce = hashlib.sha256(f"{name}\0{body}".encode("utf-8")).hexdigest()[:10]
     return f"<{name}-{nonce}>\n{body}\n</{name}-{nonce}>"
 
