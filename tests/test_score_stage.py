@@ -166,3 +166,20 @@ def test_no_classification_json_for_summaries(small_run, tmp_path):
     run_stages(run, cfg, Progress(quiet=True), only=["generate", "score"])
     assert not run.has("classification.json")
     assert math.isclose(run.read_table("scores").query("metric == 'bleu'").shape[0], 12)
+
+
+def test_score_and_metrics_commands(small_run, tmp_path, capsys):
+    import argparse
+
+    from genval.metrics import commands
+
+    parser = argparse.ArgumentParser()
+    commands.add_commands(parser.add_subparsers())
+    args = parser.parse_args(["score", str(small_run), "--out", str(tmp_path / "runs"), "--quiet"])
+    assert args.func(args) == 0
+    scores = pd.read_parquet(capsys.readouterr().out.strip())
+    assert set(scores.pair) == {"student~teacher", "student~reference", "teacher~reference"}
+    args = parser.parse_args(["metrics"])
+    assert args.func(args) == 0
+    listing = capsys.readouterr().out
+    assert "bertscore" in listing and "num_layers" in listing and "schema_valid" in listing

@@ -38,21 +38,60 @@ def _sacrebleu_scorer(name: str, options: dict):
 
 
 def _segment_stats(scorer, candidates: list[str], others: list[str]) -> list[list]:
-    """Gives sacrebleu's per-segment statistics, preprocessing and extracting each distinct reference once."""
-    prepared: dict[str, str] = {}
-    ref_info: dict[str, dict] = {}
+    """Gives sacrebleu's per-segment statistics, extracting each distinct text's n-grams once.
+
+    sacrebleu extracts a hypothesis's n-grams with the same function as a reference's
+    (`extract_all_word_ngrams` for BLEU, char + word n-grams for chrF), so one extraction per
+    distinct text serves both roles. The counts are sacrebleu's own (`BLEU._compute_segment_statistics`,
+    `CHRF._get_match_statistics`: clipped matches Σ min(hyp, ref) and totals), taken over the
+    intersection of the two n-gram sets and with each text's totals kept; they are integers,
+    so the statistics and every score are identical.
+    """
+    bleu = hasattr(scorer, "max_ngram_order")
+    info: dict[str, tuple] = {}
+
+    def ngrams(text):
+        found = info.get(text)
+        if found is None:
+            extracted = scorer._extract_reference_info([scorer._preprocess_segment(text)])
+            found = info[text] = _bleu_entry(scorer, extracted) if bleu else _chrf_entry(extracted)
+        return found
+
+    count = _bleu_stats if bleu else _chrf_stats
+    return [count(scorer, ngrams(c), ngrams(o)) for c, o in zip(candidates, others)]
+
+
+def _bleu_entry(scorer, extracted: dict) -> tuple:
+    """Gives (n-gram counts, length, n-gram total per order) of one text, for BLEU."""
+    total = [0] * scorer.max_ngram_order
+    for ngram, n in extracted["ref_ngrams"].items():
+        total[len(ngram) - 1] += n
+    return extracted["ref_ngrams"], extracted["ref_lens"], total
+
+
+def _bleu_stats(scorer, hyp: tuple, ref: tuple) -> list[int]:
+    hyp_ngrams, hyp_lens, total = hyp
+    ref_ngrams, ref_lens, _ = ref
+    correct = [0] * scorer.max_ngram_order
+    for ngram in hyp_ngrams.keys() & ref_ngrams.keys():
+        correct[len(ngram) - 1] += min(hyp_ngrams[ngram], ref_ngrams[ngram])
+    return [hyp_lens[0], scorer._get_closest_ref_len(hyp_lens[0], ref_lens)] + correct + total[:]
+
+
+def _chrf_entry(extracted: dict) -> tuple:
+    """Gives (n-gram counts per order, total per order) of one text, for chrF."""
+    orders = extracted["ref_ngrams"][0]
+    return orders, [sum(c.values()) for c in orders]
+
+
+def _chrf_stats(scorer, hyp: tuple, ref: tuple) -> list[int]:
     stats = []
-    for cand, other in zip(candidates, others):
-        hyp = prepared.get(cand)
-        if hyp is None:
-            hyp = prepared[cand] = scorer._preprocess_segment(cand)
-        info = ref_info.get(other)
-        if info is None:
-            ref = prepared.get(other)
-            if ref is None:
-                ref = prepared[other] = scorer._preprocess_segment(other)
-            info = ref_info[other] = scorer._extract_reference_info([ref])
-        stats.append(scorer._compute_segment_statistics(hyp, info))
+    for h, h_total, r, r_total in zip(hyp[0], hyp[1], ref[0], ref[1]):
+        match = 0
+        for ngram in h.keys() & r.keys():
+            match += min(h[ngram], r[ngram])
+        # as CHRF._get_match_statistics: no hypothesis count where the reference has no n-gram of this order
+        stats.extend((h_total if r else 0, r_total, match))
     return stats
 
 
