@@ -13,7 +13,7 @@ from genval.analysis.numbers import Boot, mean, ratio
 from genval.analysis.table import JUDGE_PREFIX, wide
 
 # Task-quality metrics a headline prefers, best first; otherwise the first metric by name.
-PREFERRED = ("fields", "rougeL", "chrf", "bertscore_f1", "embedding", "bleu")
+PREFERRED = ("fields_f1", "fields", "rougeL", "chrf", "bertscore_f1", "embedding", "bleu")
 LABEL_METRICS = ("label_correct", "label_agree", "kl")
 
 

@@ -16,7 +16,7 @@ from genval.analysis.table import wide
 
 # Which teacher~reference metric defines derived difficulty, best first: a label's
 # correctness, then the task-quality metrics a team usually trusts most.
-DIFFICULTY_METRICS = ("label_correct", "fields", "rougeL", "chrf", "bertscore_f1", "embedding", "bleu")
+DIFFICULTY_METRICS = ("label_correct", "fields_f1", "fields", "rougeL", "chrf", "bertscore_f1", "embedding", "bleu")
 LEVELS = ("hard", "medium", "easy")
 
 

@@ -84,7 +84,7 @@ def rows(run: Run, summary: dict) -> list[dict]:
     judge = (summary.get("judge") or {}).get("name")
     verdicts = _verdicts(run, judge)
     fid = (summary.get("fidelity") or {}).get("metrics") or {}
-    low = _low_fidelity(scores, next((m for m in ("rougeL", "chrf", "embedding", "bleu") if m in fid), None))
+    low = _low_fidelity(scores, next((m for m in ("fields_f1", "rougeL", "chrf", "embedding", "bleu") if m in fid), None))
     derived: dict[str, dict[str, str]] = {}
     for field, groups in (summary.get("derived_slices") or {}).items():
         for value, ids in groups.items():
