@@ -95,7 +95,9 @@ STAGES = [
           lambda c: {"analysis": c.analysis.model_dump(mode="json"), "slices": c.slices, "critical": c.critical,
                      "labels": c.labels, "label_field": c.label_field, "task": c.task,
                      "gate": c.gate.model_dump(mode="json") if c.gate else None,
-                     "baseline": _file_digest(c.gate.baseline / "summary.json") if c.gate and c.gate.baseline else None}),
+                     "baseline": _file_digest(c.gate.baseline / "summary.json" if c.gate.baseline.is_dir()
+                                              else c.gate.baseline) if c.gate and c.gate.baseline else None},
+          version=2),  # 2: slices, classification, judge, status, diagnoses, gate in summary.json
     Stage("report", _stage_fn("genval.report.stage", "report"),
           ("summary.json", "examples", "outputs", "scores", "judgments", "classification.json", "calibration.json"),
           ("report.md", "report.html"),
