@@ -97,3 +97,13 @@ def test_html_escapes_example_text(tmp_path):
     report(run, make_config(tmp_path), Progress(quiet=True))
     page = run.path("report.html").read_text()
     assert "</script><script>alert(1)" not in page
+
+
+def test_old_summary_is_a_one_line_error(tmp_path, capsys):
+    run = full_run(tmp_path)
+    run.manifest["config"] = make_config(tmp_path).resolved()
+    run.save_manifest()
+    run.write_json("summary.json", {"eval_set": {}, "metrics": {}})
+    assert main(["report", str(run.root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--force aggregate" in err
