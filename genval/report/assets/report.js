@@ -50,10 +50,10 @@
         var scores = Object.keys(row.scores).map(function (k) { return text(k) + ": " + row.scores[k]; }).join("<br>");
         var slices = Object.keys(row.slices).map(function (k) { return text(k + "=" + row.slices[k]); }).join("<br>");
         var fails = row.failures.map(function (f) { return '<span class="tag">' + text(f) + "</span>"; }).join(" ");
-        return "<tr><td>" + text(row.id) + '</td><td class="text">' + text(row.input) + '</td><td class="text">' +
-          text(row.teacher) + '</td><td class="text">' + text(row.student) + '</td><td class="text">' +
-          text(row.reference) + '</td><td class="text">' + scores + "</td><td>" + text(row.verdict) + "</td><td>" +
-          slices + "</td><td>" + fails + "</td></tr>";
+        var cell = function (html) { return '<td class="text"><div class="cell">' + html + "</div></td>"; };
+        return "<tr><td>" + text(row.id) + "</td>" + cell(text(row.input)) + cell(text(row.teacher)) +
+          cell(text(row.student)) + cell(text(row.reference)) + cell(scores) + "<td>" + text(row.verdict) +
+          "</td><td>" + slices + "</td><td>" + fails + "</td></tr>";
       });
       body.innerHTML = html.join("");
       count.textContent = shown.length + " of " + data.length + " examples";
