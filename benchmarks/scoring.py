@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--semantic-pairs", type=int, default=1200, help="semantic pairs (three per example)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda, for the semantic part")
     parser.add_argument("--skip-lexical", action="store_true")
+    parser.add_argument("--skip-semantic", action="store_true")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"machine: {platform.machine()} {platform.processor() or ''} {cores} cores usable; device {args.device}")
@@ -161,6 +162,8 @@ def main() -> None:
         lx = lexical(max(1, args.pairs // 3))
         print(f"lexical   {lx['pairs']:>6} pairs  naive loop {lx['naive_s']:7.2f} s   genval {lx['genval_s']:6.2f} s   "
               f"×{lx['naive_s'] / lx['genval_s']:.1f}  (BLEU, chrF, ROUGE-1/2/L identical; ROUGE engine {lx['engine']})")
+    if args.skip_semantic:
+        return
     sm = semantic(max(1, args.semantic_pairs // 3), args.device)
     print(f"bertscore {sm['pairs']:>6} pairs  bert_score.score×3 {sm['bert_naive_s']:7.2f} s   genval {sm['bert_s']:6.2f} s   "
           f"×{sm['bert_naive_s'] / sm['bert_s']:.1f}  (max |ΔF1| {sm['bert_max_diff']:.1e})")

@@ -56,10 +56,12 @@ def _probs(text, labels: list[str]) -> np.ndarray | None:
 
 def _gold(row, config: RunConfig) -> str | None:
     if config.task == "extraction":
-        ref = read_object(row.reference) if isinstance(row.reference, str) else None
+        reference = getattr(row, "reference", None)
+        ref = read_object(reference) if isinstance(reference, str) else None
         if ref is not None and ref.get(config.label_field) is not None:
             return str(ref[config.label_field])
-    return row.label if isinstance(row.label, str) else None
+    label = getattr(row, "label", None)
+    return label if isinstance(label, str) else None
 
 
 def label_set(config: RunConfig, golds, preds) -> list[str]:

@@ -50,8 +50,11 @@ def _role_numbers(rows: pd.DataFrame, role: str, labels: list[str], boot: Boot, 
     gold = rows["gold"].tolist()
     pred = [p if p is not None else NONE for p in rows[role]]
     correct = np.array([p == g for p, g in zip(pred, gold)], dtype=float)
-    p, r, f, _ = precision_recall_fscore_support(gold, pred, labels=labels, average="weighted", zero_division=0)
-    out = {"accuracy": boot.mean(correct), "precision": float(p), "recall": float(r), "f1": float(f)}
+    p = r = f = None
+    if len(rows):
+        p, r, f, _ = precision_recall_fscore_support(gold, pred, labels=labels, average="weighted", zero_division=0)
+        p, r, f = float(p), float(r), float(f)
+    out = {"accuracy": boot.mean(correct), "precision": p, "recall": r, "f1": f}
     probs = rows[rows[f"{role}_probs"].notna()]
     if len(probs):
         mat = np.stack(probs[f"{role}_probs"])
@@ -163,6 +166,8 @@ def summarise(table: pd.DataFrame, labels: list[str], config: RunConfig) -> dict
     rows = table[table["gold"].notna() & table["teacher_present"] & table["student_present"]]
     label_source = f"field:{config.label_field}" if config.task == "extraction" else "label"
     out = {"labels": labels, "label_source": label_source, "overall": block(rows, labels, config), "slices": {}}
+    if not len(rows):
+        out["overall"]["warnings"].append("no example has a gold label and outputs from both teacher and student")
     unknown = int((table["gold_raw"].notna() & table["gold"].isna()).sum())
     if unknown:
         out["overall"]["warnings"].append(f"{unknown} gold labels are not in the label set and were left out")
