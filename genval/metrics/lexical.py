@@ -62,19 +62,23 @@ def _segment_stats(scorer, candidates: list[str], others: list[str]) -> list[lis
 
 
 def _bleu_entry(scorer, extracted: dict) -> tuple:
-    """Gives (n-gram counts, length, n-gram total per order) of one text, for BLEU."""
-    total = [0] * scorer.max_ngram_order
+    """Gives (n-gram counts per order, length, n-gram total per order) of one text, for BLEU."""
+    orders: list[dict] = [{} for _ in range(scorer.max_ngram_order)]
     for ngram, n in extracted["ref_ngrams"].items():
-        total[len(ngram) - 1] += n
-    return extracted["ref_ngrams"], extracted["ref_lens"], total
+        orders[len(ngram) - 1][ngram] = n
+    return orders, extracted["ref_lens"], [sum(o.values()) for o in orders]
+
+
+def _clipped_matches(h: dict, r: dict) -> int:
+    """Gives Σ min(h[g], r[g]) over the n-grams both have: sacrebleu's clipped match count, looped in C."""
+    common = h.keys() & r.keys()
+    return sum(map(min, map(h.__getitem__, common), map(r.__getitem__, common)))
 
 
 def _bleu_stats(scorer, hyp: tuple, ref: tuple) -> list[int]:
-    hyp_ngrams, hyp_lens, total = hyp
-    ref_ngrams, ref_lens, _ = ref
-    correct = [0] * scorer.max_ngram_order
-    for ngram in hyp_ngrams.keys() & ref_ngrams.keys():
-        correct[len(ngram) - 1] += min(hyp_ngrams[ngram], ref_ngrams[ngram])
+    hyp_orders, hyp_lens, total = hyp
+    ref_orders, ref_lens, _ = ref
+    correct = [_clipped_matches(h, r) for h, r in zip(hyp_orders, ref_orders)]
     return [hyp_lens[0], scorer._get_closest_ref_len(hyp_lens[0], ref_lens)] + correct + total[:]
 
 
@@ -87,11 +91,8 @@ def _chrf_entry(extracted: dict) -> tuple:
 def _chrf_stats(scorer, hyp: tuple, ref: tuple) -> list[int]:
     stats = []
     for h, h_total, r, r_total in zip(hyp[0], hyp[1], ref[0], ref[1]):
-        match = 0
-        for ngram in h.keys() & r.keys():
-            match += min(h[ngram], r[ngram])
         # as CHRF._get_match_statistics: no hypothesis count where the reference has no n-gram of this order
-        stats.extend((h_total if r else 0, r_total, match))
+        stats.extend((h_total if r else 0, r_total, _clipped_matches(h, r)))
     return stats
 
 
