@@ -158,7 +158,8 @@ def test_scripted_server_verdicts_reproduce_hand_agreement(tmp_path):
     path = _setup(tmp_path, [], _human(truth), good=good)
     write_jsonl(tmp_path / "student.jsonl", [{"id": f"e{i:02d}", "text": ("MUMBLE " if i in mumble else "")
                                               + ("GOOD answer" if good(i) else "bad answer")} for i in range(N)])
-    with JudgeServer() as url:
+    server = JudgeServer()
+    with server as url:
         config = load_config(path)
         data = json.loads(json.dumps(config.resolved()))
         data["judge"] = [{"config": str(ROOT / "judges" / "equivalence.yaml"),
@@ -176,6 +177,9 @@ def test_scripted_server_verdicts_reproduce_hand_agreement(tmp_path):
     assert cal["kappa"]["value"] == pytest.approx(cohen_kappa_score(human_v, judge_v))
     assert cal["cost"] == pytest.approx(N * (50 * 2.0 + 5 * 10.0) / 1e6)
     # The system prompt reached the server and the candidate was fenced in the user message.
+    assert len(server.requests) == N and server.requests[0]["messages"][0]["role"] == "system"
+    assert all(re.search(r"<candidate-[0-9a-f]{10}>\n(GOOD|bad|MUMBLE)", b["messages"][-1]["content"])
+               for b in server.requests)
     # A second calibrate from the run folder gives the same numbers (no model calls: the judgments are read).
     assert main(["calibrate", str(run.root), "--quiet"]) == 0
     assert run.read_json("calibration.json")["judges"]["equivalence"]["kappa"] == cal["kappa"]
@@ -210,3 +214,30 @@ def test_tiny_model_judge_is_noise_and_not_validated(tmp_path):
     cal = run.read_json("calibration.json")["judges"]["tiny_choice"]
     assert cal["n"] == N and cal["validated"] is False
     assert cal["kappa"]["ci"][0] < 0.6
+
+
+def test_several_judges_are_ranked_by_agreement(tmp_path):
+    truth = [i % 2 == 0 for i in range(N)]
+    for name, wrong_every in (("sharp", 13), ("blunt", 3)):
+        says = [t if i % wrong_every else not t for i, t in enumerate(truth)]
+        write_jsonl(tmp_path / f"{name}.jsonl", [{"id": f"e{i:02d}|student~teacher|ab|0",
+                                                  "text": "VERDICT: " + ("equivalent" if v else "not_equivalent")}
+                                                 for i, v in enumerate(says)])
+    judge = [{"config": str(ROOT / "judges" / "equivalence.yaml"), "name": name,
+              "model": {"backend": "replay", "path": f"{name}.jsonl"}} for name in ("blunt", "sharp")]
+    run = _run(_setup(tmp_path, judge, _human(truth)), tmp_path)
+    cal = run.read_json("calibration.json")
+    assert cal["ranking"] == ["sharp", "blunt"]
+    assert cal["judges"]["sharp"]["kappa"]["value"] > cal["judges"]["blunt"]["kappa"]["value"]
+    assert set(run.read_table("judgments")["judge"]) == {"sharp", "blunt"}
+
+
+def test_two_judges_with_one_name_are_a_config_mistake(tmp_path):
+    from genval.errors import GenvalError
+    from genval.judging.stage import judge_names
+
+    write_jsonl(tmp_path / "j.jsonl", [])
+    ref = {"config": str(ROOT / "judges" / "equivalence.yaml"), "model": {"backend": "replay", "path": "j.jsonl"}}
+    config = load_config(_setup(tmp_path, [ref, ref], []))
+    with pytest.raises(GenvalError, match=r"judge\[1\]: a second judge named 'equivalence'; give each a distinct 'name'"):
+        judge_names(config)
