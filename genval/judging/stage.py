@@ -48,6 +48,10 @@ def ask_judge(name: str, ref: JudgeRef, definition: Definition, examples: pd.Dat
         items = pair_items(examples, outputs, spec)
         requests.extend(build_requests(definition, items, spec.name, config.task, ref.samples, ref.swap,
                                        ref.aspect))
+    notes = []
+    if ref.samples > 1 and definition.parameters.temperature == 0:
+        notes.append(f"judge '{name}': samples {ref.samples} at temperature 0 draw the same answer "
+                     f"{ref.samples} times on a deterministic engine; set parameters.temperature in {ref.config.name}")
     backend = load_backend(ref.model)
     stats = CallStats()
     try:
@@ -62,7 +66,7 @@ def ask_judge(name: str, ref: JudgeRef, definition: Definition, examples: pd.Dat
         "wall_s": round(stats.wall_s, 3), "judgments": int(len(frame)),
         "unparsed": int((~frame["parsed"].astype(bool)).sum()) if len(frame) else 0,
         "flip_rate": float((~swapped.astype(bool)).mean()) if len(swapped) else None,
-        "notes": list(getattr(backend, "notes", [])),
+        "notes": notes + list(getattr(backend, "notes", [])),
     }
     return frame, record
 
