@@ -38,7 +38,9 @@ SIZES = {  # hidden, layers, intermediate: ~4M parameters on CPU, ~110M on the G
 def build_model(folder: Path, device: str, max_new: int) -> Path:
     """Gives the folder of a seeded random-weight Llama whose generation length is fixed at `max_new`."""
     hidden, layers, inter = SIZES[device]
-    tok = train_tokenizer(vocab_size=300)
+    # Room for every merge the sentences allow: ~1.2 tokens per word, as production tokenizers give
+    # for English (the tests' 300-token vocabulary spends ~4 tokens a word and inflates the prompts).
+    tok = train_tokenizer(vocab_size=1000)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
                          num_attention_heads=8, num_key_value_heads=8, max_position_embeddings=1024,
                          pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
