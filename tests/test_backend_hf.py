@@ -192,3 +192,22 @@ def test_top_logprobs_per_generated_token(tiny):
         assert list(top) == list(expected)
         assert list(top.values()) == pytest.approx(list(expected.values()), abs=1e-4)
         ids = ids + [int(best[0])]  # greedy: the top token is the one generated
+
+
+def test_fixed_batch_size_out_of_memory_fails_those_requests_only(tiny):
+    b = backend(tiny, batch_size=4)
+    b.load()
+    real = b.model.generate
+
+    def generate_fitting_two(*args, **kwargs):
+        if kwargs["input_ids"].shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(*args, **kwargs)
+
+    b.model.generate = generate_fitting_two
+    reqs = [Request(id=str(i), prompt=p, params=Params(max_tokens=3)) for i, p in enumerate(PROMPTS)]
+    out = list(b.generate(reqs))
+    failed = [c for c in out if c.error]
+    assert len(out) == 6 and len(failed) == 4  # the first batch of 4 (longest prompts); the last 2 fit
+    assert all(c.error == "out of memory at batch size 4" for c in failed)
+    assert all(c.text for c in out if not c.error)

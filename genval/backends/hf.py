@@ -154,26 +154,29 @@ class HFBackend(Backend):
             yield from self._generate_sorted(params, encoded)
 
     def _generate_sorted(self, params: Params, encoded: list) -> Iterator[Completion]:
-        start = 0
+        """Yields each batch's completions; with `batch_size: auto`, halves the size on out-of-memory and keeps it."""
+        auto = self.config.batch_size == "auto"
         size = self.batch_size or AUTO_BATCH_START["cuda" if self.device.startswith("cuda") else "cpu"]
+        start = 0
         while start < len(encoded):
             batch = encoded[start:start + size]
             try:
-                yield from self._run_batch(params, batch)
+                done = self._run_batch(params, batch)
             except Exception as exc:
-                if not _is_oom(exc) or size == 1 or self.config.batch_size != "auto":
-                    if _is_oom(exc):
-                        yield from (Completion(id=r.id, error=f"out of memory at batch size {size}") for r, _, _ in batch)
-                        start += len(batch)
-                        continue
+                if not _is_oom(exc):
                     raise
                 self._free()
-                size //= 2  # halve and retry the same requests (batch_size: auto) ...
-                while size > 1 and size >= len(batch):
-                    size //= 2  # ... skipping sizes that would rerun the same failing batch
-                continue
-            self.batch_size = size if self.config.batch_size == "auto" else self.batch_size
+                if not auto or size == 1:  # nothing smaller to try: these requests fail, the rest go on
+                    done = [Completion(id=r.id, error=f"out of memory at batch size {size}") for r, _, _ in batch]
+                else:
+                    size //= 2
+                    while size > 1 and size >= len(batch):
+                        size //= 2  # a size that holds the whole failing batch would fail the same way
+                    continue
+            if auto:
+                self.batch_size = size
             start += len(batch)
+            yield from done
 
     def _free(self) -> None:
         import gc
