@@ -99,15 +99,33 @@ def test_schema_goes_through_structured_outputs(fake_vllm, tiny):
     assert json.loads(c.text) == {"category": "billing", "refund": True}
 
 
-def test_label_probabilities_from_logprobs(fake_vllm, tiny):
+def test_label_probabilities_are_exact_label_log_likelihoods(fake_vllm, tiny):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny)
     labels = ("positive", "negative", "neutral")
-    c = next(backend(tiny).generate([Request(id="a", prompt="x", labels=labels, generate=False)]))
-    sp = fake_vllm.LLM.calls[0]["params"][0]
-    assert (sp.logprobs, sp.max_tokens) == (20, 1)
-    pos, neg, neu = math.exp(-0.3), math.exp(-1.5), math.exp(-2.5)  # "the" and "." begin no label
-    total = pos + neg + neu
-    assert c.label_probs == pytest.approx({"positive": pos / total, "negative": neg / total, "neutral": neu / total})
-    assert c.top_logprobs[0]["the"] == -3.0 and c.text == ""
+    c = next(backend(tiny).generate([Request(id="a", prompt="the review says", labels=labels, generate=False)]))
+    call = fake_vllm.LLM.calls[0]
+    assert len(fake_vllm.LLM.calls) == 1  # no text wanted: only the scoring call
+    assert (call["params"][0].max_tokens, call["params"][0].prompt_logprobs) == (1, 0)
+    # By hand: context and context+label tokenised, the label's positions scored with the stand-in's
+    # documented per-position log-probability, -0.1·(1 + (31·token + 7·position) mod 17), then a softmax.
+    context = tok("the review says")["input_ids"]
+    loglik = {}
+    for label, prompt in zip(labels, call["prompts"]):
+        full = tok("the review says" + label)["input_ids"]
+        assert full[:len(context)] == context and prompt == {"prompt_token_ids": full}
+        loglik[label] = sum(-0.1 * (1 + (t * 31 + p * 7) % 17) for p, t in enumerate(full) if p >= len(context))
+    z = sum(math.exp(v) for v in loglik.values())
+    assert c.label_probs == pytest.approx({label: math.exp(v) / z for label, v in loglik.items()})
+    assert sum(c.label_probs.values()) == pytest.approx(1.0) and c.text == ""
+
+
+def test_top_logprobs_when_asked(fake_vllm, tiny):
+    c = next(backend(tiny).generate([Request(id="a", prompt="x", params=Params(max_tokens=3, logprobs=5))]))
+    assert fake_vllm.LLM.calls[0]["params"][0].logprobs == 5
+    assert c.top_logprobs[0] == {"positive": -0.3, " negative": -1.5, "Neutral": -2.5, "the": -3.0, ".": -4.0}
+    assert len(c.top_logprobs) == 3
 
 
 def test_the_stand_in_rejects_calls_vllm_033_would_reject(fake_vllm):

@@ -11,6 +11,9 @@ Written against the vLLM 0.33 API:
   `max_tokens` defaults to 16, so it is always set. JSON Schema constraints go through
   `structured_outputs=StructuredOutputsParams(json=schema)` (vllm.sampling_params); the
   `guided_*` fields were removed in 0.12.
+- Label probabilities: each label appended to the prompt as a TokensPrompt
+  (`{"prompt_token_ids": [...]}`) with `SamplingParams(max_tokens=1, prompt_logprobs=0)`;
+  `RequestOutput.prompt_logprobs[p][token_id].logprob` per label position.
 - Results: `RequestOutput.outputs[0]` (`CompletionOutput.text`, `.token_ids`, `.logprobs` —
   per token a dict token id → `Logprob(logprob, rank, decoded_token)` — `.finish_reason`),
   `RequestOutput.prompt_token_ids`, `RequestOutput.metrics` (`RequestStateStats`).
@@ -29,11 +32,10 @@ from typing import Iterator
 
 from genval.backends.base import Backend, Completion, Request
 from genval.backends.hf import _model_fingerprint
-from genval.backends.labels import from_top_logprobs
+from genval.backends.labels import continuation_ids, normalise
 from genval.errors import GenvalError
 
 CHUNK = 256
-LABEL_TOP_K = 20  # vLLM's default max_logprobs
 
 
 def import_vllm():
@@ -90,30 +92,77 @@ class VLLMBackend(Backend):
     def sampling_params(self, request: Request):
         """Gives the `SamplingParams` of one request (max_tokens always set: vLLM's default is 16)."""
         p = request.params
-        k = p.logprobs if p.logprobs is not None else (LABEL_TOP_K if request.labels else None)
-        kwargs = {"temperature": p.temperature, "top_p": p.top_p, "max_tokens": p.max_tokens if request.generate else 1,
-                  "seed": p.seed, "stop": list(p.stop) or None, "logprobs": k}
+        kwargs = {"temperature": p.temperature, "top_p": p.top_p, "max_tokens": p.max_tokens, "seed": p.seed,
+                  "stop": list(p.stop) or None, "logprobs": p.logprobs}
         if request.schema is not None:
             kwargs["structured_outputs"] = self._structured(json=request.schema)
         return self._vllm.SamplingParams(**kwargs)
 
+    def render(self, request: Request) -> str:
+        """Gives the text the model continues: the chat template applied when used, else system + prompt."""
+        if self.uses_chat():
+            messages = ([{"role": "system", "content": request.system}] if request.system else [])
+            messages.append({"role": "user", "content": request.prompt})
+            return self.llm.get_tokenizer().apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+
     def generate(self, requests: list[Request]) -> Iterator[Completion]:
         self.load()
-        chat = self.uses_chat()
         for start in range(0, len(requests), CHUNK):
             chunk = requests[start:start + CHUNK]
-            params = [self.sampling_params(r) for r in chunk]
             began = time.perf_counter()
-            if chat:
-                messages = [([{"role": "system", "content": r.system}] if r.system else [])
-                            + [{"role": "user", "content": r.prompt}] for r in chunk]
-                outputs = self.llm.chat(messages, sampling_params=params, use_tqdm=False)
-            else:
-                prompts = [f"{r.system}\n\n{r.prompt}" if r.system else r.prompt for r in chunk]
-                outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
+            texts = self._generate_texts(chunk)
+            probs = self._label_probs(chunk)
             wall = time.perf_counter() - began
-            for request, output in zip(chunk, outputs):
-                yield self._completion(request, output, wall)
+            for i, request in enumerate(chunk):
+                completion = self._completion(request, texts[i], wall) if i in texts else Completion(
+                    id=request.id, latency_s=wall)
+                completion.label_probs = probs.get(i)
+                yield completion
+
+    def _generate_texts(self, chunk: list[Request]) -> dict[int, object]:
+        """Gives position in chunk → `RequestOutput` for the requests that want text."""
+        wanted = [i for i, r in enumerate(chunk) if r.generate]
+        if not wanted:
+            return {}
+        params = [self.sampling_params(chunk[i]) for i in wanted]
+        if self.uses_chat():
+            messages = [([{"role": "system", "content": chunk[i].system}] if chunk[i].system else [])
+                        + [{"role": "user", "content": chunk[i].prompt}] for i in wanted]
+            outputs = self.llm.chat(messages, sampling_params=params, use_tqdm=False)
+        else:
+            prompts = [self.render(chunk[i]) for i in wanted]
+            outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
+        return dict(zip(wanted, outputs))
+
+    def _label_probs(self, chunk: list[Request]) -> dict[int, dict[str, float]]:
+        """Gives position in chunk → label probabilities, from the exact log-likelihood of each label's tokens.
+
+        The same quantity the hf backend computes (lm-evaluation-harness's multiple-choice scoring,
+        which its vLLM backend also takes from `prompt_logprobs`), so a teacher on vLLM and a student
+        on transformers are compared on one definition: context + label as a TokensPrompt,
+        `SamplingParams(max_tokens=1, prompt_logprobs=0)`, the label positions' logprobs summed.
+        """
+        tokenizer = self.llm.get_tokenizer()
+        special = not self.uses_chat()
+        prompts, spans = [], []
+        for i, request in enumerate(chunk):
+            if not request.labels:
+                continue
+            context = self.render(request)
+            for label in request.labels:
+                ctx, cont = continuation_ids(tokenizer, context, label, special)
+                prompts.append({"prompt_token_ids": ctx + cont})
+                spans.append((i, label, len(ctx), len(cont)))
+        if not prompts:
+            return {}
+        params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
+        loglik: dict[int, dict[str, float]] = {}
+        for (i, label, n_ctx, n_cont), output in zip(spans, outputs):
+            ids, logprobs = output.prompt_token_ids, output.prompt_logprobs
+            loglik.setdefault(i, {})[label] = sum(logprobs[p][ids[p]].logprob for p in range(n_ctx, n_ctx + n_cont))
+        return {i: normalise(scores) for i, scores in loglik.items()}
 
     def _completion(self, request: Request, output, wall: float) -> Completion:
         """Gives the completion a `RequestOutput` holds."""
@@ -125,12 +174,8 @@ class VLLMBackend(Backend):
         latency = wall
         if metrics is not None and getattr(metrics, "last_token_ts", 0) and getattr(metrics, "queued_ts", 0):
             latency = metrics.last_token_ts - metrics.queued_ts  # both on the engine core's monotonic clock
-        return Completion(
-            id=request.id, text=first.text if request.generate else "",
-            prompt_tokens=len(output.prompt_token_ids or []), completion_tokens=len(first.token_ids),
-            latency_s=latency, top_logprobs=top,
-            label_probs=from_top_logprobs(top[0], request.labels) if top and request.labels else None,
-        )
+        return Completion(id=request.id, text=first.text, prompt_tokens=len(output.prompt_token_ids or []),
+                          completion_tokens=len(first.token_ids), latency_s=latency, top_logprobs=top)
 
     def info(self) -> dict:
         """Gives weight bytes (from the local folder's weight files) and the GPU memory vLLM reserves.

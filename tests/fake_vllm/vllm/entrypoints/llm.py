@@ -15,6 +15,11 @@ ENGINE_ARGS = {"max_model_len", "disable_log_stats", "max_num_seqs", "max_num_ba
                "enable_prefix_caching", "max_logprobs", "kv_cache_dtype", "distributed_executor_backend"}
 
 
+def prompt_token_logprob(position: int, token: int) -> float:
+    """The stand-in's log-probability of a prompt token: depends on both, so a shifted position shows."""
+    return -0.1 * (1 + (token * 31 + position * 7) % 17)
+
+
 def _example(schema: dict):
     """Gives a small value that satisfies a simple JSON Schema (what constrained decoding would yield)."""
     kind = schema.get("type")
@@ -61,12 +66,18 @@ class LLM:
     # --- the offline API --------------------------------------------------------------------
     def generate(self, prompts, sampling_params=None, *, use_tqdm=True, lora_request=None, priority=None,
                  tokenization_kwargs=None) -> list[RequestOutput]:
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        if not all(isinstance(p, str) for p in prompts):
-            raise TypeError("this stand-in accepts text prompts only")
+        prompts = [prompts] if isinstance(prompts, (str, dict)) else list(prompts)
+        for p in prompts:  # a text prompt, or a TokensPrompt: {"prompt_token_ids": [...]}
+            if isinstance(p, dict) and (set(p) - {"prompt_token_ids", "multi_modal_data", "mm_processor_kwargs",
+                                                  "cache_salt"} or "prompt_token_ids" not in p):
+                raise TypeError(f"not a TokensPrompt: keys {sorted(p)}")
+            if not isinstance(p, (str, dict)):
+                raise TypeError("prompts should be strings or TokensPrompt dicts")
         params = self._params(sampling_params, len(prompts))
         LLM.calls.append({"method": "generate", "prompts": prompts, "params": params})
-        return [self._answer(p, self.tokenizer(p)["input_ids"], sp) for p, sp in zip(prompts, params)]
+        return [self._answer(p if isinstance(p, str) else None,
+                             self.tokenizer(p)["input_ids"] if isinstance(p, str) else list(p["prompt_token_ids"]), sp)
+                for p, sp in zip(prompts, params)]
 
     def chat(self, messages, sampling_params=None, use_tqdm=True, lora_request=None, chat_template=None,
              chat_template_content_format="auto", add_generation_prompt=True, continue_final_message=False,
@@ -125,8 +136,13 @@ class LLM:
             metrics = RequestStateStats(num_generation_tokens=len(ids), arrival_time=time.time(), queued_ts=now,
                                         scheduled_ts=now + 0.001, first_token_ts=now + 0.002,
                                         last_token_ts=now + 0.01 * len(ids), first_token_latency=0.002)
+        prompt_logprobs = None
+        if sp.prompt_logprobs is not None:
+            # As vLLM: None for the first token, then per position a dict holding the prompt's own token.
+            prompt_logprobs = [None] + [{t: Logprob(prompt_token_logprob(p, t), 1, tok.decode([t]))}
+                                        for p, t in enumerate(prompt_ids) if p > 0]
         self._counter += 1
         out = CompletionOutput(index=0, text=text, token_ids=list(ids), cumulative_logprob=None, logprobs=logprobs,
                                finish_reason=finish, stop_reason=stop_reason)
         return RequestOutput(request_id=str(self._counter), prompt=prompt, prompt_token_ids=list(prompt_ids),
-                             prompt_logprobs=None, outputs=[out], finished=True, metrics=metrics)
+                             prompt_logprobs=prompt_logprobs, outputs=[out], finished=True, metrics=metrics)
