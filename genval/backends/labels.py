@@ -2,12 +2,13 @@
 
 Two ways, by what the engine exposes:
 
-- `label_scores` (transformers): the log-likelihood of each label's tokens after the prompt,
-  normalised over the label set with a softmax — how lm-evaluation-harness scores multiple
-  choice (its `acc`: summed, not length-normalised, log-likelihoods; `_encode_pair` for the
+- `label_scores` (transformers; vLLM uses `continuation_ids` and `normalise` with its
+  prompt_logprobs): the log-likelihood of each label's tokens after the prompt, normalised
+  over the label set with a softmax — how lm-evaluation-harness scores multiple choice (its
+  `acc`: summed, not length-normalised, log-likelihoods; `_encode_pair` for the
   context/continuation split).
-- `from_top_logprobs` (vLLM, OpenAI-compatible servers): the first generated token's
-  top log-probabilities, each token credited to the label it begins.
+- `from_top_logprobs` (OpenAI-compatible servers, which cannot score a given continuation):
+  the first generated token's top log-probabilities, each token credited to the label it begins.
 """
 
 from __future__ import annotations
