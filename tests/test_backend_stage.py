@@ -43,6 +43,9 @@ def test_stage_writes_outputs_and_ops_keeps_errors_and_never_writes_the_key(tmp_
         run, config = make_run(tmp_path, models, inputs)
         assert run_stages(run, config, Progress(quiet=True), only=["generate"]) == {"generate": "ran"}
         assert all(r["headers"]["Authorization"] == f"Bearer {SECRET}" for r in server.seen)
+    record = run.manifest["stages"]["generate"]
+    assert record["errors"] == {"teacher": 1, "student": 1}
+    assert any(n.startswith("teacher: 1 of 4 requests failed (first: HTTP 400") for n in record["notes"])
     outputs = run.read_table("outputs")
     assert list(outputs.columns) == ["id", "role", "text", "prompt_tokens", "completion_tokens", "latency_s",
                                      "label_probs", "error", "cached"]

@@ -38,7 +38,7 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
     """Runs each role over the eval set; gives the stage's record (model calls, notes)."""
     examples = run.read_table("examples")
     requests = task_requests(examples, config)
-    rows, ops, notes = [], {}, []
+    rows, ops, notes, errors = [], {}, [], {}
     calls = 0
     for role in config.roles:
         backend = load_backend(config.models[role], labels=config.labels)
@@ -50,6 +50,10 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
         backend.close()
         calls += stats.called
         ops[role] = role_ops(completions, stats, info, config.models[role].price)
+        failed = [c for c in completions if c.error]
+        if failed:  # the run goes on; the outputs table and the report count them
+            notes.append(f"{role}: {len(failed)} of {len(completions)} requests failed (first: {failed[0].error})")
+        errors[role] = len(failed)
         for c in completions:
             rows.append({
                 "id": c.id, "role": role, "text": c.text if not c.error else (c.text or None),
@@ -65,4 +69,4 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
     run.write_json("ops.json", {"roles": ops, "savings": savings(ops)})
     for note in notes:
         progress.say(f"note: {note}")
-    return {"model_calls": calls, "notes": notes}
+    return {"model_calls": calls, "errors": errors, "notes": notes}
