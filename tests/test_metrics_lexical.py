@@ -94,3 +94,24 @@ def test_unknown_rouge_type_is_a_user_error():
 
     with pytest.raises(GenvalError, match="rouge.types"):
         lexical.rouge(["a"], ["a"], MetricContext(task="x", options={"types": ["rougeX"]}))
+
+
+EDGE = ["", " ", "a", "Привет, мир!", "猫が座った。", "x  y\tz", "emoji 😀 test", "A.B.C", "ß straße STRASSE", "İstanbul"]
+
+
+@pytest.mark.parametrize("options", [{}, {"char_order": 4, "beta": 3}, {"lowercase": True}])
+def test_chrf_engines_give_sacrebleu_numbers_on_odd_text(options):
+    pytest.importorskip("fastchrf")
+    from sacrebleu.metrics import CHRF
+
+    rng = random.Random(4)
+    cands = CANDS + [rng.choice(EDGE) for _ in range(60)]
+    others = OTHERS + [rng.choice(EDGE) for _ in range(60)]
+    ids = [f"e{i % 50}" for i in range(len(cands))]  # shared ids: texts grouped per example
+    reference = CHRF(**options)
+    expected = [reference.sentence_score(c, [o]).score for c, o in zip(cands, others)]
+    for engine in ("fastchrf", "sacrebleu"):
+        result = lexical.chrf(cands, others, MetricContext(task="x", options={**options, "engine": engine}, ids=ids))
+        assert result.values["chrf"] == expected, engine
+        assert result.summary["engine"]["chrf"] == engine
+    assert lexical.chrf_engine({"word_order": 2}) == "sacrebleu"  # chrF++ stays on sacrebleu

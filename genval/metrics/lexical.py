@@ -12,6 +12,7 @@ with each distinct text tokenized and stemmed once.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 
 from genval.metrics.registry import MetricContext, MetricResult, register
@@ -53,20 +54,24 @@ def _segment_stats(scorer, candidates: list[str], others: list[str]) -> list[lis
     def ngrams(text):
         found = info.get(text)
         if found is None:
-            extracted = scorer._extract_reference_info([scorer._preprocess_segment(text)])
-            found = info[text] = _bleu_entry(scorer, extracted) if bleu else _chrf_entry(extracted)
+            prepared = scorer._preprocess_segment(text)
+            found = info[text] = (_bleu_entry(scorer, prepared) if bleu
+                                  else _chrf_entry(scorer._extract_reference_info([prepared])))
         return found
 
     count = _bleu_stats if bleu else _chrf_stats
     return [count(scorer, ngrams(c), ngrams(o)) for c, o in zip(candidates, others)]
 
 
-def _bleu_entry(scorer, extracted: dict) -> tuple:
-    """Gives (n-gram counts per order, length, n-gram total per order) of one text, for BLEU."""
-    orders: list[dict] = [{} for _ in range(scorer.max_ngram_order)]
-    for ngram, n in extracted["ref_ngrams"].items():
-        orders[len(ngram) - 1][ngram] = n
-    return orders, extracted["ref_lens"], [sum(o.values()) for o in orders]
+def _bleu_entry(scorer, prepared: str) -> tuple:
+    """Gives (n-gram counts per order, [length], n-gram total per order) of one tokenized text, for BLEU.
+
+    The n-grams are the token tuples of sacrebleu's `extract_all_word_ngrams`, counted per order
+    (zip over shifted token lists builds the same tuples, in C).
+    """
+    tokens = prepared.split()
+    orders = [Counter(zip(*[tokens[i:] for i in range(n)])) for n in range(1, scorer.max_ngram_order + 1)]
+    return orders, [len(tokens)], [max(len(tokens) - n + 1, 0) for n in range(1, scorer.max_ngram_order + 1)]
 
 
 def _clipped_matches(h: dict, r: dict) -> int:
@@ -160,10 +165,69 @@ def bleu(candidates: list[str], others: list[str], ctx: MetricContext) -> Metric
     return _sacrebleu_metric("bleu", candidates, others, ctx)
 
 
-@register("chrf", options=("char_order", "word_order", "beta", "lowercase"))
+@register("chrf", options=("char_order", "word_order", "beta", "lowercase", "engine"))
 def chrf(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
-    """Gives sentence chrF (0–100) per pair, as sacrebleu's `sentence_chrf` computes it."""
-    return _sacrebleu_metric("chrf", candidates, others, ctx)
+    """Gives sentence chrF (0–100) per pair, as sacrebleu's `sentence_chrf` computes it.
+
+    With `fastchrf` installed (a Rust chrF whose sentence scores equal sacrebleu's with
+    eps_smoothing off, sacrebleu's default) and no word n-grams, the scores come from it,
+    each example's texts extracted once; the signature stays sacrebleu's, since the number does.
+    """
+    engine = chrf_engine(ctx.options)
+    if engine == "sacrebleu":
+        result = _sacrebleu_metric("chrf", candidates, others, ctx)
+    else:
+        scorer = _sacrebleu_scorer("chrf", ctx.options)
+        values = _chrf_fast(candidates, others, ctx.ids, scorer)
+        result = MetricResult({"chrf": values}, {"chrf": str(scorer.get_signature())})
+    result.summary["engine"] = {"chrf": engine}
+    return result
+
+
+def chrf_engine(options: dict) -> str:
+    """Gives 'fastchrf' when installed and the settings are ones it computes exactly (no word n-grams), else 'sacrebleu'."""
+    requested = options.get("engine", "auto")
+    if requested not in ("auto", "sacrebleu", "fastchrf"):
+        from genval.errors import GenvalError
+
+        raise GenvalError(f"metrics.chrf.engine: '{requested}' is not one of auto, sacrebleu, fastchrf")
+    if requested == "sacrebleu" or int(options.get("word_order", 0)) > 0:
+        return "sacrebleu"
+    try:
+        import fastchrf  # noqa: F401
+    except ImportError:
+        if requested == "fastchrf":
+            from genval.errors import GenvalError
+
+            raise GenvalError("metrics.chrf.engine: fastchrf is not installed (pip install fastchrf)") from None
+        return "sacrebleu"
+    return "fastchrf"
+
+
+def _chrf_fast(candidates: list[str], others: list[str], ids, scorer) -> list[float]:
+    """Gives chrF per row from `fastchrf.pairwise_chrf`, one matrix per example so each text is read once.
+
+    The text reaches it as sacrebleu's chrF reads it: lowercased when asked, whitespace removed
+    with Python's `str.split` (CHRF with whitespace off), so both see the same characters.
+    """
+    import fastchrf
+
+    def prepare(text):
+        return "".join(scorer._preprocess_segment(text).split())
+
+    groups: dict = {}
+    for row, (cand, other) in enumerate(zip(candidates, others)):
+        hyps, refs, rows = groups.setdefault(ids[row] if ids is not None else row, ({}, {}, []))
+        rows.append((row, hyps.setdefault(cand, len(hyps)), refs.setdefault(other, len(refs))))
+    order = list(groups.values())
+    matrices = fastchrf.pairwise_chrf([[prepare(h) for h in g[0]] for g in order], [[prepare(r) for r in g[1]] for g in order],
+                                      char_order=scorer.char_order, beta=float(scorer.beta), remove_whitespace=False,
+                                      eps_smoothing=False)
+    out: list[float] = [0.0] * len(candidates)
+    for (_, _, rows), matrix in zip(order, matrices):
+        for row, h, r in rows:
+            out[row] = matrix[h][r]
+    return out
 
 
 # --- ROUGE --------------------------------------------------------------------------------
