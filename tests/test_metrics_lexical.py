@@ -115,3 +115,17 @@ def test_chrf_engines_give_sacrebleu_numbers_on_odd_text(options):
         assert result.values["chrf"] == expected, engine
         assert result.summary["engine"]["chrf"] == engine
     assert lexical.chrf_engine({"word_order": 2}) == "sacrebleu"  # chrF++ stays on sacrebleu
+
+
+def test_fast_13a_tokenizer_equals_sacrebleus_on_random_punctuated_text():
+    from sacrebleu.metrics import BLEU
+
+    scorer = BLEU(effective_order=True)
+    assert lexical._fast_13a(scorer) is not None  # this sacrebleu's rules are the ones it mirrors
+    rng = random.Random(7)
+    alphabet = "abc XYZ 0123456789 .,;:!?-–'\"()[]{}<>/\\@#$%^&*_+=|~`\n\t&quot;&amp;<skipped>ßü猫😀"
+    lines = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    assert [lexical._preprocess(scorer, t) for t in lines] == [scorer._preprocess_segment(t) for t in lines]
+    cands, others = lines[:300], lines[300:600]
+    result = lexical.bleu(cands, others, MetricContext(task="x"))
+    assert result.values["bleu"] == [sentence_bleu(c, [o]).score for c, o in zip(cands, others)]
