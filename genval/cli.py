@@ -15,7 +15,9 @@ from pathlib import Path
 from genval import __version__
 from genval.errors import GenvalError
 
-COMMAND_MODULES = ("genval.backends.commands", "genval.judging.commands", "genval.analysis.commands")
+COMMAND_MODULES = (
+    "genval.backends.commands", "genval.metrics.commands", "genval.judging.commands", "genval.analysis.commands",
+)
 
 
 def _cmd_run(args) -> int:
@@ -32,15 +34,16 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_stage(args) -> int:
-    """Runs one stage of a config (its inputs must exist in the run folder), skipping it when current."""
+    """Runs the stages up to and including the named one; those whose inputs are unchanged are skipped."""
     from genval.config import load_config
-    from genval.pipeline import prepare, report_path, run_stages
+    from genval.pipeline import STAGE_NAMES, prepare, report_path, run_stages
     from genval.progress import Progress
 
     config = load_config(args.config)
     run = prepare(config, Path(args.out))
     force = (args.command,) if args.force else ()
-    run_stages(run, config, Progress(quiet=args.quiet), force=force, only=[args.command])
+    upto = STAGE_NAMES[: STAGE_NAMES.index(args.command) + 1]
+    run_stages(run, config, Progress(quiet=args.quiet), force=force, only=upto)
     print(report_path(run) if args.command == "report" else run.root)
     return 0
 
@@ -64,9 +67,10 @@ def _cmd_validate(args) -> int:
         path = getattr(model, "path", None)
         if path is not None and not Path(path).exists():
             raise GenvalError(f"{args.config}: models.{role}.path: no such file {path}")
+    from genval.judging.definition import load_definition
+
     for ref in config.judge:
-        if not Path(ref.config).exists():
-            raise GenvalError(f"{args.config}: judge.config: no such judge file {ref.config}")
+        load_definition(ref.config)
     if config.human_labels is not None and not Path(config.human_labels).exists():
         raise GenvalError(f"{args.config}: human_labels: no such file {config.human_labels}")
     print(f"{args.config}: valid — task {config.task}, {evalset.n} examples, roles {', '.join(config.roles)}, "
@@ -94,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("score", "score the outputs with the configured metrics"),
                        ("judge", "ask the configured judges, and calibrate them against human labels"),
                        ("aggregate", "aggregate every number per slice with intervals into summary.json")):
-        p = sub.add_parser(name, help=f"{what} (one stage of `run`)")
+        p = sub.add_parser(name, help=f"{what} (`run` up to this stage)")
         p.add_argument("config", help="the run config (YAML)")
         p.add_argument("--out", default="runs", help="folder that holds run folders (default: runs)")
         p.add_argument("--force", action="store_true", help="redo the stage even if its inputs are unchanged")

@@ -335,8 +335,10 @@ def _yaml_line(text: str, loc: tuple) -> int | None:
     return line
 
 
-def _describe(err: dict) -> str:
-    loc = [p for p in err["loc"] if not (isinstance(p, str) and p in {"replay", "hf", "vllm", "openai"})]
+BACKEND_TAGS = {"replay", "hf", "vllm", "openai"}  # pydantic's discriminator tags, not keys the user wrote
+
+
+def _describe(loc: tuple, err: dict) -> str:
     dotted = ".".join(str(p) for p in loc) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -347,6 +349,34 @@ def _describe(err: dict) -> str:
     return f"'{dotted}': {msg}"
 
 
+def validation_error(exc: ValidationError, source: str, text: str = "") -> GenvalError:
+    """Gives the one-line error for a pydantic failure: the file, the key's line, what is wrong."""
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in BACKEND_TAGS))
+    line = _yaml_line(text, loc) if text else None
+    prefix = f"{source}:{line}" if line else source
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return GenvalError(f"{prefix}: {_describe(loc, err)}{more}")
+
+
+def read_yaml(path: str | Path, what: str = "config") -> tuple[Any, str]:
+    """Gives (data, text) of the YAML file at `path`; a missing file or bad YAML is a one-line error."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GenvalError(f"{path}: no such {what} file") from None
+    except OSError as exc:
+        raise GenvalError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    try:
+        return yaml.safe_load(text), text
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None)
+        raise GenvalError(f"{path}{line}: not valid YAML" + (f" ({problem})" if problem else "")) from None
+
+
 def parse_config(data: Any, base: Path, source: str = "<config>", text: str = "") -> RunConfig:
     """Validates raw config data into a RunConfig, paths resolved against `base`."""
     if not isinstance(data, dict):
@@ -354,30 +384,12 @@ def parse_config(data: Any, base: Path, source: str = "<config>", text: str = ""
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"replay", "hf", "vllm", "openai"}))
-        line = _yaml_line(text, loc) if text else None
-        prefix = f"{source}:{line}" if line else source
-        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise GenvalError(f"{prefix}: {_describe(err)}{more}") from None
+        raise validation_error(exc, source, text) from None
     _resolve_paths(config, base)
     return config
 
 
 def load_config(path: str | Path) -> RunConfig:
     """Reads and validates the YAML run config at `path`."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GenvalError(f"{path}: no such config file") from None
-    except OSError as exc:
-        raise GenvalError(f"{path}: cannot read the config ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise GenvalError(f"{path}{line}: {problem}") from None
-    return parse_config(data, path.resolve().parent, source=str(path), text=text)
+    data, text = read_yaml(path, "config")
+    return parse_config(data, Path(path).resolve().parent, source=str(path), text=text)

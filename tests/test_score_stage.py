@@ -4,6 +4,8 @@ import json
 import math
 
 import numpy as np
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from scipy.stats import entropy, kendalltau, spearmanr
@@ -169,17 +171,13 @@ def test_no_classification_json_for_summaries(small_run, tmp_path):
 
 
 def test_score_and_metrics_commands(small_run, tmp_path, capsys):
-    import argparse
+    from genval.cli import main
 
-    from genval.metrics import commands
-
-    parser = argparse.ArgumentParser()
-    commands.add_commands(parser.add_subparsers())
-    args = parser.parse_args(["score", str(small_run), "--out", str(tmp_path / "runs"), "--quiet"])
-    assert args.func(args) == 0
-    scores = pd.read_parquet(capsys.readouterr().out.strip())
+    assert main(["score", str(small_run), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    run_dir = Path(capsys.readouterr().out.strip())
+    scores = pd.read_parquet(run_dir / "scores.parquet")
     assert set(scores.pair) == {"student~teacher", "student~reference", "teacher~reference"}
-    args = parser.parse_args(["metrics"])
-    assert args.func(args) == 0
+    assert not (run_dir / "summary.json").exists()  # `score` stops after scoring
+    assert main(["metrics"]) == 0
     listing = capsys.readouterr().out
     assert "bertscore" in listing and "num_layers" in listing and "schema_valid" in listing

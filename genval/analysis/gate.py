@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from genval.analysis.diagnosis import value
-from genval.config import GateConfig, GateRule
+from genval.config import GateConfig, GateRule, read_yaml, validation_error
 from genval.errors import GenvalError
 
 CLASSIFICATION = ("accuracy_retention", "agreement_rate", "kl_teacher_student", "spearman", "kendall")
@@ -134,23 +133,15 @@ def evaluate(gate: GateConfig, summary: dict, baseline: dict | None) -> dict:
 def load_gate(path: str | Path) -> GateConfig:
     """Reads a gate file: `rules:` (and `baseline:`) at the top, or a run config's `gate:` key."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GenvalError(f"{path}: no such gate file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise GenvalError(f"{path}{':' + str(mark.line + 1) if mark else ''}: not valid YAML") from None
+    data, text = read_yaml(path, "gate")
     if isinstance(data, dict) and "gate" in data:
-        data = data["gate"]
+        data, text = data["gate"], ""  # a run config: key lines would be looked up from the wrong root
     if not isinstance(data, dict):
         raise GenvalError(f"{path}: a gate file holds 'rules: [...]' (and optionally 'baseline: RUN')")
     try:
         gate = GateConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise GenvalError(f"{path}: '{where}': {err['msg'].removeprefix('Value error, ')}") from None
+        raise validation_error(exc, str(path), text) from None
     if gate.baseline is not None and not gate.baseline.is_absolute():
         gate.baseline = (path.resolve().parent / gate.baseline).resolve()
     return gate

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from genval.config import read_yaml, validation_error
 from genval.errors import GenvalError
 
 
@@ -118,48 +118,13 @@ class Definition(_Strict):
         return self
 
 
-def _yaml_line(text: str, loc: tuple) -> int | None:
-    """Finds the line of the key at `loc` in the judge file, so an error can point at it."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
-            if match is None:
-                break
-            line, node = match[0].start_mark.line + 1, match[1]
-        else:
-            break
-    return line
-
-
 def load_definition(path: str | Path) -> Definition:
     """Reads and validates the judge YAML at `path`; a mistake names the file, line and key."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GenvalError(f"{path}: no such judge file (check 'judge.config' in the run config)") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise GenvalError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML") from None
+    data, text = read_yaml(path, "judge")
     if not isinstance(data, dict):
         raise GenvalError(f"{path}: a judge file should be a mapping (name, mode, scale, prompt, parser)")
     try:
         return Definition.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        dotted = ".".join(str(p) for p in loc) or "(top level)"
-        line = _yaml_line(text, loc)
-        where = f"{path}:{line}" if line else str(path)
-        if err["type"] == "extra_forbidden":
-            raise GenvalError(f"{where}: unknown key '{dotted}' (remove it or check its spelling)") from None
-        if err["type"] == "missing":
-            raise GenvalError(f"{where}: missing key '{dotted}'") from None
-        raise GenvalError(f"{where}: '{dotted}': {err['msg'].removeprefix('Value error, ')}") from None
+        raise validation_error(exc, str(path), text) from None
