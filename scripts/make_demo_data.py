@@ -97,7 +97,7 @@ def simulate(ticket: dict, role: str, rng: np.random.Generator) -> dict:
     if role == "teacher":
         p_wrong = 0.03 + 0.09 * hard + 0.04 * rare
     else:
-        p_wrong = 0.05 + 0.2 * hard + 0.3 * rare
+        p_wrong = 0.03 + 0.16 * hard + 0.3 * rare
     out = dict(gold)
     wrong = rng.random() < p_wrong
     if wrong:
@@ -122,9 +122,9 @@ def simulate(ticket: dict, role: str, rng: np.random.Generator) -> dict:
             text = json.dumps({**out, "severity": "urgent"})
     # Confidence: the teacher's matches its accuracy; the student's is pushed towards 1 (over-confident).
     if role == "teacher":
-        confidence = float(np.clip(rng.beta(14, 2) if not wrong else rng.beta(4, 3), 0.2, 0.999))
-    else:
-        confidence = float(np.clip(rng.beta(30, 1.2), 0.3, 0.9995))
+        confidence = float(np.clip(rng.beta(50, 1.5) if not wrong else rng.beta(4, 3), 0.2, 0.999))
+    else:  # near-certain whether right or wrong
+        confidence = float(np.clip(rng.beta(60, 1) if not wrong else rng.beta(40, 1), 0.3, 0.9995))
     prompt_tokens = int(len(ticket["input"].split()) * 1.3) + 120
     completion_tokens = int(len(text.split()) * 1.4)
     base = 0.9 if role == "teacher" else 0.25
