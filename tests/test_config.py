@@ -82,6 +82,16 @@ def test_metric_entries_take_options(tmp_path):
     assert config.metric_specs[1].options == {"stemmer": False}
 
 
-def test_demo_config_is_valid():
-    config = load_config(Path(__file__).resolve().parent.parent / "configs" / "demo.yaml")
-    assert config.task == "extraction" and config.eval_set.exists()
+CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_configs_are_valid_and_name_shipped_judges(path):
+    from genval.judging.definition import load_definition
+
+    config = load_config(path)
+    assert config.name == path.stem
+    for ref in config.judge:
+        assert load_definition(ref.config).name
+    if config.gate:
+        assert config.gate.rules
