@@ -27,9 +27,11 @@ class Record:
 
     data: dict
     where: str  # "file:line" or "file row N"
+    line: int | None = None
 
 
-def _read_jsonl(path: Path) -> list[Record]:
+def read_jsonl(path: Path) -> list[Record]:
+    """Gives the JSON object on each non-blank line, with `file:line`; a bad line is a one-line error."""
     records = []
     with path.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, start=1):
@@ -41,11 +43,12 @@ def _read_jsonl(path: Path) -> list[Record]:
                 raise GenvalError(f"{path}:{n}: not valid JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(data, dict):
                 raise GenvalError(f"{path}:{n}: each line should be a JSON object, found {type(data).__name__}")
-            records.append(Record(data, f"{path}:{n}"))
+            records.append(Record(data, f"{path}:{n}", n))
     return records
 
 
-def _read_csv(path: Path) -> list[Record]:
+def read_csv(path: Path) -> list[Record]:
+    """Gives each CSV row as a dict of strings, with `file:line` (the header is line 1)."""
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         records = []
@@ -53,7 +56,7 @@ def _read_csv(path: Path) -> list[Record]:
             extra = row.pop(None, None)
             if extra:
                 raise GenvalError(f"{path}:{reader.line_num}: more cells than the header has columns")
-            records.append(Record({k: v for k, v in row.items()}, f"{path}:{reader.line_num}"))
+            records.append(Record(dict(row), f"{path}:{reader.line_num}", reader.line_num))
     return records
 
 
@@ -105,9 +108,9 @@ def read_records(path: Path) -> list[Record]:
         raise GenvalError(f"{path}: a folder that is not a `datasets` save_to_disk folder (no state.json)")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        return _read_jsonl(path)
+        return read_jsonl(path)
     if suffix in (".csv", ".tsv"):
-        return _read_csv(path)
+        return read_csv(path)
     if suffix in (".parquet", ".pq"):
         return _read_parquet(path)
     raise GenvalError(f"{path}: unknown eval-set format '{suffix}' (use .jsonl, .csv, .parquet or a datasets folder)")

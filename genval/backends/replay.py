@@ -8,13 +8,13 @@ reported in the run's notes and in the outputs table's `error` column, never dro
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Iterator
 
 from genval.backends.base import Backend, Completion, Request
 from genval.errors import GenvalError
+from genval.evalset import read_jsonl
 from genval.run import file_sha256
 
 OPTIONAL_NUMBERS = ("latency_s", "prompt_tokens", "completion_tokens")
@@ -56,33 +56,24 @@ class ReplayBackend(Backend):
         if not self.path.exists():
             raise GenvalError(f"{self.path}: no such replay file (check the model's 'path' in the config)")
         first_line: dict[str, int] = {}
-        with self.path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                where = f"{self.path}:{n}"
-                try:
-                    data = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise GenvalError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-                if not isinstance(data, dict):
-                    raise GenvalError(f"{where}: each line should be a JSON object")
-                if "id" not in data:
-                    raise GenvalError(f"{where}: the record has no 'id'")
-                ident = str(data["id"])
-                if ident in first_line:
-                    raise GenvalError(f"{where}: duplicate id '{ident}' (first at line {first_line[ident]}); keep one record per id")
-                first_line[ident] = n
-                text = data.get("text")
-                if text is not None and not isinstance(text, str):
-                    raise GenvalError(f"{where}: 'text' should be a string, found {type(text).__name__}")
-                for key in OPTIONAL_NUMBERS:
-                    if data.get(key) is not None and not isinstance(data[key], (int, float)):
-                        raise GenvalError(f"{where}: '{key}' should be a number, found {data[key]!r}")
-                if data.get("label_probs") is not None:
-                    data["label_probs"] = _label_probs(data["label_probs"], where, self.labels)
-                data["_where"] = where
-                self.records[ident] = data
+        for record in read_jsonl(self.path):
+            data, where = record.data, record.where
+            if "id" not in data:
+                raise GenvalError(f"{where}: the record has no 'id'")
+            ident = str(data["id"])
+            if ident in first_line:
+                raise GenvalError(f"{where}: duplicate id '{ident}' (first at line {first_line[ident]}); keep one record per id")
+            first_line[ident] = record.line
+            text = data.get("text")
+            if text is not None and not isinstance(text, str):
+                raise GenvalError(f"{where}: 'text' should be a string, found {type(text).__name__}")
+            for key in OPTIONAL_NUMBERS:
+                if data.get(key) is not None and not isinstance(data[key], (int, float)):
+                    raise GenvalError(f"{where}: '{key}' should be a number, found {data[key]!r}")
+            if data.get("label_probs") is not None:
+                data["label_probs"] = _label_probs(data["label_probs"], where, self.labels)
+            data["_where"] = where
+            self.records[ident] = data
 
     def fingerprint(self) -> str:
         return f"replay:{file_sha256(self.path)}"

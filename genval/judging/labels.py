@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from genval.errors import GenvalError
+from genval.evalset import read_csv, read_jsonl
 
 LABEL_COLUMNS = ["id", "pair", "annotator", "verdict", "score", "note", "aspect"]
 
@@ -64,37 +65,19 @@ def read_labels(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise GenvalError(f"{path}: no such human-labels file (check 'human_labels' in the config)")
-    rows, wheres = [], []
-    if path.suffix.lower() == ".csv":
+    is_csv = path.suffix.lower() == ".csv"
+    if is_csv:
         with path.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh)
-            missing = {"id", "pair", "annotator"} - set(reader.fieldnames or [])
-            if missing:
-                raise GenvalError(f"{path}:1: the header lacks {', '.join(sorted(missing))}")
-            for row in reader:
-                where = f"{path}:{reader.line_num}"
-                if row.get(None):
-                    raise GenvalError(f"{where}: more cells than the header has columns")
-                rating = _check(row, where)
-                if rating:
-                    rows.append(rating)
-                    wheres.append(where)
-        return _finish(rows, wheres)
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise GenvalError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(data, dict):
-                raise GenvalError(f"{where}: each line should be a JSON object")
-            rating = _check(data, where)
-            if rating:
-                rows.append(rating)
-                wheres.append(where)
+            missing = {"id", "pair", "annotator"} - set(next(csv.reader(fh), []))
+        if missing:
+            raise GenvalError(f"{path}:1: the header lacks {', '.join(sorted(missing))}")
+    records = read_csv(path) if is_csv else read_jsonl(path)
+    rows, wheres = [], []
+    for record in records:
+        rating = _check(record.data, record.where)
+        if rating:
+            rows.append(rating)
+            wheres.append(record.where)
     return _finish(rows, wheres)
 
 
