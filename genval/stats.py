@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
+
+CHUNK_CELLS = 4_000_000  # resample indices held at once: bounds memory at ~32 MB whatever the eval set's size
+
+
+def resample_indices(size: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """Yields the bootstrap resamples of `size` rows as blocks of index rows, n_boot rows in all.
+
+    One seeded generator drawn block by block gives the same resamples as drawing all
+    n_boot × size indices at once, in bounded memory; every caller with the same seed and
+    size resamples the same examples, which keeps paired numbers paired.
+    """
+    rng = np.random.default_rng(seed)
+    rows = max(1, CHUNK_CELLS // max(size, 1))
+    for start in range(0, n_boot, rows):
+        yield rng.integers(0, size, size=(min(n_boot, start + rows) - start, size))
+
+
+def percentile_interval(stats: np.ndarray, confidence: float) -> list:
+    """Gives the [lo, hi] percentile interval of bootstrap statistics (non-finite ones dropped)."""
+    stats = stats[np.isfinite(stats)]
+    if stats.size == 0:
+        return [None, None]
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(stats, [alpha, 1 - alpha])
+    return [float(lo), float(hi)]
 
 
 def bootstrap_ci(values, statistic: Callable = np.mean, n_boot: int = 1000, confidence: float = 0.95,
@@ -17,12 +42,13 @@ def bootstrap_ci(values, statistic: Callable = np.mean, n_boot: int = 1000, conf
     arr = arr[~np.isnan(arr)]
     if arr.size < 2:
         return None, None
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, arr.size, size=(n_boot, arr.size))
-    if statistic is np.mean:
-        stats = arr[idx].mean(axis=1)
-    else:
-        stats = np.array([statistic(arr[row]) for row in idx])
+    blocks = []
+    for idx in resample_indices(arr.size, n_boot, seed):
+        if statistic is np.mean:
+            blocks.append(arr[idx].mean(axis=1))
+        else:
+            blocks.append(np.array([statistic(arr[row]) for row in idx]))
+    stats = np.concatenate(blocks)
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(stats, [alpha, 1 - alpha])
     return float(lo), float(hi)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genval.config import Analysis
-from genval.stats import number
+from genval.stats import number, percentile_interval, resample_indices
 
 
 @dataclass(frozen=True)
@@ -32,45 +32,21 @@ def empty() -> dict:
     return {"value": None, "ci": [None, None], "n": 0}
 
 
-CHUNK_CELLS = 4_000_000  # resample indices held at once: bounds memory at ~32 MB whatever the eval set's size
-
-
 def resampled_means(arrays: list[np.ndarray], boot: Boot) -> list[np.ndarray]:
-    """Gives, per array, its mean under each bootstrap resample of the rows (the same rows for every array).
-
-    Draws the indices in row blocks from one seeded generator: the same stream, and so the same
-    resamples, as `genval.stats.bootstrap_ci` draws at once, in bounded memory.
-    """
-    size = arrays[0].size
-    rng = np.random.default_rng(boot.seed)
-    rows = max(1, CHUNK_CELLS // max(size, 1))
-    out = [np.empty(boot.n_boot) for _ in arrays]
-    for start in range(0, boot.n_boot, rows):
-        stop = min(boot.n_boot, start + rows)
-        idx = rng.integers(0, size, size=(stop - start, size))
-        for arr, means in zip(arrays, out):
-            means[start:stop] = arr[idx].mean(axis=1)
-    return out
+    """Gives, per array, its mean under each bootstrap resample of the rows (the same rows for every array)."""
+    out: list[list[np.ndarray]] = [[] for _ in arrays]
+    for idx in resample_indices(arrays[0].size, boot.n_boot, boot.seed):
+        for arr, blocks in zip(arrays, out):
+            blocks.append(arr[idx].mean(axis=1))
+    return [np.concatenate(blocks) for blocks in out]
 
 
 def mean(values, boot: Boot) -> dict:
-    """Gives the mean of `values` (NaN dropped) as {value, ci, n}: genval.stats.number's numbers, in bounded memory."""
-    arr = np.asarray(values, dtype=float)
-    arr = arr[~np.isnan(arr)]
-    if arr.size * boot.n_boot <= CHUNK_CELLS:
-        return number(arr, boot.n_boot, boot.confidence, boot.seed)
-    (stats,) = resampled_means([arr], boot)
-    return {"value": float(arr.mean()), "ci": percentile_interval(stats, boot.confidence), "n": int(arr.size)}
+    """Gives the mean of `values` (NaN dropped) as {value, ci, n}."""
+    return number(values, boot.n_boot, boot.confidence, boot.seed)
 
 
-def percentile_interval(stats: np.ndarray, confidence: float) -> list:
-    """Gives the [lo, hi] percentile interval of bootstrap statistics (non-finite ones dropped)."""
-    stats = stats[np.isfinite(stats)]
-    if stats.size == 0:
-        return [None, None]
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(stats, [alpha, 1 - alpha])
-    return [float(lo), float(hi)]
+__all__ = ["Boot", "empty", "mean", "paired_difference", "percentile_interval", "ratio", "resampled_means", "share"]
 
 
 def ratio(numerator, denominator, boot: Boot) -> dict:
