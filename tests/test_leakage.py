@@ -63,3 +63,12 @@ def test_missing_field_is_a_user_mistake(tmp_path, capsys):
     write_jsonl(tmp_path / "train.jsonl", [{"body": "x"}])
     assert main(["leakage", str(tmp_path / "eval.jsonl"), str(tmp_path / "train.jsonl"), "--train-field", "text"]) == 2
     assert "no field 'text'" in capsys.readouterr().err
+
+
+def test_a_missing_training_file_is_named(tmp_path, capsys):
+    from genval.cli import main
+
+    (tmp_path / "eval.jsonl").write_text('{"id": "1", "input": "a b c"}\n')
+    assert main(["leakage", str(tmp_path / "eval.jsonl"), str(tmp_path / "train.jsonl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"genval: error: {tmp_path / 'train.jsonl'}: no such file"

@@ -68,3 +68,15 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
     with pytest.raises(GenvalError, match="cannot read"):
         read_prompts(tmp_path / "missing.txt")
     assert main(["loadtest", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--concurrency", "x"]) == 2
+
+
+def test_an_unreachable_endpoint_exits_1_and_names_the_error(capsys):
+    import socket
+
+    with socket.socket() as sock:  # a free port on 127.0.0.1 that nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code = main(["loadtest", "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "m", "--requests", "2",
+                 "--concurrency", "1", "--timeout-s", "5", "--quiet"])
+    assert code == 1
+    assert "No level ran without errors. First error: connection failed" in capsys.readouterr().out

@@ -46,9 +46,9 @@ def record_text(data: dict, field: str | None) -> str:
 def read_texts(path: Path, field: str | None) -> list[tuple[str, str]]:
     """Gives (id, text) per record of a JSONL/CSV/Parquet/datasets file, or per line of a .txt file."""
     path = Path(path)
+    if not path.exists():
+        raise GenvalError(f"{path}: no such file")
     if path.suffix.lower() == ".txt":
-        if not path.exists():
-            raise GenvalError(f"{path}: no such file")
         lines = path.read_text(encoding="utf-8").splitlines()
         return [(f"line {n}", line) for n, line in enumerate(lines, start=1) if line.strip()]
     out = []

@@ -112,5 +112,6 @@ def markdown(result: dict) -> str:
         lines.append(f"\nBest{within}: concurrency {best['concurrency']}, {best['requests_per_s']:.2f} requests/s "
                      f"(P95 {best['latency_p95_s']:.3f} s).")
     else:
-        lines.append(f"\nNo level ran without errors{within}.")
+        first = next((lv["first_error"] for lv in result["levels"] if lv.get("first_error")), None)
+        lines.append(f"\nNo level ran without errors{within}." + (f" First error: {first}" if first else ""))
     return "\n".join(lines) + "\n"
