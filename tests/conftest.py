@@ -41,3 +41,19 @@ def small_run(tmp_path):
         "metrics": ["bleu", "rouge"], "slices": ["kind"],
     }
     return write_yaml(tmp_path / "run.yaml", config)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A seeded 2-layer causal LM and its trained tokenizer, saved to a folder (built once per session)."""
+    from tests.tiny_models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_chat(tmp_path_factory):
+    """The same tiny model with a chat template on its tokenizer."""
+    from tests.tiny_models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_chat"), chat=True)

@@ -17,20 +17,9 @@ from genval.backends.hf import HFBackend, cut_at_stop  # noqa: E402
 from genval.cache import RequestCache  # noqa: E402
 from genval.config import HFModel  # noqa: E402
 from genval.errors import GenvalError  # noqa: E402
-from tests.tiny_models import build_tiny_model  # noqa: E402
 
 PROMPTS = ["the cat sat", "rain falls in spring and the sun", "dogs", "answer with one json object with the keys",
            "summarise the ticket", "billing shipping account technical fraud legal positive"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def tiny_chat(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny_chat"), chat=True)
 
 
 def backend(path, **kw) -> HFBackend:

@@ -13,7 +13,6 @@ from genval.backends import Params, Request
 from genval.backends.vllm import VLLMBackend
 from genval.config import VLLMModel
 from genval.errors import GenvalError
-from tests.tiny_models import build_tiny_model
 
 FAKE = str(Path(__file__).parent / "fake_vllm")
 
@@ -31,16 +30,6 @@ def fake_vllm(monkeypatch):
     yield vllm
     for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
         sys.modules.pop(name, None)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def tiny_chat(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny_chat"), chat=True)
 
 
 def backend(path, **kw) -> VLLMBackend:
