@@ -13,8 +13,9 @@ class Progress:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
 
-    def bar(self, label: str, total: int):
-        return tqdm(total=total, desc=label, unit="ex", disable=self.quiet, file=sys.stderr,
+    def bar(self, label: str, total: int, unit: str = "ex"):
+        """Gives a bar that counts `total` units (examples unless said otherwise)."""
+        return tqdm(total=total, desc=label, unit=unit, disable=self.quiet, file=sys.stderr,
                     dynamic_ncols=True, leave=True, mininterval=0.2)
 
     def say(self, message: str) -> None:

@@ -127,7 +127,7 @@ def find_leaks(eval_texts: list[tuple[str, str]], train_texts: list[tuple[str, s
     eval_sets = [shingles(t, ngram) for _, t in eval_texts]
     train_sets = [shingles(t, ngram) for _, t in train_texts]
     progress = progress or Progress(quiet=True)
-    with progress.bar("leakage: MinHash", total=len(eval_sets) + len(train_sets)) as bar:
+    with progress.bar("leakage: MinHash", total=len(eval_sets) + len(train_sets), unit="text") as bar:
         eval_sig, train_sig = signatures(eval_sets, num_perm, bar=bar), signatures(train_sets, num_perm, bar=bar)
     pairs = _candidates(eval_sig, train_sig, bands)
     exact_keys = {(e["eval_id"], e["train_id"]) for e in exact}

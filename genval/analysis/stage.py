@@ -97,7 +97,7 @@ def _slices(run: Run, numbers, examples, config, boot, cls_json, primary, progre
         fields["rare_class"], sources["rare_class"] = rare, "classes under analysis.rare_class_share of examples"
     detail_slices = (cls_json or {}).get("slices") or {}
     out: dict = {}
-    with (progress or Progress(quiet=True)).bar("aggregate slices", total=sum(map(len, fields.values()))) as bar:
+    with (progress or Progress(quiet=True)).bar("aggregate slices", total=sum(map(len, fields.values())), unit="slice") as bar:
         for field, groups in fields.items():
             out[field] = {}
             for value, ids in groups.items():

@@ -75,7 +75,7 @@ def score(run: Run, config: RunConfig, progress: Progress) -> dict:
     frames, summary = [], {"settings": {}}
     units = sum(len(p) for p in pairs.values()) * sum(m.kind == "pair" for m in metrics) + \
         sum(len(s) for s in singles.values()) * sum(m.kind == "single" for m in metrics)
-    with progress.bar("score", total=units) as bar:
+    with progress.bar("score", total=units, unit="score") as bar:
         for spec, metric in zip(specs, metrics):
             batch, segments = _stack(pairs if metric.kind == "pair" else singles)
             if not len(batch):
