@@ -16,6 +16,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 
 from genval.metrics.registry import MetricContext, MetricResult, register
+from genval.registry import SCORE_100, SHARE
 
 PARALLEL_MIN_ROWS = 4000  # below this, starting worker processes costs more than it saves
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -213,13 +214,13 @@ def _sacrebleu_metric(name: str, candidates, others, ctx: MetricContext) -> Metr
     return MetricResult({name: values}, {name: signature}, summary=summary)
 
 
-@register("bleu", options=("tokenize", "lowercase", "smooth_method"))
+@register("bleu", options=("tokenize", "lowercase", "smooth_method"), numbers={"bleu": SCORE_100})
 def bleu(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives sentence BLEU (0–100) per pair as sacrebleu's `sentence_bleu` does, and corpus BLEU per pair."""
     return _sacrebleu_metric("bleu", candidates, others, ctx)
 
 
-@register("chrf", options=("char_order", "word_order", "beta", "lowercase", "engine"))
+@register("chrf", options=("char_order", "word_order", "beta", "lowercase", "engine"), numbers={"chrf": SCORE_100})
 def chrf(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives sentence chrF (0–100) per pair, as sacrebleu's `sentence_chrf` computes it.
 
@@ -356,7 +357,7 @@ def rouge_scores(types: list[str], stem: bool, candidates, others, engine: str) 
     return _rouge_python(types, stem, candidates, others)
 
 
-@register("rouge", options=("types", "stemmer", "engine"))
+@register("rouge", options=("types", "stemmer", "engine"), numbers={"rouge*": SHARE})
 def rouge(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives ROUGE F-measures per pair, as rouge-score's `RougeScorer.score(target, prediction)` does.
 

@@ -13,6 +13,7 @@ import re
 import numpy as np
 
 from genval.metrics.registry import MetricContext, MetricResult, register
+from genval.registry import DIVERGENCE, SHARE
 
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
@@ -33,7 +34,7 @@ def regression_summary(pred: np.ndarray, gold: np.ndarray) -> dict:
     return {"n": int(len(gold)), "mae": float(np.abs(err).mean()), "rmse": float(math.sqrt((err ** 2).mean())), "r2": r2}
 
 
-@register("regression")
+@register("regression", numbers={"abs_error": DIVERGENCE, "squared_error": DIVERGENCE})
 def regression(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives the absolute and squared error per pair (numbers read from the texts); MAE, RMSE, R² per pair."""
     pred = [read_number(c) for c in candidates]
@@ -102,7 +103,7 @@ def average_precision(ranking: list[str], relevant: set[str]) -> float | None:
     return total / len(relevant)
 
 
-@register("ranking", options=("k",))
+@register("ranking", options=("k",), numbers={"ndcg@*": SHARE, "average_precision": SHARE})
 def ranking(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives NDCG@k and average precision per pair; their mean (MAP) is the per-pair headline."""
     k = int(ctx.options.get("k", 10))

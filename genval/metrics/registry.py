@@ -47,16 +47,23 @@ class Metric:
     kind: str  # "pair": (candidates, others, ctx); "single": (candidates, ctx)
     tasks: tuple[str, ...] | None = None
     options: tuple[str, ...] = ()
+    numbers: dict[str, Any] = field(default_factory=dict)  # column (or pattern) → genval.registry.NumberSpec
 
 
 METRICS: dict[str, Metric] = {}
 
 
-def register(name: str, kind: str = "pair", tasks: tuple[str, ...] | None = None, options: tuple[str, ...] = ()):
-    """Registers the decorated function as metric `name`; `options` are the option keys it accepts."""
+def register(name: str, kind: str = "pair", tasks: tuple[str, ...] | None = None, options: tuple[str, ...] = (),
+             numbers: dict[str, Any] | None = None):
+    """Registers the decorated function as metric `name`; `options` are the option keys it accepts.
+
+    `numbers` declares what each column the metric returns means (`genval.registry.NumberSpec`:
+    direction, range, printed decimals), keyed by column name or pattern (`rouge*`).
+    """
 
     def wrap(func):
-        METRICS[name] = Metric(name=name, func=func, kind=kind, tasks=tasks, options=options)
+        METRICS[name] = Metric(name=name, func=func, kind=kind, tasks=tasks, options=options,
+                               numbers=dict(numbers or {}))
         return func
 
     return wrap

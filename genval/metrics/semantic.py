@@ -20,6 +20,7 @@ from pathlib import Path
 
 from genval.errors import GenvalError
 from genval.metrics.registry import MetricContext, MetricResult, register
+from genval.registry import COSINE
 
 DEFAULT_LAYER = 5
 DEFAULT_NAME = "all-MiniLM-L6-v2"
@@ -117,7 +118,9 @@ def _score_bert(scorer, candidates, others, fp16: bool, batch_size: int):
     return p.float().tolist(), r.float().tolist(), f.float().tolist()
 
 
-@register("bertscore", options=("model", "num_layers", "idf", "rescale", "baseline_path", "device", "fp16", "batch_size"))
+# BERTScore is a cosine-based F in [−1, 1] (rescaled scores can fall lower); a failed output counts −1.
+@register("bertscore", options=("model", "num_layers", "idf", "rescale", "baseline_path", "device", "fp16", "batch_size"),
+          numbers={"bertscore_*": COSINE})
 def bertscore(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives BERTScore precision, recall and F1 per pair, as `bert_score.score` computes them with the same settings."""
     s = _bert_settings(ctx)
@@ -159,7 +162,7 @@ def _empty_value(scorer) -> float:
     return (0.0 - b) / (1.0 - b)
 
 
-@register("embedding", options=("model", "device", "fp16", "batch_size"))
+@register("embedding", options=("model", "device", "fp16", "batch_size"), numbers={"embedding": COSINE})
 def embedding(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives the cosine similarity of the two texts' sentence embeddings, each distinct text embedded once."""
     import numpy as np
