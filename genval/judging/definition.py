@@ -22,13 +22,21 @@ class _Strict(BaseModel):
 
 
 class Scale(_Strict):
-    """What a verdict can be: binary labels (positive first), ordinal min..max, or a pairwise choice."""
+    """What a verdict can be, and what it means: binary labels (positive first), ordinal min..max, or a choice.
+
+    `equivalent` names the labels that count as "the candidate is as good as the other side"
+    (a binary scale's default: its positive label; a choice scale must say, e.g. [tie]);
+    `pass_threshold` is the ordinal score at or above which an answer passes. Aggregation
+    reads only these, never a judge's words.
+    """
 
     kind: Literal["binary", "ordinal", "choice"]
     labels: list[str] = Field(default_factory=list)
     min: int | None = None
     max: int | None = None
     anchors: dict[int, str] = Field(default_factory=dict)
+    equivalent: list[str] | None = None
+    pass_threshold: float | None = None
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -51,7 +59,46 @@ class Scale(_Strict):
                 raise ValueError(f"anchor {outside[0]} lies outside min..max")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError("'labels' has duplicates")
+        self._check_meaning()
         return self
+
+    def _check_meaning(self) -> None:
+        if self.kind == "ordinal":
+            if self.equivalent is not None:
+                raise ValueError("an ordinal scale says what passes with 'pass_threshold' (e.g. 4), not 'equivalent'")
+            if self.pass_threshold is None or not self.min <= self.pass_threshold <= self.max:
+                raise ValueError(f"an ordinal scale needs 'pass_threshold' between min and max ({self.min}..{self.max}):"
+                                 " the score at or above which an answer passes, e.g. 4")
+            return
+        if self.pass_threshold is not None:
+            raise ValueError("'pass_threshold' is for ordinal scales; a label scale lists its 'equivalent' labels")
+        if self.equivalent is None:
+            if self.kind == "choice":
+                raise ValueError("a choice scale needs 'equivalent': the labels that count as the candidate being as "
+                                 "good as the other side, e.g. [tie]")
+            self.equivalent = [self.labels[0]]
+        unknown = [v for v in self.equivalent if v not in self.labels]
+        if unknown or not self.equivalent:
+            raise ValueError(f"'equivalent' should list labels of the scale ({', '.join(self.labels)})"
+                             + (f"; '{unknown[0]}' is not one" if unknown else ""))
+
+    def equivalent_value(self, verdict: str | None, score: float | None) -> float | None:
+        """Gives 1.0 when a verdict (or an ordinal score) counts as equivalent or passing, 0.0 when not, None if unknown."""
+        if self.kind == "ordinal":  # the verdict (as calibration compares it with people), else the score
+            value = float(verdict) if verdict else (score if score is not None and score == score else None)
+            return None if value is None else float(value >= self.pass_threshold)
+        return None if verdict is None else float(verdict in self.equivalent)
+
+    @property
+    def worst_score(self) -> float:
+        """Gives the score of the worst answer: the ordinal minimum, else 0 (not equivalent, or the other side wins)."""
+        return float(self.min) if self.kind == "ordinal" else 0.0
+
+    def meaning(self) -> str:
+        """Gives in words what the judge's equivalence rate counts."""
+        if self.kind == "ordinal":
+            return f"share of scores >= {self.pass_threshold:g} on {self.min}..{self.max}"
+        return f"share of verdicts in [{', '.join(self.equivalent)}]"
 
     @property
     def tokens(self) -> tuple[str, ...]:
