@@ -20,7 +20,7 @@ def _cmd_compare(args) -> int:
     result = compare_runs(args.run_a, args.run_b, Boot(args.bootstrap, 0.95, args.seed))
     print(markdown(result), end="")
     _write_json(args.json, result)
-    return 1 if args.fail_on_regression and result["regressions"] else 0
+    return 1 if args.fail_on_regression and result["regressed"] else 0
 
 
 def _run_config(run):
