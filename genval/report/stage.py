@@ -12,6 +12,8 @@ from genval.progress import Progress
 from genval.report import drilldown, html, markdown
 from genval.run import Run
 
+SCHEMA_VERSION = 2  # the summary.json this renders (genval/schemas/summary.schema.json)
+
 
 def _latency(run: Run) -> dict[str, list[float]]:
     if not run.has("outputs"):
@@ -25,8 +27,8 @@ def _latency(run: Run) -> dict[str, list[float]]:
 def report(run: Run, config: RunConfig, progress: Progress) -> dict:
     """Writes report.md and report.html from the run's summary; gives their paths."""
     summary = run.read_json("summary.json")
-    if summary.get("schema_version") != 1:
-        raise GenvalError(f"{run.path('summary.json')}: written by an older genval (no schema_version 1); "
+    if summary.get("schema_version") != SCHEMA_VERSION:
+        raise GenvalError(f"{run.path('summary.json')}: written by an older genval (not schema_version {SCHEMA_VERSION}); "
                           "re-run the aggregate stage: `genval run CONFIG --force aggregate`")
     run.write_text("report.md", markdown.render(summary))
     extras = {"classification": run.read_json("classification.json") if run.has("classification.json") else None,
