@@ -41,6 +41,9 @@ class Generation(Strict):
     top_p: float = Field(1.0, gt=0, le=1)
     seed: int = 0
     stop: list[str] = Field(default_factory=list)
+    # Written between the prompt and a label when label probabilities are scored (hf, vllm), as
+    # lm-evaluation-harness's target_delimiter; none after trailing whitespace or in a chat turn.
+    label_delimiter: str = " "
 
 
 class _Model(Strict):

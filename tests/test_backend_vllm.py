@@ -13,6 +13,7 @@ from genval.backends import Params, Request
 from genval.backends.vllm import VLLMBackend
 from genval.config import VLLMModel
 from genval.errors import GenvalError
+from tests.tiny_models import direct_label_probs
 
 FAKE = str(Path(__file__).parent / "fake_vllm")
 
@@ -88,26 +89,43 @@ def test_schema_goes_through_structured_outputs(fake_vllm, tiny):
     assert json.loads(c.text) == {"category": "billing", "refund": True}
 
 
-def test_label_probabilities_are_exact_label_log_likelihoods(fake_vllm, tiny):
+def test_label_probabilities_are_those_of_the_answer_after_a_space(fake_vllm, tiny):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny)
-    labels = ("positive", "negative", "neutral")
-    c = next(backend(tiny).generate([Request(id="a", prompt="the review says", labels=labels, generate=False)]))
+    labels = ("billing", "shipping", "fraud", "legal")
+    c = next(backend(tiny).generate([Request(id="a", prompt="my order never arrived, category:", labels=labels, generate=False)]))
     call = fake_vllm.LLM.calls[0]
     assert len(fake_vllm.LLM.calls) == 1  # no text wanted: only the scoring call
     assert (call["params"][0].max_tokens, call["params"][0].prompt_logprobs) == (1, 0)
-    # By hand: context and context+label tokenised, the label's positions scored with the stand-in's
-    # documented per-position log-probability, -0.1·(1 + (31·token + 7·position) mod 17), then a softmax.
-    context = tok("the review says")["input_ids"]
-    loglik = {}
+    # Each prompt is the context's tokens followed by the label's tokens as the model writes it: " positive".
+    context = tok("my order never arrived, category:")["input_ids"]
     for label, prompt in zip(labels, call["prompts"]):
-        full = tok("the review says" + label)["input_ids"]
-        assert full[:len(context)] == context and prompt == {"prompt_token_ids": full}
-        loglik[label] = sum(-0.1 * (1 + (t * 31 + p * 7) % 17) for p, t in enumerate(full) if p >= len(context))
-    z = sum(math.exp(v) for v in loglik.values())
-    assert c.label_probs == pytest.approx({label: math.exp(v) / z for label, v in loglik.items()})
-    assert sum(c.label_probs.values()) == pytest.approx(1.0) and c.text == ""
+        assert prompt == {"prompt_token_ids": tok("my order never arrived, category: " + label)["input_ids"]}
+        assert prompt["prompt_token_ids"][:len(context)] == context
+    # The stand-in's prompt_logprobs come from the tiny model's own forward pass, so the result
+    # must equal the direct computation (log-softmax, continuation log-probs summed, normalised).
+    expected = direct_label_probs(tiny, "my order never arrived, category:", {label: " " + label for label in labels})
+    assert c.label_probs == pytest.approx(expected, abs=1e-6)
+    glued = direct_label_probs(tiny, "my order never arrived, category:", {label: label for label in labels})
+    assert max(abs(glued[x] - expected[x]) for x in labels) > 1e-5
+    assert c.text == ""
+
+
+def test_label_probabilities_in_a_chat_turn_have_no_delimiter(fake_vllm, tiny_chat):
+    from transformers import AutoTokenizer
+
+    labels = ("billing", "shipping", "fraud", "legal")
+    b = backend(tiny_chat)
+    req = Request(id="a", prompt="my order never arrived, category:", labels=labels, generate=False)
+    c = next(b.generate([req]))
+    rendered = AutoTokenizer.from_pretrained(tiny_chat).apply_chat_template(
+        [{"role": "user", "content": "my order never arrived, category:"}], tokenize=False, add_generation_prompt=True)
+    assert rendered == "<|user|> my order never arrived, category:\n<|assistant|> "
+    # The cue ends in a space, which moves onto the answer (lm-evaluation-harness's _encode_pair);
+    # no delimiter is added in a chat turn.
+    expected = direct_label_probs(tiny_chat, rendered[:-1], {x: " " + x for x in labels}, special=False)
+    assert c.label_probs == pytest.approx(expected, abs=1e-6)
 
 
 def test_top_logprobs_when_asked(fake_vllm, tiny):

@@ -36,18 +36,22 @@ class Request:
     system: str | None = None
     params: Params = field(default_factory=Params)
     labels: tuple[str, ...] | None = None  # ask for the probability of each label as the answer
+    label_delimiter: str = " "  # between prompt and label when a label is scored (see backends/labels.py)
     schema: dict | None = None  # constrain the output to this JSON Schema, where the engine can
     generate: bool = True  # False: only label probabilities are wanted, no text
 
     def cache_payload(self) -> dict:
         """Gives everything about the request that changes the answer (the id does not)."""
-        return {
+        payload = {
             "system": self.system,
             "prompt": self.prompt,
             "labels": list(self.labels) if self.labels else None,
             "schema": self.schema,
             "generate": self.generate,
         }
+        if self.labels:  # the delimiter changes label probabilities only; text requests keep their keys
+            payload["label_delimiter"] = self.label_delimiter
+        return payload
 
 
 @dataclass

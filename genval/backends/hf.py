@@ -200,7 +200,8 @@ class HFBackend(Backend):
         probs = {}
         for i, (req, text, ids) in enumerate(batch):
             if req.labels:
-                probs[i] = label_scores(self.model, self.tokenizer, text, ids, req.labels, self.uses_chat())
+                probs[i] = label_scores(self.model, self.tokenizer, text, req.labels, self.uses_chat(),
+                                        req.label_delimiter)
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
         latency = time.perf_counter() - started

@@ -29,7 +29,8 @@ def task_requests(examples: pd.DataFrame, config: RunConfig) -> list[Request]:
     labels = tuple(config.labels) if config.labels and config.task == "classification" else None
     schema = config.load_schema() if config.task == "extraction" else None
     return [
-        Request(id=row.id, prompt=row.prompt, system=row.system, params=params, labels=labels, schema=schema)
+        Request(id=row.id, prompt=row.prompt, system=row.system, params=params, labels=labels, schema=schema,
+                label_delimiter=gen.label_delimiter)
         for row in examples.itertuples(index=False)
     ]
 
