@@ -10,8 +10,11 @@ The user message picks the behaviour by its first word:
   bad …       400, always
   label …     200 with first-token top_logprobs (for label probabilities)
   load …      sleeps `load_s × requests in flight` (latency grows with concurrency), then ok
-The server records each request's arrival time, body and headers. Only 127.0.0.1 is bound,
-on a free port the OS picks.
+  script …    200 with what `script(body)` gives: (content, positions), where positions lists, per
+              generated token, (token, logprob) pairs with the sent token first; they become
+              `logprobs.content` (top_logprobs cut to the request's k) when the request asks for logprobs
+The server records each request's arrival time, body and headers, and each scripted answer in
+`sent` (body, content, positions). Only 127.0.0.1 is bound, on a free port the OS picks.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ LABEL_TOP = [{"token": " pos", "logprob": -0.2}, {"token": "neg", "logprob": -2.
 class ChatServer:
     """Starts the server in a thread; `url` is its /v1 base URL. Use as a context manager."""
 
-    def __init__(self, slow_s: float = 2.0, load_s: float = 0.02):
-        self.slow_s, self.load_s = slow_s, load_s
+    def __init__(self, slow_s: float = 2.0, load_s: float = 0.02, script=None):
+        self.slow_s, self.load_s, self.script = slow_s, load_s, script
+        self.sent: list[dict] = []
         self.lock = threading.Lock()
         self.seen: list[dict] = []
         self.counts: dict[str, int] = {}
@@ -104,7 +108,17 @@ class ChatServer:
                     time.sleep(server.load_s * flight)
                 text = f"echo: {message}"
                 choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                if body.get("logprobs"):
+                if kind == "script":
+                    text, positions = server.script(body)
+                    with server.lock:
+                        server.sent.append({"body": body, "content": text, "positions": positions})
+                    choice["message"]["content"] = text
+                    if body.get("logprobs"):
+                        k = body.get("top_logprobs", 0)
+                        choice["logprobs"] = {"content": [
+                            {"token": pos[0][0], "logprob": pos[0][1],
+                             "top_logprobs": [{"token": t, "logprob": lp} for t, lp in pos[:k]]} for pos in positions]}
+                elif body.get("logprobs"):
                     first = LABEL_TOP if kind == "label" else [{"token": "echo", "logprob": -0.1}]
                     k = body.get("top_logprobs", 0)
                     choice["logprobs"] = {"content": [

@@ -160,6 +160,33 @@ def test_probabilities_from_top_logprobs_at_the_verdict_position():
     assert probs_from_top_logprobs([{"a": -1}], QUALITY.scale) is None
 
 
+def test_a_label_is_credited_by_its_first_token_and_junk_by_nothing():
+    # "not_equivalent" shows in a top-k list by its first token "not"; "The" begins no label.
+    top = [{"not": math.log(0.6), " equivalent": math.log(0.3), "The": math.log(0.1)}, {"_equivalent": -0.01}]
+    probs = probs_from_top_logprobs(top, EQUIV.scale, first=True)
+    assert set(probs) == {"not", " equivalent"}
+    assert expected_score(probs, EQUIV.scale) == pytest.approx(0.3 / 0.9)  # P(positive) over the labels' mass
+    # A constrained choice reads the first token even when junk is likeliest there.
+    assert probs_from_top_logprobs([{"The": math.log(0.6), "2": math.log(0.3)}], QUALITY.scale, first=True) == \
+        pytest.approx({"2": 0.3})
+    assert probs_from_top_logprobs([{"The": math.log(0.6), "2": math.log(0.3)}], QUALITY.scale) is None
+
+
+def test_weighted_choice_through_openai_top_logprobs_floors_nothing():
+    # The openai backend's label_probs floor a label missing from the top k at the smallest listed
+    # probability (right for KL); the judge reads the top log-probabilities themselves.
+    from genval.backends.labels import from_top_logprobs
+
+    top = [{"5": math.log(0.9), "The": math.log(0.05)}]
+    request = build_requests(QUALITY, pd.DataFrame([{"id": "x", "input": "doc", "reference": None,
+                                                     "candidate": "s", "other": ""}]), "student", "summarization",
+                             1, False, None)[0]
+    floored = from_top_logprobs(top[0], request.labels)
+    assert floored["1"] == pytest.approx(0.05 / 1.1)  # what the old score was built on: 4.545
+    frame = read_verdicts(QUALITY, "q", [request], [Completion(id=request.id, top_logprobs=top, label_probs=floored)])
+    assert frame.loc[0, "score"] == pytest.approx(5.0) and frame.loc[0, "verdict"] == "5"
+
+
 # --- counting: unparsed answers are kept raw, counted, never guessed ------------------------------
 def test_unparsed_answers_are_kept_raw_and_counted():
     answers = ["VERDICT: equivalent", "VERDICT: maybe", "", "no verdict here", "VERDICT: not_equivalent"]

@@ -112,14 +112,33 @@ def parse_answer(answer: str | None, definition: Definition) -> Parsed:
     return PARSERS[definition.parser.kind](strip_fences(answer), definition)
 
 
+def _credit(token: str, scale: Scale) -> list[str]:
+    """Gives the scale tokens a model token counts for: the one it names, else every label it begins.
+
+    A label of several tokens ("not_equivalent") shows in a top-k list by its first token
+    ("not"); an ordinal point counts only when named exactly.
+    """
+    key = normalise(token)
+    if not key:
+        return []
+    exact = [t for t in scale.tokens if normalise(t) == key]
+    if exact or scale.kind == "ordinal":
+        return exact
+    return [t for t in scale.tokens if normalise(t).startswith(key)]
+
+
 def scale_mass(probs: dict[str, float] | None, scale: Scale) -> dict[str, float]:
-    """Gives the probability each scale token holds in `probs` (token variants such as " 4" summed)."""
+    """Gives the probability each scale token holds in `probs` (token variants such as " 4" summed).
+
+    A token that begins several labels is shared equally among them. A scale token absent from
+    `probs` holds nothing: it is never given a floor, so a top-k list that misses "1"–"4"
+    leaves the weight on the tokens the judge named (G-Eval's Σ p(s)·s renormalised over the scale).
+    """
     mass: dict[str, float] = {}
     for token, p in (probs or {}).items():
-        key = normalise(token)
-        for t in scale.tokens:
-            if normalise(t) == key:
-                mass[t] = mass.get(t, 0.0) + float(p)
+        hits = _credit(token, scale)
+        for t in hits:
+            mass[t] = mass.get(t, 0.0) + float(p) / len(hits)
     return mass
 
 
@@ -151,18 +170,20 @@ def expected_score(probs: dict[str, float] | None, scale: Scale) -> float | None
     return None
 
 
-def probs_from_top_logprobs(top: list[dict[str, float]] | None, scale: Scale) -> dict[str, float] | None:
-    """Gives the scale-token probabilities at the last generated position whose likeliest token is a scale token.
+def probs_from_top_logprobs(top: list[dict[str, float]] | None, scale: Scale,
+                            first: bool = False) -> dict[str, float] | None:
+    """Gives the probabilities of the tokens that count for the scale at the verdict's position.
 
-    That position is where the judge wrote its verdict (the final tagged line comes last).
+    That position is the last generated one whose likeliest token counts for the scale (the
+    final tagged line comes last); with `first`, the first position, whatever is likeliest there
+    — a choice answer is its first token. Tokens that count for no scale token (junk such as
+    "The") are left out, so they weigh on nothing. None when no token there counts.
     """
     if not top:
         return None
-    tokens = {normalise(t) for t in scale.tokens}
-    for position in reversed(top):
+    for position in (top[:1] if first else reversed(top)):
         if not position:
             continue
-        best = max(position, key=position.get)
-        if normalise(best) in tokens:
-            return {t: math.exp(lp) for t, lp in position.items() if normalise(t) in tokens}
+        if first or _credit(max(position, key=position.get), scale):
+            return {t: math.exp(lp) for t, lp in position.items() if _credit(t, scale)} or None
     return None

@@ -22,7 +22,8 @@ from genval.progress import Progress
 from genval.run import Run
 
 JUDGMENT_COLUMNS = ["id", "pair", "judge", "verdict", "score", "raw", "parsed", "swap_consistent", "spread",
-                    "samples", "requests", "problem", "prompt_tokens", "completion_tokens", "latency_s"]
+                    "samples", "samples_swapped", "requests", "problem", "prompt_tokens", "completion_tokens",
+                    "latency_s"]
 
 
 def judge_names(config: RunConfig) -> list[tuple[str, JudgeRef, Definition]]:
@@ -100,7 +101,7 @@ def judge(run: Run, config: RunConfig, progress: Progress, cache: RequestCache) 
     judgments = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=JUDGMENT_COLUMNS)
     judgments = judgments.reindex(columns=JUDGMENT_COLUMNS).astype({
         "score": "float64", "spread": "float64", "latency_s": "float64", "parsed": "bool",
-        "swap_consistent": "boolean", "samples": "Int64", "requests": "Int64",
+        "swap_consistent": "boolean", "samples": "Int64", "samples_swapped": "Int64", "requests": "Int64",
         "prompt_tokens": "Int64", "completion_tokens": "Int64",
     })
     run.write_table("judgments", judgments)
