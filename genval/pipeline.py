@@ -78,16 +78,16 @@ STAGES = [
     Stage("generate", _stage_fn("genval.backends.stage", "generate"), ("examples",), ("outputs", "ops.json"),
           lambda c: {"models": _models_key(c), "generation": c.generation.model_dump(mode="json"), "task": c.task,
                      "labels": c.labels, "schema": _file_digest(c.schema_path) if c.task == "extraction" else None},
-          needs_cache=True, version=2),  # 2: ops.json gained P99 and token-throughput savings
+          needs_cache=True, version=3),  # 3: label_delimiter; ops.json from measured passes, with basis and intervals
     Stage("score", _stage_fn("genval.metrics.stage", "score"), ("examples", "outputs"), ("scores", "metrics.json"),
           lambda c: {"metrics": [m.model_dump(mode="json") for m in c.metric_specs], "task": c.task,
                      "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field,
                      "slices": c.slices, "analysis": c.analysis.model_dump(mode="json")},
-          version=2),  # 2: all pairs per metric in one call, corpus/fields summaries, classification.json
+          version=3),  # 3: KL/ECE signatures name how label probabilities were made
     Stage("judge", _stage_fn("genval.judging.stage", "judge"), ("examples", "outputs"), ("judgments", "calibration.json"),
           lambda c: {"judges": _judges_key(c), "human_labels": _file_digest(c.human_labels), "task": c.task,
                      "slices": c.slices, "analysis": c.analysis.model_dump(mode="json")},
-          needs_cache=True),
+          needs_cache=True, version=2),  # 2: G-Eval scores never floored; swap-aware spread and samples_swapped
     Stage("aggregate", _stage_fn("genval.analysis.stage", "aggregate"),
           ("examples", "outputs", "scores", "judgments", "ops.json", "metrics.json", "calibration.json",
            "classification.json"),

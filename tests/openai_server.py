@@ -10,6 +10,7 @@ The user message picks the behaviour by its first word:
   bad …       400, always
   label …     200 with first-token top_logprobs (for label probabilities)
   load …      sleeps `load_s × requests in flight` (latency grows with concurrency), then ok
+  cold …      the first such request sleeps `slow_s` (a server warming up); later ones answer at once
   script …    200 with what `script(body)` gives: (content, positions), where positions lists, per
               generated token, (token, logprob) pairs with the sent token first; they become
               `logprobs.content` (top_logprobs cut to the request's k) when the request asks for logprobs
@@ -34,6 +35,7 @@ class ChatServer:
     def __init__(self, slow_s: float = 2.0, load_s: float = 0.02, script=None):
         self.slow_s, self.load_s, self.script = slow_s, load_s, script
         self.sent: list[dict] = []
+        self.warm = False  # whether a "cold" request has been answered yet
         self.lock = threading.Lock()
         self.seen: list[dict] = []
         self.counts: dict[str, int] = {}
@@ -106,6 +108,11 @@ class ChatServer:
                     time.sleep(server.slow_s)
                 if kind == "load":
                     time.sleep(server.load_s * flight)
+                if kind == "cold":
+                    with server.lock:
+                        first, server.warm = not server.warm, True
+                    if first:
+                        time.sleep(server.slow_s)
                 text = f"echo: {message}"
                 choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
                 if kind == "script":

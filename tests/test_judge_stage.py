@@ -179,7 +179,9 @@ def test_scripted_server_verdicts_reproduce_hand_agreement(tmp_path):
     assert cal["kappa"]["value"] == pytest.approx(cohen_kappa_score(human_v, judge_v))
     assert cal["cost"] == pytest.approx(N * (50 * 2.0 + 5 * 10.0) / 1e6)
     # The system prompt reached the server and the candidate was fenced in the user message.
-    assert len(server.requests) == N and server.requests[0]["messages"][0]["role"] == "system"
+    # One warm-up request runs before the clock (its answer is dropped), then one per item.
+    assert len(server.requests) == N + 1 and server.requests[0]["messages"][0]["role"] == "system"
+    assert server.requests[0] in server.requests[1:]  # the warm-up repeats a real request
     assert all(re.search(r"<candidate-[0-9a-f]{10}>\n(GOOD|bad|MUMBLE)", b["messages"][-1]["content"])
                for b in server.requests)
     # A second calibrate from the run folder gives the same numbers (no model calls: the judgments are read).

@@ -97,6 +97,9 @@ class OpenAIBackend(Backend):
     def info(self) -> dict:
         return {"device": f"remote ({self.config.base_url})"}
 
+    def batch_settings(self) -> dict:
+        return {"concurrency": self.config.concurrency}
+
     # --- one request ------------------------------------------------------------------------
     def _headers(self) -> dict:
         env = self.config.api_key_env

@@ -178,6 +178,9 @@ class VLLMBackend(Backend):
         return Completion(id=request.id, text=first.text, prompt_tokens=len(output.prompt_token_ids or []),
                           completion_tokens=len(first.token_ids), latency_s=latency, top_logprobs=top)
 
+    def batch_settings(self) -> dict:
+        return {"chunk": CHUNK, "scheduling": "continuous batching (vLLM)"}
+
     def info(self) -> dict:
         """Gives weight bytes (from the local folder's weight files) and the GPU memory vLLM reserves.
 

@@ -57,7 +57,8 @@ def ask_judge(name: str, ref: JudgeRef, definition: Definition, examples: pd.Dat
     stats = CallStats()
     try:
         with progress.bar(f"judge {name}", total=len(requests)) as bar:
-            completions = generate_cached(backend, requests, cache, on_done=lambda _c: bar.update(1), stats=stats)
+            completions = generate_cached(backend, requests, cache, on_done=lambda _c: bar.update(1), stats=stats,
+                                          measure={"role": f"judge:{name}"})
     finally:
         backend.close()
     frame = read_verdicts(definition, name, requests, completions) if requests else pd.DataFrame(columns=JUDGMENT_COLUMNS)
