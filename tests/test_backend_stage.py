@@ -203,3 +203,28 @@ def test_no_timing_savings_between_a_replayed_teacher_and_a_measured_student(tmp
     assert ops["savings"]["throughput_gain_pct"] is None and ops["savings"]["latency_p50_s_pct"] is None
     assert ops["savings_basis"].startswith("timing savings not computed: the teacher's figures are replay file")
     assert any(n.startswith("ops: timing savings not computed") for n in run.manifest["stages"]["generate"]["notes"])
+
+
+def test_a_cached_teacher_against_a_new_student_keeps_its_measured_throughput(tmp_path):
+    # The "+3867 %" case: the teacher's answers come from the cache, the student is new. The
+    # teacher's throughput was measured at concurrency 8; the serial sum of its latencies that a
+    # cached run used to report makes it look slower and the student's gain larger.
+    inputs = [f"load item {i}" for i in range(16)]
+    with ChatServer(load_s=0.01) as server:
+        teacher = openai_model(server.url, model="t", concurrency=8, api_key_env=None)
+        first, config = make_run(tmp_path, {"teacher": teacher, "student": openai_model(
+            server.url, model="s", concurrency=8, api_key_env=None)}, inputs)
+        run_stages(first, config, Progress(quiet=True), only=["generate"])
+        second, config2 = make_run(tmp_path / "b", {"teacher": teacher, "student": openai_model(
+            server.url, model="s2", concurrency=8, api_key_env=None)}, inputs,
+            cache=str(tmp_path / "cache.sqlite"))
+        run_stages(second, config2, Progress(quiet=True), only=["generate"])
+    cold, ops = first.read_json("ops.json")["roles"]["teacher"], second.read_json("ops.json")
+    t, s = ops["roles"]["teacher"], ops["roles"]["student"]
+    assert t["model_calls"] == 0 and s["model_calls"] == 16
+    assert t["requests_per_s"] == pytest.approx(cold["requests_per_s"])
+    assert t["throughput_basis"] == "measured" and t["wall_s"] == pytest.approx(cold["wall_s"])
+    assert ops["savings"]["throughput_gain_pct"] == pytest.approx(
+        (s["requests_per_s"] - t["requests_per_s"]) / t["requests_per_s"] * 100)
+    assert ops["savings_basis"] == f"teacher: {t['basis']}; student: measured in this run"
+    assert t["basis"].startswith("measured when cached (run gen, ")
