@@ -24,6 +24,12 @@ def openai_model(url, **kw):
             "max_retries": 1, **kw}
 
 
+def live_roles(url, teacher_concurrency=1, student_concurrency=1, student="s") -> dict:
+    """Teacher "t" and a student on one test server, without an API key."""
+    return {"teacher": openai_model(url, model="t", concurrency=teacher_concurrency, api_key_env=None),
+            "student": openai_model(url, model=student, concurrency=student_concurrency, api_key_env=None)}
+
+
 def make_run(tmp_path, models, inputs, **extra):
     write_jsonl(tmp_path / "eval.jsonl", [{"id": f"e{i}", "input": text} for i, text in enumerate(inputs)])
     data = {"name": "gen", "task": "generation", "eval_set": "eval.jsonl", "prompt": "{input}", "models": models,
@@ -146,9 +152,7 @@ def test_hf_roles_give_label_probabilities_and_model_sizes(tmp_path):
 def test_a_run_from_the_cache_reports_the_cold_runs_figures(tmp_path):
     inputs = [f"load item {i}" for i in range(12)]
     with ChatServer(load_s=0.01) as server:
-        models = {"teacher": openai_model(server.url, model="t", concurrency=4, api_key_env=None),
-                  "student": openai_model(server.url, model="s", concurrency=2, api_key_env=None)}
-        cold, config = make_run(tmp_path, models, inputs)
+        cold, config = make_run(tmp_path, live_roles(server.url, 4, 2), inputs)
         run_stages(cold, config, Progress(quiet=True), only=["generate"])
         seen = len(server.seen)
         # The same config in another run folder, sharing the cache: no model call at all.
@@ -174,9 +178,7 @@ def test_a_run_from_the_cache_reports_the_cold_runs_figures(tmp_path):
 def test_the_warm_up_call_stays_out_of_the_figures(tmp_path):
     inputs = [f"cold item {i}" for i in range(4)]
     with ChatServer(slow_s=0.6) as server:
-        models = {"teacher": openai_model(server.url, model="t", concurrency=1, api_key_env=None),
-                  "student": openai_model(server.url, model="s", concurrency=1, api_key_env=None)}
-        run, config = make_run(tmp_path, models, inputs)
+        run, config = make_run(tmp_path, live_roles(server.url), inputs)
         run_stages(run, config, Progress(quiet=True), only=["generate"])
         teacher_calls = [r for r in server.seen if r["body"]["model"] == "t"]
     # The server's first answer takes 0.6 s; it went to the teacher's warm-up, before the clock.
@@ -211,13 +213,10 @@ def test_a_cached_teacher_against_a_new_student_keeps_its_measured_throughput(tm
     # cached run used to report makes it look slower and the student's gain larger.
     inputs = [f"load item {i}" for i in range(16)]
     with ChatServer(load_s=0.01) as server:
-        teacher = openai_model(server.url, model="t", concurrency=8, api_key_env=None)
-        first, config = make_run(tmp_path, {"teacher": teacher, "student": openai_model(
-            server.url, model="s", concurrency=8, api_key_env=None)}, inputs)
+        first, config = make_run(tmp_path, live_roles(server.url, 8, 8), inputs)
         run_stages(first, config, Progress(quiet=True), only=["generate"])
-        second, config2 = make_run(tmp_path / "b", {"teacher": teacher, "student": openai_model(
-            server.url, model="s2", concurrency=8, api_key_env=None)}, inputs,
-            cache=str(tmp_path / "cache.sqlite"))
+        second, config2 = make_run(tmp_path / "b", live_roles(server.url, 8, 8, student="s2"), inputs,
+                                   cache=str(tmp_path / "cache.sqlite"))
         run_stages(second, config2, Progress(quiet=True), only=["generate"])
     cold, ops = first.read_json("ops.json")["roles"]["teacher"], second.read_json("ops.json")
     t, s = ops["roles"]["teacher"], ops["roles"]["student"]
@@ -228,3 +227,16 @@ def test_a_cached_teacher_against_a_new_student_keeps_its_measured_throughput(tm
         (s["requests_per_s"] - t["requests_per_s"]) / t["requests_per_s"] * 100)
     assert ops["savings_basis"] == f"teacher: {t['basis']}; student: measured in this run"
     assert t["basis"].startswith("measured when cached (run gen, ")
+
+
+def test_the_warm_up_is_not_retried(tmp_path):
+    # A request the server fails twice (HTTP 500) before answering: the warm-up makes one attempt,
+    # then the timed request gets its retries and succeeds — the back-off is not paid twice.
+    with ChatServer() as server:
+        run, config = make_run(tmp_path, live_roles(server.url), ["flaky item"])
+        config.models["teacher"].max_retries = 2
+        run_stages(run, config, Progress(quiet=True), only=["generate"])
+        teacher = [r for r in server.seen if r["body"]["model"] == "t"]
+    assert len(teacher) == 3  # the warm-up's single attempt (500), one retried 500, then the answer
+    outputs = run.read_table("outputs")
+    assert outputs.error.isna().all()

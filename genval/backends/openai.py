@@ -100,6 +100,10 @@ class OpenAIBackend(Backend):
     def batch_settings(self) -> dict:
         return {"concurrency": self.config.concurrency}
 
+    def warm_up(self, request: Request) -> None:
+        """Sends one request before the clock, without retries: a server that is down costs one attempt here."""
+        Backend.warm_up(OpenAIBackend(self.config.model_copy(update={"max_retries": 0})), request)
+
     # --- one request ------------------------------------------------------------------------
     def _headers(self) -> dict:
         env = self.config.api_key_env
