@@ -70,10 +70,11 @@ COMMAND_MODULES = (
 
 def _cmd_run(args) -> int:
     from genval.config import load_config
-    from genval.pipeline import prepare, report_path, run_stages
+    from genval.pipeline import check_force, prepare, report_path, run_stages
     from genval.progress import Progress
 
     config = load_config(args.config)
+    check_force(args.force or ())
     progress = Progress(quiet=args.quiet)
     run = prepare(config, Path(args.out))
     run_stages(run, config, progress, force=tuple(args.force or ()))

@@ -146,11 +146,16 @@ def prepare(config: RunConfig, out_dir: Path) -> Run:
     return run
 
 
-def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: list[str] | None = None) -> dict:
-    """Runs the stages whose inputs changed (and those in `force`); gives name → 'ran' | 'skipped'."""
+def check_force(force) -> None:
+    """Raises for a `--force` name that is no stage (before anything is written)."""
     unknown = sorted(set(force) - set(STAGE_NAMES))
     if unknown:
         raise GenvalError(f"--force: unknown stage '{unknown[0]}' (stages: {', '.join(STAGE_NAMES)})")
+
+
+def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: list[str] | None = None) -> dict:
+    """Runs the stages whose inputs changed (and those in `force`); gives name → 'ran' | 'skipped'."""
+    check_force(force)
     cache_path = config.cache or (run.root.parent / "cache.sqlite")
     cache = None
     done = {}
@@ -163,8 +168,10 @@ def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: 
                 progress.say(f"{stage.name}: skipped (inputs unchanged)")
                 done[stage.name] = "skipped"
                 continue
-            if stage.needs_cache:  # opened before the stage is marked running: a bad path leaves no stage 'running'
-                cache = cache or RequestCache(cache_path)
+            # Opened before the stage is marked running (a bad path leaves no stage 'running'), and once:
+            # `cache or …` would open a second one whenever the first is empty (RequestCache has __len__).
+            if stage.needs_cache and cache is None:
+                cache = RequestCache(cache_path)
             record = run.stage(stage.name)
             record.clear()
             record.update({"status": "running", "input_hash": digest, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
@@ -204,6 +211,7 @@ def report_path(run: Run) -> Path:
 def run_pipeline(config_path, out_dir="runs", force=(), quiet=False, progress: Progress | None = None) -> Path:
     """Runs every stage of the config at `config_path`; gives the run folder's path."""
     config = load_config(config_path)
+    check_force(force)
     progress = progress or Progress(quiet=quiet)
     run = prepare(config, Path(out_dir))
     run_stages(run, config, progress, force=tuple(force))

@@ -47,9 +47,11 @@ def redact_frame(frame):
     """Gives `frame` with watched secrets redacted from its text cells (the same frame when none holds one)."""
     if not _values:
         return frame
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
     out = frame
     for column in frame.columns:
-        if frame[column].dtype != object and str(frame[column].dtype) != "string":
+        if not (is_object_dtype(frame[column]) or is_string_dtype(frame[column])):
             continue
         hit = frame[column].map(lambda v: isinstance(v, str) and any(s in v for s in _values))
         if hit.any():

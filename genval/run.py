@@ -126,7 +126,11 @@ class Run:
         path = self.path(name)
         if not path.exists():
             raise GenvalError(f"{path}: no '{name}' table in this run (run the stage that writes it first)")
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise GenvalError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0][:120]}); "
+                              f"re-run the stage that writes it (`genval run CONFIG --force STAGE`)") from None
 
     def write_json(self, name: str, data) -> Path:
         path = self.path(name)
