@@ -30,7 +30,6 @@ class Checked:
     evalset: EvalSet
     judges: int = 0
     ratings: int | None = None
-    replayed: int = 0
 
 
 def check_inputs(config: RunConfig, out_dir: Path | None = None) -> Checked:
@@ -43,16 +42,17 @@ def check_inputs(config: RunConfig, out_dir: Path | None = None) -> Checked:
     evalset = load_evalset(config.eval_set, config.prompt, config.slices, config.system_prompt)
     _check_schema(config)
     _check_metrics(config)
-    replayed = sum(_check_model(model, config, ("models", role), config.labels)
-                   for role, model in config.models.items())
+    for role, model in config.models.items():
+        _check_model(model, config, ("models", role), config.labels)
     scopes = _check_judges(config, evalset)
-    replayed += sum(_check_model(ref.model, config, ("judge", i, "model"), None) for i, ref in enumerate(config.judge))
+    for i, ref in enumerate(config.judge):
+        _check_model(ref.model, config, ("judge", i, "model"), None)
     ratings = _check_labels(config, scopes)
     _check_gate(config)
     if out_dir is not None:
         _check_run_folder(config, Path(out_dir))
         _check_cache(config, Path(out_dir))
-    return Checked(evalset=evalset, judges=len(scopes), ratings=ratings, replayed=replayed)
+    return Checked(evalset=evalset, judges=len(scopes), ratings=ratings)
 
 
 def _check_schema(config: RunConfig) -> None:
@@ -83,8 +83,8 @@ def _check_metrics(config: RunConfig) -> None:
         metric.parse_options(spec.options, place)
 
 
-def _check_model(model, config: RunConfig, loc: tuple, labels) -> int:
-    """Checks what a model needs before it is called; gives 1 for a replay file (read and checked whole), else 0."""
+def _check_model(model, config: RunConfig, loc: tuple, labels) -> None:
+    """Checks what a model needs before it is called; a replay file is read and checked whole."""
     place, key = config.where(*loc), ".".join(str(p) for p in loc)
     if model.backend == "replay":
         from genval.backends.replay import ReplayBackend
@@ -92,7 +92,7 @@ def _check_model(model, config: RunConfig, loc: tuple, labels) -> int:
         if not Path(model.path).is_file():
             raise GenvalError(f"{place}: {key}.path: no such replay file {model.path}")
         ReplayBackend(model.path, labels=labels)
-        return 1
+        return
     if model.backend == "openai":
         if model.api_key_env and not os.environ.get(model.api_key_env):
             raise GenvalError(f"{config.where(*loc, 'api_key_env')}: {key}.api_key_env: the environment variable "
@@ -101,14 +101,13 @@ def _check_model(model, config: RunConfig, loc: tuple, labels) -> int:
         if not model.base_url.startswith(("http://", "https://")):
             raise GenvalError(f"{config.where(*loc, 'base_url')}: {key}.base_url: '{model.base_url}' is not an "
                               "http:// or https:// URL (e.g. http://127.0.0.1:8000/v1)")
-        return 0
+        return
     if model.backend == "vllm" and importlib.util.find_spec("vllm") is None:
         raise GenvalError(f"{place}: {key}: backend 'vllm' needs the vllm package: pip install genval[vllm] "
                           "(or use 'backend: hf' where vLLM is not available)")
     local = model.model.startswith(("/", "./", "../", "~"))
     if local and not Path(model.model).expanduser().exists():
         raise GenvalError(f"{config.where(*loc, 'model')}: {key}.model: no such model folder {model.model}")
-    return 0
 
 
 def _check_judges(config: RunConfig, evalset: EvalSet) -> list:

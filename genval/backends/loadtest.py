@@ -7,7 +7,6 @@ that sets serving cost is the highest throughput whose P95 latency stays within 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
