@@ -26,7 +26,7 @@ class UsageError(Exception):
     """A mistake in the command line, as argparse finds it."""
 
 
-class Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse, except that a mistake is one line (usage is one `--help` away) and is raised, not exited."""
 
     def error(self, message):
@@ -113,7 +113,7 @@ def _cmd_validate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
+    parser = OneLineParser(
         prog="genval",
         description="Tells whether a distilled student model can replace its teacher, and where it falls short.",
     )
