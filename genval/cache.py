@@ -21,6 +21,8 @@ import threading
 import time
 from pathlib import Path
 
+from genval.errors import GenvalError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     key TEXT PRIMARY KEY,
@@ -62,13 +64,17 @@ class RequestCache:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(SCHEMA)
-            conn.execute(PASSES)
-            _add_columns(conn)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(SCHEMA)
+                conn.execute(PASSES)
+                _add_columns(conn)
+        except (OSError, sqlite3.Error) as exc:
+            raise GenvalError(f"{self.path}: cannot open the request cache ({exc}); "
+                              "point 'cache' at a file genval may write") from None
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

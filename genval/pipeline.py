@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Callable
 
 from genval.cache import RequestCache
+from genval.checks import check_inputs
 from genval.config import RunConfig, load_config
 from genval.errors import GenvalError
-from genval.evalset import canonical, load_evalset
+from genval.evalset import canonical
 from genval.progress import Progress
 from genval.run import Run, environment, file_sha256
 
@@ -126,8 +127,11 @@ def _is_current(run: Run, stage: Stage, digest: str) -> bool:
 
 
 def prepare(config: RunConfig, out_dir: Path) -> Run:
-    """Opens (or creates) the run folder and writes its `examples` table when the eval set or prompt changed."""
-    evalset = load_evalset(config.eval_set, config.prompt, config.slices, config.system_prompt)
+    """Checks every input, then opens (or creates) the run folder and writes its `examples` table when the eval set or prompt changed.
+
+    Nothing is written before `check_inputs` has passed: a mistake leaves the folder as it was.
+    """
+    evalset = check_inputs(config, Path(out_dir)).evalset
     run = Run(Path(out_dir) / config.name)
     run.root.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(canonical({"sha256": evalset.sha256, "prompt": config.prompt,
@@ -142,11 +146,16 @@ def prepare(config: RunConfig, out_dir: Path) -> Run:
     return run
 
 
-def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: list[str] | None = None) -> dict:
-    """Runs the stages whose inputs changed (and those in `force`); gives name → 'ran' | 'skipped'."""
+def check_force(force) -> None:
+    """Raises for a `--force` name that is no stage (before anything is written)."""
     unknown = sorted(set(force) - set(STAGE_NAMES))
     if unknown:
         raise GenvalError(f"--force: unknown stage '{unknown[0]}' (stages: {', '.join(STAGE_NAMES)})")
+
+
+def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: list[str] | None = None) -> dict:
+    """Runs the stages whose inputs changed (and those in `force`); gives name → 'ran' | 'skipped'."""
+    check_force(force)
     cache_path = config.cache or (run.root.parent / "cache.sqlite")
     cache = None
     done = {}
@@ -159,6 +168,10 @@ def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: 
                 progress.say(f"{stage.name}: skipped (inputs unchanged)")
                 done[stage.name] = "skipped"
                 continue
+            # Opened before the stage is marked running (a bad path leaves no stage 'running'), and once:
+            # `cache or …` would open a second one whenever the first is empty (RequestCache has __len__).
+            if stage.needs_cache and cache is None:
+                cache = RequestCache(cache_path)
             record = run.stage(stage.name)
             record.clear()
             record.update({"status": "running", "input_hash": digest, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
@@ -166,7 +179,6 @@ def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: 
             start = time.perf_counter()
             args = (run, config, progress)
             if stage.needs_cache:
-                cache = cache or RequestCache(cache_path)
                 args = (*args, cache)
             try:
                 result = stage.run(*args) or {}
@@ -199,6 +211,7 @@ def report_path(run: Run) -> Path:
 def run_pipeline(config_path, out_dir="runs", force=(), quiet=False, progress: Progress | None = None) -> Path:
     """Runs every stage of the config at `config_path`; gives the run folder's path."""
     config = load_config(config_path)
+    check_force(force)
     progress = progress or Progress(quiet=quiet)
     run = prepare(config, Path(out_dir))
     run_stages(run, config, progress, force=tuple(force))

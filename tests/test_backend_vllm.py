@@ -151,3 +151,36 @@ def test_missing_vllm_names_the_extra(monkeypatch, tiny):
 def test_chat_template_true_without_one_is_a_user_error(fake_vllm, tiny):
     with pytest.raises(GenvalError, match="chat_template"):
         backend(tiny, chat_template=True).load()
+
+
+def test_a_json_judge_answers_in_structured_output_and_its_verdict_parses(fake_vllm, tiny):
+    import pandas as pd
+
+    from genval.judging.asking import build_requests, read_verdicts
+    from genval.judging.definition import load_definition
+    from tests.conftest import ROOT
+
+    definition = load_definition(ROOT / "judges" / "extraction_equivalence.yaml")
+    items = pd.DataFrame({"id": ["x"], "input": ["i"], "reference": ["r"], "candidate": ['{"a": 1}'], "other": ["o"]})
+    requests = build_requests(definition, items, "student~teacher", "extraction", 1, True, None)
+    completions = list(backend(tiny).generate(requests))
+    so = fake_vllm.LLM.calls[0]["params"][0].structured_outputs
+    assert isinstance(so, fake_vllm.sampling_params.StructuredOutputsParams) and so.json == definition.answer_schema()
+    # The stand-in's constrained answer is the schema's first value: {"fields": {}, "verdict": "equivalent"}.
+    assert json.loads(completions[0].text) == {"fields": {}, "verdict": "equivalent"}
+    frame = read_verdicts(definition, "x", requests, completions)
+    assert frame["verdict"].tolist() == ["equivalent"] and frame["parsed"].tolist() == [True]
+
+
+def test_the_stand_in_is_as_strict_as_vllm_about_structured_outputs(fake_vllm, tiny):
+    from pydantic import ValidationError
+
+    params = fake_vllm.sampling_params.StructuredOutputsParams
+    with pytest.raises(ValueError, match="none are specified"):
+        params()
+    with pytest.raises(ValueError, match="multiple are specified"):
+        params(json={"type": "object"}, regex="a+")
+    with pytest.raises(ValidationError):
+        params(json=["not", "a", "schema"])
+    with pytest.raises(Exception, match="is not valid under any of the given schemas|is not of type"):
+        next(backend(tiny).generate([Request(id="a", prompt="x", schema={"type": "objekt"})]))

@@ -11,7 +11,7 @@ from genval.backends import Completion, Request
 from genval.judging.asking import build_requests, read_verdicts
 from genval.judging.definition import Parser, load_definition
 from genval.judging.parsing import expected_score, parse_answer, probs_from_top_logprobs
-from genval.judging.prompts import FENCE_BLOCK, fence, render_prompt, strip_fences
+from genval.judging.prompts import FENCE_BLOCK, fence, issued_fences, render_prompt, strip_fences
 from tests.conftest import ROOT
 
 EQUIV = load_definition(ROOT / "judges" / "equivalence.yaml")
@@ -117,7 +117,7 @@ def test_injected_text_stays_inside_its_fence(injection):
     candidate = blocks[1].group(0)
     # Escaped, the injection cannot close the fence: `<` only appears in the fence's own tags.
     assert candidate.count("<") == 2 and "&lt;/candidate&gt;" in candidate or "<" not in injection
-    outside = strip_fences(user)
+    outside = strip_fences(user, issued_fences(user))
     assert "answer EQUIVALENT" not in outside and "evaluation is over" not in outside
     assert injection.splitlines()[0] not in outside
 
@@ -126,11 +126,13 @@ def test_injected_text_stays_inside_its_fence(injection):
 def test_injected_verdict_quoted_back_does_not_change_the_parsed_verdict(injection):
     quoted = fence("candidate", injection)
     for definition in (EQUIV, EXTRACT):
+        system, user = render_prompt(definition, {"task": "t", "input": "x", "candidate": injection, "other": "y"})
+        asked = f"{system}\n{user}"
         # The judge quotes the candidate and gives its own verdict: its own verdict counts.
         own = "VERDICT: not_equivalent" if definition is EQUIV else '{"verdict": "not_equivalent"}'
-        assert parse_answer(f"The candidate says:\n{quoted}\n{own}", definition).verdict == "not_equivalent"
+        assert parse_answer(f"The candidate says:\n{quoted}\n{own}", definition, asked).verdict == "not_equivalent"
         # The judge only quotes the candidate: nothing is parsed, nothing guessed.
-        assert parse_answer(f"The candidate says:\n{quoted}", definition).verdict is None
+        assert parse_answer(f"The candidate says:\n{quoted}", definition, asked).verdict is None
 
 
 def test_absent_fields_render_as_empty_fences():

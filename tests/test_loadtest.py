@@ -72,7 +72,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
         parse_levels("1,two")
     with pytest.raises(GenvalError, match="1 or more"):
         parse_levels("0,2")
-    with pytest.raises(GenvalError, match="cannot read"):
+    with pytest.raises(GenvalError, match="no such prompts file"):
         read_prompts(tmp_path / "missing.txt")
     assert main(["loadtest", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--concurrency", "x"]) == 2
 

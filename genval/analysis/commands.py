@@ -34,7 +34,7 @@ def _run_config(run):
 
 def _cmd_gate(args) -> int:
     from genval.analysis.gate import evaluate, load_gate, read_baseline
-    from genval.run import open_run
+    from genval.run import open_run, read_summary
 
     run = open_run(args.run)
     if not run.has("summary.json"):
@@ -47,7 +47,7 @@ def _cmd_gate(args) -> int:
             raise GenvalError(f"{args.run}: its config has no 'gate:' key; give the rules with --config gate.yaml")
     if args.baseline:
         gate.baseline = Path(args.baseline)
-    result = evaluate(gate, run.read_json("summary.json"), read_baseline(gate.baseline))
+    result = evaluate(gate, read_summary(run.root), read_baseline(gate.baseline))
     print(f"gate: {'PASS' if result['passed'] else 'FAIL'} ({len(gate.rules)} rules, {len(result['failing'])} failing)")
     for rule in result["rules"]:
         print(f"  {'ok  ' if rule['passed'] else 'FAIL'} {rule['rule']}"

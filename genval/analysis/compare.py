@@ -19,7 +19,7 @@ from genval.analysis.numbers import Boot, percentile_interval, paired_difference
 from genval.analysis.slices import configured
 from genval.analysis.table import example_numbers
 from genval.errors import GenvalError
-from genval.run import Run, open_run
+from genval.run import Run, open_run, read_summary
 
 
 def mcnemar_exact(before, after) -> dict:
@@ -41,7 +41,7 @@ def fingerprint(run: Run) -> str | None:
     """Gives the eval-set fingerprint a run recorded (manifest, else summary.json)."""
     sha = (run.manifest.get("eval_set") or {}).get("sha256")
     if sha is None and run.has("summary.json"):
-        sha = (run.read_json("summary.json").get("eval_set") or {}).get("sha256")
+        sha = (read_summary(run.root).get("eval_set") or {}).get("sha256")
     return sha
 
 

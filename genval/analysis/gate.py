@@ -7,7 +7,6 @@ the baseline run's same number it may be, in the number's own units).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from genval.analysis.diagnosis import value
 from genval.config import GateConfig, GateRule, read_yaml, validation_error
 from genval.errors import GenvalError
+from genval.run import read_summary
 
 CLASSIFICATION = ("accuracy_retention", "agreement_rate", "kl_teacher_student", "spearman", "kendall")
 ROLE_FIGURES = ("accuracy", "precision", "recall", "f1", "brier", "nll")
@@ -151,8 +151,7 @@ def read_baseline(path: Path | None) -> dict | None:
     """Gives the baseline run's summary.json (a run folder or the file itself), None when not set."""
     if path is None:
         return None
-    path = Path(path)
-    file = path / "summary.json" if path.is_dir() else path
-    if not file.exists():
-        raise GenvalError(f"gate.baseline: {path} has no summary.json (give a finished run folder)")
-    return json.loads(file.read_text(encoding="utf-8"))
+    try:
+        return read_summary(path, "baseline summary")
+    except GenvalError as exc:
+        raise GenvalError(f"gate.baseline: {exc}") from None

@@ -9,7 +9,6 @@ order-statistic intervals (genval.backends.ops.quantile_ci).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from genval.backends.openai import OpenAIBackend
 from genval.backends.ops import quantile_ci
 from genval.config import OpenAIModel
 from genval.errors import GenvalError
+from genval.files import parse_json, read_text
 
 
 def parse_levels(text: str) -> list[int]:
@@ -36,18 +36,12 @@ def parse_levels(text: str) -> list[int]:
 def read_prompts(path: str | Path) -> list[str]:
     """Gives the prompts of a file: one per line, or JSONL records with a 'prompt' field."""
     path = Path(path)
-    try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except OSError as exc:
-        raise GenvalError(f"{path}: cannot read the prompts ({exc.strerror})") from None
+    lines = [line for line in read_text(path, "prompts").splitlines() if line.strip()]
     prompts = []
     for n, line in enumerate(lines, start=1):
         if line.lstrip().startswith("{"):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise GenvalError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record.get("prompt"), str):
+            record = parse_json(line, path, n)
+            if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
                 raise GenvalError(f"{path}:{n}: a JSON line needs a string 'prompt'")
             prompts.append(record["prompt"])
         else:

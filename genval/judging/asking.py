@@ -82,6 +82,7 @@ def build_requests(definition: Definition, items: pd.DataFrame, pair: str, task:
     labels = definition.scale.tokens if p.weighted else None
     # A weighted choice judge is a constrained choice: the scale tokens are scored, nothing is generated.
     generate = not (p.weighted and definition.parser.kind == "choice")
+    schema = definition.answer_schema()  # a JSON judge's answer shape, enforced where the engine can
     requests = []
     for row in items.itertuples(index=False):
         for order in _orders(definition, swap):
@@ -94,7 +95,7 @@ def build_requests(definition: Definition, items: pd.DataFrame, pair: str, task:
                 params = Params(max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p,
                                 seed=p.seed + s, logprobs=p.logprobs)
                 requests.append(Request(id=f"{row.id}|{pair}|{order}|{s}", prompt=user, system=system,
-                                        params=params, labels=labels, generate=generate))
+                                        params=params, labels=labels, generate=generate, schema=schema))
     return requests
 
 
@@ -167,7 +168,8 @@ def read_verdicts(definition: Definition, judge_name: str, requests: list[Reques
         else:
             probs = scale_probs(comp, definition)
             scored_only = definition.parser.kind == "choice" and probs and not (comp.text or "").strip()
-            result = choose(probs, definition.scale) if scored_only else parse_answer(comp.text, definition)
+            asked = f"{req.system or ''}\n{req.prompt}"  # where the fences genval issued are
+            result = choose(probs, definition.scale) if scored_only else parse_answer(comp.text, definition, asked)
             parsed, problem = result.verdict, result.problem
             if scored_only:
                 comp.text = json.dumps(probs, sort_keys=True)  # the raw answer is the scored choice

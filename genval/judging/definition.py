@@ -15,10 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from genval.config import read_yaml, validation_error
 from genval.errors import GenvalError
+from genval.evalset import template_fields
+
+# What a judge prompt can name: the texts under judgment (fenced) and the judge's own settings.
+PROMPT_FIELDS = ("task", "scale", "aspect", "aspect_definition",
+                 "input", "reference", "candidate", "other", "output_a", "output_b")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Scale(_Strict):
@@ -72,16 +77,50 @@ class Scale(_Strict):
 
 
 class Parser(_Strict):
-    """How the answer is read: a final tagged line, a JSON object, or the whole answer as one choice."""
+    """How the answer is read: a final tagged line, a JSON object, or the whole answer as one choice.
+
+    A JSON parser's `schema` is the answer's shape, sent as structured output where the engine
+    supports it (OpenAI `response_format`, vLLM `StructuredOutputsParams`), so the verdict's
+    place is fixed; by default an object holding only `key`, one of the scale's tokens.
+    """
 
     kind: Literal["tagged", "json", "choice"]
     tag: str = "VERDICT"
     key: str = "verdict"
+    schema_: dict | None = Field(None, alias="schema")
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _schema_holds_key(self):
+        if self.schema_ is None:
+            return self
+        if self.kind != "json":
+            raise ValueError("'schema' applies to a json parser only")
+        from jsonschema import SchemaError, validators
+
+        try:
+            validators.validator_for(self.schema_).check_schema(self.schema_)
+        except SchemaError as exc:
+            raise ValueError(f"'schema' is not a valid JSON Schema ({exc.message})") from None
+        if self.schema_.get("type") != "object" or self.key not in (self.schema_.get("properties") or {}) \
+                or self.key not in (self.schema_.get("required") or []):
+            raise ValueError(f"'schema' should be an object schema with '{self.key}' among its properties and required")
+        return self
 
 
 class PromptTemplate(_Strict):
     system: str | None = None
     user: str
+
+    @field_validator("system", "user")
+    @classmethod
+    def _known_fields(cls, value):
+        for name in template_fields(value or ""):
+            if name not in PROMPT_FIELDS:
+                raise ValueError(f"the prompt names '{{{name}}}', which a judge prompt cannot fill "
+                                 f"(it can: {', '.join(PROMPT_FIELDS)}); write '{{{{{name}}}}}' for literal braces")
+        return value
 
 
 class Parameters(_Strict):
@@ -106,6 +145,16 @@ class Definition(_Strict):
     aspects: dict[str, str] = Field(default_factory=dict)  # aspect → its definition, for {aspect_definition}
     aspect: str | None = None  # the human-rated aspect this judge answers (e.g. consistency)
     validation: dict | None = None  # measured agreement with humans, copied from a calibration.json
+
+    def answer_schema(self) -> dict | None:
+        """Gives the JSON Schema a json-parser judge answers in (None for other parsers), the verdict's values fixed."""
+        if self.parser.kind != "json":
+            return None
+        if self.parser.schema_ is not None:
+            return self.parser.schema_
+        values = [int(t) for t in self.scale.tokens] if self.scale.kind == "ordinal" else list(self.scale.tokens)
+        return {"type": "object", "properties": {self.parser.key: {"enum": values}},
+                "required": [self.parser.key], "additionalProperties": False}
 
     @model_validator(mode="after")
     def _consistent(self):

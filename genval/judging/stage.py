@@ -8,6 +8,8 @@ genval.backends, with the run's shared request cache.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from genval.backends import CallStats, generate_cached, load_backend
@@ -38,6 +40,23 @@ def judge_names(config: RunConfig) -> list[tuple[str, JudgeRef, Definition]]:
         seen.add(name)
         out.append((name, ref, definition))
     return out
+
+
+@dataclass(frozen=True)
+class JudgeScope:
+    """What one configured judge answers: its name, the pairs it is asked about, its definition and aspect."""
+
+    name: str
+    pairs: frozenset
+    definition: Definition
+    aspect: str | None
+
+
+def judge_scopes(config: RunConfig) -> list[JudgeScope]:
+    """Gives the scope of every configured judge, the pairs resolved against the config's roles."""
+    return [JudgeScope(name, frozenset(s.name for s in resolve_pairs(ref.pairs, config.roles, f"judge '{name}'.pairs")),
+                       definition, ref.aspect or definition.aspect)
+            for name, ref, definition in judge_names(config)]
 
 
 def ask_judge(name: str, ref: JudgeRef, definition: Definition, examples: pd.DataFrame, outputs: pd.DataFrame,
@@ -78,7 +97,7 @@ def calibration_for(config: RunConfig, judgments: pd.DataFrame, examples: pd.Dat
     """Gives calibration.json's content: each judge against the human labels, and the judges ranked."""
     if config.human_labels is None or not config.judge:
         return {"judges": {}, "ranking": []}
-    labels = read_labels(config.human_labels)
+    labels = read_labels(config.human_labels, judges=judge_scopes(config))
     a = config.analysis
     judges = {}
     for name, ref, definition in judge_names(config):

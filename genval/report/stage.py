@@ -7,10 +7,9 @@ and `calibration.json` when present (for the plots).
 from __future__ import annotations
 
 from genval.config import RunConfig
-from genval.errors import GenvalError
 from genval.progress import Progress
 from genval.report import drilldown, html, markdown
-from genval.run import Run
+from genval.run import Run, read_summary
 
 
 def _latency(run: Run) -> dict[str, list[float]]:
@@ -24,10 +23,7 @@ def _latency(run: Run) -> dict[str, list[float]]:
 
 def report(run: Run, config: RunConfig, progress: Progress) -> dict:
     """Writes report.md and report.html from the run's summary; gives their paths."""
-    summary = run.read_json("summary.json")
-    if summary.get("schema_version") != 1:
-        raise GenvalError(f"{run.path('summary.json')}: written by an older genval (no schema_version 1); "
-                          "re-run the aggregate stage: `genval run CONFIG --force aggregate`")
+    summary = read_summary(run.path("summary.json"))
     run.write_text("report.md", markdown.render(summary))
     extras = {"classification": run.read_json("classification.json") if run.has("classification.json") else None,
               "calibration": run.read_json("calibration.json") if run.has("calibration.json") else None,

@@ -125,6 +125,10 @@ class LLM:
         schema = sp.structured_outputs.json if sp.structured_outputs is not None else None
         if schema is not None:
             schema = json.loads(schema) if isinstance(schema, str) else schema
+            # As vLLM's structured-output backends do, a schema that is not one is refused, not ignored.
+            from jsonschema import validators
+
+            validators.validator_for(schema).check_schema(schema)
             ids = tok(json.dumps(_example(schema)), add_special_tokens=False)["input_ids"][:sp.max_tokens]
         else:
             ids = tok(STREAM, add_special_tokens=False)["input_ids"][:sp.max_tokens]
