@@ -2,8 +2,10 @@
 
 `run` and `validate` live here; each area adds its own commands from its `commands.py`
 (`add_commands(subparsers)`), so the command line grows without one module knowing them all.
-A user's mistake prints one line and exits 2; a release gate that fails exits 1; a run (or
-stage command) that finished with failed requests, or whose decision is INCOMPLETE, exits 3.
+A user's mistake prints one line and exits 2 (a mistake in the command line too); a release
+gate that fails exits 1; a run (or stage command) that finished with failed requests, or whose
+decision is INCOMPLETE, exits 3. Anything else that goes wrong is a bug in genval: one line and
+exit 70 (EX_SOFTWARE); `genval --debug COMMAND` shows the traceback of either.
 """
 
 from __future__ import annotations
@@ -11,10 +13,56 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from pathlib import Path
 
 from genval import __version__
 from genval.errors import GenvalError
+from genval.redact import redact
+
+EXIT_BUG = 70  # sysexits.h EX_SOFTWARE: an internal error, not the user's
+
+
+class UsageError(Exception):
+    """A mistake in the command line, as argparse finds it."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, except that a mistake is one line (usage is one `--help` away) and is raised, not exited."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number ≥ 1."""
+    return _whole(text, 1)
+
+
+def count0(text: str) -> int:
+    """An argparse type: a whole number ≥ 0."""
+    return _whole(text, 0)
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} should be more than 0 seconds")
+    return value
+
+
+def _whole(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} is below {least}; give {least} or more")
+    return value
 
 COMMAND_MODULES = (
     "genval.backends.commands", "genval.metrics.commands", "genval.judging.commands", "genval.analysis.commands",
@@ -34,10 +82,11 @@ def _say_outcome(result: dict) -> None:
 
 def _cmd_run(args) -> int:
     from genval.config import load_config
-    from genval.pipeline import outcome, prepare, report_path, run_stages
+    from genval.pipeline import check_force, outcome, prepare, report_path, run_stages
     from genval.progress import Progress
 
     config = load_config(args.config)
+    check_force(args.force or ())
     progress = Progress(quiet=args.quiet)
     run = prepare(config, Path(args.out))
     run_stages(run, config, progress, force=tuple(args.force or ()))
@@ -65,41 +114,27 @@ def _cmd_stage(args) -> int:
 
 
 def _cmd_validate(args) -> int:
+    """Runs the checks `run` makes before it writes anything (genval.checks), and writes nothing."""
+    from genval.checks import check_inputs
     from genval.config import load_config
-    from genval.evalset import load_evalset
 
     config = load_config(args.config)
-    evalset = load_evalset(config.eval_set, config.prompt, config.slices, config.system_prompt)
-    config.load_schema()
-    from genval.metrics.registry import get_metric
-
-    for spec in config.metric_specs:
-        metric = get_metric(spec.name)
-        unknown = sorted(set(spec.options) - set(metric.options))
-        if unknown:
-            raise GenvalError(f"{args.config}: metric '{spec.name}' has no option '{unknown[0]}' "
-                              f"(it takes: {', '.join(metric.options) or 'none'})")
-    for role, model in config.models.items():
-        path = getattr(model, "path", None)
-        if path is not None and not Path(path).exists():
-            raise GenvalError(f"{args.config}: models.{role}.path: no such file {path}")
-    from genval.judging.definition import load_definition
-
-    for ref in config.judge:
-        load_definition(ref.config)
-    if config.human_labels is not None and not Path(config.human_labels).exists():
-        raise GenvalError(f"{args.config}: human_labels: no such file {config.human_labels}")
-    print(f"{args.config}: valid — task {config.task}, {evalset.n} examples, roles {', '.join(config.roles)}, "
-          f"eval set sha256 {evalset.sha256[:12]}")
+    checked = check_inputs(config, Path(args.out))
+    evalset = checked.evalset
+    extra = f", {checked.judges} judge(s)" if checked.judges else ""
+    extra += f", {checked.ratings} human ratings" if checked.ratings is not None else ""
+    print(f"{args.config}: valid — task {config.task}, {evalset.n} examples, roles {', '.join(config.roles)}"
+          f"{extra}, eval set sha256 {evalset.sha256[:12]}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="genval",
         description="Tells whether a distilled student model can replace its teacher, and where it falls short.",
     )
     parser.add_argument("--version", action="version", version=f"genval {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("run", help="run every stage of a config; prints the report's path last")
@@ -121,8 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.set_defaults(func=_cmd_stage)
 
-    p = sub.add_parser("validate", help="check a config, its eval set, paths and schema without running")
+    p = sub.add_parser("validate", help="every check `run` makes before it writes (config, eval set, replays, "
+                                        "schema, judges, labels, baseline, options, keys, cache); writes nothing")
     p.add_argument("config", help="the run config (YAML)")
+    p.add_argument("--out", default="runs", help="folder that holds run folders, as for `run` (default: runs)")
     p.set_defaults(func=_cmd_validate)
 
     for module in COMMAND_MODULES:
@@ -130,20 +167,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(message: str) -> None:
+    """Prints one line on stderr, secrets redacted."""
+    print(" ".join(redact(message).split("\n")), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # wherever it stands: `genval run c.yaml --debug` works too
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        _say(str(exc))
+        return 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
     except GenvalError as exc:
-        print(f"genval: error: {exc}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        _say(f"genval: error: {exc}")
         return 2
     except KeyboardInterrupt:
-        print("genval: interrupted; finished requests are in the cache, run again to resume", file=sys.stderr)
+        _say("genval: interrupted; finished requests are in the cache, run again to resume")
         return 130
+    except OSError as exc:  # the disk, not the input: full, read-only, no permission
+        if debug:
+            traceback.print_exc()
+        _say(f"genval: error: {exc.filename or ''}: {exc.strerror or exc} (nothing finished is lost; "
+             "fix it and run again)")
+        return 2
+    except Exception as exc:  # noqa: BLE001 — a bug: say so in one line, the traceback behind --debug
+        if debug:
+            traceback.print_exc()
+        first = (str(exc).splitlines() or [""])[0][:200]
+        _say(f"genval: internal error ({type(exc).__name__}: {first}); this is a bug in genval — "
+             "run again with --debug for the traceback and report it")
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

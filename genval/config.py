@@ -1,7 +1,9 @@
 """The run config: YAML validated once, at the edge, into typed objects the rest of genval trusts.
 
-Unknown keys are errors (every model forbids extras), and a relative path resolves against
-the folder of the config file that names it.
+Unknown keys are errors (every model forbids extras), a key given twice is an error (YAML
+would keep the last silently), types are strict (`max_tokens: true` is not a count, `"false"`
+is not a boolean), and a relative path resolves against the folder of the config file that
+names it.
 """
 
 from __future__ import annotations
@@ -12,16 +14,24 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from genval.errors import GenvalError
+from genval.errors import GenvalError, where
+from genval.files import check_text, read_json, read_text
 
 TASKS = ("summarization", "extraction", "classification", "generation")
 ROLES_FIXED = ("teacher", "student")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    """A config section: no unknown keys, no coercion (a boolean is no count, a string no boolean)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, strict=True)
+
+
+def path_field(default=..., **kwargs):
+    """A path key: YAML and the manifest give it as a string, so it alone is coerced."""
+    return Field(default, strict=False, **kwargs)
 
 
 class Price(Strict):
@@ -41,6 +51,9 @@ class Generation(Strict):
     top_p: float = Field(1.0, gt=0, le=1)
     seed: int = 0
     stop: list[str] = Field(default_factory=list)
+    # Written between the prompt and a label when label probabilities are scored (hf, vllm), as
+    # lm-evaluation-harness's target_delimiter; none after trailing whitespace or in a chat turn.
+    label_delimiter: str = " "
 
 
 class _Model(Strict):
@@ -51,7 +64,7 @@ class ReplayModel(_Model):
     """Outputs a user already has: one JSONL record per example (`id`, `text`, …)."""
 
     backend: Literal["replay"]
-    path: Path
+    path: Path = path_field()
 
 
 class HFModel(_Model):
@@ -114,7 +127,7 @@ class MetricSpec(Strict):
 class JudgeRef(Strict):
     """A judge definition (judges/*.yaml) and the model that plays it."""
 
-    config: Path
+    config: Path = path_field()
     model: ModelConfig
     name: str | None = None
     pairs: list[str] = Field(default_factory=lambda: ["student~teacher"])
@@ -179,7 +192,7 @@ def _rule_from_text(item: str) -> dict:
 class GateConfig(Strict):
     """The release gate: rules on summary numbers, and the baseline run that max_regression compares with."""
 
-    baseline: Path | None = None
+    baseline: Path | None = path_field(None)
     rules: list[GateRule] = Field(default_factory=list)
 
     @field_validator("rules", mode="before")
@@ -214,24 +227,26 @@ class RunConfig(Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     task: Literal["summarization", "extraction", "classification", "generation"]
-    eval_set: Path
+    eval_set: Path = path_field()
     prompt: str
     system_prompt: str | None = None
-    schema_: Path | None = Field(None, alias="schema")
+    schema_: Path | None = path_field(None, alias="schema")
     labels: list[str] | None = None
     label_field: str | None = None
     models: dict[str, ModelConfig]
     generation: Generation = Field(default_factory=Generation)
     metrics: list[MetricSpec] | None = None
     judge: list[JudgeRef] = Field(default_factory=list)
-    human_labels: Path | None = None
+    human_labels: Path | None = path_field(None)
     slices: list[str] = Field(default_factory=list)
     critical: list[str] = Field(default_factory=list)
     analysis: Analysis = Field(default_factory=Analysis)
     gate: GateConfig | None = None
-    cache: Path | None = None
+    cache: Path | None = path_field(None)
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
+    _source: str = PrivateAttr("<config>")  # the file it was read from, and its text, for `where`
+    _text: str = PrivateAttr("")
 
     # --- shapes a user may write more briefly -------------------------------------------
     @field_validator("metrics", mode="before")
@@ -279,6 +294,10 @@ class RunConfig(Strict):
         return self
 
     # --- derived views ----------------------------------------------------------------------
+    def where(self, *loc) -> str:
+        """Gives `file:line` of the config key at `loc` (e.g. "models", "student", "path"), for an error message."""
+        return where(self._source, _yaml_line(self._text, loc) if self._text else None)
+
     @property
     def schema_path(self) -> Path | None:
         return self.schema_
@@ -299,12 +318,7 @@ class RunConfig(Strict):
         """Gives the task's JSON Schema as a dict, or None when the config names none."""
         if self.schema_ is None:
             return None
-        try:
-            return json.loads(self.schema_.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise GenvalError(f"{self.schema_}: cannot read the schema ({exc.strerror})") from None
-        except json.JSONDecodeError as exc:
-            raise GenvalError(f"{self.schema_}:{exc.lineno}: the schema is not valid JSON ({exc.msg})") from None
+        return read_json(self.schema_, "schema")
 
     def resolved(self) -> dict:
         """Gives the config as plain JSON data, paths resolved, for the manifest."""
@@ -366,6 +380,9 @@ def _describe(loc: tuple, err: dict) -> str:
     if kind == "missing":
         return f"missing key '{dotted}'"
     msg = err["msg"].removeprefix("Value error, ")
+    if kind.endswith("_type") or kind in ("literal_error", "enum"):
+        found = repr(err.get("input"))
+        msg += f", found {found if len(found) <= 40 else found[:37] + '...'}"
     return f"'{dotted}': {msg}"
 
 
@@ -379,22 +396,46 @@ def validation_error(exc: ValidationError, source: str, text: str = "") -> Genva
     return GenvalError(f"{prefix}: {_describe(loc, err)}{more}")
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, line: int, first: int):
+        super().__init__(f"key '{key}' given twice (first at line {first}); keep one")
+        self.line = line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error, not 'last wins'."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _value in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise _DuplicateKey(key, line, seen[key])
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path, what: str = "config") -> tuple[Any, str]:
-    """Gives (data, text) of the YAML file at `path`; a missing file or bad YAML is a one-line error."""
+    """Gives (data, text) of the YAML file at `path`; a missing file, bad YAML or a repeated key is a one-line error."""
     path = Path(path)
+    text = read_text(path, what)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GenvalError(f"{path}: no such {what} file") from None
-    except OSError as exc:
-        raise GenvalError(f"{path}: cannot read the {what} ({exc.strerror})") from None
-    try:
-        return yaml.safe_load(text), text
+        data = yaml.load(text, Loader=_StrictLoader)
+    except _DuplicateKey as exc:
+        raise GenvalError(f"{path}:{exc.line}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None)
         raise GenvalError(f"{path}{line}: not valid YAML" + (f" ({problem})" if problem else "")) from None
+    except RecursionError:
+        raise GenvalError(f"{path}: YAML nested too deeply to be a {what}") from None
+    check_text(data, str(path))
+    return data, text
 
 
 def parse_config(data: Any, base: Path, source: str = "<config>", text: str = "") -> RunConfig:
@@ -406,6 +447,7 @@ def parse_config(data: Any, base: Path, source: str = "<config>", text: str = ""
     except ValidationError as exc:
         raise validation_error(exc, source, text) from None
     _resolve_paths(config, base)
+    config._source, config._text = source, text
     return config
 
 

@@ -5,6 +5,7 @@ class GenvalError(Exception):
     """A mistake in the user's input: the message names the file, line or key and the fix."""
 
     def __init__(self, message: str):
+        message = " ".join(str(message).split("\n"))  # one line, always: a quoted value may hold a newline
         super().__init__(message)
         self.message = message
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from genval.errors import GenvalError
+from genval.files import parse_json, read_json, read_text
 
 FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
@@ -30,33 +32,40 @@ class Record:
     line: int | None = None
 
 
-def read_jsonl(path: Path) -> list[Record]:
+def read_jsonl(path: Path, what: str = "JSONL") -> list[Record]:
     """Gives the JSON object on each non-blank line, with `file:line`; a bad line is a one-line error."""
     records = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise GenvalError(f"{path}:{n}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(data, dict):
-                raise GenvalError(f"{path}:{n}: each line should be a JSON object, found {type(data).__name__}")
-            records.append(Record(data, f"{path}:{n}", n))
+    text = read_text(path, what)
+    for n, line in enumerate(io.StringIO(text, newline=None), start=1):
+        if not line.strip():
+            continue
+        data = parse_json(line, path, n)
+        if not isinstance(data, dict):
+            raise GenvalError(f"{path}:{n}: each line should be a JSON object, found {type(data).__name__}")
+        records.append(Record(data, f"{path}:{n}", n))
     return records
 
 
-def read_csv(path: Path) -> list[Record]:
-    """Gives each CSV row as a dict of strings, with `file:line` (the header is line 1)."""
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        records = []
+def read_csv(path: Path, what: str = "CSV", delimiter: str = ",") -> list[Record]:
+    """Gives each CSV row as a dict of strings, with `file:line` (the header is line 1).
+
+    A cell may be as long as the file: a long document is an eval example, not a mistake.
+    """
+    text = read_text(path, what)
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records = []
+    try:
         for row in reader:
             extra = row.pop(None, None)
             if extra:
                 raise GenvalError(f"{path}:{reader.line_num}: more cells than the header has columns")
             records.append(Record(dict(row), f"{path}:{reader.line_num}", reader.line_num))
+    except csv.Error as exc:
+        raise GenvalError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
+    duplicated = sorted({name for name in reader.fieldnames or [] if (reader.fieldnames or []).count(name) > 1})
+    if duplicated:
+        raise GenvalError(f"{path}:1: the header names column '{duplicated[0]}' twice; give each column once")
     return records
 
 
@@ -79,19 +88,23 @@ def _read_datasets_folder(path: Path) -> list[Record]:
     """Reads a folder written by `datasets.Dataset.save_to_disk` (Arrow stream files + state.json)."""
     import pyarrow as pa
 
-    state = json.loads((path / "state.json").read_text(encoding="utf-8"))
-    tables = []
-    for entry in state.get("_data_files", []):
-        with pa.memory_map(str(path / entry["filename"])) as source:
-            tables.append(pa.ipc.open_stream(source).read_all())
-    if not tables:
-        return []
-    table = pa.concat_tables(tables)
-    indices = state.get("_indices_data_files")
-    if indices:
-        with pa.memory_map(str(path / indices[0]["filename"])) as source:
-            order = pa.ipc.open_stream(source).read_all().column("indices")
-        table = table.take(order)
+    state = read_json(path / "state.json", "datasets state")
+    try:
+        tables = []
+        for entry in state.get("_data_files", []):
+            with pa.memory_map(str(path / entry["filename"])) as source:
+                tables.append(pa.ipc.open_stream(source).read_all())
+        if not tables:
+            return []
+        table = pa.concat_tables(tables)
+        indices = state.get("_indices_data_files")
+        if indices:
+            with pa.memory_map(str(path / indices[0]["filename"])) as source:
+                order = pa.ipc.open_stream(source).read_all().column("indices")
+            table = table.take(order)
+    except (OSError, KeyError, TypeError, AttributeError, pa.ArrowException) as exc:
+        raise GenvalError(f"{path}: not a readable `datasets` folder ({type(exc).__name__}: {exc}); "
+                          "save it again with Dataset.save_to_disk") from None
     return _rows_from_table(table, path, "row")
 
 
@@ -108,9 +121,9 @@ def read_records(path: Path) -> list[Record]:
         raise GenvalError(f"{path}: a folder that is not a `datasets` save_to_disk folder (no state.json)")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        return read_jsonl(path)
+        return read_jsonl(path, "eval set")
     if suffix in (".csv", ".tsv"):
-        return read_csv(path)
+        return read_csv(path, "eval set", "\t" if suffix == ".tsv" else ",")
     if suffix in (".parquet", ".pq"):
         return _read_parquet(path)
     raise GenvalError(f"{path}: unknown eval-set format '{suffix}' (use .jsonl, .csv, .parquet or a datasets folder)")

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Callable
 
 from genval.cache import RequestCache
+from genval.checks import check_inputs
 from genval.config import RunConfig, load_config
 from genval.errors import GenvalError
-from genval.evalset import canonical, load_evalset
+from genval.evalset import canonical
 from genval.progress import Progress
 from genval.run import Run, environment, file_sha256
 
@@ -83,16 +84,16 @@ STAGES = [
     Stage("generate", _stage_fn("genval.backends.stage", "generate"), ("examples",), ("outputs", "ops.json"),
           lambda c: {"models": _models_key(c), "generation": c.generation.model_dump(mode="json"), "task": c.task,
                      "labels": c.labels, "schema": _file_digest(c.schema_path) if c.task == "extraction" else None},
-          needs_cache=True, version=3),  # 3: records failed_requests (a stage with failures is not current)
+          needs_cache=True, version=4),  # 4: failed_requests (not current with failures); 3: label_delimiter, ops
     Stage("score", _stage_fn("genval.metrics.stage", "score"), ("examples", "outputs"), ("scores", "metrics.json"),
           lambda c: {"metrics": [m.model_dump(mode="json") for m in c.metric_specs], "task": c.task,
                      "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field,
                      "slices": c.slices, "analysis": _bootstrap_key(c)},
-          version=3),  # 3: a failed output's rows at the worst value; classification counts failures
+          version=4),  # 4: a failed output's rows at the worst value; 3: KL/ECE signatures name their probabilities
     Stage("judge", _stage_fn("genval.judging.stage", "judge"), ("examples", "outputs"), ("judgments", "calibration.json"),
           lambda c: {"judges": _judges_key(c), "human_labels": _file_digest(c.human_labels), "task": c.task,
                      "slices": c.slices, "analysis": _bootstrap_key(c)},
-          needs_cache=True, version=2),  # 2: `equivalent` from the judge file, rows for unanswered pairs, meaning
+          needs_cache=True, version=3),  # 3: `equivalent`, unanswered rows, meaning; 2: G-Eval never floored, swap
     Stage("aggregate", _stage_fn("genval.analysis.stage", "aggregate"),
           ("examples", "outputs", "scores", "judgments", "ops.json", "metrics.json", "calibration.json",
            "classification.json"),
@@ -136,8 +137,11 @@ def _is_current(run: Run, stage: Stage, digest: str) -> bool:
 
 
 def prepare(config: RunConfig, out_dir: Path) -> Run:
-    """Opens (or creates) the run folder and writes its `examples` table when the eval set or prompt changed."""
-    evalset = load_evalset(config.eval_set, config.prompt, config.slices, config.system_prompt)
+    """Checks every input, then opens (or creates) the run folder and writes its `examples` table when the eval set or prompt changed.
+
+    Nothing is written before `check_inputs` has passed: a mistake leaves the folder as it was.
+    """
+    evalset = check_inputs(config, Path(out_dir)).evalset
     run = Run(Path(out_dir) / config.name)
     run.root.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(canonical({"sha256": evalset.sha256, "prompt": config.prompt,
@@ -152,11 +156,16 @@ def prepare(config: RunConfig, out_dir: Path) -> Run:
     return run
 
 
-def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: list[str] | None = None) -> dict:
-    """Runs the stages whose inputs changed (and those in `force`); gives name → 'ran' | 'skipped'."""
+def check_force(force) -> None:
+    """Raises for a `--force` name that is no stage (before anything is written)."""
     unknown = sorted(set(force) - set(STAGE_NAMES))
     if unknown:
         raise GenvalError(f"--force: unknown stage '{unknown[0]}' (stages: {', '.join(STAGE_NAMES)})")
+
+
+def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: list[str] | None = None) -> dict:
+    """Runs the stages whose inputs changed (and those in `force`); gives name → 'ran' | 'skipped'."""
+    check_force(force)
     cache_path = config.cache or (run.root.parent / "cache.sqlite")
     cache = None
     done = {}
@@ -169,6 +178,10 @@ def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: 
                 progress.say(f"{stage.name}: skipped (inputs unchanged)")
                 done[stage.name] = "skipped"
                 continue
+            # Opened before the stage is marked running (a bad path leaves no stage 'running'), and once:
+            # `cache or …` would open a second one whenever the first is empty (RequestCache has __len__).
+            if stage.needs_cache and cache is None:
+                cache = RequestCache(cache_path)
             record = run.stage(stage.name)
             record.clear()
             record.update({"status": "running", "input_hash": digest, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
@@ -176,7 +189,6 @@ def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: 
             start = time.perf_counter()
             args = (run, config, progress)
             if stage.needs_cache:
-                cache = cache or RequestCache(cache_path)
                 args = (*args, cache)
             try:
                 result = stage.run(*args) or {}
@@ -231,6 +243,7 @@ def run_pipeline(config_path, out_dir="runs", force=(), quiet=False, progress: P
     and the exit code `genval run` would give.
     """
     config = load_config(config_path)
+    check_force(force)
     progress = progress or Progress(quiet=quiet)
     run = prepare(config, Path(out_dir))
     run_stages(run, config, progress, force=tuple(force))

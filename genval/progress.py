@@ -6,6 +6,8 @@ import sys
 
 from tqdm import tqdm
 
+from genval.redact import redact
+
 
 class Progress:
     """Makes the bars and one-line messages of a run; `quiet` turns both off."""
@@ -20,4 +22,4 @@ class Progress:
 
     def say(self, message: str) -> None:
         if not self.quiet:
-            print(message, file=sys.stderr, flush=True)
+            print(redact(message), file=sys.stderr, flush=True)

@@ -20,6 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from genval.errors import GenvalError
+from genval.files import read_json
+from genval.redact import redact, redact_frame
 
 TABLES = ("examples", "outputs", "scores", "judgments", "human_labels")
 LIBRARIES = (
@@ -39,12 +41,27 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def _umask() -> int:
+    """Gives the process's umask (read from /proc where it can be, so no other thread sees it changed)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp makes the file 0600; a run folder is shared like any file the user writes (0644 under umask 022)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -72,12 +89,18 @@ class Run:
         return self.root / "manifest.json"
 
     def _load_manifest(self) -> dict:
+        if self.root.exists() and not self.root.is_dir():
+            raise GenvalError(f"{self.root}: a file where the run folder should be; move it or change 'name' or --out")
         if not self.manifest_path.exists():
             return {"stages": {}}
         try:
-            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise GenvalError(f"{self.manifest_path}:{exc.lineno}: the manifest is damaged ({exc.msg})") from None
+            manifest = read_json(self.manifest_path, "manifest")
+        except GenvalError as exc:
+            raise GenvalError(f"{exc} — the manifest is damaged; restore it or run into a new folder") from None
+        if not isinstance(manifest, dict):
+            raise GenvalError(f"{self.manifest_path}: the manifest is damaged (not a JSON object); "
+                              "restore it or run into a new folder")
+        return manifest
 
     def save_manifest(self) -> None:
         self.write_json("manifest.json", self.manifest)
@@ -95,6 +118,7 @@ class Run:
 
     def write_table(self, name: str, frame: pd.DataFrame) -> Path:
         path = self.path(name)
+        frame = redact_frame(frame)
         _atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
         return path
 
@@ -102,15 +126,20 @@ class Run:
         path = self.path(name)
         if not path.exists():
             raise GenvalError(f"{path}: no '{name}' table in this run (run the stage that writes it first)")
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise GenvalError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0][:120]}); "
+                              f"re-run the stage that writes it (`genval run CONFIG --force STAGE`)") from None
 
     def write_json(self, name: str, data) -> Path:
         path = self.path(name)
 
+        text = redact(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default)) + "\n"
+
         def write(tmp):
             with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=2, ensure_ascii=False, default=_json_default)
-                fh.write("\n")
+                fh.write(text)
 
         _atomic_write(path, write)
         return path
@@ -119,10 +148,11 @@ class Run:
         path = self.path(name)
         if not path.exists():
             raise GenvalError(f"{path}: no '{name}' in this run")
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path, name)
 
     def write_text(self, name: str, text: str) -> Path:
         path = self.path(name)
+        text = redact(text)
         _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         return path
 
@@ -139,6 +169,26 @@ def _json_default(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def summary_schema_version() -> int:
+    """Gives the `schema_version` summary.json has now (its JSON Schema's constant)."""
+    schema = json.loads((Path(__file__).parent / "schemas" / "summary.schema.json").read_text(encoding="utf-8"))
+    return schema["properties"]["schema_version"]["const"]
+
+
+def read_summary(path: str | Path, what: str = "summary") -> dict:
+    """Gives the summary.json of a run folder (or the file itself), checked to be one this genval can read."""
+    path = Path(path)
+    file = path / "summary.json" if path.is_dir() else path
+    if not file.is_file():
+        raise GenvalError(f"{path}: no summary.json (give a finished run folder or its summary.json)")
+    summary = read_json(file, what)
+    version = summary.get("schema_version") if isinstance(summary, dict) else None
+    if version != summary_schema_version():
+        raise GenvalError(f"{file}: not a genval summary.json of schema_version {summary_schema_version()} "
+                          f"(found {version!r}); re-run its aggregate stage: `genval run CONFIG --force aggregate`")
+    return summary
 
 
 def open_run(path: str | Path) -> Run:

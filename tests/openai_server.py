@@ -10,8 +10,20 @@ The user message picks the behaviour by its first word:
   bad …       400, always
   label …     200 with first-token top_logprobs (for label probabilities)
   load …      sleeps `load_s × requests in flight` (latency grows with concurrency), then ok
-The server records each request's arrival time, body and headers. Only 127.0.0.1 is bound,
-on a free port the OS picks.
+  cold …      the first such request sleeps `slow_s` (a server warming up); later ones answer at once
+  script …    200 with what `script(body)` gives: (content, positions), where positions lists, per
+              generated token, (token, logprob) pairs with the sent token first; they become
+              `logprobs.content` (top_logprobs cut to the request's k) when the request asks for logprobs
+Hostile answers, for the bad-input suite:
+  unauthorized …  401 whose body quotes the request's headers, Authorization included
+  trickle …   200 whose body comes one byte every `trickle_s` (each read is quick, the whole is slow)
+  deep …      200 with JSON nested 100,000 levels deep
+  surrogate … 200 whose content holds a lone surrogate escape (\ud800)
+  oddusage …  200 with token counts that are a string, a boolean and a negative number
+  huge …      400 with a 100 kB body
+  listlogprobs …  200 whose `logprobs` is a list, not an object
+The server records each request's arrival time, body and headers, and each scripted answer in
+`sent` (body, content, positions). Only 127.0.0.1 is bound, on a free port the OS picks.
 """
 
 from __future__ import annotations
@@ -28,8 +40,10 @@ LABEL_TOP = [{"token": " pos", "logprob": -0.2}, {"token": "neg", "logprob": -2.
 class ChatServer:
     """Starts the server in a thread; `url` is its /v1 base URL. Use as a context manager."""
 
-    def __init__(self, slow_s: float = 2.0, load_s: float = 0.02):
-        self.slow_s, self.load_s = slow_s, load_s
+    def __init__(self, slow_s: float = 2.0, load_s: float = 0.02, script=None, trickle_s: float = 0.25):
+        self.slow_s, self.load_s, self.script, self.trickle_s = slow_s, load_s, script, trickle_s
+        self.sent: list[dict] = []
+        self.warm = False  # whether a "cold" request has been answered yet
         self.lock = threading.Lock()
         self.seen: list[dict] = []
         self.counts: dict[str, int] = {}
@@ -98,22 +112,69 @@ class ChatServer:
                     return self._send(200, b'{"id": "x", "object": "chat.completion"}')
                 if kind == "bad":
                     return self._send(400, b'{"error": "unknown parameter"}')
+                if kind == "unauthorized":
+                    auth = self.headers.get("Authorization", "")
+                    return self._send(401, json.dumps({"error": {"message": f"Incorrect API key provided: {auth}"},
+                                                       "request_headers": dict(self.headers)}).encode())
+                if kind == "deep":
+                    return self._send(200, b"[" * 100_000 + b"]" * 100_000)
+                if kind == "huge":
+                    return self._send(400, b'{"error": "' + b"x" * 100_000 + b'"}')
+                if kind == "trickle":
+                    return self._trickle(self._completion(body, message, kind))
                 if kind == "slow":
                     time.sleep(server.slow_s)
                 if kind == "load":
                     time.sleep(server.load_s * flight)
+                if kind == "cold":
+                    with server.lock:
+                        first, server.warm = not server.warm, True
+                    if first:
+                        time.sleep(server.slow_s)
+                self._send(200, self._completion(body, message, kind))
+
+            def _trickle(self, data: bytes):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    for i in range(len(data)):
+                        self.wfile.write(data[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(server.trickle_s)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up: what a timeout should do
+                    pass
+
+            def _completion(self, body, message, kind) -> bytes:
                 text = f"echo: {message}"
+                if kind == "surrogate":
+                    text = "half a character: \ud800 here"
                 choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                if body.get("logprobs"):
+                if kind == "script":
+                    text, positions = server.script(body)
+                    with server.lock:
+                        server.sent.append({"body": body, "content": text, "positions": positions})
+                    choice["message"]["content"] = text
+                    if body.get("logprobs"):
+                        k = body.get("top_logprobs", 0)
+                        choice["logprobs"] = {"content": [
+                            {"token": pos[0][0], "logprob": pos[0][1],
+                             "top_logprobs": [{"token": t, "logprob": lp} for t, lp in pos[:k]]} for pos in positions]}
+                elif body.get("logprobs"):
                     first = LABEL_TOP if kind == "label" else [{"token": "echo", "logprob": -0.1}]
                     k = body.get("top_logprobs", 0)
                     choice["logprobs"] = {"content": [
                         {"token": first[0]["token"], "logprob": first[0]["logprob"], "top_logprobs": first[:k]},
                         {"token": ":", "logprob": -0.5, "top_logprobs": [{"token": ":", "logprob": -0.5}][:k]},
                     ]}
+                if kind == "listlogprobs":
+                    choice["logprobs"] = [{"token": "x", "logprob": -1.0}]
                 data = {"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"], "choices": [choice],
                         "usage": {"prompt_tokens": len(message.split()), "completion_tokens": len(text.split()),
                                   "total_tokens": len(message.split()) + len(text.split())}}
-                self._send(200, json.dumps(data).encode())
+                if kind == "oddusage":
+                    data["usage"] = {"prompt_tokens": "12", "completion_tokens": True, "total_tokens": -3}
+                return json.dumps(data).encode()
 
         return Handler

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 
 import pytest
@@ -17,6 +16,7 @@ from genval.backends.hf import HFBackend, cut_at_stop  # noqa: E402
 from genval.cache import RequestCache  # noqa: E402
 from genval.config import HFModel  # noqa: E402
 from genval.errors import GenvalError  # noqa: E402
+from tests.tiny_models import direct_label_probs  # noqa: E402
 
 PROMPTS = ["the cat sat", "rain falls in spring and the sun", "dogs", "answer with one json object with the keys",
            "summarise the ticket", "billing shipping account technical fraud legal positive"]
@@ -90,36 +90,69 @@ def test_sampling_is_seeded(tiny):
     assert first != other
 
 
-def direct_label_probs(path, context: str, labels) -> dict:
-    """Each label scored alone: log p(label tokens | context) from one unpadded forward, then softmax."""
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path).eval()
-    ctx = tok(context)["input_ids"]
-    scores = {}
-    for label in labels:
-        cont = tok(context + label)["input_ids"][len(ctx):]
-        ids = torch.tensor([ctx + cont])
-        with torch.inference_mode():
-            logp = torch.log_softmax(model(ids).logits[0].double(), dim=-1)
-        scores[label] = sum(float(logp[len(ctx) - 1 + k, t]) for k, t in enumerate(cont))
-    z = math.log(sum(math.exp(v) for v in scores.values()))
-    return {label: math.exp(v - z) for label, v in scores.items()}
+LABELS = ("billing", "shipping", "fraud", "legal")
 
 
-def test_label_probabilities_sum_to_one_and_match_the_logits(tiny):
-    labels = ("billing", "shipping", "fraud", "legal")
-    reqs = [Request(id="a", prompt="the ticket is about", labels=labels, generate=False),
-            Request(id="b", prompt="my order never arrived, category", labels=labels, generate=False)]
+def chat_model_without_trailing_space(tiny, folder):
+    """The tiny model with a chat template whose assistant cue ends in no whitespace (as many real ones)."""
+    import shutil
+
+    shutil.copytree(tiny, folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"
+                         "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_label_probabilities_are_those_of_the_answer_after_a_space(tiny):
+    prompts = {"a": "the ticket is about", "b": "my order never arrived, category:"}
+    reqs = [Request(id=i, prompt=p, labels=LABELS, generate=False) for i, p in prompts.items()]
     got = {c.id: c for c in backend(tiny).generate(reqs)}
-    for req in reqs:
-        probs = got[req.id].label_probs
-        assert set(probs) == set(labels)
+    for ident, prompt in prompts.items():
+        probs = got[ident].label_probs
+        assert set(probs) == set(LABELS) and got[ident].text == ""
         assert sum(probs.values()) == pytest.approx(1.0, abs=1e-9)
-        expected = direct_label_probs(tiny, req.prompt, labels)
-        for label in labels:
-            assert probs[label] == pytest.approx(expected[label], rel=1e-4)
-        assert got[req.id].text == ""
+        # A model answers " billing" after "category:": the label is scored after the space
+        # (lm-evaluation-harness's target_delimiter), not glued onto the prompt.
+        delimited = direct_label_probs(tiny, prompt, {label: " " + label for label in LABELS})
+        glued = direct_label_probs(tiny, prompt, {label: label for label in LABELS})
+        assert probs == pytest.approx(delimited, abs=1e-6)
+        assert max(abs(glued[label] - delimited[label]) for label in LABELS) > 1e-5  # the two differ here
     assert got["a"].label_probs != got["b"].label_probs
+
+
+def test_no_delimiter_after_trailing_whitespace_and_a_configured_one_otherwise(tiny):
+    reqs = [Request(id="space", prompt="Category: ", labels=LABELS, generate=False),
+            Request(id="newline", prompt="Category:", labels=LABELS, generate=False, label_delimiter="\n")]
+    got = {c.id: c.label_probs for c in backend(tiny).generate(reqs)}
+    # "Category: " already ends in a space: nothing is added, and the space moves onto the label
+    # (lm-evaluation-harness's _encode_pair), so it is the same answer as "Category:" + " billing".
+    assert got["space"] == pytest.approx(direct_label_probs(tiny, "Category:", {x: " " + x for x in LABELS}), abs=1e-6)
+    assert got["newline"] == pytest.approx(direct_label_probs(tiny, "Category:", {x: "\n" + x for x in LABELS}),
+                                           abs=1e-6)
+
+
+def test_no_delimiter_inside_a_chat_turn(tiny, tmp_path):
+    path = chat_model_without_trailing_space(tiny, tmp_path / "chat")
+    b = backend(path)
+    req = Request(id="a", prompt="my order never arrived, category:", labels=LABELS, generate=False)
+    probs = next(b.generate([req])).label_probs
+    rendered = b.render(req)
+    assert rendered == "<|user|>my order never arrived, category:<|assistant|>"
+    # The assistant's answer starts fresh after its cue: "billing", not " billing".
+    expected = direct_label_probs(path, rendered, {x: x for x in LABELS}, special=False)
+    spaced = direct_label_probs(path, rendered, {x: " " + x for x in LABELS}, special=False)
+    assert probs == pytest.approx(expected, abs=1e-6)
+    assert max(abs(spaced[x] - expected[x]) for x in LABELS) > 1e-5
+
+
+def test_the_delimiter_is_part_of_the_cache_key_of_label_requests_only():
+    text = Request(id="a", prompt="p")
+    assert "label_delimiter" not in text.cache_payload()  # text answers cached before keep their keys
+    labelled = Request(id="a", prompt="p", labels=LABELS)
+    assert labelled.cache_payload()["label_delimiter"] == " "
+    assert Request(id="a", prompt="p", labels=LABELS, label_delimiter="").cache_payload() != labelled.cache_payload()
 
 
 def test_cache_rerun_makes_no_model_call(tiny, tmp_path):

@@ -103,8 +103,12 @@ def test_logprobs_and_schema_when_asked(server):
     c = run(backend(server.url, logprobs=True, top_logprobs=1), "ok json", schema=schema)["ok json"]
     body = server.seen[0]["body"]
     assert body["top_logprobs"] == 1
-    assert body["response_format"] == {"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": True}}
+    # An open object cannot go in OpenAI's strict mode (the API refuses it); a closed one does.
+    assert body["response_format"] == {"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": False}}
     assert c.top_logprobs == [{"echo": -0.1}, {":": -0.5}]
+    closed = {**schema, "required": ["a"], "additionalProperties": False}
+    run(backend(server.url), "ok closed", schema=closed)
+    assert server.seen[1]["body"]["response_format"]["json_schema"]["strict"] is True
 
 
 def test_api_key_is_sent_from_the_environment(server, monkeypatch):

@@ -24,6 +24,12 @@ def openai_model(url, **kw):
             "max_retries": 1, **kw}
 
 
+def live_roles(url, teacher_concurrency=1, student_concurrency=1, student="s") -> dict:
+    """Teacher "t" and a student on one test server, without an API key."""
+    return {"teacher": openai_model(url, model="t", concurrency=teacher_concurrency, api_key_env=None),
+            "student": openai_model(url, model=student, concurrency=student_concurrency, api_key_env=None)}
+
+
 def make_run(tmp_path, models, inputs, **extra):
     write_jsonl(tmp_path / "eval.jsonl", [{"id": f"e{i}", "input": text} for i, text in enumerate(inputs)])
     data = {"name": "gen", "task": "generation", "eval_set": "eval.jsonl", "prompt": "{input}", "models": models,
@@ -94,17 +100,28 @@ def test_a_killed_run_resumes_with_what_finished(tmp_path, monkeypatch):
         run_stages(run, config, Progress(quiet=True), only=["generate"])
         teacher_calls = [r for r in server.seen[before:] if r["body"]["model"] == "t"]
         student_calls = [r for r in server.seen[before:] if r["body"]["model"] == "s"]
-        assert len(teacher_calls) == 4  # the 2 answers that finished came from the cache
-        assert len(student_calls) == 6  # the student never started
+        assert len(teacher_calls) == 1 + 4  # a warm-up, then the 4 not finished: 2 answers came from the cache
+        assert len(student_calls) == 1 + 6  # the student never started
         outputs = run.read_table("outputs")
         assert outputs[outputs.role == "teacher"].cached.sum() == 2
         assert outputs.error.isna().all()
         ops = run.read_json("ops.json")["roles"]["teacher"]
         assert (ops["cached"], ops["model_calls"]) == (2, 4)
-        # A third run: everything is cached, no request reaches the server.
+        # The teacher's answers come from two timed passes — the killed one and this one — each
+        # charged its own pass's time per answer; the basis names both.
+        killed, now = sorted(ops["measured_in"], key=lambda p: p["this_run"])
+        assert (killed["answers_used"], now["answers_used"]) == (2, 4) and killed["finished"] is False
+        assert ops["basis"].startswith("measured in 2 passes: this run (4 answers); run gen, ")
+        charged = 2 * killed["wall_s"] / killed["answers"] + 4 * now["wall_s"] / now["answers"]
+        assert ops["wall_s"] == pytest.approx(charged) and ops["requests_per_s"] == pytest.approx(6 / charged)
+        # A third run: everything is cached, no request reaches the server, and the figures are the same.
         after = len(server.seen)
         run_stages(run, config, Progress(quiet=True), only=["generate"], force=("generate",))
         assert len(server.seen) == after
+        again = run.read_json("ops.json")["roles"]["teacher"]
+        for key in ("latency_p50_s", "latency_p95_s", "latency_p50_ci_s", "wall_s", "requests_per_s"):
+            assert again[key] == pytest.approx(ops[key]), key
+        assert again["basis"].startswith("measured in 2 passes: run gen, ")  # both passes are earlier ones now
 
 
 def test_hf_roles_give_label_probabilities_and_model_sizes(tmp_path):
@@ -130,3 +147,96 @@ def test_hf_roles_give_label_probabilities_and_model_sizes(tmp_path):
     assert ops["roles"]["student"]["parameters"] == sizes["student"]
     assert ops["savings"]["parameters_pct"] == pytest.approx(100 * (1 - sizes["student"] / sizes["teacher"]))
     assert ops["roles"]["student"]["memory_kind"] == "process_peak_rss"
+
+
+def test_a_run_from_the_cache_reports_the_cold_runs_figures(tmp_path):
+    inputs = [f"load item {i}" for i in range(12)]
+    with ChatServer(load_s=0.01) as server:
+        cold, config = make_run(tmp_path, live_roles(server.url, 4, 2), inputs)
+        run_stages(cold, config, Progress(quiet=True), only=["generate"])
+        seen = len(server.seen)
+        # The same config in another run folder, sharing the cache: no model call at all.
+        warm = prepare(config, tmp_path / "other_runs")
+        run_stages(warm, config, Progress(quiet=True), only=["generate"])
+        assert len(server.seen) == seen
+    first, second = cold.read_json("ops.json"), warm.read_json("ops.json")
+    for role, concurrency in (("teacher", 4), ("student", 2)):
+        a, b = first["roles"][role], second["roles"][role]
+        assert a["basis"] == "measured in this run" and a["model_calls"] == 12
+        assert b["model_calls"] == 0 and b["cached"] == 12
+        (measured,) = a["measured_in"]
+        assert measured["batch"] == {"concurrency": concurrency} and measured["answers"] == 12 and measured["warm_up"]
+        assert b["basis"] == f"measured when cached (run gen, {measured['started']})"
+        for key in ("latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_mean_s", "latency_p50_ci_s",
+                    "latency_p95_ci_s", "wall_s", "requests_per_s", "output_tokens_per_s"):
+            assert b[key] == pytest.approx(a[key]), (role, key)
+        assert a["requests_per_s"] == pytest.approx(12 / a["wall_s"])
+    assert second["savings"] == pytest.approx(first["savings"])
+    assert first["savings_basis"] == "teacher and student: measured in this run"
+
+
+def test_the_warm_up_call_stays_out_of_the_figures(tmp_path):
+    inputs = [f"cold item {i}" for i in range(4)]
+    with ChatServer(slow_s=0.6) as server:
+        run, config = make_run(tmp_path, live_roles(server.url), inputs)
+        run_stages(run, config, Progress(quiet=True), only=["generate"])
+        teacher_calls = [r for r in server.seen if r["body"]["model"] == "t"]
+    # The server's first answer takes 0.6 s; it went to the teacher's warm-up, before the clock.
+    assert len(teacher_calls) == 1 + len(inputs)
+    assert teacher_calls[0]["body"]["messages"] == teacher_calls[1]["body"]["messages"]
+    outputs = run.read_table("outputs")
+    assert outputs.latency_s.max() < 0.5
+    ops = run.read_json("ops.json")["roles"]["teacher"]
+    assert ops["measured_in"][0]["warm_up"] and ops["latency_p95_s"] < 0.5 and ops["wall_s"] < 0.5 * len(inputs)
+
+
+def test_no_timing_savings_between_a_replayed_teacher_and_a_measured_student(tmp_path):
+    inputs = [f"ok item {i}" for i in range(5)]
+    write_jsonl(tmp_path / "teacher.jsonl", [{"id": f"e{i}", "text": "x", "latency_s": 2.0} for i in range(5)])
+    with ChatServer() as server:
+        models = {"teacher": {"backend": "replay", "path": str(tmp_path / "teacher.jsonl")},
+                  "student": openai_model(server.url, model="s", concurrency=4, api_key_env=None)}
+        run, config = make_run(tmp_path, models, inputs)
+        run_stages(run, config, Progress(quiet=True), only=["generate"])
+    ops = run.read_json("ops.json")
+    assert ops["roles"]["teacher"]["basis"] == "replay file"
+    assert ops["roles"]["student"]["basis"] == "measured in this run"
+    # A serial sum of replayed latencies against a measured concurrent throughput is no saving.
+    assert ops["savings"]["throughput_gain_pct"] is None and ops["savings"]["latency_p50_s_pct"] is None
+    assert ops["savings_basis"].startswith("timing savings not computed: the teacher's figures are replay file")
+    assert any(n.startswith("ops: timing savings not computed") for n in run.manifest["stages"]["generate"]["notes"])
+
+
+def test_a_cached_teacher_against_a_new_student_keeps_its_measured_throughput(tmp_path):
+    # The "+3867 %" case: the teacher's answers come from the cache, the student is new. The
+    # teacher's throughput was measured at concurrency 8; the serial sum of its latencies that a
+    # cached run used to report makes it look slower and the student's gain larger.
+    inputs = [f"load item {i}" for i in range(16)]
+    with ChatServer(load_s=0.01) as server:
+        first, config = make_run(tmp_path, live_roles(server.url, 8, 8), inputs)
+        run_stages(first, config, Progress(quiet=True), only=["generate"])
+        second, config2 = make_run(tmp_path / "b", live_roles(server.url, 8, 8, student="s2"), inputs,
+                                   cache=str(tmp_path / "cache.sqlite"))
+        run_stages(second, config2, Progress(quiet=True), only=["generate"])
+    cold, ops = first.read_json("ops.json")["roles"]["teacher"], second.read_json("ops.json")
+    t, s = ops["roles"]["teacher"], ops["roles"]["student"]
+    assert t["model_calls"] == 0 and s["model_calls"] == 16
+    assert t["requests_per_s"] == pytest.approx(cold["requests_per_s"])
+    assert t["throughput_basis"] == "measured" and t["wall_s"] == pytest.approx(cold["wall_s"])
+    assert ops["savings"]["throughput_gain_pct"] == pytest.approx(
+        (s["requests_per_s"] - t["requests_per_s"]) / t["requests_per_s"] * 100)
+    assert ops["savings_basis"] == f"teacher: {t['basis']}; student: measured in this run"
+    assert t["basis"].startswith("measured when cached (run gen, ")
+
+
+def test_the_warm_up_is_not_retried(tmp_path):
+    # A request the server fails twice (HTTP 500) before answering: the warm-up makes one attempt,
+    # then the timed request gets its retries and succeeds — the back-off is not paid twice.
+    with ChatServer() as server:
+        run, config = make_run(tmp_path, live_roles(server.url), ["flaky item"])
+        config.models["teacher"].max_retries = 2
+        run_stages(run, config, Progress(quiet=True), only=["generate"])
+        teacher = [r for r in server.seen if r["body"]["model"] == "t"]
+    assert len(teacher) == 3  # the warm-up's single attempt (500), one retried 500, then the answer
+    outputs = run.read_table("outputs")
+    assert outputs.error.isna().all()

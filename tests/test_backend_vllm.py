@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from genval.backends import Params, Request
 from genval.backends.vllm import VLLMBackend
 from genval.config import VLLMModel
 from genval.errors import GenvalError
+from tests.tiny_models import direct_label_probs
 
 FAKE = str(Path(__file__).parent / "fake_vllm")
 
@@ -88,26 +88,43 @@ def test_schema_goes_through_structured_outputs(fake_vllm, tiny):
     assert json.loads(c.text) == {"category": "billing", "refund": True}
 
 
-def test_label_probabilities_are_exact_label_log_likelihoods(fake_vllm, tiny):
+def test_label_probabilities_are_those_of_the_answer_after_a_space(fake_vllm, tiny):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny)
-    labels = ("positive", "negative", "neutral")
-    c = next(backend(tiny).generate([Request(id="a", prompt="the review says", labels=labels, generate=False)]))
+    labels = ("billing", "shipping", "fraud", "legal")
+    c = next(backend(tiny).generate([Request(id="a", prompt="my order never arrived, category:", labels=labels, generate=False)]))
     call = fake_vllm.LLM.calls[0]
     assert len(fake_vllm.LLM.calls) == 1  # no text wanted: only the scoring call
     assert (call["params"][0].max_tokens, call["params"][0].prompt_logprobs) == (1, 0)
-    # By hand: context and context+label tokenised, the label's positions scored with the stand-in's
-    # documented per-position log-probability, -0.1·(1 + (31·token + 7·position) mod 17), then a softmax.
-    context = tok("the review says")["input_ids"]
-    loglik = {}
+    # Each prompt is the context's tokens followed by the label's tokens as the model writes it: " positive".
+    context = tok("my order never arrived, category:")["input_ids"]
     for label, prompt in zip(labels, call["prompts"]):
-        full = tok("the review says" + label)["input_ids"]
-        assert full[:len(context)] == context and prompt == {"prompt_token_ids": full}
-        loglik[label] = sum(-0.1 * (1 + (t * 31 + p * 7) % 17) for p, t in enumerate(full) if p >= len(context))
-    z = sum(math.exp(v) for v in loglik.values())
-    assert c.label_probs == pytest.approx({label: math.exp(v) / z for label, v in loglik.items()})
-    assert sum(c.label_probs.values()) == pytest.approx(1.0) and c.text == ""
+        assert prompt == {"prompt_token_ids": tok("my order never arrived, category: " + label)["input_ids"]}
+        assert prompt["prompt_token_ids"][:len(context)] == context
+    # The stand-in's prompt_logprobs come from the tiny model's own forward pass, so the result
+    # must equal the direct computation (log-softmax, continuation log-probs summed, normalised).
+    expected = direct_label_probs(tiny, "my order never arrived, category:", {label: " " + label for label in labels})
+    assert c.label_probs == pytest.approx(expected, abs=1e-6)
+    glued = direct_label_probs(tiny, "my order never arrived, category:", {label: label for label in labels})
+    assert max(abs(glued[x] - expected[x]) for x in labels) > 1e-5
+    assert c.text == ""
+
+
+def test_label_probabilities_in_a_chat_turn_have_no_delimiter(fake_vllm, tiny_chat):
+    from transformers import AutoTokenizer
+
+    labels = ("billing", "shipping", "fraud", "legal")
+    b = backend(tiny_chat)
+    req = Request(id="a", prompt="my order never arrived, category:", labels=labels, generate=False)
+    c = next(b.generate([req]))
+    rendered = AutoTokenizer.from_pretrained(tiny_chat).apply_chat_template(
+        [{"role": "user", "content": "my order never arrived, category:"}], tokenize=False, add_generation_prompt=True)
+    assert rendered == "<|user|> my order never arrived, category:\n<|assistant|> "
+    # The cue ends in a space, which moves onto the answer (lm-evaluation-harness's _encode_pair);
+    # no delimiter is added in a chat turn.
+    expected = direct_label_probs(tiny_chat, rendered[:-1], {x: " " + x for x in labels}, special=False)
+    assert c.label_probs == pytest.approx(expected, abs=1e-6)
 
 
 def test_top_logprobs_when_asked(fake_vllm, tiny):
@@ -134,3 +151,36 @@ def test_missing_vllm_names_the_extra(monkeypatch, tiny):
 def test_chat_template_true_without_one_is_a_user_error(fake_vllm, tiny):
     with pytest.raises(GenvalError, match="chat_template"):
         backend(tiny, chat_template=True).load()
+
+
+def test_a_json_judge_answers_in_structured_output_and_its_verdict_parses(fake_vllm, tiny):
+    import pandas as pd
+
+    from genval.judging.asking import build_requests, read_verdicts
+    from genval.judging.definition import load_definition
+    from tests.conftest import ROOT
+
+    definition = load_definition(ROOT / "judges" / "extraction_equivalence.yaml")
+    items = pd.DataFrame({"id": ["x"], "input": ["i"], "reference": ["r"], "candidate": ['{"a": 1}'], "other": ["o"]})
+    requests = build_requests(definition, items, "student~teacher", "extraction", 1, True, None)
+    completions = list(backend(tiny).generate(requests))
+    so = fake_vllm.LLM.calls[0]["params"][0].structured_outputs
+    assert isinstance(so, fake_vllm.sampling_params.StructuredOutputsParams) and so.json == definition.answer_schema()
+    # The stand-in's constrained answer is the schema's first value: {"fields": {}, "verdict": "equivalent"}.
+    assert json.loads(completions[0].text) == {"fields": {}, "verdict": "equivalent"}
+    frame = read_verdicts(definition, "x", requests, completions)
+    assert frame["verdict"].tolist() == ["equivalent"] and frame["parsed"].tolist() == [True]
+
+
+def test_the_stand_in_is_as_strict_as_vllm_about_structured_outputs(fake_vllm, tiny):
+    from pydantic import ValidationError
+
+    params = fake_vllm.sampling_params.StructuredOutputsParams
+    with pytest.raises(ValueError, match="none are specified"):
+        params()
+    with pytest.raises(ValueError, match="multiple are specified"):
+        params(json={"type": "object"}, regex="a+")
+    with pytest.raises(ValidationError):
+        params(json=["not", "a", "schema"])
+    with pytest.raises(Exception, match="is not valid under any of the given schemas|is not of type"):
+        next(backend(tiny).generate([Request(id="a", prompt="x", schema={"type": "objekt"})]))

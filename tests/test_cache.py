@@ -68,19 +68,30 @@ def _requests(n):
 
 def test_killed_run_resumes_without_redoing_finished_requests(tmp_path):
     cache = RequestCache(tmp_path / "c.sqlite")
-    dying = CountingBackend(die_after=4)
+    dying = CountingBackend(die_after=5)
     with pytest.raises(KeyboardInterrupt):
         generate_cached(dying, _requests(10), cache)
-    assert dying.calls == ["0", "1", "2", "3"]
+    assert dying.calls == ["0", "0", "1", "2", "3"]  # the first is the warm-up, before the clock: not cached
     assert len(cache) == 4
 
     again = CountingBackend()
     stats = CallStats()
     done = generate_cached(again, _requests(10), cache, stats=stats)
-    assert again.calls == [str(i) for i in range(4, 10)]
+    assert again.calls == ["4"] + [str(i) for i in range(4, 10)]  # warm-up, then the six that had not finished
     assert [c.text for c in done] == [f"PROMPT {i}" for i in range(10)]
     assert [c.cached for c in done] == [True] * 4 + [False] * 6
     assert (stats.cached, stats.called) == (4, 6)
+    # The four cached answers keep the pass that timed them; that pass never finished, so its
+    # figures are what it wrote: 4 answers, its wall time the last one's elapsed seconds.
+    killed = {c.measured_in for c in done[:4]}
+    assert len(killed) == 1 and None not in killed
+    (killed,) = killed
+    rows = cache._connect().execute("SELECT elapsed_s FROM requests WHERE pass_id = ?", (killed,)).fetchall()
+    assert stats.passes[killed]["answers"] == 4 and stats.passes[killed]["finished"] is False
+    assert stats.passes[killed]["wall_s"] == max(r[0] for r in rows) and not stats.passes[killed]["this_run"]
+    this = stats.passes[stats.this_pass]
+    assert this["answers"] == 6 and this["finished"] and this["this_run"] and this["wall_s"] == stats.wall_s
+    assert {c.measured_in for c in done[4:]} == {stats.this_pass}
 
     third = CountingBackend()
     generate_cached(third, _requests(10), cache)
@@ -94,4 +105,26 @@ def test_failed_requests_are_not_cached_and_are_retried(tmp_path):
     assert out[1].error == "boom" and len(cache) == 2
     second = CountingBackend()
     generate_cached(second, _requests(3), cache)
-    assert second.calls == ["1"]
+    assert second.calls == ["1", "1"]  # warm-up, then the retried request
+
+
+def test_a_cache_from_before_passes_opens_and_keeps_its_answers(tmp_path):
+    import json
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)  # the schema genval wrote before answers kept their pass
+    conn.execute("CREATE TABLE requests (key TEXT PRIMARY KEY, model TEXT NOT NULL, response TEXT NOT NULL, "
+                 "created REAL NOT NULL)")
+    conn.execute("INSERT INTO requests VALUES (?, ?, ?, ?)", ("k1", "m", json.dumps({"text": "old", "latency_s": 0.3}), 1.0))
+    conn.commit()
+    conn.close()
+    cache = RequestCache(path)
+    assert cache.lookup(["k1", "k2"]) == {"k1": ({"text": "old", "latency_s": 0.3}, None)}
+    assert cache.get_many(["k1"]) == {"k1": {"text": "old", "latency_s": 0.3}}
+    cache.put("k2", "m", {"text": "new"}, "p1", 0.5)
+    cache.record_pass("p1", {"run": "r", "wall_s": 0.5, "answers": 1})
+    assert cache.lookup(["k2"])["k2"] == ({"text": "new"}, "p1")
+    assert cache.passes(["p1"]) == {"p1": {"run": "r", "wall_s": 0.5, "answers": 1}}
+    RequestCache(path).close()  # opening it again adds nothing twice
+    assert len(RequestCache(path)) == 2

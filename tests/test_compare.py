@@ -124,7 +124,7 @@ def test_ops_figures_with_intervals_are_tested_as_independent_estimates(tmp_path
 
     for name, (p50, ci) in (("a", (0.8, [0.7, 0.9])), ("b", (0.5, [0.45, 0.55]))):
         run = make_run(tmp_path / name, [1] * N, [1] * N)
-        run.write_json("ops.json", {"roles": {"student": {"latency_p50_s": {"value": p50, "ci": ci, "n": N}}}})
+        run.write_json("ops.json", {"roles": {"student": {"latency_p50_s": p50, "latency_p50_ci_s": ci}}})
     latency = _find(compare_runs(tmp_path / "a", tmp_path / "b"), "improved", "latency_p50_s", "student")
     z = norm.ppf(0.975)
     se = np.hypot(0.2 / (2 * z), 0.1 / (2 * z))

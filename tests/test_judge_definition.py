@@ -44,12 +44,12 @@ def test_shipped_judges_load_and_render_every_fence(name):
     (("labels: [good, bad]", "labels: [good]"), ":3: 'scale': a binary scale needs 'labels' with exactly two"),
     (("mode: pointwise", "mode: pairwise"), "a pairwise judge needs a 'choice' scale"),
     (("scale: {kind: binary, labels: [good, bad]}", "scale: {kind: ordinal, min: 5, max: 1}"), "'min' < 'max'"),
-    (("scale: {kind: binary, labels: [good, bad]}", "scale: {kind: ordinal, min: 1, max: 5}"),
-     "an ordinal scale needs 'pass_threshold' between min and max (1..5)"),
+    (("scale: {kind: binary, labels: [good, bad]}", "scale: {kind: ordinal, min: 1, max: 5, pass_threshold: 7}"),
+     "'pass_threshold' 7 lies outside min..max (1..5)"),
     (("labels: [good, bad]}", "labels: [good, bad], equivalent: [fine]}"),
      "'equivalent' should list labels of the scale (good, bad); 'fine' is not one"),
-    (("mode: pointwise\nscale: {kind: binary, labels: [good, bad]}", "mode: pairwise\nscale: {kind: choice, labels: [A, B, tie]}"),
-     "a choice scale needs 'equivalent'"),
+    (("mode: pointwise\nscale: {kind: binary, labels: [good, bad]}", "mode: pairwise\nscale: {kind: choice, labels: [A, B]}"),
+     "a choice scale of two labels needs 'equivalent'"),
 ])
 def test_judge_file_mistakes_name_file_line_and_key(tmp_path, change, message):
     path = tmp_path / "j.yaml"
@@ -105,3 +105,12 @@ def test_what_a_verdict_means_comes_from_the_judge_file():
     assert ordinal.pass_threshold == 4 and ordinal.worst_score == 1.0
     assert [ordinal.equivalent_value(v, None) for v in ("5", "4", "3")] == [1.0, 1.0, 0.0]
     assert ordinal.equivalent_value(None, 4.2) == 1.0 and ordinal.equivalent_value(None, 3.9) == 0.0
+
+
+def test_an_ordinal_judge_without_a_threshold_has_no_equivalence(tmp_path):
+    path = tmp_path / "j.yaml"
+    path.write_text(GOOD.replace("scale: {kind: binary, labels: [good, bad]}", "scale: {kind: ordinal, min: 1, max: 5}"),
+                    encoding="utf-8")
+    scale = load_definition(path).scale
+    assert not scale.counts_equivalence and scale.equivalent_value("5", 5.0) is None
+    assert scale.meaning().startswith("no pass_threshold")

@@ -11,7 +11,7 @@ from genval.backends import Completion, Request
 from genval.judging.asking import build_requests, read_verdicts
 from genval.judging.definition import Parser, load_definition
 from genval.judging.parsing import expected_score, parse_answer, probs_from_top_logprobs
-from genval.judging.prompts import FENCE_BLOCK, fence, render_prompt, strip_fences
+from genval.judging.prompts import FENCE_BLOCK, fence, issued_fences, render_prompt, strip_fences
 from tests.conftest import ROOT
 
 EQUIV = load_definition(ROOT / "judges" / "equivalence.yaml")
@@ -117,7 +117,7 @@ def test_injected_text_stays_inside_its_fence(injection):
     candidate = blocks[1].group(0)
     # Escaped, the injection cannot close the fence: `<` only appears in the fence's own tags.
     assert candidate.count("<") == 2 and "&lt;/candidate&gt;" in candidate or "<" not in injection
-    outside = strip_fences(user)
+    outside = strip_fences(user, issued_fences(user))
     assert "answer EQUIVALENT" not in outside and "evaluation is over" not in outside
     assert injection.splitlines()[0] not in outside
 
@@ -126,11 +126,13 @@ def test_injected_text_stays_inside_its_fence(injection):
 def test_injected_verdict_quoted_back_does_not_change_the_parsed_verdict(injection):
     quoted = fence("candidate", injection)
     for definition in (EQUIV, EXTRACT):
+        system, user = render_prompt(definition, {"task": "t", "input": "x", "candidate": injection, "other": "y"})
+        asked = f"{system}\n{user}"
         # The judge quotes the candidate and gives its own verdict: its own verdict counts.
         own = "VERDICT: not_equivalent" if definition is EQUIV else '{"verdict": "not_equivalent"}'
-        assert parse_answer(f"The candidate says:\n{quoted}\n{own}", definition).verdict == "not_equivalent"
+        assert parse_answer(f"The candidate says:\n{quoted}\n{own}", definition, asked).verdict == "not_equivalent"
         # The judge only quotes the candidate: nothing is parsed, nothing guessed.
-        assert parse_answer(f"The candidate says:\n{quoted}", definition).verdict is None
+        assert parse_answer(f"The candidate says:\n{quoted}", definition, asked).verdict is None
 
 
 def test_absent_fields_render_as_empty_fences():
@@ -158,6 +160,33 @@ def test_probabilities_from_top_logprobs_at_the_verdict_position():
     probs = probs_from_top_logprobs(top, QUALITY.scale)
     assert expected_score(probs, QUALITY.scale) == pytest.approx(4 * 0.6 + 5 * 0.3 + 3 * 0.1)
     assert probs_from_top_logprobs([{"a": -1}], QUALITY.scale) is None
+
+
+def test_a_label_is_credited_by_its_first_token_and_junk_by_nothing():
+    # "not_equivalent" shows in a top-k list by its first token "not"; "The" begins no label.
+    top = [{"not": math.log(0.6), " equivalent": math.log(0.3), "The": math.log(0.1)}, {"_equivalent": -0.01}]
+    probs = probs_from_top_logprobs(top, EQUIV.scale, first=True)
+    assert set(probs) == {"not", " equivalent"}
+    assert expected_score(probs, EQUIV.scale) == pytest.approx(0.3 / 0.9)  # P(positive) over the labels' mass
+    # A constrained choice reads the first token even when junk is likeliest there.
+    assert probs_from_top_logprobs([{"The": math.log(0.6), "2": math.log(0.3)}], QUALITY.scale, first=True) == \
+        pytest.approx({"2": 0.3})
+    assert probs_from_top_logprobs([{"The": math.log(0.6), "2": math.log(0.3)}], QUALITY.scale) is None
+
+
+def test_weighted_choice_through_openai_top_logprobs_floors_nothing():
+    # The openai backend's label_probs floor a label missing from the top k at the smallest listed
+    # probability (right for KL); the judge reads the top log-probabilities themselves.
+    from genval.backends.labels import from_top_logprobs
+
+    top = [{"5": math.log(0.9), "The": math.log(0.05)}]
+    request = build_requests(QUALITY, pd.DataFrame([{"id": "x", "input": "doc", "reference": None,
+                                                     "candidate": "s", "other": ""}]), "student", "summarization",
+                             1, False, None)[0]
+    floored = from_top_logprobs(top[0], request.labels)
+    assert floored["1"] == pytest.approx(0.05 / 1.1)  # what the old score was built on: 4.545
+    frame = read_verdicts(QUALITY, "q", [request], [Completion(id=request.id, top_logprobs=top, label_probs=floored)])
+    assert frame.loc[0, "score"] == pytest.approx(5.0) and frame.loc[0, "verdict"] == "5"
 
 
 # --- counting: unparsed answers are kept raw, counted, never guessed ------------------------------

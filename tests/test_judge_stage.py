@@ -9,6 +9,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
@@ -17,6 +18,7 @@ from genval.config import load_config
 from genval.pipeline import prepare, run_stages
 from genval.progress import Progress
 from tests.conftest import ROOT, write_jsonl, write_yaml
+from tests.openai_server import ChatServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 N = 40
@@ -177,7 +179,9 @@ def test_scripted_server_verdicts_reproduce_hand_agreement(tmp_path):
     assert cal["kappa"]["value"] == pytest.approx(cohen_kappa_score(human_v, judge_v))
     assert cal["cost"] == pytest.approx(N * (50 * 2.0 + 5 * 10.0) / 1e6)
     # The system prompt reached the server and the candidate was fenced in the user message.
-    assert len(server.requests) == N and server.requests[0]["messages"][0]["role"] == "system"
+    # One warm-up request runs before the clock (its answer is dropped), then one per item.
+    assert len(server.requests) == N + 1 and server.requests[0]["messages"][0]["role"] == "system"
+    assert server.requests[0] in server.requests[1:]  # the warm-up repeats a real request
     assert all(re.search(r"<candidate-[0-9a-f]{10}>\n(GOOD|bad|MUMBLE)", b["messages"][-1]["content"])
                for b in server.requests)
     # A second calibrate from the run folder gives the same numbers (no model calls: the judgments are read).
@@ -241,3 +245,112 @@ def test_two_judges_with_one_name_are_a_config_mistake(tmp_path):
     config = load_config(_setup(tmp_path, [ref, ref], []))
     with pytest.raises(GenvalError, match=r"judge\[1\]: a second judge named 'equivalence'; give each a distinct 'name'"):
         judge_names(config)
+
+
+# --- scores that follow their definition, checked against what a scripted server sent ------------
+WEIGHTED_JUDGE = """
+name: scripted_quality
+mode: pointwise
+scale: {kind: ordinal, min: 1, max: 5}
+prompt: {user: "script {candidate}"}
+parser: {kind: choice}
+parameters: {weighted: true, max_tokens: 1}
+"""
+
+PAIRWISE_JUDGE = """
+name: scripted_pairwise
+mode: pairwise
+scale: {kind: choice, labels: [A, B, tie]}
+prompt: {user: "script\\nA: {output_a}\\nB: {output_b}"}
+parser: {kind: tagged}
+parameters: {temperature: 0.7}
+"""
+
+
+def _scripted_run(tmp_path, judge_text: str, url: str, n: int, **ref):
+    """Runs generate and judge over n examples (teacher 'TEACHER i', student 'STUDENT i') with a judge on `url`."""
+    write_jsonl(tmp_path / "eval.jsonl", [{"id": f"e{i}", "input": f"ticket {i}"} for i in range(n)])
+    write_jsonl(tmp_path / "teacher.jsonl", [{"id": f"e{i}", "text": f"TEACHER {i}"} for i in range(n)])
+    write_jsonl(tmp_path / "student.jsonl", [{"id": f"e{i}", "text": f"STUDENT {i}"} for i in range(n)])
+    (tmp_path / "judge.yaml").write_text(judge_text, encoding="utf-8")
+    config = {"name": "scripted", "task": "generation", "eval_set": "eval.jsonl", "prompt": "{input}", "metrics": [],
+              "models": {"teacher": {"backend": "replay", "path": "teacher.jsonl"},
+                         "student": {"backend": "replay", "path": "student.jsonl"}},
+              "judge": [{"config": "judge.yaml", "model": {"backend": "openai", "model": "scripted", "base_url": url,
+                                                           "max_retries": 0}, **ref}],
+              "cache": str(tmp_path / "cache.sqlite")}
+    return _run(write_yaml(tmp_path / "run.yaml", config), tmp_path).read_table("judgments").set_index("id")
+
+
+def _example(message: str) -> int:
+    return int(re.search(r"(?:STUDENT|TEACHER) (\d+)", message).group(1))
+
+
+def test_g_eval_weighted_score_renormalises_over_the_scale_tokens_the_judge_named(tmp_path):
+    import math
+
+    # First-token top log-probabilities per example; junk tokens ("The", "x") are not scale points.
+    tops = {0: [("5", 0.9), ("The", 0.05)],  # a judge sure of "5": scores 5, whatever 1–4 lack
+            1: [("4", 0.5), (" 5", 0.3), ("3", 0.1), ("x", 0.05)],
+            2: [("The", 0.6), ("2", 0.3)],  # the likeliest token is junk: the scale's share still decides
+            3: [("The", 0.9), ("x", 0.05)]}  # no scale token at all: unparsed, no score
+
+    def script(body):
+        top = tops[_example(body["messages"][-1]["content"])]
+        return top[0][0], [[(t, math.log(p)) for t, p in top]]
+
+    with ChatServer(script=script) as server:
+        j = _scripted_run(tmp_path, WEIGHTED_JUDGE, server.url, len(tops))
+    assert all(b["body"]["logprobs"] and b["body"]["max_tokens"] == 1 for b in server.sent)
+    # By hand, from what the server sent: Σ p(s)·s over the tokens that name a scale point, over Σ p(s).
+    for i in range(len(tops)):
+        sent = next(b["positions"][0] for b in server.sent if _example(b["body"]["messages"][-1]["content"]) == i)
+        points = {int(t.strip()): math.exp(lp) for t, lp in sent if t.strip() in "12345" and t.strip()}
+        row = j.loc[f"e{i}"]
+        if not points:
+            assert not row["parsed"] and pd.isna(row["score"])
+            continue
+        assert row["score"] == pytest.approx(sum(s * p for s, p in points.items()) / sum(points.values()), abs=1e-9)
+        assert row["verdict"] == str(max(points, key=points.get)) and row["parsed"]
+    assert j.loc["e0", "score"] == pytest.approx(5.0)  # not 4.545 (each missing point floored at the junk's 0.05)
+    assert j.loc["e2", "score"] == pytest.approx(2.0)
+
+
+def test_a_consistent_swapped_judge_has_no_spread_and_samples_count_per_order(tmp_path):
+    # The judge prefers the teacher in either position, except on e2, where it always says "A"
+    # (position bias), and on e3, where its draw with seed 1 says the student in order ab.
+    def script(body):
+        message = body["messages"][-1]["content"]
+        first = re.search(r"A: <output_a-[0-9a-f]+>\n(\w+)", message).group(1)
+        teacher_letter = "A" if first == "TEACHER" else "B"
+        letter = teacher_letter
+        if _example(message) == 2:
+            letter = "A"
+        if _example(message) == 3 and first == "STUDENT" and body["seed"] == 1:
+            letter = "A"
+        return f"Thinking.\nVERDICT: {letter}", [[("VERDICT", -0.1)]]
+
+    with ChatServer(script=script) as server:
+        j = _scripted_run(tmp_path, PAIRWISE_JUDGE, server.url, 4, samples=3)
+    # By hand, from what the server sent: each answer's score in the pair's own order
+    # (student~teacher: A = student). In order ab A is the student; in order ba A is the teacher.
+    answers = {}
+    for b in server.sent:
+        message = b["body"]["messages"][-1]["content"]
+        student_first = re.search(r"A: <output_a-[0-9a-f]+>\n(\w+)", message).group(1) == "STUDENT"
+        letter = b["content"][-1]
+        student_wins = (letter == "A") == student_first
+        answers[(_example(message), student_first, b["body"]["seed"])] = 1.0 if student_wins else 0.0
+    for i in range(4):
+        ab = [v for (e, first, _), v in answers.items() if e == i and first]
+        ba = [v for (e, first, _), v in answers.items() if e == i and not first]
+        assert (len(ab), len(ba)) == (3, 3)
+        row = j.loc[f"e{i}"]
+        assert row["spread"] == pytest.approx(np.std(ab + ba), abs=1e-12)
+        assert (row["samples"], row["samples_swapped"], row["requests"]) == (3, 3, 6)
+        assert row["score"] == pytest.approx((np.mean(ab) + np.mean(ba)) / 2)
+    for i in (0, 1):  # perfectly consistent: the teacher wins in both orders
+        assert j.loc[f"e{i}", "spread"] == 0.0 and j.loc[f"e{i}", "verdict"] == "B"
+        assert bool(j.loc[f"e{i}", "swap_consistent"])
+    assert j.loc["e2", "verdict"] == "tie" and j.loc["e2", "spread"] == pytest.approx(0.5)
+    assert j.loc["e3", "spread"] == pytest.approx(np.std([0, 0, 0, 0, 1, 0]))

@@ -29,6 +29,10 @@ def test_levels_latency_and_the_best_throughput_within_budget():
     assert result["best"]["concurrency"] in (1, 2)
     for lv in levels.values():
         assert lv["requests_per_s"] == pytest.approx(8 / lv["wall_s"])
+        # 8 latencies: the median's 95 % interval is [x_(1), x_(8)] (P(B ≤ 0) = 1/256 ≤ 0.025); P95 has no upper end.
+        assert lv["latency_p50_ci_s"][0] <= lv["latency_p50_s"] <= lv["latency_p50_ci_s"][1]
+        assert lv["latency_p95_ci_s"][1] is None
+    assert len(server.seen) == 1 + 3 * 8 and result["warm_up"]  # one warm-up, then 8 per level
 
 
 def test_best_level_skips_levels_with_errors_or_over_budget():
@@ -49,9 +53,12 @@ def test_command_prints_the_table_and_writes_json(tmp_path, capsys):
                      "--prompts", str(prompts), "--latency-budget-s", "5", "--json", str(out), "--quiet"])
         sent = sorted(r["body"]["messages"][-1]["content"] for r in server.seen)
     assert code == 0
-    assert sent == ["load a"] * 4 + ["load b"] * 4
+    assert sent == ["load a"] * 5 + ["load b"] * 4  # one "load a" is the warm-up before the first level
     text = capsys.readouterr().out
-    assert "| concurrency | P50 s | P95 s |" in text and "Best with P95 ≤ 5 s" in text
+    assert "| concurrency | P50 s [95 % CI] | P95 s [95 % CI] |" in text and "Best with P95 ≤ 5 s" in text
+    # 4 latencies per level: too few for a 95 % interval of the median (P(B ≤ 0) = 1/16 > 0.025),
+    # and P95 gets a lower bound only (the 3rd of 4, as P(B ≤ 2) = 0.014 for B ~ Binomial(4, 0.95)).
+    assert text.count("[–, –]") == 2 and text.count(", –] |") == 4
     data = json.loads(out.read_text())
     assert [lv["concurrency"] for lv in data["levels"]] == [1, 2]
     # A budget no level can meet: exit 1, so a script notices.
@@ -65,7 +72,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
         parse_levels("1,two")
     with pytest.raises(GenvalError, match="1 or more"):
         parse_levels("0,2")
-    with pytest.raises(GenvalError, match="cannot read"):
+    with pytest.raises(GenvalError, match="no such prompts file"):
         read_prompts(tmp_path / "missing.txt")
     assert main(["loadtest", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--concurrency", "x"]) == 2
 

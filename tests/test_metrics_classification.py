@@ -79,3 +79,24 @@ def test_a_block_with_no_examples_says_so_instead_of_failing(tmp_path):
     assert data["overall"]["n"] == 0 and data["overall"]["student"]["accuracy"]["value"] is None
     assert any("no example has a gold label" in w for w in data["overall"]["warnings"])
     assert data["temperature"] is None and data["rare_classes"] == ["a", "b"]
+
+
+def test_kl_and_ece_signatures_name_the_label_delimiter_and_each_role_source(tmp_path):
+    from genval.config import parse_config
+    from genval.metrics.classification import signatures
+
+    config = parse_config({"name": "x", "task": "classification", "eval_set": "e.jsonl", "prompt": "{input}",
+                           "labels": ["a", "b"], "generation": {"label_delimiter": "\n"},
+                           "analysis": {"ece_bins": 15},
+                           "models": {"teacher": {"backend": "hf", "model": "t"},
+                                      "student": {"backend": "replay", "path": "s"}}}, tmp_path)
+    signed = signatures(config)
+    sources = 'teacher=hf(loglik,delimiter:"\\n"),student=replay'
+    assert signed["kl"] == f"KL(teacher||student)|nats|eps:1e-06|label_probs:{sources}"
+    assert signed["ece"] == f"ECE|bins:15|equal-width|label_probs:{sources}"
+    default = parse_config({"name": "x", "task": "classification", "eval_set": "e.jsonl", "prompt": "{input}",
+                            "labels": ["a", "b"], "models": {"teacher": {"backend": "vllm", "model": "t"},
+                                                             "student": {"backend": "openai", "model": "s"}}},
+                           tmp_path)
+    assert signatures(default)["kl"].endswith('label_probs:teacher=vllm(loglik,delimiter:" "),'
+                                              'student=openai(first-token-top-20)')

@@ -114,7 +114,7 @@ def test_chrf_engines_give_sacrebleu_numbers_on_odd_text(options):
         result = lexical.chrf(cands, others, MetricContext(task="x", options={**options, "engine": engine}, ids=ids))
         assert result.values["chrf"] == expected, engine
         assert result.summary["engine"]["chrf"] == engine
-    assert lexical.chrf_engine({"word_order": 2}) == "sacrebleu"  # chrF++ stays on sacrebleu
+    assert lexical.chrf_engine(lexical.ChrfOptions(word_order=2)) == "sacrebleu"  # chrF++ stays on sacrebleu
 
 
 def test_fast_13a_tokenizer_equals_sacrebleus_on_random_punctuated_text():

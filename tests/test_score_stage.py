@@ -115,6 +115,9 @@ def test_per_example_rows_in_scores(classification_run):
     kl = scores[scores.metric == "kl"].set_index("id")
     assert kl.loc["e3", "value"] == pytest.approx(entropy(T_PROBS[3], S_PROBS[3]))
     assert set(scores.pair[scores.metric == "kl"]) == {"student~teacher"}
+    assert set(kl.detail) == {"KL(teacher||student)|nats|eps:1e-06|label_probs:teacher=replay,student=replay"}
+    signed = classification_run.read_json("classification.json")["signatures"]
+    assert signed == {"kl": kl.detail.iloc[0], "ece": "ECE|bins:10|equal-width|label_probs:teacher=replay,student=replay"}
 
 
 SCHEMA = {"type": "object", "required": ["category", "meta"],

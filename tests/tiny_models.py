@@ -79,3 +79,30 @@ def build_tiny_model(folder: str | Path, chat: bool = False, seed: int = 0, hidd
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def direct_label_probs(path, context: str, continuations: dict[str, str], special: bool = True) -> dict[str, float]:
+    """Gives label → probability computed straight from the model: for each label, one unpadded
+    forward over `context + continuation`, log-softmax, the continuation tokens' log-probs summed,
+    then normalised over the labels. `continuations` spells out each label's text as scored
+    (delimiter included), so a test states the expected string by hand.
+    """
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    ctx = tok(context, add_special_tokens=special)["input_ids"]
+    scores = {}
+    for label, text in continuations.items():
+        whole = tok(context + text, add_special_tokens=special)["input_ids"]
+        assert whole[:len(ctx)] == ctx, "the context's tokens should not change when the label follows"
+        cont = whole[len(ctx):]
+        with torch.inference_mode():
+            logp = torch.log_softmax(model(torch.tensor([whole])).logits[0].double(), dim=-1)
+        scores[label] = sum(float(logp[len(ctx) - 1 + k, t]) for k, t in enumerate(cont))
+    top = max(scores.values())
+    z = sum(math.exp(v - top) for v in scores.values())
+    return {label: math.exp(v - top) / z for label, v in scores.items()}

@@ -36,7 +36,7 @@ def _cmd_gate(args) -> int:
     from genval.analysis.gate import evaluate, load_gate, read_baseline
     from genval.analysis.slices import configured
     from genval.analysis.table import example_numbers
-    from genval.run import open_run
+    from genval.run import open_run, read_summary
 
     run = open_run(args.run)
     if not run.has("summary.json"):
@@ -52,7 +52,7 @@ def _cmd_gate(args) -> int:
     # The run's own tables: non-inferiority rules test paired intervals that summary.json does not hold.
     members = configured(run.read_table("examples")) if run.has("examples") else {}
     numbers = example_numbers(run) if run.has("examples") else None
-    result = evaluate(gate, run.read_json("summary.json"), read_baseline(gate.baseline), numbers, members)
+    result = evaluate(gate, read_summary(run.root), read_baseline(gate.baseline), numbers, members)
     print(f"gate: {'PASS' if result['passed'] else 'FAIL'} ({len(result['rules'])} rules, "
           f"{len(result['failing'])} failing)")
     for rule in result["rules"]:

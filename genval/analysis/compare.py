@@ -28,7 +28,7 @@ from genval.analysis.significance import holm, two_sided_p
 from genval.analysis.slices import configured
 from genval.analysis.table import example_numbers
 from genval.errors import GenvalError
-from genval.run import Run, open_run
+from genval.run import Run, open_run, read_summary
 
 OPS_FIGURES = ("latency_p50_s", "latency_p95_s", "requests_per_s", "output_tokens_per_s", "cost_per_1k_calls",
                "peak_memory_bytes")
@@ -53,7 +53,7 @@ def fingerprint(run: Run) -> str | None:
     """Gives the eval-set fingerprint a run recorded (manifest, else summary.json)."""
     sha = (run.manifest.get("eval_set") or {}).get("sha256")
     if sha is None and run.has("summary.json"):
-        sha = (run.read_json("summary.json").get("eval_set") or {}).get("sha256")
+        sha = (read_summary(run.root).get("eval_set") or {}).get("sha256")
     return sha
 
 
@@ -109,11 +109,13 @@ def _retention_row(a: pd.DataFrame, b: pd.DataFrame, boot: Boot, where: str | No
                 two_sided_p(change["value"], ci, boot.confidence), "paired bootstrap")
 
 
-def _figure(value) -> tuple[float | None, list | None]:
-    """Gives (value, interval) of an ops figure: a plain number, or {value, ci} where the figure has one."""
-    if isinstance(value, dict):
-        return value.get("value"), value.get("ci")
-    return (float(value), None) if isinstance(value, (int, float)) and not isinstance(value, bool) else (None, None)
+def _figure(figures: dict, name: str) -> tuple[float | None, list | None]:
+    """Gives (value, interval) of an ops figure; latency P50/P95 carry theirs as `<name minus _s>_ci_s`."""
+    value = figures.get(name)
+    ci = figures.get(name.removesuffix("_s") + "_ci_s") if name.endswith("_s") else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None, None
+    return float(value), ci if isinstance(ci, list) and len(ci) == 2 else None
 
 
 def _ops_rows(run_a: Run, run_b: Run, confidence: float) -> list[dict]:
@@ -124,7 +126,7 @@ def _ops_rows(run_a: Run, run_b: Run, confidence: float) -> list[dict]:
     out = []
     for role in sorted(set(ops_a) & set(ops_b)):
         for figure in OPS_FIGURES:
-            (a, ci_a), (b, ci_b) = _figure(ops_a[role].get(figure)), _figure(ops_b[role].get(figure))
+            (a, ci_a), (b, ci_b) = _figure(ops_a[role], figure), _figure(ops_b[role], figure)
             if a is None or b is None:
                 continue
             ci, p = None, None

@@ -11,7 +11,6 @@ Which way is better comes from genval.registry.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +23,7 @@ from genval.analysis.significance import holm, one_sided_p
 from genval.analysis.table import wide
 from genval.config import GateConfig, GateRule, read_yaml, validation_error
 from genval.errors import GenvalError
+from genval.run import read_summary
 
 CLASSIFICATION = ("accuracy_retention", "agreement_rate", "kl_teacher_student", "spearman", "kendall")
 ROLE_FIGURES = ("accuracy", "precision", "recall", "f1", "brier", "nll")
@@ -294,8 +294,7 @@ def read_baseline(path: Path | None) -> dict | None:
     """Gives the baseline run's summary.json (a run folder or the file itself), None when not set."""
     if path is None:
         return None
-    path = Path(path)
-    file = path / "summary.json" if path.is_dir() else path
-    if not file.exists():
-        raise GenvalError(f"gate.baseline: {path} has no summary.json (give a finished run folder)")
-    return json.loads(file.read_text(encoding="utf-8"))
+    try:
+        return read_summary(path, "baseline summary")
+    except GenvalError as exc:
+        raise GenvalError(f"gate.baseline: {exc}") from None

@@ -98,6 +98,8 @@ def corrected_rate(rows: pd.DataFrame, calibration: dict | None, meaning: dict |
     if not calibration or not meaning or not calibration.get("confusion"):
         return None
     threshold, equivalent = meaning.get("pass_threshold"), set(meaning.get("equivalent") or [])
+    if threshold is None and not equivalent:  # an ordinal judge without a pass_threshold has no rate to correct
+        return None
     table = two_by_two(calibration["confusion"], (lambda label: float(label) >= threshold) if threshold is not None
                        else (lambda label: label in equivalent))
     if table is None:

@@ -173,7 +173,8 @@ def build_summary(run: Run, config: RunConfig, progress: Progress | None = None)
                            for field, groups in members.items() if sources.get(field) != "configured"},
         "critical": list(config.critical),
         "ops": {"teacher": (ops.get("roles") or {}).get("teacher"), "student": (ops.get("roles") or {}).get("student"),
-                "roles": ops.get("roles") or {}, "savings": ops.get("savings") or {}},
+                "roles": ops.get("roles") or {}, "savings": ops.get("savings") or {},
+                "savings_basis": ops.get("savings_basis")},
     }
     summary["status"] = status(summary)
     summary["diagnoses"] = diagnose(summary, config)

@@ -3,11 +3,18 @@
 hf, vllm, openai and replay differ inside a backend, never at the call site. Every call
 goes through `generate_cached`, which answers what the request cache holds and writes each
 finished completion to it as it finishes.
+
+Timing: the live calls of one `generate_cached` form a *pass*. One warm-up request runs
+before the pass's clock starts (its answer is dropped, so first-call costs — kernels,
+allocator, connections — stay out of the figures); the clock then covers the engine at its
+own batch settings. Each answer is cached with its pass, so a later run that reads it
+reports the figures measured when it was made (genval/backends/ops.py).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Iterator
@@ -36,18 +43,22 @@ class Request:
     system: str | None = None
     params: Params = field(default_factory=Params)
     labels: tuple[str, ...] | None = None  # ask for the probability of each label as the answer
+    label_delimiter: str = " "  # between prompt and label when a label is scored (see backends/labels.py)
     schema: dict | None = None  # constrain the output to this JSON Schema, where the engine can
     generate: bool = True  # False: only label probabilities are wanted, no text
 
     def cache_payload(self) -> dict:
         """Gives everything about the request that changes the answer (the id does not)."""
-        return {
+        payload = {
             "system": self.system,
             "prompt": self.prompt,
             "labels": list(self.labels) if self.labels else None,
             "schema": self.schema,
             "generate": self.generate,
         }
+        if self.labels:  # the delimiter changes label probabilities only; text requests keep their keys
+            payload["label_delimiter"] = self.label_delimiter
+        return payload
 
 
 @dataclass
@@ -63,16 +74,17 @@ class Completion:
     top_logprobs: list[dict[str, float]] | None = None  # per generated token: token -> logprob
     error: str | None = None
     cached: bool = False
+    measured_in: str | None = None  # the pass whose clock timed this answer (None: replayed, or cached before passes)
 
     def to_cache(self) -> dict:
         data = asdict(self)
-        data.pop("id")
-        data.pop("cached")
+        for key in ("id", "cached", "measured_in"):  # the pass is a column of the cache, not part of the answer
+            data.pop(key)
         return data
 
     @classmethod
-    def from_cache(cls, ident: str, data: dict) -> "Completion":
-        return cls(id=ident, cached=True, **data)
+    def from_cache(cls, ident: str, data: dict, measured_in: str | None = None) -> "Completion":
+        return cls(id=ident, cached=True, measured_in=measured_in, **data)
 
 
 class Backend(ABC):
@@ -97,6 +109,15 @@ class Backend(ABC):
     def load(self) -> None:
         """Loads the model; `generate_cached` calls it before its clock starts, so throughput excludes loading."""
 
+    def warm_up(self, request: Request) -> None:
+        """Answers one request before the clock starts and drops the answer, so the timed calls run warm."""
+        for _ in self.generate([request]):
+            pass
+
+    def batch_settings(self) -> dict:
+        """Gives the settings the engine batches at (batch size, concurrency), recorded with its timings."""
+        return {}
+
     def info(self) -> dict:
         """Gives what the engine knows of the model: parameter count, weight bytes, peak memory."""
         return {}
@@ -107,12 +128,55 @@ class Backend(ABC):
 
 @dataclass
 class CallStats:
-    """How many requests the cache answered and how many went to the model."""
+    """How many requests the cache answered and how many went to the model, and the passes that timed them."""
 
     cached: int = 0
     called: int = 0
     failed: int = 0
     wall_s: float = 0.0
+    live: bool = True  # the answers come from an engine (False: read from a replay file)
+    this_pass: str | None = None  # the pass of this call's live requests
+    passes: dict[str, dict] = field(default_factory=dict)  # pass id → its record, for every pass an answer came from
+
+
+def _new_pass(measure: dict | None) -> tuple[str, dict]:
+    return uuid.uuid4().hex[:16], {**(measure or {}), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def _live_pass(backend: Backend, misses: list[Request], keys: list[str], miss_index: dict, done: dict,
+               cache: RequestCache | None, stats: CallStats, on_done, measure: dict | None) -> None:
+    """Answers `misses` from the engine, warm-up first, timed as one pass; caches each answer with its pass."""
+    model = backend.fingerprint()
+    if backend.live:
+        backend.warm_up(misses[0])
+    pass_id, record = _new_pass(measure) if backend.live else (None, {})
+    if cache is not None and pass_id:
+        cache.record_pass(pass_id, record)
+    answers = 0
+    start = time.perf_counter()
+    for completion in backend.generate(misses):
+        elapsed = time.perf_counter() - start
+        i = miss_index[completion.id].pop(0)
+        done[i] = completion
+        completion.measured_in = pass_id
+        stats.called += 1
+        if completion.error:
+            stats.failed += 1
+        else:
+            answers += 1
+            if cache is not None:
+                cache.put(keys[i], model, completion.to_cache(), pass_id, elapsed)
+        if on_done:
+            on_done(completion)
+    if pass_id:  # reading a replay file in 1 ms says nothing about the model's throughput
+        wall = time.perf_counter() - start
+        stats.wall_s += wall
+        record.update(wall_s=wall, answers=answers, batch=backend.batch_settings(), info=backend.info(),
+                      warm_up=True, finished=True)
+        stats.this_pass = pass_id
+        stats.passes[pass_id] = {**record, "this_run": True}
+        if cache is not None:
+            cache.record_pass(pass_id, record)
 
 
 def generate_cached(
@@ -121,23 +185,27 @@ def generate_cached(
     cache: RequestCache | None,
     on_done: Callable[[Completion], None] | None = None,
     stats: CallStats | None = None,
+    measure: dict | None = None,
 ) -> list[Completion]:
     """Gives one completion per request, in request order: cached ones first, the rest from the model.
 
     Each completion the model finishes is written to the cache before the next is awaited,
     so a killed run resumes with everything that finished. Failed requests are not cached.
+    `measure` (e.g. run and role) is recorded with the pass that times the live calls;
+    `stats.passes` ends up holding every pass an answer came from.
     """
     stats = stats if stats is not None else CallStats()
-    use_cache = cache is not None and backend.uses_cache
+    stats.live = backend.live
+    cache = cache if backend.uses_cache else None
     model = backend.fingerprint()
     keys = [request_key(model, asdict(r.params), r.cache_payload()) for r in requests]
-    hits = cache.get_many(keys) if use_cache else {}
+    hits = cache.lookup(keys) if cache is not None else {}
     done: dict[int, Completion] = {}
     misses: list[Request] = []
     miss_index: dict[str, list[int]] = {}
     for i, (req, key) in enumerate(zip(requests, keys)):
         if key in hits:
-            done[i] = Completion.from_cache(req.id, hits[key])
+            done[i] = Completion.from_cache(req.id, *hits[key])
             stats.cached += 1
             if on_done:
                 on_done(done[i])
@@ -146,19 +214,10 @@ def generate_cached(
             miss_index.setdefault(req.id, []).append(i)
     if misses:
         backend.load()
-        start = time.perf_counter()
-        for completion in backend.generate(misses):
-            i = miss_index[completion.id].pop(0)
-            done[i] = completion
-            stats.called += 1
-            if completion.error:
-                stats.failed += 1
-            elif use_cache:
-                cache.put(keys[i], model, completion.to_cache())
-            if on_done:
-                on_done(completion)
-        if backend.live:  # reading a replay file in 1 ms says nothing about the model's throughput
-            stats.wall_s += time.perf_counter() - start
+        _live_pass(backend, misses, keys, miss_index, done, cache, stats, on_done, measure)
+    if cache is not None:
+        earlier = {c.measured_in for c in done.values() if c.cached and c.measured_in}
+        stats.passes.update({p: {**record, "this_run": False} for p, record in cache.passes(earlier).items()})
     missing = [requests[i].id for i in range(len(requests)) if i not in done]
     for i in range(len(requests)):
         if i not in done:

@@ -35,19 +35,21 @@ def _cmd_loadtest(args) -> int:
 
 def add_commands(subparsers) -> None:
     """Adds `genval loadtest`."""
+    from genval.cli import count, seconds
+
     p = subparsers.add_parser("loadtest", help="P50/P95 latency and throughput of an OpenAI-compatible endpoint "
                                                "as concurrency rises")
     p.add_argument("--base-url", required=True, help="the server's /v1 URL, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--model", required=True, help="the model name the server knows")
     p.add_argument("--concurrency", default="1,2,4,8,16", help="levels, comma-separated (default: 1,2,4,8,16)")
-    p.add_argument("--requests", type=int, default=32, help="requests per level (default: 32)")
+    p.add_argument("--requests", type=count, default=32, help="requests per level (default: 32)")
     p.add_argument("--latency-budget-s", type=float, default=None,
                    help="P95 budget in seconds; the answer is the best throughput within it (exit 1 if none)")
     p.add_argument("--prompt", default=None, help="one prompt, sent every time")
     p.add_argument("--prompts", default=None, help="a file of prompts: one per line, or JSONL with 'prompt'")
-    p.add_argument("--max-tokens", type=int, default=128, help="max_tokens per request (default: 128)")
+    p.add_argument("--max-tokens", type=count, default=128, help="max_tokens per request (default: 128)")
     p.add_argument("--api-key-env", default=None, help="environment variable that holds the API key")
-    p.add_argument("--timeout-s", type=float, default=60.0, help="per-request timeout (default: 60)")
+    p.add_argument("--timeout-s", type=seconds, default=60.0, help="per-request timeout (default: 60)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no per-level lines on stderr")
     p.set_defaults(func=_cmd_loadtest)

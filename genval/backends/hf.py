@@ -4,7 +4,7 @@ Requests are grouped by their parameters, sorted by prompt length (longest first
 out-of-memory batch shows up at once and a halved batch size serves the rest) and
 generated in batches. Latency: every request in a batch waits for the whole batch, so each
 gets the batch's wall time as its `latency_s` — what a caller of a batch server would see;
-throughput (`ops.json`) is measured over the stage's wall time, not from these.
+throughput (`ops.json`) is measured over the pass's wall time at this batch size, not from these.
 """
 
 from __future__ import annotations
@@ -200,7 +200,8 @@ class HFBackend(Backend):
         probs = {}
         for i, (req, text, ids) in enumerate(batch):
             if req.labels:
-                probs[i] = label_scores(self.model, self.tokenizer, text, ids, req.labels, self.uses_chat())
+                probs[i] = label_scores(self.model, self.tokenizer, text, req.labels, self.uses_chat(),
+                                        req.label_delimiter)
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
         latency = time.perf_counter() - started
@@ -260,6 +261,9 @@ class HFBackend(Backend):
         return out
 
     # --- what the engine knows ------------------------------------------------------------
+    def batch_settings(self) -> dict:
+        return {"batch_size": self.batch_size if self.batch_size is not None else self.config.batch_size}
+
     def info(self) -> dict:
         if self.model is None:
             return {}

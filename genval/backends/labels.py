@@ -6,7 +6,11 @@ Two ways, by what the engine exposes:
   prompt_logprobs): the log-likelihood of each label's tokens after the prompt, normalised
   over the label set with a softmax — how lm-evaluation-harness scores multiple choice (its
   `acc`: summed, not length-normalised, log-likelihoods; `_encode_pair` for the
-  context/continuation split).
+  context/continuation split). The label is scored as the model would write it: after the
+  `label_delimiter` (a space by default), as the harness puts its `target_delimiter` between
+  context and choice — none after a prompt that already ends in whitespace, and none inside a
+  chat turn, where the harness sets the delimiter to "" because the assistant's answer starts
+  fresh (lm_eval/api/task.py, `ConfigurableTask.construct_requests`).
 - `from_top_logprobs` (OpenAI-compatible servers, which cannot score a given continuation):
   the first generated token's top log-probabilities, each token credited to the label it begins.
 """
@@ -24,16 +28,30 @@ def normalise(loglik: dict[str, float]) -> dict[str, float]:
     return {label: w / total for label, w in weights.items()}
 
 
+def answer_text(context: str, label: str, delimiter: str, chat: bool) -> str:
+    """Gives the continuation a label is scored as: `delimiter + label`, or the bare label in a chat
+    turn or after a context that already ends in whitespace."""
+    if chat or context[-1:].isspace():
+        return label
+    return delimiter + label
+
+
 def _split(context: str, continuation: str) -> tuple[str, str]:
-    # lm-evaluation-harness moves the context's trailing spaces onto the continuation, so
-    # "Answer: " + "yes" is scored as "Answer:" + " yes", the way a tokenizer merges them.
-    n = len(context) - len(context.rstrip(" "))
+    # lm-evaluation-harness moves the context's trailing whitespace onto the continuation
+    # (lm_eval/api/model.py, `_encode_pair`), so "Answer: " + "yes" is scored as
+    # "Answer:" + " yes", the way a tokenizer merges them.
+    n = len(context) - len(context.rstrip())
     return (context[:-n], context[-n:] + continuation) if n else (context, continuation)
 
 
-def continuation_ids(tokenizer, context: str, label: str, special: bool) -> tuple[list[int], list[int]]:
-    """Gives (context ids, label ids): the label's tokens as they follow this context."""
-    context, label = _split(context, label)
+def continuation_ids(tokenizer, context: str, label: str, chat: bool,
+                     delimiter: str = " ") -> tuple[list[int], list[int]]:
+    """Gives (context ids, label ids): the label's tokens as they follow this context, delimiter included.
+
+    A chat template writes its own special tokens; a raw prompt gets the tokenizer's (e.g. BOS).
+    """
+    special = not chat
+    context, label = _split(context, answer_text(context, label, delimiter, chat))
     ctx = tokenizer(context, add_special_tokens=special)["input_ids"]
     whole = tokenizer(context + label, add_special_tokens=special)["input_ids"]
     if whole[:len(ctx)] == ctx and len(whole) > len(ctx):
@@ -41,11 +59,12 @@ def continuation_ids(tokenizer, context: str, label: str, special: bool) -> tupl
     return ctx, tokenizer(label, add_special_tokens=False)["input_ids"]
 
 
-def label_loglik(model, tokenizer, context: str, labels: tuple[str, ...], chat: bool) -> dict[str, float]:
+def label_loglik(model, tokenizer, context: str, labels: tuple[str, ...], chat: bool,
+                 delimiter: str = " ") -> dict[str, float]:
     """Gives the summed log-probability of each label's tokens after `context`, from one batched forward."""
     import torch
 
-    pairs = [continuation_ids(tokenizer, context, label, special=not chat) for label in labels]
+    pairs = [continuation_ids(tokenizer, context, label, chat, delimiter) for label in labels]
     seqs = [ctx + cont for ctx, cont in pairs]
     width = max(len(s) for s in seqs)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -63,9 +82,10 @@ def label_loglik(model, tokenizer, context: str, labels: tuple[str, ...], chat: 
     return out
 
 
-def label_scores(model, tokenizer, context: str, _ids, labels: tuple[str, ...], chat: bool) -> dict[str, float]:
+def label_scores(model, tokenizer, context: str, labels: tuple[str, ...], chat: bool,
+                 delimiter: str = " ") -> dict[str, float]:
     """Gives each label's probability after `context` (log-likelihoods normalised over the label set)."""
-    return normalise(label_loglik(model, tokenizer, context, labels, chat))
+    return normalise(label_loglik(model, tokenizer, context, labels, chat, delimiter))
 
 
 def from_top_logprobs(top: dict[str, float] | None, labels: tuple[str, ...]) -> dict[str, float] | None:

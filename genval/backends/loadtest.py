@@ -1,13 +1,14 @@
 """A load test of an OpenAI-compatible endpoint: latency and throughput as concurrency rises.
 
 At each concurrency level the same number of requests go out, at most that many at once,
-with no retries and no cache (a retry would hide the server's own latency). The figure
-that sets serving cost is the highest throughput whose P95 latency stays within the budget.
+with no retries and no cache (a retry would hide the server's own latency). One warm-up
+request goes out before the first level and is not counted. The figure that sets serving
+cost is the highest throughput whose P95 latency stays within the budget; P50 and P95 carry
+order-statistic intervals (genval.backends.ops.quantile_ci).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -15,8 +16,10 @@ import numpy as np
 
 from genval.backends.base import Params, Request
 from genval.backends.openai import OpenAIBackend
+from genval.backends.ops import quantile_ci
 from genval.config import OpenAIModel
 from genval.errors import GenvalError
+from genval.files import parse_json, read_text
 
 
 def parse_levels(text: str) -> list[int]:
@@ -33,18 +36,12 @@ def parse_levels(text: str) -> list[int]:
 def read_prompts(path: str | Path) -> list[str]:
     """Gives the prompts of a file: one per line, or JSONL records with a 'prompt' field."""
     path = Path(path)
-    try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except OSError as exc:
-        raise GenvalError(f"{path}: cannot read the prompts ({exc.strerror})") from None
+    lines = [line for line in read_text(path, "prompts").splitlines() if line.strip()]
     prompts = []
     for n, line in enumerate(lines, start=1):
         if line.lstrip().startswith("{"):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise GenvalError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record.get("prompt"), str):
+            record = parse_json(line, path, n)
+            if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
                 raise GenvalError(f"{path}:{n}: a JSON line needs a string 'prompt'")
             prompts.append(record["prompt"])
         else:
@@ -68,6 +65,7 @@ def run_level(model: OpenAIModel, prompts: list[str], n: int, max_tokens: int) -
     return {
         "concurrency": model.concurrency, "requests": n, "errors": n - len(ok), "wall_s": wall,
         "latency_p50_s": None if p50 is None else float(p50), "latency_p95_s": None if p95 is None else float(p95),
+        "latency_p50_ci_s": quantile_ci(latencies, 0.50), "latency_p95_ci_s": quantile_ci(latencies, 0.95),
         "requests_per_s": len(ok) / wall if wall > 0 else None,
         "output_tokens_per_s": tokens / wall if wall > 0 and tokens else None,
         "first_error": next((c.error for c in completions if c.error), None),
@@ -89,11 +87,13 @@ def loadtest(base_url: str, model: str, prompts: list[str], levels: list[int], r
     for level in levels:
         config = OpenAIModel(backend="openai", model=model, base_url=base_url, api_key_env=api_key_env,
                              concurrency=level, max_retries=0, timeout_s=timeout_s)
+        if not results:  # before the first clock: connections and the server's first-call costs
+            OpenAIBackend(config).warm_up(Request(id="warm-up", prompt=prompts[0], params=Params(max_tokens=max_tokens)))
         results.append(run_level(config, prompts, requests, max_tokens))
         if on_level:
             on_level(results[-1])
-    return {"base_url": base_url, "model": model, "latency_budget_s": budget_s, "levels": results,
-            "best": best_level(results, budget_s)}
+    return {"base_url": base_url, "model": model, "latency_budget_s": budget_s, "warm_up": True,
+            "interval": "order statistics, 95 %", "levels": results, "best": best_level(results, budget_s)}
 
 
 def markdown(result: dict) -> str:
@@ -102,9 +102,14 @@ def markdown(result: dict) -> str:
     def num(value, fmt):
         return "–" if value is None else format(value, fmt)
 
-    lines = ["| concurrency | P50 s | P95 s | requests/s | output tokens/s | errors |", "|---:|---:|---:|---:|---:|---:|"]
+    def with_ci(lv, key):
+        lo, hi = lv.get(f"{key}_ci_s") or (None, None)
+        return f"{num(lv[f'{key}_s'], '.3f')} [{num(lo, '.3f')}, {num(hi, '.3f')}]"
+
+    lines = ["| concurrency | P50 s [95 % CI] | P95 s [95 % CI] | requests/s | output tokens/s | errors |",
+             "|---:|---:|---:|---:|---:|---:|"]
     for lv in result["levels"]:
-        lines.append(f"| {lv['concurrency']} | {num(lv['latency_p50_s'], '.3f')} | {num(lv['latency_p95_s'], '.3f')} | "
+        lines.append(f"| {lv['concurrency']} | {with_ci(lv, 'latency_p50')} | {with_ci(lv, 'latency_p95')} | "
                      f"{num(lv['requests_per_s'], '.2f')} | {num(lv['output_tokens_per_s'], '.1f')} | {lv['errors']} |")
     best, budget = result["best"], result["latency_budget_s"]
     within = f" with P95 ≤ {budget:g} s" if budget is not None else ""

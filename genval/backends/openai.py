@@ -6,8 +6,14 @@ and full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015);
 `Retry-After` (seconds or an HTTP date, RFC 9110 §10.2.3) is honoured instead. A request
 that still fails becomes a completion with `error` set; the other requests go on.
 
+`timeout_s` bounds each attempt as a whole — connecting, sending, and reading the body to
+its last byte — so a server that trickles its answer cannot hold a request past it; an
+attempt cut off is counted and retried like any other timeout.
+
 The API key is read from the environment variable the config names and sent only in the
-Authorization header: it is never part of the fingerprint, an error message or a log line.
+Authorization header: it is never part of the fingerprint, and since a server may quote it
+back (a 401 body that echoes the request's headers), every string from the server is passed
+through genval.redact before it is kept, and an error body is cut to ERROR_BODY characters.
 `latency_s` is the time of the attempt that answered (what the server took), not the
 back-off before it.
 """
@@ -28,8 +34,10 @@ import httpx
 from genval.backends.base import Backend, Completion, Request
 from genval.backends.labels import from_top_logprobs
 from genval.errors import GenvalError
+from genval.redact import redact, watch
 
 MAX_BACKOFF_S = 30.0
+ERROR_BODY = 200  # characters of an error response kept in the outputs table: enough to read, not a dump
 _DONE = object()
 
 
@@ -58,6 +66,22 @@ def backoff(base: float, attempt: int) -> float:
     return random.uniform(0, min(MAX_BACKOFF_S, base * 2 ** attempt))
 
 
+def clean_text(text: str) -> str:
+    """Gives a server's text as genval keeps it: secrets redacted, a lone surrogate (unwritable as UTF-8) as U+FFFD."""
+    return redact(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
+
+
+def error_body(response: httpx.Response) -> str:
+    """Gives an error response's body as one short, redacted line."""
+    text = " ".join(clean_text(response.text).split())  # redacted before it is cut: a cut key would not match
+    return text[:ERROR_BODY] + ("…" if len(text) > ERROR_BODY else "")
+
+
+def _count(value) -> int | None:
+    """Gives a token count the server reported, or None when it is not a whole number ≥ 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def parse_completion(data, request: Request) -> Completion:
     """Gives the completion a chat-completions body holds; raises Malformed when it holds none."""
     try:
@@ -67,19 +91,33 @@ def parse_completion(data, request: Request) -> Completion:
         raise Malformed("the server's answer has no choices[0].message.content") from None
     if not isinstance(text, str):
         raise Malformed("choices[0].message.content is not a string")
-    usage = data.get("usage") or {}
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     top = None
-    entries = ((choice.get("logprobs") or {}).get("content")) or []
-    if entries:
-        try:
-            top = [{t["token"]: float(t["logprob"]) for t in (e.get("top_logprobs") or [e])} for e in entries]
-        except (KeyError, TypeError, ValueError):
-            raise Malformed("choices[0].logprobs.content has entries without token/logprob") from None
+    try:
+        entries = ((choice.get("logprobs") or {}).get("content")) or []
+        if entries:
+            top = [{clean_text(t["token"]): float(t["logprob"]) for t in (e.get("top_logprobs") or [e])}
+                   for e in entries]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise Malformed("choices[0].logprobs.content has entries without token/logprob") from None
     return Completion(
-        id=request.id, text=text if request.generate else "",
-        prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),
+        id=request.id, text=clean_text(text) if request.generate else "",
+        prompt_tokens=_count(usage.get("prompt_tokens")), completion_tokens=_count(usage.get("completion_tokens")),
         top_logprobs=top, label_probs=from_top_logprobs(top[0], request.labels) if top and request.labels else None,
     )
+
+
+def closed(schema) -> bool:
+    """Says whether a JSON Schema fits OpenAI's strict mode: every object closed, every property required."""
+    if isinstance(schema, list):
+        return all(closed(s) for s in schema)
+    if not isinstance(schema, dict):
+        return True
+    if schema.get("type") == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        if schema.get("additionalProperties") is not False or set(schema.get("required") or []) != set(props):
+            return False
+    return all(closed(v) for k, v in schema.items() if k not in ("enum", "const", "required"))
 
 
 class OpenAIBackend(Backend):
@@ -97,6 +135,13 @@ class OpenAIBackend(Backend):
     def info(self) -> dict:
         return {"device": f"remote ({self.config.base_url})"}
 
+    def batch_settings(self) -> dict:
+        return {"concurrency": self.config.concurrency}
+
+    def warm_up(self, request: Request) -> None:
+        """Sends one request before the clock, without retries: a server that is down costs one attempt here."""
+        Backend.warm_up(OpenAIBackend(self.config.model_copy(update={"max_retries": 0})), request)
+
     # --- one request ------------------------------------------------------------------------
     def _headers(self) -> dict:
         env = self.config.api_key_env
@@ -106,6 +151,7 @@ class OpenAIBackend(Backend):
         if not key:
             raise GenvalError(f"model '{self.config.model}': the environment variable {env} named by 'api_key_env' "
                               "is not set (export it, or remove 'api_key_env' for a server without a key)")
+        watch([env])
         return {"Authorization": f"Bearer {key}"}
 
     def body(self, request: Request) -> dict:
@@ -123,8 +169,9 @@ class OpenAIBackend(Backend):
             body["logprobs"] = True
             body["top_logprobs"] = k
         if request.schema is not None and self.config.json_schema:
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "output", "schema": request.schema, "strict": True}}
+            # strict only where the schema allows it: OpenAI refuses strict mode for an open object
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "output", "schema": request.schema, "strict": closed(request.schema)}}
         return body
 
     async def _one(self, client: httpx.AsyncClient, gate: asyncio.Semaphore, headers: dict,
@@ -136,9 +183,10 @@ class OpenAIBackend(Backend):
             while True:
                 started = time.perf_counter()
                 wait = None
-                try:
-                    response = await client.post(url, json=body, headers=headers)
-                except httpx.TimeoutException:
+                try:  # the whole attempt, body included: httpx's own timeouts bound each read, not the sum
+                    response = await asyncio.wait_for(client.post(url, json=body, headers=headers),
+                                                      self.config.timeout_s)
+                except (asyncio.TimeoutError, httpx.TimeoutException):
                     error = f"timed out after {self.config.timeout_s:g} s"
                 except httpx.TransportError as exc:
                     error = f"connection failed ({type(exc).__name__})"
@@ -146,7 +194,7 @@ class OpenAIBackend(Backend):
                     if response.status_code == 200:
                         try:
                             completion = parse_completion(response.json(), request)
-                        except ValueError:
+                        except (ValueError, RecursionError):
                             error = "the server's answer is not JSON"
                         except Malformed as exc:
                             error = str(exc)
@@ -159,7 +207,7 @@ class OpenAIBackend(Backend):
                     elif response.status_code >= 500:
                         error = f"HTTP {response.status_code} (server error)"
                     else:  # 4xx: the request itself is wrong; retrying gives the same answer
-                        return Completion(id=request.id, error=f"HTTP {response.status_code}: {response.text[:200]}")
+                        return Completion(id=request.id, error=f"HTTP {response.status_code}: {error_body(response)}")
                 if attempt >= self.config.max_retries:
                     return Completion(id=request.id, error=f"{error}; gave up after {attempt + 1} attempts")
                 await asyncio.sleep(wait if wait is not None else backoff(self.config.backoff_s, attempt))

@@ -2,12 +2,19 @@
 
 These are what a distillation is for; `ops.json` holds them per role, plus the
 teacher-vs-student savings in percent (positive: the student is cheaper or faster).
+
+Latency and throughput come only from measured model calls. A live engine's answers carry the
+pass that timed them (genval/backends/base.py): answers made in this run, and answers the cache
+kept from an earlier pass, each count with the figures of their own pass. A replay file's
+latencies are the user's own; its throughput is the serial sum of them. Each role names its
+`basis`, and timing savings are computed only when teacher and student share a basis kind.
 """
 
 from __future__ import annotations
 
 import resource
 import sys
+from collections import Counter
 
 import numpy as np
 
@@ -17,6 +24,7 @@ from genval.config import Price
 # The figures where a smaller number is better, and so a saving is (teacher − student) / teacher.
 SAVED = ("latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_mean_s", "cost_per_1k_calls",
          "peak_memory_bytes", "parameters", "weight_bytes")
+TIMED = ("latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_mean_s")  # savings that need one basis
 
 
 def reset_peak_memory(device: str | None) -> None:
@@ -66,38 +74,119 @@ def peak_memory(device: str | None) -> dict:
     return {"peak_memory_bytes": int(rss if sys.platform == "darwin" else rss * 1024), "memory_kind": "process_peak_rss"}
 
 
-def _percentiles(latencies: list[float]) -> dict:
+def quantile_ci(values, q: float, confidence: float = 0.95) -> list[float | None]:
+    """Gives a distribution-free interval for the q-quantile: two order statistics of the sample.
+
+    The number of observations below the true q-quantile is Binomial(n, q), so the order
+    statistics x_(l) ≤ x_(u) cover it with probability F(u−1) − F(l−1), F the binomial CDF;
+    l is the largest and u the smallest index that keep each tail within (1 − confidence)/2
+    (Conover, Practical Nonparametric Statistics, 3rd ed. 1999, §3.2; Hahn & Meeker,
+    Statistical Intervals 1991, §5.2). Exact for any continuous distribution and needs no
+    resampling. A bound the sample is too small to give is None: 20 latencies bound P95 from
+    below only.
+    """
+    from scipy.stats import binom
+
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    if n == 0:
+        return [None, None]
+    tail = (1 - confidence) / 2
+    cdf = binom.cdf(np.arange(n), n, q)  # cdf[k] = P(B ≤ k): order statistic x[k] is x_(k+1)
+    low, high = np.flatnonzero(cdf <= tail), np.flatnonzero(cdf >= 1 - tail)
+    return [float(x[low[-1]]) if len(low) else None, float(x[high[0]]) if len(high) else None]
+
+
+def _percentiles(latencies: list[float], confidence: float) -> dict:
     if not latencies:
-        return {"latency_p50_s": None, "latency_p95_s": None, "latency_p99_s": None, "latency_mean_s": None}
+        return {"latency_p50_s": None, "latency_p95_s": None, "latency_p99_s": None, "latency_mean_s": None,
+                "latency_p50_ci_s": [None, None], "latency_p95_ci_s": [None, None]}
     arr = np.asarray(latencies, dtype=float)
     p50, p95, p99 = np.percentile(arr, [50, 95, 99])  # numpy's default linear interpolation
     return {"latency_p50_s": float(p50), "latency_p95_s": float(p95), "latency_p99_s": float(p99),
-            "latency_mean_s": float(arr.mean())}
+            "latency_mean_s": float(arr.mean()), "latency_p50_ci_s": quantile_ci(arr, 0.50, confidence),
+            "latency_p95_ci_s": quantile_ci(arr, 0.95, confidence)}
 
 
-def role_ops(completions: list[Completion], stats: CallStats, info: dict, price: Price | None) -> dict:
-    """Gives one role's operational figures from its completions and the engine's own report."""
+def _when(record: dict) -> str:
+    return f"run {record.get('run') or '?'}, {record.get('started') or 'date unknown'}"
+
+
+def _timing(ok: list[Completion], stats: CallStats) -> dict:
+    """Gives the wall time behind the throughput, the answers and output tokens it timed, and the basis.
+
+    Each answer is charged its pass's wall time ÷ the pass's answers — the share of a clock
+    that ran at the engine's batch settings — so one pass gives its own throughput and several
+    give the pooled one. Answers without a recorded pass (cached before passes were kept) add
+    their latency but no throughput.
+    """
+    if not ok:
+        return {"wall_s": None, "timed": 0, "tokens": 0, "basis": None, "basis_kind": None, "measured_in": []}
+    if not stats.live:
+        latencies = [c.latency_s for c in ok if c.latency_s is not None]
+        return {"wall_s": sum(latencies) if latencies else None, "timed": len(ok),
+                "tokens": sum(c.completion_tokens or 0 for c in ok), "basis": "replay file",
+                "basis_kind": "replay file", "measured_in": []}
+    used = Counter(c.measured_in for c in ok)
+    wall, timed, tokens, parts, unrecorded = 0.0, 0, 0, [], 0
+    for pass_id, n in used.most_common():
+        record = stats.passes.get(pass_id) if pass_id else None
+        if not record or not record.get("answers") or not record.get("wall_s"):
+            unrecorded += n
+            continue
+        wall += n * record["wall_s"] / record["answers"]
+        timed += n
+        tokens += sum(c.completion_tokens or 0 for c in ok if c.measured_in == pass_id)
+        parts.append({"pass": pass_id, "answers_used": n, **{k: record.get(k) for k in (
+            "run", "role", "started", "answers", "wall_s", "batch", "warm_up", "finished", "this_run")}})
+    names = ["this run" if p["this_run"] else _when(p) for p in parts]
+    if len(parts) == 1:
+        basis = "measured in this run" if parts[0]["this_run"] else f"measured when cached ({names[0]})"
+    elif parts:
+        basis = f"measured in {len(parts)} passes: " + "; ".join(
+            f"{name} ({p['answers_used']} answers)" for name, p in zip(names, parts))
+    else:
+        basis = "measured when cached"
+    if unrecorded:
+        basis += f"; {unrecorded} answers cached before genval recorded passes (their latency only)"
+    return {"wall_s": wall or None, "timed": timed, "tokens": tokens, "basis": basis, "basis_kind": "measured",
+            "measured_in": parts}
+
+
+def _engine_info(info: dict, stats: CallStats) -> dict:
+    """Gives what the engine reported now, or — when this run called no model — what it reported
+    with the pass most answers came from (the model was never loaded here)."""
+    if stats.this_pass or not stats.passes:
+        return info
+    return max(stats.passes.values(), key=lambda p: p.get("answers") or 0).get("info") or info
+
+
+def role_ops(completions: list[Completion], stats: CallStats, info: dict, price: Price | None,
+             confidence: float = 0.95) -> dict:
+    """Gives one role's operational figures from its completions, the passes that timed them, and the engine."""
     ok = [c for c in completions if not c.error]
     latencies = [c.latency_s for c in ok if c.latency_s is not None]
     prompt_tokens = sum(c.prompt_tokens or 0 for c in ok)
     output_tokens = sum(c.completion_tokens or 0 for c in ok)
+    timing = _timing(ok, stats)
+    wall, basis = timing["wall_s"], timing["basis"]
+    info = _engine_info(info, stats)
     n = len(completions)
-    # Throughput is measured over the wall time of live calls; when every answer came from a
-    # cache or a replay file, the serial sum of latencies stands in, and the figure says so.
-    if stats.called == n and stats.wall_s > 0:
-        wall, basis = stats.wall_s, "measured"
-    else:
-        wall, basis = (sum(latencies) if latencies else None), "serial_latency_sum"
     out = {
         "n": n,
         "errors": n - len(ok),
         "cached": stats.cached,
         "model_calls": stats.called,
-        **_percentiles(latencies),
+        **_percentiles(latencies, confidence),
+        "latency_ci": {"method": "order statistics (Conover 1999, §3.2)", "confidence": confidence,
+                       "n": len(latencies)},
         "wall_s": wall,
-        "throughput_basis": basis,
-        "requests_per_s": (len(ok) / wall) if wall else None,
-        "output_tokens_per_s": (output_tokens / wall) if wall and output_tokens else None,
+        "throughput_basis": "serial_latency_sum" if timing["basis_kind"] == "replay file" else "measured",
+        "requests_per_s": (timing["timed"] / wall) if wall else None,
+        "output_tokens_per_s": (timing["tokens"] / wall) if wall and timing["tokens"] else None,
+        "basis": basis,
+        "basis_kind": timing["basis_kind"],
+        "measured_in": timing["measured_in"],
         "prompt_tokens": prompt_tokens,
         "output_tokens": output_tokens,
         "parameters": info.get("parameters"),
@@ -116,22 +205,48 @@ def role_ops(completions: list[Completion], stats: CallStats, info: dict, price:
             out["cost_basis"] = "per_million_tokens"
         elif price.per_gpu_hour is not None and wall:
             total = wall / 3600 * price.gpus * price.per_gpu_hour
-            out["cost_per_1k_calls"] = total / len(ok) * 1000
-            out["cost_basis"] = f"per_gpu_hour ({basis})"
+            out["cost_per_1k_calls"] = total / timing["timed"] * 1000
+            out["cost_basis"] = f"per_gpu_hour ({out['throughput_basis']})"
     return out
+
+
+def _one_basis(teacher: dict, student: dict) -> bool:
+    kind = teacher.get("basis_kind")
+    return kind is not None and kind == student.get("basis_kind")
 
 
 def savings(ops: dict[str, dict]) -> dict:
-    """Gives, per figure, the student's saving against the teacher in percent (None where either lacks it)."""
+    """Gives, per figure, the student's saving against the teacher in percent (None where either lacks it).
+
+    Figures made from timings — latency, throughput, a per-GPU-hour cost — are compared only
+    when both roles stand on one basis kind (both measured, or both replay files); `savings_basis`
+    says which, or why not.
+    """
     teacher, student = ops.get("teacher"), ops.get("student")
     if not teacher or not student:
         return {}
+    timed_ok = _one_basis(teacher, student)
+    timed = set(TIMED)
+    if "per_gpu_hour" in f"{teacher.get('cost_basis')} {student.get('cost_basis')}":
+        timed.add("cost_per_1k_calls")  # priced by wall time
     out = {}
     for key in SAVED:
         t, s = teacher.get(key), student.get(key)
-        out[f"{key}_pct"] = (t - s) / t * 100 if t not in (None, 0) and s is not None else None
-    t, s = teacher.get("requests_per_s"), student.get("requests_per_s")
-    out["throughput_gain_pct"] = (s - t) / t * 100 if t and s is not None else None
-    t, s = teacher.get("output_tokens_per_s"), student.get("output_tokens_per_s")
-    out["output_tokens_per_s_gain_pct"] = (s - t) / t * 100 if t and s is not None else None
+        usable = t not in (None, 0) and s is not None and (timed_ok or key not in timed)
+        out[f"{key}_pct"] = (t - s) / t * 100 if usable else None
+    for key, name in (("requests_per_s", "throughput_gain_pct"), ("output_tokens_per_s", "output_tokens_per_s_gain_pct")):
+        t, s = teacher.get(key), student.get(key)
+        out[name] = (s - t) / t * 100 if timed_ok and t and s is not None else None
     return out
+
+
+def savings_basis(ops: dict[str, dict]) -> str | None:
+    """Gives the one line that says on what the timing savings stand, or why they were not computed."""
+    teacher, student = ops.get("teacher"), ops.get("student")
+    if not teacher or not student:
+        return None
+    t, s = teacher.get("basis"), student.get("basis")
+    if not _one_basis(teacher, student):
+        return (f"timing savings not computed: the teacher's figures are {t or 'missing'} and the student's "
+                f"{s or 'missing'}, not one basis")
+    return f"teacher and student: {t}" if t == s else f"teacher: {t}; student: {s}"

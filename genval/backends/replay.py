@@ -56,10 +56,12 @@ class ReplayBackend(Backend):
         if not self.path.exists():
             raise GenvalError(f"{self.path}: no such replay file (check the model's 'path' in the config)")
         first_line: dict[str, int] = {}
-        for record in read_jsonl(self.path):
+        for record in read_jsonl(self.path, "replay"):
             data, where = record.data, record.where
             if "id" not in data:
                 raise GenvalError(f"{where}: the record has no 'id'")
+            if not isinstance(data["id"], (str, int)) or isinstance(data["id"], bool):
+                raise GenvalError(f"{where}: 'id' should be a string or a whole number, found {data['id']!r}")
             ident = str(data["id"])
             if ident in first_line:
                 raise GenvalError(f"{where}: duplicate id '{ident}' (first at line {first_line[ident]}); keep one record per id")
@@ -68,8 +70,16 @@ class ReplayBackend(Backend):
             if text is not None and not isinstance(text, str):
                 raise GenvalError(f"{where}: 'text' should be a string, found {type(text).__name__}")
             for key in OPTIONAL_NUMBERS:
-                if data.get(key) is not None and not isinstance(data[key], (int, float)):
-                    raise GenvalError(f"{where}: '{key}' should be a number, found {data[key]!r}")
+                value = data.get(key)
+                if value is None:
+                    continue
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                        or value < 0:
+                    raise GenvalError(f"{where}: '{key}' should be a number ≥ 0, found {value!r}")
+                if key != "latency_s" and value != int(value):
+                    raise GenvalError(f"{where}: '{key}' should be a whole number of tokens, found {value!r}")
+            if data.get("error") is not None and not isinstance(data["error"], str):
+                raise GenvalError(f"{where}: 'error' should be a string (the failure's message), found {data['error']!r}")
             if data.get("label_probs") is not None:
                 data["label_probs"] = _label_probs(data["label_probs"], where, self.labels)
             data["_where"] = where

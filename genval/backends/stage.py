@@ -12,7 +12,7 @@ import json
 import pandas as pd
 
 from genval.backends import CallStats, Params, Request, generate_cached, load_backend
-from genval.backends.ops import role_ops, savings
+from genval.backends.ops import role_ops, savings, savings_basis
 from genval.cache import RequestCache
 from genval.config import RunConfig
 from genval.progress import Progress
@@ -29,7 +29,8 @@ def task_requests(examples: pd.DataFrame, config: RunConfig) -> list[Request]:
     labels = tuple(config.labels) if config.labels and config.task == "classification" else None
     schema = config.load_schema() if config.task == "extraction" else None
     return [
-        Request(id=row.id, prompt=row.prompt, system=row.system, params=params, labels=labels, schema=schema)
+        Request(id=row.id, prompt=row.prompt, system=row.system, params=params, labels=labels, schema=schema,
+                label_delimiter=gen.label_delimiter)
         for row in examples.itertuples(index=False)
     ]
 
@@ -44,12 +45,13 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
         backend = load_backend(config.models[role], labels=config.labels)
         stats = CallStats()
         with progress.bar(f"generate {role}", total=len(requests)) as bar:
-            completions = generate_cached(backend, requests, cache, on_done=lambda _c: bar.update(1), stats=stats)
+            completions = generate_cached(backend, requests, cache, on_done=lambda _c: bar.update(1), stats=stats,
+                                          measure={"run": run.root.name, "role": role})
         info = backend.info()
         notes.extend(getattr(backend, "notes", []))
         backend.close()
         calls += stats.called
-        ops[role] = role_ops(completions, stats, info, config.models[role].price)
+        ops[role] = role_ops(completions, stats, info, config.models[role].price, config.analysis.confidence)
         failed = [c for c in completions if c.error]
         if failed:  # the run goes on; the outputs table and the report count them
             notes.append(f"{role}: {len(failed)} of {len(completions)} requests failed (first: {failed[0].error})")
@@ -66,7 +68,10 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
         "prompt_tokens": "Int64", "completion_tokens": "Int64", "latency_s": "float64", "cached": "bool",
     })
     run.write_table("outputs", outputs)
-    run.write_json("ops.json", {"roles": ops, "savings": savings(ops)})
+    basis = savings_basis(ops)
+    if basis and not basis.startswith("teacher and student: "):  # the two roles were not timed alike: say so
+        notes.append(f"ops: {basis}")
+    run.write_json("ops.json", {"roles": ops, "savings": savings(ops), "savings_basis": basis})
     for note in notes:
         progress.say(f"note: {note}")
     return {"model_calls": calls, "errors": errors, "failed_requests": sum(errors.values()), "notes": notes}

@@ -11,7 +11,8 @@ Written against the vLLM 0.33 API:
   `max_tokens` defaults to 16, so it is always set. JSON Schema constraints go through
   `structured_outputs=StructuredOutputsParams(json=schema)` (vllm.sampling_params); the
   `guided_*` fields were removed in 0.12.
-- Label probabilities: each label appended to the prompt as a TokensPrompt
+- Label probabilities: each label (after its `label_delimiter`, as the hf backend scores it)
+  appended to the prompt as a TokensPrompt
   (`{"prompt_token_ids": [...]}`) with `SamplingParams(max_tokens=1, prompt_logprobs=0)`;
   `RequestOutput.prompt_logprobs[p][token_id].logprob` per label position.
 - Results: `RequestOutput.outputs[0]` (`CompletionOutput.text`, `.token_ids`, `.logprobs` —
@@ -144,14 +145,14 @@ class VLLMBackend(Backend):
         `SamplingParams(max_tokens=1, prompt_logprobs=0)`, the label positions' logprobs summed.
         """
         tokenizer = self.llm.get_tokenizer()
-        special = not self.uses_chat()
+        chat = self.uses_chat()
         prompts, spans = [], []
         for i, request in enumerate(chunk):
             if not request.labels:
                 continue
             context = self.render(request)
             for label in request.labels:
-                ctx, cont = continuation_ids(tokenizer, context, label, special)
+                ctx, cont = continuation_ids(tokenizer, context, label, chat, request.label_delimiter)
                 prompts.append({"prompt_token_ids": ctx + cont})
                 spans.append((i, label, len(ctx), len(cont)))
         if not prompts:
@@ -176,6 +177,9 @@ class VLLMBackend(Backend):
             latency = metrics.last_token_ts - metrics.queued_ts  # both on the engine core's monotonic clock
         return Completion(id=request.id, text=first.text, prompt_tokens=len(output.prompt_token_ids or []),
                           completion_tokens=len(first.token_ids), latency_s=latency, top_logprobs=top)
+
+    def batch_settings(self) -> dict:
+        return {"chunk": CHUNK, "scheduling": "continuous batching (vLLM)"}
 
     def info(self) -> dict:
         """Gives weight bytes (from the local folder's weight files) and the GPU memory vLLM reserves.

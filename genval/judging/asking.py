@@ -5,6 +5,9 @@ role first, `ba` swaps them (pairwise mode only), and sample counts the repeated
 A pair that flips under the swap is a tie (position-bias control, Zheng et al. 2023,
 "Judging LLM-as-a-judge", §3.3); repeated samples give the majority verdict, the mean
 score and the spread (Liu et al. 2023, G-Eval, sample n=20 for the score distribution).
+`samples: k` means k draws per order: with the swap a pair gets 2k requests, and its row
+counts the parsed draws of each order (`samples`, `samples_swapped`); scores and spread are
+taken after the swapped order is turned back into the pair's own order.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ def build_requests(definition: Definition, items: pd.DataFrame, pair: str, task:
     labels = definition.scale.tokens if p.weighted else None
     # A weighted choice judge is a constrained choice: the scale tokens are scored, nothing is generated.
     generate = not (p.weighted and definition.parser.kind == "choice")
+    schema = definition.answer_schema()  # a JSON judge's answer shape, enforced where the engine can
     requests = []
     for row in items.itertuples(index=False):
         for order in _orders(definition, swap):
@@ -91,7 +95,7 @@ def build_requests(definition: Definition, items: pd.DataFrame, pair: str, task:
                 params = Params(max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p,
                                 seed=p.seed + s, logprobs=p.logprobs)
                 requests.append(Request(id=f"{row.id}|{pair}|{order}|{s}", prompt=user, system=system,
-                                        params=params, labels=labels, generate=generate))
+                                        params=params, labels=labels, generate=generate, schema=schema))
     return requests
 
 
@@ -103,10 +107,26 @@ def _canonical(verdict: str | None, order: str, definition: Definition) -> str |
     return {a: b, b: a}.get(verdict, verdict)
 
 
-def _sample_score(verdict: str | None, completion: Completion, definition: Definition) -> float | None:
+def scale_probs(completion: Completion, definition: Definition) -> dict[str, float] | None:
+    """Gives the probabilities the judge put on the scale's tokens, as it answered.
+
+    From its top log-probabilities where it gave them, at the verdict's position (a choice
+    answer's first token), nothing floored; else the backend's exact label probabilities (hf,
+    vllm score every scale token). The openai backend's `label_probs` are not used: they give a
+    label missing from the top k the smallest listed probability, which is right for KL and
+    wrong for a G-Eval expectation.
+    """
+    if completion.top_logprobs:
+        return probs_from_top_logprobs(completion.top_logprobs, definition.scale,
+                                       first=definition.parser.kind == "choice")
+    return completion.label_probs
+
+
+def _sample_score(verdict: str | None, probs: dict[str, float] | None, definition: Definition) -> float | None:
+    """Gives one answer's score in the order it was asked: the expectation over the scale where
+    probabilities are wanted and given (G-Eval), else the parsed verdict's value."""
     scale = definition.scale
     if definition.parameters.weighted or definition.parameters.logprobs:
-        probs = completion.label_probs or probs_from_top_logprobs(completion.top_logprobs, scale)
         weighted = expected_score(probs, scale)
         if weighted is not None:
             return weighted
@@ -142,31 +162,35 @@ def read_verdicts(definition: Definition, judge_name: str, requests: list[Reques
     groups: dict[tuple[str, str], list] = {}
     for req, comp in zip(requests, completions):
         ident, pair, order, _ = req.id.rsplit("|", 3)
+        score = None
         if comp.error:
             parsed, problem = None, f"backend error: {comp.error}"
         else:
-            scored_only = definition.parser.kind == "choice" and comp.label_probs and not (comp.text or "").strip()
-            result = choose(comp.label_probs, definition.scale) if scored_only else parse_answer(comp.text, definition)
+            probs = scale_probs(comp, definition)
+            scored_only = definition.parser.kind == "choice" and probs and not (comp.text or "").strip()
+            asked = f"{req.system or ''}\n{req.prompt}"  # where the fences genval issued are
+            result = choose(probs, definition.scale) if scored_only else parse_answer(comp.text, definition, asked)
             parsed, problem = result.verdict, result.problem
             if scored_only:
-                comp.text = json.dumps(comp.label_probs, sort_keys=True)  # the raw answer is the scored choice
-        verdict = _canonical(parsed, order, definition)
+                comp.text = json.dumps(probs, sort_keys=True)  # the raw answer is the scored choice
+            score = _canonical_score(_sample_score(parsed, probs, definition), order, definition)
         groups.setdefault((ident, pair), []).append({
-            "order": order, "verdict": verdict, "raw": comp.text or "", "problem": problem,
-            "score": _sample_score(parsed, comp, definition) if not comp.error else None, "comp": comp,
+            "order": order, "verdict": _canonical(parsed, order, definition), "raw": comp.text or "",
+            "problem": problem, "score": score, "comp": comp,
         })
     rows = [_row(definition, judge_name, ident, pair, answers) for (ident, pair), answers in groups.items()]
     return pd.DataFrame(rows)
 
 
-def _order_score(answers: list[dict], order: str, definition: Definition) -> float | None:
-    scores = [a["score"] for a in answers if a["order"] == order and a["score"] is not None]
-    if not scores:
-        return None
-    mean = float(np.mean(scores))
-    if definition.mode == "pairwise" and order == "ba":
-        return 1.0 - mean  # the swapped order's "first wins" is the pair's "second wins"
-    return mean
+def _canonical_score(score: float | None, order: str, definition: Definition) -> float | None:
+    """Gives a sample's score in the pair's own order: the swapped order's "first wins" is the pair's "second wins"."""
+    if score is None or order == "ab" or definition.mode != "pairwise":
+        return score
+    return 1.0 - score
+
+
+def _order_scores(answers: list[dict], order: str) -> list[float]:
+    return [a["score"] for a in answers if a["order"] == order and a["score"] is not None]
 
 
 def _row(definition: Definition, judge_name: str, ident: str, pair: str, answers: list[dict]) -> dict:
@@ -179,8 +203,11 @@ def _row(definition: Definition, judge_name: str, ident: str, pair: str, answers
         verdict = per_order["ab"] if swap_consistent else _tie_label(definition)
     else:
         verdict = next((v for v in per_order.values() if v), None)
-    order_scores = [s for s in (_order_score(answers, o, definition) for o in orders) if s is not None]
-    sample_scores = [a["score"] for a in answers if a["score"] is not None]
+    # Scores are already in the pair's own order, so a judge that answers alike in both orders
+    # has no spread; each order weighs the same in the mean, whatever its number of parsed samples.
+    by_order = {o: _order_scores(answers, o) for o in ("ab", "ba")}
+    order_scores = [float(np.mean(v)) for v in by_order.values() if v]
+    sample_scores = by_order["ab"] + by_order["ba"]
     problems = [a["problem"] for a in answers if a["problem"]]
     comps = [a["comp"] for a in answers]
     return {
@@ -189,7 +216,8 @@ def _row(definition: Definition, judge_name: str, ident: str, pair: str, answers
         "raw": answers[0]["raw"] if len(answers) == 1 else json.dumps([a["raw"] for a in answers], ensure_ascii=False),
         "parsed": not problems, "swap_consistent": swap_consistent,
         "spread": float(np.std(sample_scores)) if len(sample_scores) > 1 else None,
-        "samples": len(sample_scores), "requests": len(answers),
+        "samples": len(by_order["ab"]), "samples_swapped": len(by_order["ba"]) if "ba" in orders else None,
+        "requests": len(answers),
         "problem": "; ".join(dict.fromkeys(problems)) or None,
         "prompt_tokens": sum(c.prompt_tokens or 0 for c in comps),
         "completion_tokens": sum(c.completion_tokens or 0 for c in comps),

@@ -41,7 +41,8 @@ def human_values(labels: pd.DataFrame, definition: Definition, where: str) -> pd
     """Gives each rating's value on the judge's scale: `value` (category) and `number` (for correlations).
 
     Ratings of another kind (scores for a label scale, or the reverse) are left out: they
-    belong to another judge. A rating of the right kind that is off the scale is an error.
+    belong to another judge. A rating of the right kind that is off the scale is an error
+    (`check_ratings` finds it before a run writes anything; this is the last line of defence).
     """
     scale = definition.scale
     values, numbers, keep = [], [], []
@@ -50,7 +51,10 @@ def human_values(labels: pd.DataFrame, definition: Definition, where: str) -> pd
             if pd.isna(row.score):
                 keep.append(False)
                 continue
-            values.append(str(int(np.clip(np.floor(row.score + 0.5), scale.min, scale.max))))
+            if not scale.min <= row.score <= scale.max:  # never clipped: 9 on 1–5 is a mistake, not a 5
+                raise GenvalError(f"{where}: '{row.id}' ({row.pair}, {row.annotator}) has score {row.score:g}, "
+                                  f"off judge '{definition.name}''s scale {scale.min}..{scale.max}")
+            values.append(str(int(np.floor(row.score + 0.5))))
             numbers.append(float(row.score))
         else:
             if pd.isna(row.verdict):

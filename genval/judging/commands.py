@@ -117,11 +117,14 @@ def _f(value) -> str:
 
 def add_commands(subparsers) -> None:
     """Adds `sample`, `calibrate`, `labels`, `import` and `metaeval`."""
+    from genval.cli import count, count0
+
     p = subparsers.add_parser("sample", help="draw a slice-stratified sample of pairs for people to rate (CSV/JSONL)")
     p.add_argument("target", metavar="RUN_OR_CONFIG", help="a run folder, or a config (its generate stage runs first)")
-    p.add_argument("--n", type=int, default=200, help="items to draw (default 200)")
+    p.add_argument("--n", type=count, default=200, help="items to draw (default 200)")
     p.add_argument("--pair", default="student~teacher", help="the pair to rate (default student~teacher)")
-    p.add_argument("--min-critical", type=int, default=30, help="items each critical slice gets at least (default 30)")
+    p.add_argument("--min-critical", type=count0, default=30,
+                   help="items each critical slice gets at least (default 30)")
     p.add_argument("--to", help="the sheet to write, .csv or .jsonl (default: in the run folder)")
     p.add_argument("--out", default="runs", help="folder that holds run folders (default: runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

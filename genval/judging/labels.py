@@ -4,11 +4,17 @@ JSONL is the format of record; CSV round-trips through a spreadsheet or labellin
 Extra columns (the inputs and outputs a sample sheet shows) are ignored on reading, and a
 row with no annotator and neither verdict nor score is an item not yet rated, skipped. A malformed line
 is one error naming file:line.
+
+Read for a run, each rating is also checked against the judges that answer its pair
+(`check_ratings`): a pair no judge answers, a score for a judge that answers with labels (or
+a label for one that scores), a score off the judge's scale (9 on 1–5) or a label not on it
+is an error naming the line — never clipped, never dropped in silence.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -17,6 +23,7 @@ import pandas as pd
 
 from genval.errors import GenvalError
 from genval.evalset import read_csv, read_jsonl
+from genval.files import read_text
 
 LABEL_COLUMNS = ["id", "pair", "annotator", "verdict", "score", "note", "aspect"]
 
@@ -48,7 +55,7 @@ def _check(data: dict, where: str) -> dict | None:
             "verdict": verdict, "score": score, "note": note or None, "aspect": aspect or None}
 
 
-def _finish(rows: list[dict], wheres: list[str]) -> pd.DataFrame:
+def _unique(rows: list[dict], wheres: list[str]) -> None:
     seen: dict[tuple, str] = {}
     for row, where in zip(rows, wheres):
         key = (row["id"], row["pair"], row["annotator"], row["aspect"])
@@ -56,29 +63,76 @@ def _finish(rows: list[dict], wheres: list[str]) -> pd.DataFrame:
             raise GenvalError(f"{where}: annotator '{row['annotator']}' rated '{row['id']}' ({row['pair']}) twice "
                               f"(first at {seen[key]}); keep one rating")
         seen[key] = where
-    frame = pd.DataFrame(rows, columns=LABEL_COLUMNS)
-    return frame.astype({"score": "float64"})
 
 
-def read_labels(path: str | Path) -> pd.DataFrame:
-    """Gives the ratings in a JSONL or CSV file as a table of LABEL_COLUMNS."""
+def _read(path: str | Path) -> tuple[list[dict], list[str]]:
+    """Gives the ratings of a JSONL or CSV file, each with its `file:line`."""
     path = Path(path)
     if not path.exists():
         raise GenvalError(f"{path}: no such human-labels file (check 'human_labels' in the config)")
     is_csv = path.suffix.lower() == ".csv"
     if is_csv:
-        with path.open(encoding="utf-8", newline="") as fh:
-            missing = {"id", "pair", "annotator"} - set(next(csv.reader(fh), []))
+        header = next(csv.reader(io.StringIO(read_text(path, "human labels"), newline="")), [])
+        missing = {"id", "pair", "annotator"} - set(header)
         if missing:
             raise GenvalError(f"{path}:1: the header lacks {', '.join(sorted(missing))}")
-    records = read_csv(path) if is_csv else read_jsonl(path)
+    records = read_csv(path, "human labels") if is_csv else read_jsonl(path, "human labels")
     rows, wheres = [], []
     for record in records:
         rating = _check(record.data, record.where)
         if rating:
             rows.append(rating)
             wheres.append(record.where)
-    return _finish(rows, wheres)
+    _unique(rows, wheres)
+    return rows, wheres
+
+
+def read_labels(path: str | Path, judges=None) -> pd.DataFrame:
+    """Gives the ratings in a JSONL or CSV file as a table of LABEL_COLUMNS.
+
+    With `judges` (JudgeScope objects: name, pairs, definition, aspect), each rating is first
+    checked against the judges that answer its pair (`check_ratings`).
+    """
+    rows, wheres = _read(path)
+    if judges:
+        check_ratings(rows, wheres, judges)
+    return pd.DataFrame(rows, columns=LABEL_COLUMNS).astype({"score": "float64"})
+
+
+def check_ratings(rows: list[dict], wheres: list[str], judges) -> None:
+    """Raises, naming the line, for the first rating no judge can be compared with.
+
+    A rating whose aspect no judge of its pair answers is left alone: it belongs to another
+    aspect (e.g. SummEval's four, read by `genval metaeval`).
+    """
+    from genval.judging.parsing import match_scale
+
+    pairs = sorted({p for j in judges for p in j.pairs})
+    for row, where in zip(rows, wheres):
+        mine = [j for j in judges if row["pair"] in j.pairs]
+        if not mine:
+            raise GenvalError(f"{where}: a rating of pair '{row['pair']}', which no judge answers "
+                              f"(the judges answer: {', '.join(pairs)}); fix 'pair' or add it to a judge's 'pairs'")
+        mine = [j for j in mine if row["aspect"] is None or j.aspect is None or row["aspect"] == j.aspect]
+        ordinal = [j for j in mine if j.definition.scale.kind == "ordinal"]
+        labelled = [j for j in mine if j.definition.scale.kind != "ordinal"]
+        if row["score"] is not None and mine:
+            if not ordinal:
+                raise GenvalError(f"{where}: a score ({row['score']:g}) for pair '{row['pair']}', but judge "
+                                  f"'{labelled[0].name}' answers with labels; give 'verdict' "
+                                  f"({' or '.join(labelled[0].definition.scale.labels)}) instead")
+            if not any(j.definition.scale.min <= row["score"] <= j.definition.scale.max for j in ordinal):
+                scale = ordinal[0].definition.scale
+                raise GenvalError(f"{where}: score {row['score']:g} is off judge '{ordinal[0].name}''s scale "
+                                  f"{scale.min}..{scale.max}; give a score in that range")
+        if row["verdict"] is not None and mine:
+            if not labelled:
+                scale = ordinal[0].definition.scale
+                raise GenvalError(f"{where}: a verdict ({row['verdict']!r}) for pair '{row['pair']}', but judge "
+                                  f"'{ordinal[0].name}' scores it {scale.min}..{scale.max}; give 'score' instead")
+            if all(match_scale(row["verdict"], j.definition.scale).verdict is None for j in labelled):
+                raise GenvalError(f"{where}: verdict {row['verdict']!r} is not on judge '{labelled[0].name}''s scale "
+                                  f"({', '.join(labelled[0].definition.scale.labels)})")
 
 
 def _plain(value):

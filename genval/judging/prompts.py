@@ -5,18 +5,25 @@ other output) is escaped and placed inside a fence whose tag carries a nonce der
 the text, so a candidate cannot close its fence early and speak as the judge's
 instructions; the templates tell the judge that fenced text is data. (OWASP LLM01,
 "prompt injection": delimit and escape untrusted content.)
+
+Reading the answer, only the fences genval issued in that prompt count: `issued_fences`
+finds them in the rendered prompt (each nonce checked against its text), so a fence-like
+pair that a candidate made up, quoted back by the judge, removes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import re
+from functools import lru_cache
 
 from genval.evalset import render
 from genval.judging.definition import Definition
 
 FENCED = ("input", "reference", "candidate", "other", "output_a", "output_b")
 FENCE_BLOCK = re.compile(r"<(?P<tag>[a-z_]+)-(?P<nonce>[0-9a-f]{10})>.*?</(?P=tag)-(?P=nonce)>", re.S)
+_ISSUED = re.compile(r"<(?P<tag>[a-z_]+)-(?P<nonce>[0-9a-f]{10})>\n(?P<body>[^<]*)\n</(?P=tag)-(?P=nonce)>")
 
 
 def escape(text: str) -> str:
@@ -24,16 +31,41 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _nonce(name: str, body: str) -> str:
+    return hashlib.sha256(f"{name}\0{body}".encode("utf-8", "surrogatepass")).hexdigest()[:10]
+
+
 def fence(name: str, text: str | None) -> str:
     """Gives `text` escaped and wrapped in a `<name-nonce>` … `</name-nonce>` fence."""
     body = escape(text if isinstance(text, str) else "")  # an absent field (None, NaN) is empty
-    nonce = hashlib.sha256(f"{name}\0{body}".encode("utf-8")).hexdigest()[:10]
+    nonce = _nonce(name, body)
     return f"<{name}-{nonce}>\n{body}\n</{name}-{nonce}>"
 
 
-def strip_fences(text: str) -> str:
-    """Gives `text` without any fenced block, so text the judge merely quotes is never parsed as its verdict."""
-    return FENCE_BLOCK.sub(" ", text)
+@lru_cache(maxsize=512)
+def issued_fences(prompt: str) -> dict[tuple[str, str], str]:
+    """Gives the fences genval issued in a rendered prompt: (tag, nonce) → the text it holds, unescaped.
+
+    A block counts only when its nonce is the one `fence` derives from its body, so text
+    shaped like a fence inside a quoted output is not taken for one.
+    """
+    found = {}
+    for block in _ISSUED.finditer(prompt or ""):
+        tag, nonce, body = block["tag"], block["nonce"], block["body"]
+        if tag in FENCED and nonce == _nonce(tag, body):
+            found[(tag, nonce)] = html.unescape(body)
+    return found
+
+
+def strip_fences(text: str, issued) -> str:
+    """Gives `text` without the blocks fenced with an issued (tag, nonce), so a judge's verbatim quote is never read.
+
+    Any other fence-like pair stays: a made-up nonce cannot cut the judge's own words out.
+    """
+    for tag, nonce in issued:
+        opening, closing = re.escape(f"<{tag}-{nonce}>"), re.escape(f"</{tag}-{nonce}>")
+        text = re.sub(f"{opening}.*?{closing}", " ", text, flags=re.S)
+    return text
 
 
 def render_prompt(definition: Definition, fields: dict, aspect: str | None = None) -> tuple[str | None, str]:

@@ -11,6 +11,7 @@ genval.backends, with the run's shared request cache.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -26,8 +27,8 @@ from genval.progress import Progress
 from genval.run import Run
 
 JUDGMENT_COLUMNS = ["id", "pair", "judge", "verdict", "score", "equivalent", "raw", "parsed", "swap_consistent",
-                    "spread", "samples", "requests", "failed_requests", "problem", "prompt_tokens", "completion_tokens",
-                    "latency_s"]
+                    "spread", "samples", "samples_swapped", "requests", "failed_requests", "problem", "prompt_tokens",
+                    "completion_tokens", "latency_s"]
 NOTHING_TO_JUDGE = "nothing to judge: an output of this pair failed or is missing; counted at the worst score"
 
 
@@ -43,6 +44,23 @@ def judge_names(config: RunConfig) -> list[tuple[str, JudgeRef, Definition]]:
         seen.add(name)
         out.append((name, ref, definition))
     return out
+
+
+@dataclass(frozen=True)
+class JudgeScope:
+    """What one configured judge answers: its name, the pairs it is asked about, its definition and aspect."""
+
+    name: str
+    pairs: frozenset
+    definition: Definition
+    aspect: str | None
+
+
+def judge_scopes(config: RunConfig) -> list[JudgeScope]:
+    """Gives the scope of every configured judge, the pairs resolved against the config's roles."""
+    return [JudgeScope(name, frozenset(s.name for s in resolve_pairs(ref.pairs, config.roles, f"judge '{name}'.pairs")),
+                       definition, ref.aspect or definition.aspect)
+            for name, ref, definition in judge_names(config)]
 
 
 def ask_judge(name: str, ref: JudgeRef, definition: Definition, examples: pd.DataFrame, outputs: pd.DataFrame,
@@ -63,7 +81,8 @@ def ask_judge(name: str, ref: JudgeRef, definition: Definition, examples: pd.Dat
     stats = CallStats()
     try:
         with progress.bar(f"judge {name}", total=len(requests)) as bar:
-            completions = generate_cached(backend, requests, cache, on_done=lambda _c: bar.update(1), stats=stats)
+            completions = generate_cached(backend, requests, cache, on_done=lambda _c: bar.update(1), stats=stats,
+                                          measure={"role": f"judge:{name}"})
     finally:
         backend.close()
     frame = read_verdicts(definition, name, requests, completions) if requests else pd.DataFrame(columns=JUDGMENT_COLUMNS)
@@ -100,8 +119,10 @@ def unanswered_rows(definition: Definition, name: str, pair: str, scope: list[st
     """
     missing = sorted(set(scope) - set(map(str, judged)))
     return pd.DataFrame({"id": missing, "pair": pair, "judge": name, "verdict": None,
-                         "score": definition.scale.worst_score, "equivalent": 0.0, "raw": "", "parsed": False,
-                         "swap_consistent": None, "spread": None, "samples": 0, "requests": 0, "failed_requests": 0,
+                         "score": definition.scale.worst_score,
+                         "equivalent": 0.0 if definition.scale.counts_equivalence else None, "raw": "", "parsed": False,
+                         "swap_consistent": None, "spread": None, "samples": 0, "samples_swapped": 0, "requests": 0,
+                         "failed_requests": 0,
                          "problem": NOTHING_TO_JUDGE, "prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0},
                         columns=JUDGMENT_COLUMNS)
 
@@ -112,7 +133,7 @@ def calibration_for(config: RunConfig, judgments: pd.DataFrame, examples: pd.Dat
     meaning = judge_meaning(config)
     if config.human_labels is None or not config.judge:
         return {"judges": {}, "ranking": [], "meaning": meaning}
-    labels = read_labels(config.human_labels)
+    labels = read_labels(config.human_labels, judges=judge_scopes(config))
     a = config.analysis
     judges = {}
     asked = judgments["requests"].fillna(1) > 0 if "requests" in judgments else True  # not the unanswered rows
@@ -148,7 +169,8 @@ def judge(run: Run, config: RunConfig, progress: Progress, cache: RequestCache) 
     judgments = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=JUDGMENT_COLUMNS)
     judgments = judgments.reindex(columns=JUDGMENT_COLUMNS).astype({
         "score": "float64", "equivalent": "float64", "spread": "float64", "latency_s": "float64", "parsed": "bool",
-        "swap_consistent": "boolean", "samples": "Int64", "requests": "Int64", "failed_requests": "Int64",
+        "swap_consistent": "boolean", "samples": "Int64", "samples_swapped": "Int64", "requests": "Int64",
+        "failed_requests": "Int64",
         "prompt_tokens": "Int64", "completion_tokens": "Int64",
     })
     run.write_table("judgments", judgments)

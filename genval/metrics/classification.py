@@ -106,7 +106,28 @@ def label_table(examples: pd.DataFrame, outputs: pd.DataFrame, config: RunConfig
     return table, labels
 
 
-def score_rows(table: pd.DataFrame) -> pd.DataFrame:
+def label_probs_source(config: RunConfig, role: str) -> str:
+    """Gives how a role's label probabilities are made, as a signature names it.
+
+    hf and vllm score each label after `generation.label_delimiter` (backends/labels.py), so
+    the delimiter is named; openai reads the first answer token's top log-probabilities; replay
+    takes the file's numbers as they are.
+    """
+    model = config.models[role]
+    if model.backend in ("hf", "vllm"):
+        return f"{model.backend}(loglik,delimiter:{json.dumps(config.generation.label_delimiter)})"
+    if model.backend == "openai":
+        return f"openai(first-token-top-{model.top_logprobs})"
+    return "replay"
+
+
+def signatures(config: RunConfig) -> dict[str, str]:
+    """Gives the signatures of the numbers made from label probabilities: KL and ECE."""
+    sources = ",".join(f"{role}={label_probs_source(config, role)}" for role in ("teacher", "student"))
+    return {"kl": pr.kl_signature(sources), "ece": pr.ece_signature(config.analysis.ece_bins, sources)}
+
+
+def score_rows(table: pd.DataFrame, kl_signature: str) -> pd.DataFrame:
     """Gives the per-example rows for the scores table: label_correct, label_agree, kl."""
     frames = []
     has_gold = table["gold"].notna()
@@ -126,7 +147,7 @@ def score_rows(table: pd.DataFrame) -> pd.DataFrame:
     if len(probs):
         kl = pr.kl_per_example(np.stack(probs["teacher_probs"]), np.stack(probs["student_probs"]))
         frames.append(pd.DataFrame({"id": probs["id"], "pair": "student~teacher", "metric": "kl",
-                                    "value": kl, "detail": f"KL(teacher||student)|nats|eps:{pr.EPSILON:g}"}))
+                                    "value": kl, "detail": kl_signature}))
     out = pd.concat(frames, ignore_index=True)
     out["value"] = pd.array(out["value"], dtype="Float64")
     return out

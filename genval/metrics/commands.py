@@ -13,7 +13,7 @@ def _cmd_metrics(args) -> int:
         metric = METRICS[name]
         doc = (metric.func.__doc__ or "").strip().splitlines()[0]
         kind = "per role" if metric.kind == "single" else "per pair"
-        print(f"{name:<13} {kind:<8} options: {', '.join(metric.options) or '-'}\n              {doc}")
+        print(f"{name:<13} {kind:<8} options: {', '.join(metric.options.model_fields) or '-'}\n              {doc}")
     return 0
 
 

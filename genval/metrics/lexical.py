@@ -14,8 +14,11 @@ from __future__ import annotations
 import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from typing import Literal
 
-from genval.metrics.registry import MetricContext, MetricResult, register
+from pydantic import Field, field_validator
+
+from genval.metrics.registry import MetricContext, MetricResult, Options, register
 from genval.registry import SCORE_100, SHARE
 
 PARALLEL_MIN_ROWS = 4000  # below this, starting worker processes costs more than it saves
@@ -23,18 +26,35 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 
 # --- sacrebleu: BLEU and chrF -------------------------------------------------------------
-def _sacrebleu_scorer(name: str, options: dict):
+class BleuOptions(Options):
+    """sacrebleu's BLEU settings (`BLEU(tokenize, lowercase, smooth_method)`); None tokenizes with 13a."""
+
+    tokenize: Literal["none", "zh", "13a", "intl", "char", "ja-mecab", "ko-mecab", "spm", "flores101",
+                      "flores200", "spBLEU-1K"] | None = None
+    lowercase: bool = False
+    smooth_method: Literal["none", "floor", "add-k", "exp"] = "exp"
+
+
+class ChrfOptions(Options):
+    """sacrebleu's chrF settings (defaults: sacrebleu's CHRF.CHAR_ORDER, WORD_ORDER, BETA) and the engine."""
+
+    char_order: int = Field(6, ge=1)
+    word_order: int = Field(0, ge=0)
+    beta: int = Field(2, ge=0)
+    lowercase: bool = False
+    engine: Literal["auto", "sacrebleu", "fastchrf"] = "auto"
+
+
+def _sacrebleu_scorer(name: str, options: Options):
     """Gives the sacrebleu metric object `sentence_bleu`/`sentence_chrf` would build with these options."""
     from sacrebleu.metrics import BLEU, CHRF
 
     if name == "bleu":
-        scorer = BLEU(effective_order=True, tokenize=options.get("tokenize"),
-                      lowercase=bool(options.get("lowercase", False)),
-                      smooth_method=options.get("smooth_method", "exp"))
+        scorer = BLEU(effective_order=True, tokenize=options.tokenize, lowercase=options.lowercase,
+                      smooth_method=options.smooth_method)
     else:
-        scorer = CHRF(char_order=int(options.get("char_order", CHRF.CHAR_ORDER)),
-                      word_order=int(options.get("word_order", CHRF.WORD_ORDER)),
-                      beta=int(options.get("beta", CHRF.BETA)), lowercase=bool(options.get("lowercase", False)))
+        scorer = CHRF(char_order=options.char_order, word_order=options.word_order, beta=options.beta,
+                      lowercase=options.lowercase)
     scorer.num_refs = 1  # one reference per pair; sacrebleu records it in the signature
     return scorer
 
@@ -150,7 +170,7 @@ def _chrf_stats(scorer, hyp: tuple, ref: tuple) -> list[int]:
     return stats
 
 
-def _scored_stats(name: str, options: dict, candidates: list[str], others: list[str]) -> list[tuple[list, float]]:
+def _scored_stats(name: str, options: Options, candidates: list[str], others: list[str]) -> list[tuple[list, float]]:
     """Gives (statistics, sentence score) per row: the score as `sentence_score` computes it from them."""
     scorer = _sacrebleu_scorer(name, options)
     return [(s, scorer._aggregate_and_compute([s]).score) for s in _segment_stats(scorer, candidates, others)]
@@ -179,7 +199,7 @@ def workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def all_stats(name: str, options: dict, candidates: list[str], others: list[str], ids=None) -> list[tuple[list, float]]:
+def all_stats(name: str, options: Options, candidates: list[str], others: list[str], ids=None) -> list[tuple[list, float]]:
     """Gives sacrebleu's statistics and sentence score for every row, on all cores when the batch is large."""
     n_proc = workers()
     if n_proc < 2 or len(candidates) < PARALLEL_MIN_ROWS:
@@ -205,7 +225,7 @@ def _sacrebleu_metric(name: str, candidates, others, ctx: MetricContext) -> Metr
     signature = str(scorer.get_signature())
     summary = {}
     if name == "bleu":  # corpus BLEU per pair: sacrebleu's corpus_score over the same statistics
-        corpus_scorer = _sacrebleu_scorer(name, {**ctx.options})
+        corpus_scorer = _sacrebleu_scorer(name, ctx.options)
         corpus_scorer.effective_order = False  # corpus_bleu's default
         segments = ctx.segments or [("all", 0, len(stats))]
         summary = {"corpus": {pair: {"bleu": corpus_scorer._aggregate_and_compute(stats[a:b]).score,
@@ -214,13 +234,13 @@ def _sacrebleu_metric(name: str, candidates, others, ctx: MetricContext) -> Metr
     return MetricResult({name: values}, {name: signature}, summary=summary)
 
 
-@register("bleu", options=("tokenize", "lowercase", "smooth_method"), numbers={"bleu": SCORE_100})
+@register("bleu", options=BleuOptions, numbers={"bleu": SCORE_100})
 def bleu(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives sentence BLEU (0–100) per pair as sacrebleu's `sentence_bleu` does, and corpus BLEU per pair."""
     return _sacrebleu_metric("bleu", candidates, others, ctx)
 
 
-@register("chrf", options=("char_order", "word_order", "beta", "lowercase", "engine"), numbers={"chrf": SCORE_100})
+@register("chrf", options=ChrfOptions, numbers={"chrf": SCORE_100})
 def chrf(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives sentence chrF (0–100) per pair, as sacrebleu's `sentence_chrf` computes it.
 
@@ -239,14 +259,10 @@ def chrf(candidates: list[str], others: list[str], ctx: MetricContext) -> Metric
     return result
 
 
-def chrf_engine(options: dict) -> str:
+def chrf_engine(options: ChrfOptions) -> str:
     """Gives 'fastchrf' when installed and the settings are ones it computes exactly (no word n-grams), else 'sacrebleu'."""
-    requested = options.get("engine", "auto")
-    if requested not in ("auto", "sacrebleu", "fastchrf"):
-        from genval.errors import GenvalError
-
-        raise GenvalError(f"metrics.chrf.engine: '{requested}' is not one of auto, sacrebleu, fastchrf")
-    if requested == "sacrebleu" or int(options.get("word_order", 0)) > 0:
+    requested = options.engine
+    if requested == "sacrebleu" or options.word_order > 0:
         return "sacrebleu"
     try:
         import fastchrf  # noqa: F401
@@ -357,21 +373,32 @@ def rouge_scores(types: list[str], stem: bool, candidates, others, engine: str) 
     return _rouge_python(types, stem, candidates, others)
 
 
-@register("rouge", options=("types", "stemmer", "engine"), numbers={"rouge*": SHARE})
+class RougeOptions(Options):
+    """rouge-score's settings: the ROUGE types, Porter stemming, and the engine."""
+
+    types: list[str] = Field(default_factory=lambda: list(ROUGE_TYPES), min_length=1)
+    stemmer: bool = True
+    engine: Literal["auto", "rouge-score", "rouge-score-rs"] = "auto"
+
+    @field_validator("types")
+    @classmethod
+    def _known(cls, value):
+        for t in value:
+            if t not in ("rougeL", "rougeLsum") and not (t.startswith("rouge") and t[5:].isdigit() and t[5:] != "0"):
+                raise ValueError(f"unknown ROUGE type '{t}' (use rouge1…rouge9, rougeL, rougeLsum)")
+        return value
+
+
+@register("rouge", options=RougeOptions, numbers={"rouge*": SHARE})
 def rouge(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives ROUGE F-measures per pair, as rouge-score's `RougeScorer.score(target, prediction)` does.
 
     A pair where either text is mostly in a script other than Latin gets NaN and a detail
     instead of rouge-score's silent 0, and a note in metrics.json counts them.
     """
-    types = list(ctx.options.get("types", ROUGE_TYPES))
-    for t in types:
-        if t not in ("rougeL", "rougeLsum") and not (t.startswith("rouge") and t[5:].isdigit()):
-            from genval.errors import GenvalError
-
-            raise GenvalError(f"metrics.rouge.types: unknown ROUGE type '{t}' (use rouge1…rouge9, rougeL, rougeLsum)")
-    stem = bool(ctx.options.get("stemmer", True))
-    engine = rouge_engine(ctx.options.get("engine"))
+    types = list(ctx.options.types)
+    stem = ctx.options.stemmer
+    engine = rouge_engine(ctx.options.engine)
     if engine == "rouge-score" and "rougeLsum" in types:
         engine = "rouge-score-rs"  # the memoised path covers n-grams and rougeL only
     foreign = {text: other_script(text) for text in set(candidates) | set(others)}

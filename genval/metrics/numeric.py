@@ -11,8 +11,9 @@ import math
 import re
 
 import numpy as np
+from pydantic import Field
 
-from genval.metrics.registry import MetricContext, MetricResult, register
+from genval.metrics.registry import MetricContext, MetricResult, Options, register
 from genval.registry import DIVERGENCE, SHARE
 
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -103,10 +104,16 @@ def average_precision(ranking: list[str], relevant: set[str]) -> float | None:
     return total / len(relevant)
 
 
-@register("ranking", options=("k",), numbers={"ndcg@*": SHARE, "average_precision": SHARE})
+class RankingOptions(Options):
+    """The cut-off of NDCG@k."""
+
+    k: int = Field(10, ge=1)
+
+
+@register("ranking", options=RankingOptions, numbers={"ndcg@*": SHARE, "average_precision": SHARE})
 def ranking(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives NDCG@k and average precision per pair; their mean (MAP) is the per-pair headline."""
-    k = int(ctx.options.get("k", 10))
+    k = ctx.options.k
     ndcg, ap = [], []
     for cand, other in zip(candidates, others):
         ranked, rel = read_ranking(cand), read_relevance(other)

@@ -12,14 +12,26 @@ through it. A user who wants one more metric names it:
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import Field
+
 from genval.errors import GenvalError
-from genval.metrics.registry import MetricContext, MetricResult, register
+from genval.metrics.registry import MetricContext, MetricResult, Options, register
 
 
-@register("hf_evaluate", options=("metric", "column", "args"))
+class HFEvaluateOptions(Options):
+    """Which `evaluate` metric (a name or a local folder), which result key to keep, and its compute() arguments."""
+
+    metric: str | None = None
+    column: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+@register("hf_evaluate", options=HFEvaluateOptions)
 def hf_evaluate(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives a Hugging Face `evaluate` metric per pair (one `compute` call per pair, as sentence scores)."""
-    name = ctx.options.get("metric")
+    name = ctx.options.metric
     if not name:
         raise GenvalError("metrics.hf_evaluate: give 'metric: <name or local path>' (e.g. metric: meteor)")
     try:
@@ -30,8 +42,8 @@ def hf_evaluate(candidates: list[str], others: list[str], ctx: MetricContext) ->
         module = evaluate.load(name)
     except Exception as exc:  # evaluate raises many types for a missing script or no network
         raise GenvalError(f"metrics.hf_evaluate: cannot load '{name}' ({type(exc).__name__}: {exc})".splitlines()[0]) from None
-    column = ctx.options.get("column") or name.rstrip("/").split("/")[-1]
-    args = dict(ctx.options.get("args") or {})
+    column = ctx.options.column or name.rstrip("/").split("/")[-1]
+    args = dict(ctx.options.args)
     values = []
     for cand, other in zip(candidates, others):
         result = module.compute(predictions=[cand], references=[other], **args)

@@ -17,6 +17,16 @@ EPSILON = 1e-6
 KL_BANDS = ((0.05, "near-identical"), (0.1, "very good"), (0.5, "acceptable"))
 
 
+def kl_signature(sources: str, eps: float = EPSILON) -> str:
+    """Gives the signature of KL(teacher ‖ student): unit, clipping, and how each role's label probabilities were made."""
+    return f"KL(teacher||student)|nats|eps:{eps:g}|label_probs:{sources}"
+
+
+def ece_signature(bins: int, sources: str) -> str:
+    """Gives the signature of the ECE: its equal-width bins and how the label probabilities were made."""
+    return f"ECE|bins:{bins}|equal-width|label_probs:{sources}"
+
+
 def clip(probs: np.ndarray, eps: float = EPSILON) -> np.ndarray:
     """Gives `probs` with every entry at least `eps`, rows renormalised to sum to 1."""
     out = np.clip(np.asarray(probs, dtype=float), eps, None)

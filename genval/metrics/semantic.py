@@ -18,8 +18,10 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from pydantic import Field
+
 from genval.errors import GenvalError
-from genval.metrics.registry import MetricContext, MetricResult, register
+from genval.metrics.registry import MetricContext, MetricResult, Options, register
 from genval.registry import COSINE
 
 DEFAULT_LAYER = 5
@@ -85,25 +87,42 @@ def _quiet_loading() -> None:
     logging.disable_progress_bar()
 
 
+class EmbeddingOptions(Options):
+    """The encoder (default: all-MiniLM-L6-v2 from its PyPI package), where it runs, and its batch size."""
+
+    model: str | None = None
+    device: str | None = None  # auto: CUDA when present
+    fp16: bool = True  # on CUDA only
+    batch_size: int = Field(64, ge=1)
+
+
+class BertScoreOptions(EmbeddingOptions):
+    """bert-score's settings: the layer, idf weighting, baseline rescaling (Zhang et al. 2020)."""
+
+    num_layers: int | None = Field(None, ge=1)
+    idf: bool = False
+    rescale: bool = False
+    baseline_path: str | None = None
+
+
 def _bert_settings(ctx: MetricContext) -> dict:
     opts = ctx.options
-    model = opts.get("model")
-    layers = opts.get("num_layers")
+    model = opts.model
+    layers = opts.num_layers
     if model is not None and layers is None and Path(model).exists():
         raise GenvalError("metrics.bertscore: a local model path needs 'num_layers' (the layer whose embeddings "
                           "BERTScore matches), e.g. num_layers: 9 for a 12-layer BERT")
-    rescale = bool(opts.get("rescale", False))
-    baseline = opts.get("baseline_path")
+    rescale = opts.rescale
+    baseline = opts.baseline_path
     if rescale and model is None and baseline is None:
         raise GenvalError("metrics.bertscore: 'rescale: true' with the default model needs 'baseline_path' "
                           "(bert-score ships baselines only for hub models)")
     if baseline is not None and not Path(baseline).is_file():
         raise GenvalError(f"metrics.bertscore.baseline_path: no such file {baseline}")
-    device = pick_device(opts.get("device"))
-    return {"model": model or default_model_path(), "num_layers": int(layers or DEFAULT_LAYER), "device": device,
-            "idf": bool(opts.get("idf", False)), "rescale": rescale, "baseline_path": baseline,
-            "batch_size": int(opts.get("batch_size", 64)),
-            "fp16": bool(opts.get("fp16", True)) and device.startswith("cuda"), "label": model_label(model)}
+    device = pick_device(opts.device)
+    return {"model": model or default_model_path(), "num_layers": layers or DEFAULT_LAYER, "device": device,
+            "idf": opts.idf, "rescale": rescale, "baseline_path": baseline, "batch_size": opts.batch_size,
+            "fp16": opts.fp16 and device.startswith("cuda"), "label": model_label(model)}
 
 
 def _score_bert(scorer, candidates, others, fp16: bool, batch_size: int):
@@ -119,8 +138,7 @@ def _score_bert(scorer, candidates, others, fp16: bool, batch_size: int):
 
 
 # BERTScore is a cosine-based F in [−1, 1] (rescaled scores can fall lower); a failed output counts −1.
-@register("bertscore", options=("model", "num_layers", "idf", "rescale", "baseline_path", "device", "fp16", "batch_size"),
-          numbers={"bertscore_*": COSINE})
+@register("bertscore", options=BertScoreOptions, numbers={"bertscore_*": COSINE})
 def bertscore(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives BERTScore precision, recall and F1 per pair, as `bert_score.score` computes them with the same settings."""
     s = _bert_settings(ctx)
@@ -162,23 +180,23 @@ def _empty_value(scorer) -> float:
     return (0.0 - b) / (1.0 - b)
 
 
-@register("embedding", options=("model", "device", "fp16", "batch_size"), numbers={"embedding": COSINE})
+@register("embedding", options=EmbeddingOptions, numbers={"embedding": COSINE})
 def embedding(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives the cosine similarity of the two texts' sentence embeddings, each distinct text embedded once."""
     import numpy as np
 
     opts = ctx.options
-    device = pick_device(opts.get("device"))
-    fp16 = bool(opts.get("fp16", True)) and device.startswith("cuda")
-    encoder = sentence_model(opts.get("model") or default_model_path(), device, fp16)
+    device = pick_device(opts.device)
+    fp16 = opts.fp16 and device.startswith("cuda")
+    encoder = sentence_model(opts.model or default_model_path(), device, fp16)
     distinct = list(dict.fromkeys([*candidates, *others]))
     # encode() sorts by length itself; normalised vectors make the cosine a dot product
-    vectors = encoder.encode(distinct, batch_size=int(opts.get("batch_size", 64)), convert_to_numpy=True,
+    vectors = encoder.encode(distinct, batch_size=opts.batch_size, convert_to_numpy=True,
                              normalize_embeddings=True, show_progress_bar=False).astype(np.float64)
     row = {text: i for i, text in enumerate(distinct)}
     a = vectors[[row[c] for c in candidates]]
     b = vectors[[row[o] for o in others]]
     values = [float(v) if math.isfinite(v) else float("nan") for v in np.einsum("ij,ij->i", a, b)]
-    sig = (f"embedding-cosine|model:{model_label(opts.get('model'))}|normalised|dtype:{'fp16' if fp16 else 'fp32'}"
+    sig = (f"embedding-cosine|model:{model_label(opts.model)}|normalised|dtype:{'fp16' if fp16 else 'fp32'}"
            f"|sentence-transformers:{version('sentence-transformers')}")
     return MetricResult({"embedding": values}, {"embedding": sig})

@@ -160,10 +160,11 @@ def _merge(summary: dict, result: MetricResult) -> None:
 
 def _classify(run: Run, config: RunConfig, examples, outputs, progress: Progress) -> pd.DataFrame:
     """Writes classification.json; gives its per-example rows for the scores table."""
-    from genval.metrics.classification import label_table, score_rows
+    from genval.metrics.classification import label_table, score_rows, signatures
     from genval.metrics.classification_summary import summarise
 
     progress.say("score: classification (labels, calibration, bootstrap intervals)")
     table, labels = label_table(examples, outputs, config)
-    run.write_json("classification.json", summarise(table, labels, config))
-    return score_rows(table)
+    signed = signatures(config)
+    run.write_json("classification.json", {**summarise(table, labels, config), "signatures": signed})
+    return score_rows(table, signed["kl"])

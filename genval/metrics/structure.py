@@ -10,7 +10,7 @@ import json
 import re
 
 from genval.errors import GenvalError
-from genval.metrics.registry import MetricContext, MetricResult, register
+from genval.metrics.registry import MetricContext, MetricResult, Options, register
 from genval.registry import BAD_SHARE, SHARE
 
 FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
@@ -146,7 +146,13 @@ def _counts(pred: dict, gold: dict, name: str) -> tuple[int, int, int, int]:
     return 0, 0, int(p is not None), int(g is not None)
 
 
-@register("fields", options=("fields",), numbers={"field:*": SHARE, "fields_accuracy": SHARE, "fields_f1": SHARE})
+class FieldsOptions(Options):
+    """The fields to compare (default: every field of the schema, else of the reference objects)."""
+
+    fields: list[str] | None = None
+
+
+@register("fields", options=FieldsOptions, numbers={"field:*": SHARE, "fields_accuracy": SHARE, "fields_f1": SHARE})
 def fields(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives per-field exact match, per-example field accuracy and F1; micro/macro F1 per pair in the summary.
 
@@ -155,7 +161,7 @@ def fields(candidates: list[str], others: list[str], ctx: MetricContext) -> Metr
     the gold filled and the output wrong or empty (slot filling, as in entity extraction).
     """
     golds = [read_object(o) for o in others]
-    names = list(ctx.options.get("fields") or field_names(ctx, golds))
+    names = list(ctx.options.fields or field_names(ctx, golds))
     cols: dict[str, list] = {f"field:{n}": [] for n in names}
     cols.update(fields_accuracy=[], fields_f1=[])
     details: list[str | None] = []

@@ -7,12 +7,9 @@ and `calibration.json` when present (for the plots).
 from __future__ import annotations
 
 from genval.config import RunConfig
-from genval.errors import GenvalError
 from genval.progress import Progress
 from genval.report import drilldown, html, markdown
-from genval.run import Run
-
-SCHEMA_VERSION = 2  # the summary.json this renders (genval/schemas/summary.schema.json)
+from genval.run import Run, read_summary
 
 
 def _latency(run: Run) -> dict[str, list[float]]:
@@ -26,10 +23,7 @@ def _latency(run: Run) -> dict[str, list[float]]:
 
 def report(run: Run, config: RunConfig, progress: Progress) -> dict:
     """Writes report.md and report.html from the run's summary; gives their paths."""
-    summary = run.read_json("summary.json")
-    if summary.get("schema_version") != SCHEMA_VERSION:
-        raise GenvalError(f"{run.path('summary.json')}: written by an older genval (not schema_version {SCHEMA_VERSION}); "
-                          "re-run the aggregate stage: `genval run CONFIG --force aggregate`")
+    summary = read_summary(run.path("summary.json"))
     run.write_text("report.md", markdown.render(summary))
     extras = {"classification": run.read_json("classification.json") if run.has("classification.json") else None,
               "calibration": run.read_json("calibration.json") if run.has("calibration.json") else None,

@@ -5,8 +5,10 @@ Only the surface genval uses: `LLM(model=…, …)`, `LLM.generate(prompts, samp
 `StructuredOutputsParams` (in `vllm.sampling_params`), and `RequestOutput` / `CompletionOutput`
 / `Logprob` / `RequestStateStats` as results. A wrong keyword raises TypeError as the real
 classes do; the removed `guided_*` fields are rejected; `max_tokens` defaults to 16. The
-"model" is not a model: it answers a fixed token stream, so tests can tell exactly what the
-caller asked for (max_tokens, stop, logprobs, schema) from what comes back. Put this folder
+"model" answers a fixed token stream, so tests can tell exactly what the caller asked for
+(max_tokens, stop, logprobs, schema) from what comes back; only `prompt_logprobs` come from the
+real causal LM in the model folder (a forward pass through transformers), so label scores are
+checked against the model's own logits. Put this folder
 on sys.path only inside the vLLM tests.
 """
 

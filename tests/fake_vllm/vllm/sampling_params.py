@@ -1,20 +1,21 @@
 """`SamplingParams` and `StructuredOutputsParams` as vLLM 0.33 defines them (the fields genval may touch)."""
 
-from __future__ import annotations
-
-from dataclasses import dataclass
+from pydantic.dataclasses import dataclass
 
 
 @dataclass
 class StructuredOutputsParams:
-    """One structured-output constraint (vLLM ≥ 0.12; replaces the removed guided_* fields)."""
+    """One structured-output constraint (vLLM ≥ 0.12; replaces the removed guided_* fields).
+
+    As vLLM's own: a pydantic dataclass (so `json` must be a str or a dict), and exactly one
+    kind of constraint — none, or two, is an error.
+    """
 
     json: str | dict | None = None
     regex: str | None = None
     choice: list[str] | None = None
     grammar: str | None = None
     json_object: bool | None = None
-    disable_fallback: bool = False
     disable_any_whitespace: bool = False
     disable_additional_properties: bool = False
     whitespace_pattern: str | None = None
@@ -22,10 +23,11 @@ class StructuredOutputsParams:
 
     def __post_init__(self):
         kinds = [self.json is not None, self.regex is not None, self.choice is not None,
-                 self.grammar is not None, bool(self.json_object), self.structural_tag is not None]
-        if sum(kinds) != 1:
-            raise ValueError("You can only use one kind of structured outputs constraint but "
-                             f"{sum(kinds)} were specified")
+                 self.grammar is not None, self.json_object is not None, self.structural_tag is not None]
+        if sum(kinds) > 1:
+            raise ValueError("You can only use one kind of structured outputs constraint but multiple are specified")
+        if sum(kinds) < 1:
+            raise ValueError("You must use one kind of structured outputs constraint but none are specified")
 
 
 class SamplingParams:

@@ -15,11 +15,6 @@ ENGINE_ARGS = {"max_model_len", "disable_log_stats", "max_num_seqs", "max_num_ba
                "enable_prefix_caching", "max_logprobs", "kv_cache_dtype", "distributed_executor_backend"}
 
 
-def prompt_token_logprob(position: int, token: int) -> float:
-    """The stand-in's log-probability of a prompt token: depends on both, so a shifted position shows."""
-    return -0.1 * (1 + (token * 31 + position * 7) % 17)
-
-
 def _example(schema: dict):
     """Gives a small value that satisfies a simple JSON Schema (what constrained decoding would yield)."""
     kind = schema.get("type")
@@ -57,6 +52,7 @@ class LLM:
         self.log_stats = not kwargs.get("disable_log_stats", True)
         self.kwargs = kwargs
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or model, revision=revision)
+        self._scorer = None  # the folder's causal LM, loaded when prompt log-probabilities are first asked for
         self._counter = 0
         LLM.instances.append(self)
 
@@ -109,11 +105,30 @@ class LLM:
             raise TypeError("sampling_params must be SamplingParams")
         return sampling_params
 
+    def _prompt_logprobs(self, prompt_ids: list[int]) -> list[list[float]]:
+        """Gives, per prompt position, the model's log-softmax over the vocabulary (float32, as vLLM computes).
+
+        Prompt log-probabilities are the one thing here that a real model computes: label scores
+        must be checked against the model's own logits, not against numbers the stand-in made up.
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        if self._scorer is None:
+            self._scorer = AutoModelForCausalLM.from_pretrained(self.model).eval()
+        with torch.inference_mode():
+            logits = self._scorer(torch.tensor([prompt_ids])).logits[0].float()
+        return torch.log_softmax(logits, dim=-1).tolist()
+
     def _answer(self, prompt: str, prompt_ids: list[int], sp: SamplingParams) -> RequestOutput:
         tok = self.tokenizer
         schema = sp.structured_outputs.json if sp.structured_outputs is not None else None
         if schema is not None:
             schema = json.loads(schema) if isinstance(schema, str) else schema
+            # As vLLM's structured-output backends do, a schema that is not one is refused, not ignored.
+            from jsonschema import validators
+
+            validators.validator_for(schema).check_schema(schema)
             ids = tok(json.dumps(_example(schema)), add_special_tokens=False)["input_ids"][:sp.max_tokens]
         else:
             ids = tok(STREAM, add_special_tokens=False)["input_ids"][:sp.max_tokens]
@@ -139,7 +154,8 @@ class LLM:
         prompt_logprobs = None
         if sp.prompt_logprobs is not None:
             # As vLLM: None for the first token, then per position a dict holding the prompt's own token.
-            prompt_logprobs = [None] + [{t: Logprob(prompt_token_logprob(p, t), 1, tok.decode([t]))}
+            logp = self._prompt_logprobs(prompt_ids)
+            prompt_logprobs = [None] + [{t: Logprob(logp[p - 1][t], None, tok.decode([t]))}
                                         for p, t in enumerate(prompt_ids) if p > 0]
         self._counter += 1
         out = CompletionOutput(index=0, text=text, token_ids=list(ids), cumulative_logprob=None, logprobs=logprobs,

@@ -1,0 +1,196 @@
+"""Every input a run will read, loaded and checked before the first byte goes into the run folder.
+
+`pipeline.prepare` calls `check_inputs` first, and `genval validate` runs exactly it, so a
+mistake in any input — the eval set, the schema, a replay file, a judge file (its prompt
+rendered once with a sample record), the human labels against the judges, the gate's
+baseline, a metric's options, an unset API-key variable, a cache path that cannot be a
+SQLite file, a run folder that cannot be one — stops the run with one line while the run
+folder stays as it was. The stages read the same files again; they trust what was checked.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from genval.config import RunConfig
+from genval.errors import GenvalError
+from genval.evalset import EvalSet, load_evalset
+from genval.redact import watch_config
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+@dataclass
+class Checked:
+    """What the checks loaded: the eval set (prepare writes it), and counts for `genval validate` to print."""
+
+    evalset: EvalSet
+    judges: int = 0
+    ratings: int | None = None
+
+
+def check_inputs(config: RunConfig, out_dir: Path | None = None) -> Checked:
+    """Loads and checks every input of `config`; raises the first mistake as a one-line GenvalError.
+
+    With `out_dir`, also checks that the run folder and the request cache can be what they
+    must be there (a folder, a SQLite file).
+    """
+    watch_config(config)  # before anything can fail: an error line may quote a server's answer
+    evalset = load_evalset(config.eval_set, config.prompt, config.slices, config.system_prompt)
+    _check_schema(config)
+    _check_metrics(config)
+    for role, model in config.models.items():
+        _check_model(model, config, ("models", role), config.labels)
+    scopes = _check_judges(config, evalset)
+    for i, ref in enumerate(config.judge):
+        _check_model(ref.model, config, ("judge", i, "model"), None)
+    ratings = _check_labels(config, scopes)
+    _check_gate(config)
+    if out_dir is not None:
+        _check_run_folder(config, Path(out_dir))
+        _check_cache(config, Path(out_dir))
+    return Checked(evalset=evalset, judges=len(scopes), ratings=ratings)
+
+
+def _check_schema(config: RunConfig) -> None:
+    schema = config.load_schema()
+    if schema is None:
+        return
+    from jsonschema import SchemaError, validators
+
+    if not isinstance(schema, (dict, bool)):
+        raise GenvalError(f"{config.schema_path}: a JSON Schema is an object, found {type(schema).__name__}")
+    try:
+        validators.validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        at = "/".join(str(p) for p in exc.path) or "(top level)"
+        raise GenvalError(f"{config.schema_path}: not a valid JSON Schema at {at} ({exc.message})") from None
+
+
+def _check_metrics(config: RunConfig) -> None:
+    """Checks each metric's name and its options against the metric's typed options model."""
+    from genval.metrics.registry import get_metric
+
+    for i, spec in enumerate(config.metric_specs):
+        place = config.where("metrics", i)
+        try:
+            metric = get_metric(spec.name)
+        except GenvalError as exc:
+            raise GenvalError(f"{place}: {exc}") from None
+        metric.parse_options(spec.options, place)
+
+
+def _check_model(model, config: RunConfig, loc: tuple, labels) -> None:
+    """Checks what a model needs before it is called; a replay file is read and checked whole."""
+    place, key = config.where(*loc), ".".join(str(p) for p in loc)
+    if model.backend == "replay":
+        from genval.backends.replay import ReplayBackend
+
+        if not Path(model.path).is_file():
+            raise GenvalError(f"{place}: {key}.path: no such replay file {model.path}")
+        ReplayBackend(model.path, labels=labels)
+        return
+    if model.backend == "openai":
+        if model.api_key_env and not os.environ.get(model.api_key_env):
+            raise GenvalError(f"{config.where(*loc, 'api_key_env')}: {key}.api_key_env: the environment variable "
+                              f"{model.api_key_env} is not set (export it, or remove 'api_key_env' for a server "
+                              "without a key)")
+        if not model.base_url.startswith(("http://", "https://")):
+            raise GenvalError(f"{config.where(*loc, 'base_url')}: {key}.base_url: '{model.base_url}' is not an "
+                              "http:// or https:// URL (e.g. http://127.0.0.1:8000/v1)")
+        return
+    if model.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise GenvalError(f"{place}: {key}: backend 'vllm' needs the vllm package: pip install genval[vllm] "
+                          "(or use 'backend: hf' where vLLM is not available)")
+    local = model.model.startswith(("/", "./", "../", "~"))
+    if local and not Path(model.model).expanduser().exists():
+        raise GenvalError(f"{config.where(*loc, 'model')}: {key}.model: no such model folder {model.model}")
+
+
+def _check_judges(config: RunConfig, evalset: EvalSet) -> list:
+    """Loads each judge file, resolves its pairs, and renders its prompt once with the first example."""
+    from genval.judging.prompts import render_prompt
+    from genval.judging.stage import judge_scopes
+
+    scopes = judge_scopes(config)
+    first = evalset.examples.iloc[0]
+    for i, (ref, scope) in enumerate(zip(config.judge, scopes)):
+        definition = scope.definition
+        if ref.aspect and definition.aspects and ref.aspect not in definition.aspects:
+            raise GenvalError(f"{config.where('judge', i, 'aspect')}: judge '{scope.name}': aspect '{ref.aspect}' "
+                              f"is not among {ref.config.name}'s aspects ({', '.join(definition.aspects)})")
+        fields = {"task": config.task, "input": first["input"] or first["prompt"], "reference": first["reference"],
+                  "candidate": "candidate", "other": "other", "output_a": "a", "output_b": "b"}
+        try:
+            render_prompt(definition, fields, ref.aspect)
+        except (KeyError, ValueError) as exc:
+            raise GenvalError(f"{ref.config}: the prompt cannot be rendered ({type(exc).__name__}: {exc})") from None
+    return scopes
+
+
+def _check_labels(config: RunConfig, scopes: list) -> int | None:
+    if config.human_labels is None:
+        return None
+    from genval.judging.labels import read_labels
+
+    return len(read_labels(config.human_labels, judges=scopes))
+
+
+def _check_gate(config: RunConfig) -> None:
+    if config.gate is None or config.gate.baseline is None:
+        return
+    from genval.analysis.gate import read_baseline
+
+    read_baseline(config.gate.baseline)
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _writable_place(path: Path, what: str, place: str) -> None:
+    """Checks that `path` (to be created) can be: its nearest existing ancestor is a folder we may write in."""
+    ancestor = _nearest_existing(path.parent)
+    if not ancestor.is_dir():
+        raise GenvalError(f"{place}: {ancestor} is a file, so the {what} {path} cannot be made; move the file "
+                          "or choose another path")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise GenvalError(f"{place}: no permission to write in {ancestor} (for the {what} {path})")
+
+
+def _check_run_folder(config: RunConfig, out_dir: Path) -> None:
+    from genval.run import Run
+
+    root = out_dir / config.name
+    if root.exists():
+        Run(root)  # a file in its place, or a damaged manifest, is a one-line error
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise GenvalError(f"{root}: no permission to write in the run folder")
+    else:
+        _writable_place(root, "run folder", "--out")
+
+
+def _check_cache(config: RunConfig, out_dir: Path) -> None:
+    """Checks that the request cache is, or can become, a SQLite file (not a folder, not another file)."""
+    path = config.cache or out_dir / "cache.sqlite"
+    place = config.where("cache") if config.cache else "--out (the request cache's folder)"
+    if path.is_dir():
+        raise GenvalError(f"{place}: cache: {path} is a folder; give the path of a file (e.g. {path / 'cache.sqlite'})")
+    if path.exists():
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise GenvalError(f"{place}: cache: cannot read {path} ({exc.strerror})") from None
+        if head and head != SQLITE_HEADER:
+            raise GenvalError(f"{place}: cache: {path} is not a SQLite file (genval's request cache); "
+                              "move it or point 'cache' at another path")
+        if not os.access(path, os.W_OK):
+            raise GenvalError(f"{place}: cache: no permission to write {path}")
+    else:
+        _writable_place(path, "request cache", place)
