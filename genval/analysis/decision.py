@@ -14,7 +14,6 @@ import pandas as pd
 from genval.analysis.diagnosis import pct
 
 BLOCKING = ("weak_critical_slice", "small_slice", "student_only_errors", "format_failures")
-VERDICTS = ("READY", "NOT_READY", "INCOMPLETE", "NO_DECISION")
 
 
 def _share(failed: int, n: int) -> dict:

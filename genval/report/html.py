@@ -6,8 +6,8 @@ import json
 from html import escape
 from importlib import resources
 
-from genval.report import plots
 from genval import registry
+from genval.report import plots
 from genval.report.decision import ci, decision, failure_line, headline_rows, num, slice_rows
 from genval.report.drilldown import FAILURE_KINDS
 
