@@ -3,8 +3,9 @@
 `run` and `validate` live here; each area adds its own commands from its `commands.py`
 (`add_commands(subparsers)`), so the command line grows without one module knowing them all.
 A user's mistake prints one line and exits 2 (a mistake in the command line too); a release
-gate that fails exits 1. Anything else that goes wrong is a bug in genval: one line and exit
-70 (EX_SOFTWARE); `genval --debug COMMAND` shows the traceback of either.
+gate that fails exits 1; a run (or stage command) that finished with failed requests, or whose
+decision is INCOMPLETE, exits 3. Anything else that goes wrong is a bug in genval: one line and
+exit 70 (EX_SOFTWARE); `genval --debug COMMAND` shows the traceback of either.
 """
 
 from __future__ import annotations
@@ -68,9 +69,20 @@ COMMAND_MODULES = (
 )
 
 
+def _say_outcome(result: dict) -> None:
+    """Prints the decision and its reasons, and the failed requests a plain re-run retries (stdout)."""
+    decision = result["decision"]
+    if decision:
+        print(f"decision: {decision['verdict'].replace('_', ' ')}")
+        for reason in decision["reasons"]:
+            print(f"  - {reason}")
+    for stage, count in result["failed_requests"].items():
+        print(f"{stage}: {count} requests failed; a plain re-run retries them (exit 3)")
+
+
 def _cmd_run(args) -> int:
     from genval.config import load_config
-    from genval.pipeline import check_force, prepare, report_path, run_stages
+    from genval.pipeline import check_force, outcome, prepare, report_path, run_stages
     from genval.progress import Progress
 
     config = load_config(args.config)
@@ -78,14 +90,16 @@ def _cmd_run(args) -> int:
     progress = Progress(quiet=args.quiet)
     run = prepare(config, Path(args.out))
     run_stages(run, config, progress, force=tuple(args.force or ()))
+    result = outcome(run)
+    _say_outcome(result)
     print(report_path(run))
-    return 0
+    return result["exit_code"]
 
 
 def _cmd_stage(args) -> int:
     """Runs the stages up to and including the named one; those whose inputs are unchanged are skipped."""
     from genval.config import load_config
-    from genval.pipeline import STAGE_NAMES, prepare, report_path, run_stages
+    from genval.pipeline import STAGE_NAMES, outcome, prepare, report_path, run_stages
     from genval.progress import Progress
 
     config = load_config(args.config)
@@ -93,8 +107,10 @@ def _cmd_stage(args) -> int:
     force = (args.command,) if args.force else ()
     upto = STAGE_NAMES[: STAGE_NAMES.index(args.command) + 1]
     run_stages(run, config, Progress(quiet=args.quiet), force=force, only=upto)
+    result = outcome(run, upto)
+    _say_outcome(result)
     print(report_path(run) if args.command == "report" else run.root)
-    return 0
+    return result["exit_code"]
 
 
 def _cmd_validate(args) -> int:

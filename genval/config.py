@@ -137,27 +137,56 @@ class JudgeRef(Strict):
     aspect: str | None = None  # the human-rated aspect to judge (overrides the judge file's)
 
 
+class NonInferiority(Strict):
+    """Student − teacher on a number, tested against −margin (the margin is in the number's own units)."""
+
+    margin: float = Field(ge=0)
+
+
 class GateRule(Strict):
-    """One release rule: a bound on a headline number, overall or on one slice."""
+    """One release rule: bounds on a headline number, overall or on one slice (or every slice of a field).
+
+    `min`/`max` test the point value; `lower`/`upper` the ends of its interval (the lower end
+    must reach `lower`); `non_inferiority` the lower end of the paired interval of
+    student − teacher against −margin; `max_regression` the change from a baseline run.
+    """
 
     metric: str
     pair: str | None = None
-    slice: str | None = None  # "field=value"
+    slice: str | None = None  # "field=value", or "field=*" for every slice of the field
     min: float | None = None
     max: float | None = None
+    lower: float | None = None
+    upper: float | None = None
     max_regression: float | None = Field(None, ge=0)
+    non_inferiority: NonInferiority | None = None
 
     @model_validator(mode="after")
     def _has_bound(self):
-        if self.min is None and self.max is None and self.max_regression is None:
-            raise ValueError("a gate rule needs at least one of min, max, max_regression")
+        bounds = (self.min, self.max, self.lower, self.upper, self.max_regression, self.non_inferiority)
+        if all(b is None for b in bounds):
+            raise ValueError("a gate rule needs at least one of min, max, lower, upper, max_regression, "
+                             "non_inferiority")
         if self.slice is not None and "=" not in self.slice:
             raise ValueError(f"slice '{self.slice}' should read 'field=value', e.g. 'critical=true'")
         return self
 
 
-_RULE_TEXT = re.compile(r"^\s*(?P<metric>[\w.:-]+)(?:\s*\[(?P<pair>[^\]]+)\])?\s*(?P<op>>=|<=)\s*"
-                        r"(?P<bound>-?[\d.]+(?:e-?\d+)?)(?:\s+on\s+(?P<slice>\S+=\S+))?\s*$")
+_RULE_TEXT = re.compile(r"^\s*(?P<metric>[\w.:@-]+)(?:\s*\[(?P<pair>[^\]]+)\])?(?:\s+(?P<end>lower|upper))?\s*"
+                        r"(?P<op>>=|<=)\s*(?P<bound>-?[\d.]+(?:e-?\d+)?)(?:\s+on\s+(?P<slice>\S+=\S+))?\s*$")
+_RULE_FORM = "metric [pair] [lower|upper] >= number on field=value"
+
+
+def _rule_from_text(item: str) -> dict:
+    """Reads `metric [pair] [lower|upper] >=|<= number [on field=value]` into a rule's fields."""
+    match = _RULE_TEXT.match(item)
+    if not match:
+        raise ValueError(f"rule '{item}' should read '{_RULE_FORM}'")
+    end, op = match["end"], match["op"]
+    if (end, op) in (("lower", "<="), ("upper", ">=")):
+        raise ValueError(f"rule '{item}': the interval's lower end takes '>=' and its upper end '<='")
+    bound = end or ("min" if op == ">=" else "max")
+    return {"metric": match["metric"], "pair": match["pair"], "slice": match["slice"], bound: float(match["bound"])}
 
 
 class GateConfig(Strict):
@@ -169,18 +198,8 @@ class GateConfig(Strict):
     @field_validator("rules", mode="before")
     @classmethod
     def _rule_text(cls, value):
-        """Reads the short form `metric [pair] >= 0.95 on field=value` as well as a mapping."""
-        out = []
-        for item in value or []:
-            if isinstance(item, str):
-                match = _RULE_TEXT.match(item)
-                if not match:
-                    raise ValueError(f"rule '{item}' should read 'metric [pair] >= number on field=value'")
-                bound = "min" if match["op"] == ">=" else "max"
-                item = {"metric": match["metric"], "pair": match["pair"], "slice": match["slice"],
-                        bound: float(match["bound"])}
-            out.append(item)
-        return out
+        """Reads the short form `metric [pair] [lower] >= 0.95 on field=value` as well as a mapping."""
+        return [_rule_from_text(item) if isinstance(item, str) else item for item in value or []]
 
 
 class Analysis(Strict):
@@ -192,6 +211,7 @@ class Analysis(Strict):
     min_slice_n: int = Field(30, ge=1)
     rare_class_share: float = Field(0.05, gt=0, lt=1)
     ece_bins: int = Field(10, ge=2)
+    max_failure_rate: float = Field(0.01, ge=0, le=1)  # above it, for any role or judge: decision INCOMPLETE
 
 
 DEFAULT_METRICS = {

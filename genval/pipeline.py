@@ -75,20 +75,25 @@ def _stage_fn(module: str, attr: str) -> Callable:
     return call
 
 
+def _bootstrap_key(config: RunConfig) -> dict:
+    """Gives the analysis settings a stage's own numbers depend on (not the decision's failure limit)."""
+    return config.analysis.model_dump(mode="json", exclude={"max_failure_rate"})
+
+
 STAGES = [
     Stage("generate", _stage_fn("genval.backends.stage", "generate"), ("examples",), ("outputs", "ops.json"),
           lambda c: {"models": _models_key(c), "generation": c.generation.model_dump(mode="json"), "task": c.task,
                      "labels": c.labels, "schema": _file_digest(c.schema_path) if c.task == "extraction" else None},
-          needs_cache=True, version=3),  # 3: label_delimiter; ops.json from measured passes, with basis and intervals
+          needs_cache=True, version=4),  # 4: failed_requests (not current with failures); 3: label_delimiter, ops
     Stage("score", _stage_fn("genval.metrics.stage", "score"), ("examples", "outputs"), ("scores", "metrics.json"),
           lambda c: {"metrics": [m.model_dump(mode="json") for m in c.metric_specs], "task": c.task,
                      "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field,
-                     "slices": c.slices, "analysis": c.analysis.model_dump(mode="json")},
-          version=3),  # 3: KL/ECE signatures name how label probabilities were made
+                     "slices": c.slices, "analysis": _bootstrap_key(c)},
+          version=4),  # 4: a failed output's rows at the worst value; 3: KL/ECE signatures name their probabilities
     Stage("judge", _stage_fn("genval.judging.stage", "judge"), ("examples", "outputs"), ("judgments", "calibration.json"),
           lambda c: {"judges": _judges_key(c), "human_labels": _file_digest(c.human_labels), "task": c.task,
-                     "slices": c.slices, "analysis": c.analysis.model_dump(mode="json")},
-          needs_cache=True, version=2),  # 2: G-Eval scores never floored; swap-aware spread and samples_swapped
+                     "slices": c.slices, "analysis": _bootstrap_key(c)},
+          needs_cache=True, version=3),  # 3: `equivalent`, unanswered rows, meaning; 2: G-Eval never floored, swap
     Stage("aggregate", _stage_fn("genval.analysis.stage", "aggregate"),
           ("examples", "outputs", "scores", "judgments", "ops.json", "metrics.json", "calibration.json",
            "classification.json"),
@@ -98,11 +103,11 @@ STAGES = [
                      "gate": c.gate.model_dump(mode="json") if c.gate else None,
                      "baseline": _file_digest(c.gate.baseline / "summary.json" if c.gate.baseline.is_dir()
                                               else c.gate.baseline) if c.gate and c.gate.baseline else None},
-          version=2),  # 2: slices, classification, judge, status, diagnoses, gate in summary.json
+          version=3),  # 3: decision, failures, answered numbers, corrected judge rate, interval gates
     Stage("report", _stage_fn("genval.report.stage", "report"),
           ("summary.json", "examples", "outputs", "scores", "judgments", "classification.json", "calibration.json"),
           ("report.md", "report.html"),
-          lambda c: {"name": c.name}, version=2),  # 2: report.html (self-contained) next to report.md
+          lambda c: {"name": c.name}, version=3),  # 3: the decision and its reasons first
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 
@@ -119,8 +124,13 @@ def input_hash(run: Run, stage: Stage, config: RunConfig) -> str:
 
 
 def _is_current(run: Run, stage: Stage, digest: str) -> bool:
+    """Says whether a stage can be skipped: done, same inputs, outputs untouched, and no failed request.
+
+    A stage that finished with failed requests is not current, so a plain re-run retries
+    exactly those (the request cache answers the finished ones; it never stores a failure).
+    """
     record = run.manifest.get("stages", {}).get(stage.name, {})
-    if record.get("status") != "done" or record.get("input_hash") != digest:
+    if record.get("status") != "done" or record.get("input_hash") != digest or record.get("failed_requests"):
         return False
     outputs = record.get("outputs", {})
     return all(run.has(name) and outputs.get(name) == run.artifact_hash(name) for name in stage.writes)
@@ -203,13 +213,35 @@ def _jsonable(result: dict) -> dict:
     return json.loads(json.dumps(result, default=str))
 
 
+def outcome(run: Run | str | Path, stages: list[str] | None = None) -> dict:
+    """Gives how a run ended: failed requests per stage, the decision (when aggregated) and the CLI's exit code.
+
+    Exit code 3 when requests failed or the decision is INCOMPLETE, else 0. `stages` limits
+    both to the stages a command ran (the decision only when `aggregate` is among them).
+    """
+    run = run if isinstance(run, Run) else Run(Path(run))
+    names = stages or STAGE_NAMES
+    records = run.manifest.get("stages", {})
+    failed = {name: int(records[name].get("failed_requests") or 0) for name in names
+              if name in records and records[name].get("failed_requests")}
+    decision = None
+    if "aggregate" in names and run.has("summary.json"):
+        decision = run.read_json("summary.json").get("decision")
+    incomplete = bool(failed) or (decision or {}).get("verdict") == "INCOMPLETE"
+    return {"failed_requests": failed, "decision": decision, "exit_code": 3 if incomplete else 0}
+
+
 def report_path(run: Run) -> Path:
     html = run.path("report.html")
     return html if html.exists() else run.path("report.md")
 
 
 def run_pipeline(config_path, out_dir="runs", force=(), quiet=False, progress: Progress | None = None) -> Path:
-    """Runs every stage of the config at `config_path`; gives the run folder's path."""
+    """Runs every stage of the config at `config_path`; gives the run folder's path.
+
+    Its `summary.json` holds the `decision`; `outcome(path)` gives it with the failed requests
+    and the exit code `genval run` would give.
+    """
     config = load_config(config_path)
     check_force(force)
     progress = progress or Progress(quiet=quiet)

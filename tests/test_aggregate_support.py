@@ -71,9 +71,12 @@ def make_run(root: Path, teacher_correct, student_correct, region=None, sha="abc
                             "error": err, "cached": False})
     run.write_table("outputs", pd.DataFrame(outputs))
     if verdicts is not None:
+        # As the judge stage writes them, for a binary judge whose `equivalent` is [equivalent].
         run.write_table("judgments", pd.DataFrame({
             "id": ids, "pair": "student~teacher", "judge": "j1", "verdict": verdicts, "score": [None] * n,
-            "raw": ["r"] * n, "parsed": [v is not None for v in verdicts], "swap_consistent": [True] * n}))
+            "equivalent": [None if v is None else float(v == "equivalent") for v in verdicts],
+            "raw": ["r"] * n, "parsed": [v is not None for v in verdicts], "swap_consistent": [True] * n,
+            "requests": [1] * n}))
     return run
 
 

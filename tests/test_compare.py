@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy.stats import binomtest
@@ -31,6 +33,10 @@ def test_mcnemar_matches_exact_binomial(b, c):
     assert out["p_value"] == pytest.approx(expected)
 
 
+def _find(result, kind, metric, pair, where=None):
+    return next(r for r in result[kind] if (r["metric"], r["pair"], r["slice"]) == (metric, pair, where))
+
+
 def test_paired_change_and_regression(tmp_path, capsys):
     region = ["a"] * 30 + ["b"] * 30
     make_run(tmp_path / "a", [1] * N, [1] * N, region=region, rouge_student=[0.6] * N, rouge_teacher=[0.7] * N)
@@ -38,32 +44,89 @@ def test_paired_change_and_regression(tmp_path, capsys):
     rouge_b = (np.full(N, 0.6) + np.linspace(-0.01, 0.03, N)).tolist()
     make_run(tmp_path / "b", [1] * N, student_b, region=region, rouge_student=rouge_b, rouge_teacher=[0.7] * N)
     result = compare_runs(tmp_path / "a", tmp_path / "b")
-    rows = {(r["pair"], r["metric"]): r for r in result["overall"]}
-    acc = rows[("student~reference", "label_correct")]
-    assert acc["change"]["value"] == pytest.approx(-15 / 60)
-    assert acc["mcnemar"]["b"] == 15 and acc["mcnemar"]["c"] == 0
-    assert acc["mcnemar"]["p_value"] == pytest.approx(binomtest(15, 15, 0.5).pvalue)
-    assert acc["regressed"]
-    rouge = rows[("student~reference", "rougeL")]
-    assert rouge["change"]["value"] == pytest.approx(np.mean(rouge_b) - 0.6)
-    assert rouge["improved"] and not rouge["regressed"] and rouge["mcnemar"] is None
-    slice_a = {(r["pair"], r["metric"]): r for r in result["slices"]["region"]["a"]}
-    assert not slice_a[("student~reference", "label_correct")]["regressed"]
-    assert any("on region=b" in line and "label_correct" in line for line in result["regressions"])
+    acc = _find(result, "regressed", "label_correct", "student~reference")
+    assert acc["change"] == pytest.approx(-15 / 60) and acc["test"] == "mcnemar"
+    assert acc["p"] == pytest.approx(binomtest(15, 15, 0.5).pvalue)
+    assert set(acc) >= {"metric", "pair", "slice", "a", "b", "change", "ci", "p"}
+    rouge = _find(result, "improved", "rougeL", "student~reference")
+    assert rouge["change"] == pytest.approx(np.mean(rouge_b) - 0.6) and rouge["test"] == "paired bootstrap"
+    assert _find(result, "unchanged", "label_correct", "student~reference", "region=a")["change"] == 0
+    assert _find(result, "regressed", "label_correct", "student~reference", "region=b")["change"] == -0.5
+    # The teacher did not change: none of its rows is listed.
+    assert not [r for kind in ("regressed", "improved", "unchanged", "changed") for r in result[kind]
+                if r["pair"].startswith("teacher")]
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--fail-on-regression"]) == 1
-    assert "**Regressed**" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "**Regressed**" in out and "**Improved**" in out and "- rougeL [student~reference] overall" in out
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "a"), "--fail-on-regression"]) == 0
 
 
 def test_retention_change_is_paired(tmp_path):
     teacher_a = [1] * 50 + [0] * 10
     student_a = [1] * 45 + [0] * 15              # retention 45/50 = 0.9
-    student_b = [1] * 40 + [0] * 20              # retention 40/50 = 0.8
+    student_b = [1] * 25 + [0] * 35              # retention 25/50 = 0.5
     make_run(tmp_path / "a", teacher_a, student_a)
     make_run(tmp_path / "b", teacher_a, student_b)
-    row = compare_runs(tmp_path / "a", tmp_path / "b")["overall"][0]
-    assert row["metric"] == "accuracy_retention"
-    assert row["before"] == pytest.approx(0.9) and row["after"] == pytest.approx(0.8)
-    assert row["change"]["value"] == pytest.approx(-0.1)
-    lo, hi = row["change"]["ci"]
-    assert lo <= -0.1 <= hi and hi < 0 and row["regressed"]
+    row = _find(compare_runs(tmp_path / "a", tmp_path / "b"), "regressed", "accuracy_retention", "student~teacher")
+    assert row["a"] == pytest.approx(0.9) and row["b"] == pytest.approx(0.5)
+    assert row["change"] == pytest.approx(-0.4)
+    lo, hi = row["ci"]
+    assert lo <= -0.4 <= hi and hi < 0
+
+
+def _add_rows(run_dir, pair, metric, values):
+    """Adds per-example rows of one metric to a hand-made run's scores table."""
+    import pandas as pd
+    from genval.run import Run
+
+    run = Run(run_dir)
+    scores = run.read_table("scores")
+    extra = pd.DataFrame({"id": [f"e{i:03d}" for i in range(len(values))], "pair": pair, "metric": metric,
+                          "value": pd.array(values, dtype="Float64"), "detail": None})
+    run.write_table("scores", pd.concat([scores, extra], ignore_index=True))
+
+
+def test_direction_comes_from_the_registry_and_noise_is_unchanged(tmp_path, capsys):
+    make_run(tmp_path / "a", [1] * N, [1] * N, kl=[0.5] * N, rouge_student=[0.6] * N, rouge_teacher=[0.7] * N)
+    kl_b = (0.2 + np.linspace(-0.01, 0.01, N)).tolist()
+    make_run(tmp_path / "b", [1] * N, [1] * N, kl=kl_b, rouge_student=[0.6 + 1e-12] * N, rouge_teacher=[0.7] * N)
+    _add_rows(tmp_path / "a", "student", "json_fenced", [1.0] * 30 + [0.0] * 30)
+    _add_rows(tmp_path / "b", "student", "json_fenced", [0.0] * N)
+    result = compare_runs(tmp_path / "a", tmp_path / "b")
+    assert _find(result, "improved", "kl", "student~teacher")["change"] == pytest.approx(-0.3)
+    assert _find(result, "improved", "json_fenced", "student")["change"] == -0.5
+    noise = _find(result, "unchanged", "rougeL", "student~reference")
+    assert 0 < noise["change"] < 1e-11 and noise["p_holm"] is None   # shows as 0.0000: not tested
+    assert not result["regressed"]
+    json_path = tmp_path / "c.json"
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json", str(json_path)]) == 0
+    data = json.loads(json_path.read_text())
+    assert all(isinstance(r, dict) and {"metric", "pair", "slice", "a", "b", "change", "ci", "p"} <= set(r)
+               for kind in ("regressed", "improved", "unchanged") for r in data[kind])
+    out = capsys.readouterr().out
+    assert "**Improved**" in out and "- kl [student~teacher] overall: 0.5000 → 0.2000 (change -0.3000" in out
+    assert "e-1" not in out   # no 6.5e-18-style noise printed
+
+
+def test_ops_deltas_are_included(tmp_path):
+    for name, p50 in (("a", 0.8), ("b", 0.5)):
+        run = make_run(tmp_path / name, [1] * N, [1] * N)
+        run.write_json("ops.json", {"roles": {"student": {"latency_p50_s": p50, "requests_per_s": 1 / p50}},
+                                    "savings": {}})
+    result = compare_runs(tmp_path / "a", tmp_path / "b")
+    latency = _find(result, "untested", "latency_p50_s", "student")
+    assert latency["a"] == 0.8 and latency["b"] == 0.5 and latency["change"] == pytest.approx(-0.3)
+    assert latency["p"] is None and latency["test"] == "not tested (no interval)"
+
+
+def test_ops_figures_with_intervals_are_tested_as_independent_estimates(tmp_path):
+    from scipy.stats import norm
+
+    for name, (p50, ci) in (("a", (0.8, [0.7, 0.9])), ("b", (0.5, [0.45, 0.55]))):
+        run = make_run(tmp_path / name, [1] * N, [1] * N)
+        run.write_json("ops.json", {"roles": {"student": {"latency_p50_s": p50, "latency_p50_ci_s": ci}}})
+    latency = _find(compare_runs(tmp_path / "a", tmp_path / "b"), "improved", "latency_p50_s", "student")
+    z = norm.ppf(0.975)
+    se = np.hypot(0.2 / (2 * z), 0.1 / (2 * z))
+    assert latency["ci"] == pytest.approx([-0.3 - z * se, -0.3 + z * se])
+    assert latency["p"] == pytest.approx(2 * norm.sf(0.3 / se))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from genval.analysis.stage import aggregate
@@ -72,7 +73,7 @@ def test_unknown_metric_is_a_user_mistake(tmp_path, run_dir, capsys):
     code, out = gate(tmp_path, run_dir, [{"metric": "acuracy_retention", "min": 0.8}], capsys)
     assert code == 2 and "no number named 'acuracy_retention'" in out.err
     code, out = gate(tmp_path, run_dir, [{"metric": "accuracy_retention"}], capsys)
-    assert code == 2 and "needs at least one of min, max, max_regression" in out.err
+    assert code == 2 and "needs at least one of min, max, lower, upper, max_regression" in out.err
 
 
 def test_missing_slice_fails_the_rule(tmp_path, run_dir, capsys):
@@ -105,4 +106,88 @@ def test_gate_reads_the_run_configs_gate_key(tmp_path, capsys):
 
 def test_short_form_rule_mistake_names_the_key(tmp_path, run_dir, capsys):
     code, out = gate(tmp_path, run_dir, ["accuracy_retention > 0.9"], capsys)
-    assert code == 2 and "'rules'" in out.err and "metric [pair] >= number" in out.err
+    assert code == 2 and "'rules'" in out.err and "metric [pair] [lower|upper] >= number" in out.err
+
+
+# --- rules on intervals -------------------------------------------------------------------
+def _summary_and_gate(tmp_path, teacher, student, rules, region=None, verdicts=None):
+    from genval.analysis.gate import evaluate
+    from genval.analysis.stage import build_summary
+    from genval.analysis.table import example_numbers
+    from genval.config import GateConfig
+
+    run = make_run(tmp_path / "run", teacher, student, region=region, verdicts=verdicts)
+    summary = build_summary(run, make_config(tmp_path))
+    members = {"region": {v: [f"e{i:03d}" for i, r in enumerate(region or ["a"] * len(teacher)) if r == v]
+                          for v in set(region or ["a"])}}
+    return summary, evaluate(GateConfig.model_validate({"rules": rules}), summary, None, example_numbers(run), members)
+
+
+def test_a_point_rule_passes_where_the_lower_end_of_the_interval_does_not(tmp_path):
+    summary, result = _summary_and_gate(tmp_path, [1] * N, [1] * 57 + [0] * 3,
+                                        ["accuracy_retention >= 0.95", "accuracy_retention lower >= 0.92"])
+    retention = summary["classification"]["accuracy_retention"]
+    assert retention["value"] == pytest.approx(0.95) and retention["ci"][0] < 0.92
+    point, interval = result["rules"]
+    assert point["passed"] and not interval["passed"]
+    assert interval["reason"] == f"lower end {retention['ci'][0]:.4g} < 0.92"
+    assert interval["tests"][0]["p"] > result["alpha"] == pytest.approx(0.025)
+
+
+def test_slice_interval_rules_are_holm_corrected_over_the_slices_tested(tmp_path):
+    from scipy.stats import norm
+
+    region = ["a"] * 40 + ["b"] * 40 + ["c"] * 40
+    student = ([1] * 38 + [0] * 2) * 3          # the same data, so the same interval, in every slice
+    summary, _ = _summary_and_gate(tmp_path, [1] * 120, student, ["accuracy_retention >= 0"], region=region)
+    num = summary["slices"]["region"]["a"]["classification"]["accuracy_retention"]
+    z = norm.ppf(0.975)
+    se = (num["value"] - num["ci"][0]) / z
+    bound = num["value"] - norm.ppf(0.99) * se      # one-sided p = 0.01 in each slice: passes alone
+    _, alone = _summary_and_gate(tmp_path / "1", [1] * 120, student, [f"accuracy_retention lower >= {bound} on region=a"],
+                                 region=region)
+    assert alone["passed"] and alone["rules"][0]["tests"][0]["p"] == pytest.approx(0.01)
+    _, three = _summary_and_gate(tmp_path / "3", [1] * 120, student,
+                                 [f"accuracy_retention lower >= {bound} on region=*"], region=region)
+    assert [r["slice"] for r in three["rules"]] == ["region=a", "region=b", "region=c"]
+    # Holm by hand: three equal p = 0.01 → adjusted 3 × 0.01 = 0.03 > α = 0.025, so none passes.
+    assert [t["p_holm"] for r in three["rules"] for t in r["tests"]] == pytest.approx([0.03] * 3)
+    assert not three["passed"] and all("Holm" in r["reason"] for r in three["rules"])
+
+
+def test_holm_adjustment_matches_the_step_down_by_hand():
+    from genval.analysis.significance import holm
+
+    p = [0.01, 0.04, 0.03, None, 0.005]
+    # sorted: 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 → max(0.06, 0.04) = 0.06
+    assert holm(p) == pytest.approx([0.03, 0.06, 0.06, None, 0.02])
+
+
+def _bootstrap_mean_ci(values, n_boot=500, seed=0):
+    values = np.asarray(values, float)
+    idx = np.random.default_rng(seed).integers(0, values.size, size=(n_boot, values.size))
+    return np.quantile(values[idx].mean(axis=1), [0.025, 0.975])
+
+
+def test_non_inferiority_tests_the_paired_interval_of_student_minus_teacher(tmp_path):
+    teacher = [1] * N
+    student = [1] * 28 + [0, 0] + [1] * 30           # 2 of 60 wrong: student − teacher = −1/30
+    rules = [{"metric": "accuracy", "non_inferiority": {"margin": 0.1}},
+             {"metric": "accuracy", "non_inferiority": {"margin": 0.02}},
+             {"metric": "accuracy", "non_inferiority": {"margin": 0.02}, "slice": "region=b"}]
+    _, result = _summary_and_gate(tmp_path, teacher, student, rules, region=["a"] * 30 + ["b"] * 30)
+    lo, hi = _bootstrap_mean_ci(np.array(student) - np.array(teacher))
+    wide_margin, narrow, on_b = result["rules"]
+    assert wide_margin["tests"][0]["number"]["value"] == pytest.approx(-1 / 30)
+    assert wide_margin["tests"][0]["number"]["ci"] == pytest.approx([lo, hi])
+    assert wide_margin["passed"] == (lo >= -0.1) and narrow["passed"] == (lo >= -0.02)
+    assert wide_margin["passed"] and not narrow["passed"]
+    assert on_b["passed"] and on_b["tests"][0]["number"]["value"] == 0.0   # region b: both always right
+
+
+def test_a_rule_on_an_unvalidated_judge_fails(tmp_path):
+    verdicts = ["equivalent"] * 45 + ["not_equivalent"] * 15
+    _, result = _summary_and_gate(tmp_path, [1] * N, [1] * N, ["equivalence_rate >= 0.5"], verdicts=verdicts)
+    rule = result["rules"][0]
+    assert rule["value"] == 0.75 and not rule["passed"]
+    assert rule["reason"].startswith("judge not validated: j1")

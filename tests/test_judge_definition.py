@@ -44,6 +44,12 @@ def test_shipped_judges_load_and_render_every_fence(name):
     (("labels: [good, bad]", "labels: [good]"), ":3: 'scale': a binary scale needs 'labels' with exactly two"),
     (("mode: pointwise", "mode: pairwise"), "a pairwise judge needs a 'choice' scale"),
     (("scale: {kind: binary, labels: [good, bad]}", "scale: {kind: ordinal, min: 5, max: 1}"), "'min' < 'max'"),
+    (("scale: {kind: binary, labels: [good, bad]}", "scale: {kind: ordinal, min: 1, max: 5, pass_threshold: 7}"),
+     "'pass_threshold' 7 lies outside min..max (1..5)"),
+    (("labels: [good, bad]}", "labels: [good, bad], equivalent: [fine]}"),
+     "'equivalent' should list labels of the scale (good, bad); 'fine' is not one"),
+    (("mode: pointwise\nscale: {kind: binary, labels: [good, bad]}", "mode: pairwise\nscale: {kind: choice, labels: [A, B]}"),
+     "a choice scale of two labels needs 'equivalent'"),
 ])
 def test_judge_file_mistakes_name_file_line_and_key(tmp_path, change, message):
     path = tmp_path / "j.yaml"
@@ -88,3 +94,23 @@ def test_labels_of_another_kind_leave_the_judge_unrated_and_off_scale_labels_are
     quality = load_definition(ROOT / "judges" / "summary_quality.yaml")
     block = calibrate_judge(_rows(["4", "5"]), labels, quality, examples, outputs, Settings(n_boot=100))
     assert block["n"] == 0 and not block["validated"] and "no human rating" in block["warnings"][0]
+
+
+def test_what_a_verdict_means_comes_from_the_judge_file():
+    pairwise = load_definition(ROOT / "judges" / "pairwise.yaml").scale
+    assert [pairwise.equivalent_value(v, None) for v in ("tie", "A", "B", None)] == [1.0, 0.0, 0.0, None]
+    binary = load_definition(ROOT / "judges" / "equivalence.yaml").scale
+    assert binary.equivalent == ["equivalent"] and binary.equivalent_value("not_equivalent", 0.0) == 0.0
+    ordinal = load_definition(ROOT / "judges" / "summary_quality.yaml").scale
+    assert ordinal.pass_threshold == 4 and ordinal.worst_score == 1.0
+    assert [ordinal.equivalent_value(v, None) for v in ("5", "4", "3")] == [1.0, 1.0, 0.0]
+    assert ordinal.equivalent_value(None, 4.2) == 1.0 and ordinal.equivalent_value(None, 3.9) == 0.0
+
+
+def test_an_ordinal_judge_without_a_threshold_has_no_equivalence(tmp_path):
+    path = tmp_path / "j.yaml"
+    path.write_text(GOOD.replace("scale: {kind: binary, labels: [good, bad]}", "scale: {kind: ordinal, min: 1, max: 5}"),
+                    encoding="utf-8")
+    scale = load_definition(path).scale
+    assert not scale.counts_equivalence and scale.equivalent_value("5", 5.0) is None
+    assert scale.meaning().startswith("no pass_threshold")

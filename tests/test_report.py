@@ -10,7 +10,6 @@ import pytest
 from genval.analysis.stage import aggregate
 from genval.cli import main
 from genval.progress import Progress
-from genval.report.decision import decision
 from genval.report.stage import report
 from tests.test_aggregate_support import make_config, make_run
 
@@ -70,14 +69,6 @@ def test_html_is_self_contained_with_plots_and_data(tmp_path):
     assert row["scores"]["student~reference label_correct"] == 0.0
     assert sum("format_failure" in r["failures"] for r in data) == 3
     assert sum("not_equivalent" in r["failures"] for r in data) == 10
-
-
-def test_decision_words():
-    base = {"status": {"level": "EXCELLENT", "basis": "x", "retention": 0.97}, "gate": None, "diagnoses": []}
-    assert decision(base)[0] == "READY"
-    assert decision({**base, "diagnoses": [{"kind": "weak_critical_slice"}]})[0] == "READY WITH CAVEATS"
-    assert decision({**base, "status": {"level": "WEAK", "basis": "x", "retention": 0.5}})[0] == "NOT READY"
-    assert decision({**base, "gate": {"passed": False, "failing": ["r"], "rules": [1]}})[0] == "NOT READY"
 
 
 def test_report_command_rerenders(tmp_path, capsys):

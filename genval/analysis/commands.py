@@ -20,7 +20,7 @@ def _cmd_compare(args) -> int:
     result = compare_runs(args.run_a, args.run_b, Boot(args.bootstrap, 0.95, args.seed))
     print(markdown(result), end="")
     _write_json(args.json, result)
-    return 1 if args.fail_on_regression and result["regressions"] else 0
+    return 1 if args.fail_on_regression and result["regressed"] else 0
 
 
 def _run_config(run):
@@ -34,6 +34,8 @@ def _run_config(run):
 
 def _cmd_gate(args) -> int:
     from genval.analysis.gate import evaluate, load_gate, read_baseline
+    from genval.analysis.slices import configured
+    from genval.analysis.table import example_numbers
     from genval.run import open_run, read_summary
 
     run = open_run(args.run)
@@ -47,11 +49,16 @@ def _cmd_gate(args) -> int:
             raise GenvalError(f"{args.run}: its config has no 'gate:' key; give the rules with --config gate.yaml")
     if args.baseline:
         gate.baseline = Path(args.baseline)
-    result = evaluate(gate, read_summary(run.root), read_baseline(gate.baseline))
-    print(f"gate: {'PASS' if result['passed'] else 'FAIL'} ({len(gate.rules)} rules, {len(result['failing'])} failing)")
+    # The run's own tables: non-inferiority rules test paired intervals that summary.json does not hold.
+    members = configured(run.read_table("examples")) if run.has("examples") else {}
+    numbers = example_numbers(run) if run.has("examples") else None
+    result = evaluate(gate, read_summary(run.root), read_baseline(gate.baseline), numbers, members)
+    print(f"gate: {'PASS' if result['passed'] else 'FAIL'} ({len(result['rules'])} rules, "
+          f"{len(result['failing'])} failing)")
     for rule in result["rules"]:
+        shown = "" if rule["value"] is None else f" (value {rule['value']:.4g})"
         print(f"  {'ok  ' if rule['passed'] else 'FAIL'} {rule['rule']}"
-              + (f" — {rule['reason']}" if rule["reason"] else f" (value {rule['value']:.4g})"))
+              + (f" — {rule['reason']}" if rule["reason"] else shown))
     _write_json(args.json, result)
     return 0 if result["passed"] else 1
 

@@ -1,25 +1,37 @@
-"""Version over version: two runs on the same frozen eval set, per metric and slice, with paired intervals.
+"""Version over version: two runs on the same frozen eval set, per number and slice, with paired tests.
 
-Each change is mean(B − A) over the examples both runs scored, with a paired bootstrap
-interval; a 0/1 number (label correctness, agreement, judge equivalence, format validity)
-also gets McNemar's exact test on the discordant pairs (McNemar 1947; exact binomial form,
-as in Fagerland, Lydersen & Laake 2013, BMC Med Res Methodol 13:91).
+Each change is mean(B − A) over the examples both runs have, with a paired bootstrap
+interval. Its p-value: McNemar's exact test on the discordant pairs for a 0/1 number (label
+correctness, agreement, judge equivalence, format validity; McNemar 1947, exact binomial form
+as in Fagerland, Lydersen & Laake 2013, BMC Med Res Methodol 13:91), else read off the
+bootstrap interval (genval.analysis.significance). Every test of the comparison, overall and
+per slice, is corrected together with Holm's step-down procedure (Holm 1979). A number is
+regressed or improved when its Holm-adjusted p is at most 1 − confidence and its change shows at
+the number's printing precision, on the side genval.registry calls worse or better; a change
+that does not show when printed is unchanged. Teacher rows that did not change are not listed.
+Ops figures (latency, throughput, cost, memory) are compared too; without intervals on both
+sides they are listed as deltas, not tested.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
-from genval.analysis.gate import lower_is_better
+from genval import registry
 from genval.analysis.numbers import Boot, percentile_interval, paired_difference, resampled_means
+from genval.analysis.significance import holm, two_sided_p
 from genval.analysis.slices import configured
 from genval.analysis.table import example_numbers
 from genval.errors import GenvalError
 from genval.run import Run, open_run, read_summary
+
+OPS_FIGURES = ("latency_p50_s", "latency_p95_s", "requests_per_s", "output_tokens_per_s", "cost_per_1k_calls",
+               "peak_memory_bytes")
 
 
 def mcnemar_exact(before, after) -> dict:
@@ -45,7 +57,14 @@ def fingerprint(run: Run) -> str | None:
     return sha
 
 
-def _rows(a: pd.DataFrame, b: pd.DataFrame, ids: set[str] | None, boot: Boot) -> list[dict]:
+def _row(metric: str, pair: str, where: str | None, a: float, b: float, change: dict, p: float | None,
+         test: str) -> dict:
+    return {"metric": metric, "pair": pair, "slice": where, "a": float(a), "b": float(b),
+            "change": change["value"], "ci": change["ci"], "n": change["n"], "p": p, "test": test}
+
+
+def _rows(a: pd.DataFrame, b: pd.DataFrame, ids: set[str] | None, boot: Boot, where: str | None) -> list[dict]:
+    """Gives one tested row per (pair, metric) the two runs share, over `ids` (all when None)."""
     if ids is not None:
         a, b = a[a["id"].isin(ids)], b[b["id"].isin(ids)]
     before = a.groupby(["pair", "metric", "id"])["value"].mean()
@@ -54,19 +73,16 @@ def _rows(a: pd.DataFrame, b: pd.DataFrame, ids: set[str] | None, boot: Boot) ->
     out = []
     for (pair, metric), group in joined.groupby(level=[0, 1], sort=True):
         change = paired_difference(group["b"], group["a"], boot)
-        binary = set(group["a"].unique()) | set(group["b"].unique()) <= {0.0, 1.0}
-        lo, hi = change["ci"]
-        worse = (lo is not None and lo > 0) if lower_is_better(metric) else (hi is not None and hi < 0)
-        better = (hi is not None and hi < 0) if lower_is_better(metric) else (lo is not None and lo > 0)
-        out.append({"pair": pair, "metric": metric, "before": float(group["a"].mean()),
-                    "after": float(group["b"].mean()), "change": change,
-                    "mcnemar": mcnemar_exact(group["a"], group["b"]) if binary else None,
-                    "regressed": bool(worse), "improved": bool(better)})
-    retention = _retention_row(a, b, None, boot)
+        if set(group["a"].unique()) | set(group["b"].unique()) <= {0.0, 1.0}:
+            p, test = mcnemar_exact(group["a"], group["b"])["p_value"], "mcnemar"
+        else:
+            p, test = two_sided_p(change["value"], change["ci"], boot.confidence), "paired bootstrap"
+        out.append(_row(metric, pair, where, group["a"].mean(), group["b"].mean(), change, p, test))
+    retention = _retention_row(a, b, boot, where)
     return ([retention] if retention else []) + out
 
 
-def _retention_row(a: pd.DataFrame, b: pd.DataFrame, ids: set[str] | None, boot: Boot) -> dict | None:
+def _retention_row(a: pd.DataFrame, b: pd.DataFrame, boot: Boot, where: str | None) -> dict | None:
     """Gives the change in accuracy retention (student / teacher accuracy) with a paired bootstrap interval.
 
     All four accuracy columns (teacher and student, runs A and B) are resampled on the same
@@ -74,8 +90,6 @@ def _retention_row(a: pd.DataFrame, b: pd.DataFrame, ids: set[str] | None, boot:
     """
     def column(frame, pair):
         rows = frame[(frame["pair"] == pair) & (frame["metric"] == "label_correct")]
-        if ids is not None:
-            rows = rows[rows["id"].isin(ids)]
         return rows.groupby("id")["value"].mean()
 
     table = pd.concat([column(a, "teacher~reference").rename("ta"), column(a, "student~reference").rename("sa"),
@@ -90,54 +104,136 @@ def _retention_row(a: pd.DataFrame, b: pd.DataFrame, ids: set[str] | None, boot:
         ta, sa, tb, sb = resampled_means([table[c].to_numpy(float) for c in ("ta", "sa", "tb", "sb")], boot)
         with np.errstate(divide="ignore", invalid="ignore"):
             ci = percentile_interval(sb / tb - sa / ta, boot.confidence)
-    lo, hi = ci
-    return {"pair": "student~teacher", "metric": "accuracy_retention", "before": float(before), "after": float(after),
-            "change": {"value": float(after - before), "ci": ci, "n": int(len(table))}, "mcnemar": None,
-            "regressed": bool(hi is not None and hi < 0), "improved": bool(lo is not None and lo > 0)}
+    change = {"value": float(after - before), "ci": ci, "n": int(len(table))}
+    return _row("accuracy_retention", "student~teacher", where, before, after, change,
+                two_sided_p(change["value"], ci, boot.confidence), "paired bootstrap")
+
+
+def _figure(figures: dict, name: str) -> tuple[float | None, list | None]:
+    """Gives (value, interval) of an ops figure; latency P50/P95 carry theirs as `<name minus _s>_ci_s`."""
+    value = figures.get(name)
+    ci = figures.get(name.removesuffix("_s") + "_ci_s") if name.endswith("_s") else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None, None
+    return float(value), ci if isinstance(ci, list) and len(ci) == 2 else None
+
+
+def _ops_rows(run_a: Run, run_b: Run, confidence: float) -> list[dict]:
+    """Gives per role and ops figure the change B − A; tested only where both runs give the figure an interval."""
+    ops_a, ops_b = (((r.read_json("ops.json") if r.has("ops.json") else {}) or {}).get("roles") or {}
+                    for r in (run_a, run_b))
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    out = []
+    for role in sorted(set(ops_a) & set(ops_b)):
+        for figure in OPS_FIGURES:
+            (a, ci_a), (b, ci_b) = _figure(ops_a[role], figure), _figure(ops_b[role], figure)
+            if a is None or b is None:
+                continue
+            ci, p = None, None
+            if ci_a and ci_b and None not in (*ci_a, *ci_b):
+                # Two independent runs: the standard errors add in quadrature (each read off its interval).
+                se = math.hypot((ci_a[1] - ci_a[0]) / (2 * z), (ci_b[1] - ci_b[0]) / (2 * z))
+                ci = [b - a - z * se, b - a + z * se]
+                p = two_sided_p(b - a, ci, confidence)
+            out.append(_row(figure, role, None, a, b, {"value": b - a, "ci": ci, "n": None}, p,
+                            "independent intervals" if p is not None else "not tested (no interval)"))
+    return out
+
+
+def classify(rows: list[dict], confidence: float) -> dict[str, list[dict]]:
+    """Gives rows sorted into regressed, improved, unchanged, changed (no known direction) and untested.
+
+    Holm's correction runs over every row with a p-value whose change shows at its printing
+    precision (one that does not is unchanged whatever its p, so it is not tested); a teacher
+    row that did not change is left out.
+    """
+    alpha = 1 - confidence
+    shows = [not (registry.spec(r["metric"]) or registry.SHARE).printed_zero(r["change"]) for r in rows]
+    for row, adjusted in zip(rows, holm([r["p"] if s else None for r, s in zip(rows, shows)])):
+        row["p_holm"] = adjusted
+    out: dict[str, list[dict]] = {"regressed": [], "improved": [], "unchanged": [], "changed": [], "untested": []}
+    for row, show in zip(rows, shows):
+        found = registry.spec(row["metric"])
+        if not show:
+            kind = "unchanged"
+        elif row["p_holm"] is None:
+            kind = "untested"
+        elif row["p_holm"] > alpha:
+            kind = "unchanged"
+        elif found is None or not found.sign:
+            kind = "changed"
+        else:
+            kind = "improved" if found.sign * row["change"] > 0 else "regressed"
+        if kind == "unchanged" and row["pair"].split("~")[0] == "teacher":
+            continue
+        out[kind].append(row)
+    return out
 
 
 def compare_runs(path_a: str | Path, path_b: str | Path, boot: Boot = Boot()) -> dict:
-    """Gives run B's change against run A per metric, overall and per slice, and the list of regressions."""
+    """Gives run B's change against run A per number, overall and per slice, sorted by what it means."""
     run_a, run_b = open_run(path_a), open_run(path_b)
     sha_a, sha_b = fingerprint(run_a), fingerprint(run_b)
     if sha_a is None or sha_b is None or sha_a != sha_b:
         raise GenvalError(f"{path_b}: eval-set fingerprint {str(sha_b)[:12]} differs from {path_a}'s "
                           f"{str(sha_a)[:12]}; compare only runs on the same frozen eval set")
     numbers_a, numbers_b = example_numbers(run_a), example_numbers(run_b)
-    result = {"a": str(path_a), "b": str(path_b), "eval_set_sha256": sha_a,
-              "overall": _rows(numbers_a, numbers_b, None, boot), "slices": {}}
+    rows = _rows(numbers_a, numbers_b, None, boot, None)
     for field, groups in configured(run_b.read_table("examples")).items():
-        result["slices"][field] = {value: _rows(numbers_a, numbers_b, set(ids), boot) for value, ids in groups.items()}
-    regressions = [f"{r['metric']} [{r['pair']}] overall: {_say(r)}" for r in result["overall"] if r["regressed"]]
-    for field, groups in result["slices"].items():
-        for value, rows in groups.items():
-            regressions += [f"{r['metric']} [{r['pair']}] on {field}={value}: {_say(r)}" for r in rows if r["regressed"]]
-    result["regressions"] = regressions
-    return result
+        for value, ids in groups.items():
+            rows += _rows(numbers_a, numbers_b, set(ids), boot, f"{field}={value}")
+    rows += _ops_rows(run_a, run_b, boot.confidence)
+    sorted_rows = classify(rows, boot.confidence)
+    return {"a": str(path_a), "b": str(path_b), "eval_set_sha256": sha_a, "confidence": boot.confidence,
+            "tests": sum(r["p_holm"] is not None for r in rows), **sorted_rows}
+
+
+def _where(row: dict) -> str:
+    return f"on {row['slice']}" if row["slice"] else "overall"
 
 
 def _say(row: dict) -> str:
-    lo, hi = row["change"]["ci"]
-    p = f", McNemar p={row['mcnemar']['p_value']:.3g}" if row["mcnemar"] else ""
-    return f"{row['before']:.4g} → {row['after']:.4g} (change {row['change']['value']:+.4g}, " \
-           f"95 % CI {lo:+.4g}…{hi:+.4g}, n={row['change']['n']}{p})"
+    fmt = (registry.spec(row["metric"]) or registry.SHARE).format
+    lo, hi = row["ci"] or [None, None]
+    ci = f", {fmt(lo, True)}…{fmt(hi, True)}" if lo is not None else ""
+    p = f", p={row['p']:.3g} (Holm {row['p_holm']:.3g}, {row['test']})" if row["p_holm"] is not None else ""
+    n = f", n={row['n']}" if row["n"] else ""
+    return f"{fmt(row['a'])} → {fmt(row['b'])} (change {fmt(row['change'], True)}{ci}{p}{n})"
 
 
 def markdown(result: dict) -> str:
-    """Gives the comparison as Markdown: the regressions first, then every overall change."""
+    """Gives the comparison as Markdown: regressed, improved, changed, then the overall table and ops."""
+    alpha = 1 - result["confidence"]
     lines = [f"# genval compare: {result['b']} vs {result['a']}", "",
-             f"Eval set sha256 `{result['eval_set_sha256'][:12]}` (same in both runs).", ""]
-    if result["regressions"]:
-        lines += ["**Regressed** (interval entirely on the worse side):", ""]
-        lines += [f"- {line}" for line in result["regressions"]] + [""]
-    else:
-        lines += ["No number regressed beyond its interval.", ""]
-    lines += ["| pair | metric | before | after | change | 95 % CI | McNemar p |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    for r in result["overall"]:
-        lo, hi = r["change"]["ci"]
-        ci = "–" if lo is None else f"{lo:+.4g}…{hi:+.4g}"
-        p = f"{r['mcnemar']['p_value']:.3g}" if r["mcnemar"] else "–"
-        flag = " ▼" if r["regressed"] else (" ▲" if r["improved"] else "")
-        lines.append(f"| {r['pair']} | {r['metric']} | {r['before']:.4g} | {r['after']:.4g} | "
-                     f"{r['change']['value']:+.4g}{flag} | {ci} | {p} |")
+             f"Eval set sha256 `{result['eval_set_sha256'][:12]}` (same in both runs). {result['tests']} tests, "
+             f"Holm-corrected; a change counts when its adjusted p ≤ {alpha:g} and it shows at the number's precision.",
+             ""]
+    for kind, title, empty in (("regressed", "**Regressed**", "No number regressed."),
+                               ("improved", "**Improved**", "No number improved."),
+                               ("changed", "**Changed** (no better side is known for these numbers)", None)):
+        if result[kind]:
+            lines += [f"{title}:", ""] + [f"- {r['metric']} [{r['pair']}] {_where(r)}: {_say(r)}"
+                                          for r in result[kind]] + [""]
+        elif empty:
+            lines += [empty, ""]
+    overall = sorted((r for kind in ("regressed", "improved", "changed", "unchanged") for r in result[kind]
+                      if r["slice"] is None and r["metric"] not in OPS_FIGURES),
+                     key=lambda r: (r["pair"], r["metric"]))
+    lines += ["| pair | metric | A | B | change | 95 % CI | p (Holm) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in overall:
+        fmt = (registry.spec(r["metric"]) or registry.SHARE).format
+        lo, hi = r["ci"] or [None, None]
+        ci = "–" if lo is None else f"{fmt(lo, True)}…{fmt(hi, True)}"
+        p = "–" if r["p_holm"] is None else f"{r['p']:.3g} ({r['p_holm']:.3g})"
+        flag = " ▼" if r in result["regressed"] else (" ▲" if r in result["improved"] else "")
+        lines.append(f"| {r['pair']} | {r['metric']} | {fmt(r['a'])} | {fmt(r['b'])} | {fmt(r['change'], True)}{flag} "
+                     f"| {ci} | {p} |")
+    ops = [r for kind in ("regressed", "improved", "unchanged", "untested") for r in result[kind]
+           if r["metric"] in OPS_FIGURES]
+    if ops:
+        lines += ["", "Operations (B − A; tested only where both runs give an interval):", "",
+                  "| role | figure | A | B | change |", "| --- | --- | --- | --- | --- |"]
+        for r in ops:
+            fmt = (registry.spec(r["metric"]) or registry.SHARE).format
+            lines.append(f"| {r['pair']} | {r['metric']} | {fmt(r['a'])} | {fmt(r['b'])} | {fmt(r['change'], True)} |")
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ thresholds below are genval's defaults, documented in docs/reports.md.
 
 from __future__ import annotations
 
+from genval import registry
 from genval.analysis.blocks import is_number
 
 BANDS = (("EXCELLENT", 0.95, 0.1), ("GOOD", 0.92, 0.3), ("ACCEPTABLE", 0.90, None))
@@ -75,26 +76,63 @@ def teacher_ceiling(summary: dict, config) -> list[dict]:
                  agreement_rate=agreement, student_accuracy=student, teacher_accuracy=teacher)]
 
 
+def _shortfall(summary: dict, block: dict) -> float | None:
+    """Gives how much worse a slice's headline is than the overall one (direction from genval.registry), or None.
+
+    Like is compared with like: a slice whose headline fell back to another number gives None.
+    """
+    overall_name, overall = (summary.get("headline") or {}).get("metric"), value(summary.get("headline"))
+    here = value(block.get("headline"))
+    if overall is None or here is None or (block.get("headline") or {}).get("metric") != overall_name:
+        return None
+    found = registry.spec(overall_name.split(" ")[0])
+    return (found.sign if found and found.sign else 1) * (overall - here)
+
+
 def weak_critical_slice(summary: dict, config) -> list[dict]:
     out = []
     overall_name, overall = (summary.get("headline") or {}).get("metric"), value(summary.get("headline"))
     for ref in getattr(config, "critical", []) or []:
         field, wanted = ref.split("=", 1)
         block = (summary.get("slices") or {}).get(field, {}).get(wanted)
-        if not block or overall is None:
+        if not block:
             continue
-        # Compare like with like: a slice whose headline fell back to another number is not judged here.
-        if (block.get("headline") or {}).get("metric") != overall_name:
+        gap = _shortfall(summary, block)
+        if gap is None or gap < CRITICAL_GAP:
             continue
         here = value(block.get("headline"))
-        if here is None or overall - here < CRITICAL_GAP:
-            continue
         small = " (too small to rank: read it with its interval)" if block.get("too_small_to_rank") else ""
         out.append(_say("weak_critical_slice",
                         f"High aggregate, weak critical slice: {overall_name} is {pct(overall)} overall but "
                         f"{pct(here)} on {ref} (n={block['n']}){small} — the student's training inputs likely "
                         "under-cover this slice; add such inputs to the distillation data.",
                         slice=ref, overall=overall, slice_value=here, n=block["n"]))
+    return out
+
+
+def small_slice(summary: dict, config) -> list[dict]:
+    """Names each slice too small to rank whose headline is well under the overall one, with a caution about n."""
+    out = []
+    critical = set(getattr(config, "critical", []) or [])
+    min_n = (summary.get("settings") or {}).get("min_slice_n")
+    for field, values in (summary.get("slices") or {}).items():
+        for wanted, block in values.items():
+            ref = f"{field}={wanted}"
+            if not block.get("too_small_to_rank") or ref in critical:
+                continue
+            gap = _shortfall(summary, block)
+            if gap is None or gap < CRITICAL_GAP or not block["n"]:
+                continue
+            head = block["headline"]
+            lo, hi = (head.get("ci") or [None, None])[:2]
+            interval = f", interval {lo:.2f}–{hi:.2f}" if lo is not None and hi is not None else ""
+            out.append(_say("small_slice",
+                            f"Small slice, weak number: {head['metric']} is {pct(head['value'])} on {ref} "
+                            f"(n={block['n']}{interval}) against {pct(value(summary.get('headline')))} overall. "
+                            f"With fewer than {min_n} examples it is not ranked and its interval is wide: read it "
+                            "as a warning to confirm, not a finding — add examples of this slice to the eval set.",
+                            slice=ref, n=block["n"], slice_value=head["value"],
+                            overall=value(summary.get("headline")), ci=[lo, hi]))
     return out
 
 
@@ -170,7 +208,7 @@ def judge_not_validated(summary: dict, config) -> list[dict]:
                  judge=judge["name"], kappa=kappa, min_kappa=cal.get("min_kappa"))]
 
 
-CHECKS = (teacher_ceiling, weak_critical_slice, poor_calibration, latency_not_cost, student_only_errors,
+CHECKS = (teacher_ceiling, weak_critical_slice, small_slice, poor_calibration, latency_not_cost, student_only_errors,
           format_failures, judge_not_validated)
 
 

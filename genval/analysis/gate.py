@@ -1,17 +1,26 @@
 """The release gate: rules on summary numbers, overall or per slice, and against a baseline run.
 
 A rule names a headline number (see `lookup` and docs/reports.md for the names), an
-optional pair and slice, and bounds: `min`, `max`, `max_regression` (how much worse than
-the baseline run's same number it may be, in the number's own units).
+optional pair and slice (`field=*`: every slice of the field), and bounds: `min`/`max` on
+the point value; `lower`/`upper` on the ends of its interval; `non_inferiority` on the lower
+end of the paired interval of student − teacher; `max_regression` against the baseline run's
+same number. Interval tests on slices are corrected together for multiplicity (Holm, see
+genval.analysis.significance). A rule on a judge number fails unless the judge is validated.
+Which way is better comes from genval.registry.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from pydantic import ValidationError
 
+from genval import registry
 from genval.analysis.diagnosis import value
+from genval.analysis.numbers import Boot, paired_difference
+from genval.analysis.significance import holm, one_sided_p
+from genval.analysis.table import wide
 from genval.config import GateConfig, GateRule, read_yaml, validation_error
 from genval.errors import GenvalError
 from genval.run import read_summary
@@ -19,58 +28,64 @@ from genval.run import read_summary
 CLASSIFICATION = ("accuracy_retention", "agreement_rate", "kl_teacher_student", "spearman", "kendall")
 ROLE_FIGURES = ("accuracy", "precision", "recall", "f1", "brier", "nll")
 ERROR_KINDS = ("both_correct", "both_wrong", "only_student_wrong", "only_teacher_wrong")
-LOWER_IS_BETTER = {"kl_teacher_student", "ece", "brier", "nll", "both_wrong", "only_student_wrong",
-                   "generation_error"}
+JUDGE_NUMBERS = ("equivalence_rate", "corrected_equivalence_rate", "mean_score")
 
 
-def lower_is_better(metric: str) -> bool:
-    """Says whether a smaller value of `metric` is the better one (KL, ECE, latency, cost, failures)."""
-    return metric in LOWER_IS_BETTER or metric.startswith(("latency", "cost", "peak_memory"))
+def lookup(summary: dict, block: dict, metric: str, pair: str | None) -> tuple[bool, dict | float | None]:
+    """Gives (known, number) of a rule's number in `block` (the summary or one of its slices).
 
-
-def lookup(summary: dict, block: dict, metric: str, pair: str | None) -> tuple[bool, float | None]:
-    """Gives (known, value) of a rule's number in `block` (the summary or one of its slices)."""
+    The number is a {value, ci, n} where the summary has one, else a plain float (or None).
+    """
     cls = block.get("classification") or {}
     if metric in CLASSIFICATION:
-        return True, value(cls.get(metric))
+        return True, cls.get(metric)
     if metric in ROLE_FIGURES:
-        return True, value((cls.get(pair or "student") or {}).get(metric))
+        return True, (cls.get(pair or "student") or {}).get(metric)
     if metric == "ece":
-        return True, value((cls.get("ece") or {}).get(pair or "student"))
+        return True, (cls.get("ece") or {}).get(pair or "student")
     if metric in ERROR_KINDS:
-        return True, value((cls.get("errors") or {}).get(metric))
-    if metric == "equivalence_rate":
-        judge = block.get("judge") or {}
-        if pair is None:
-            return True, value(judge.get("equivalence_rate"))
-        return True, value(((judge.get("judges") or {}).get(judge.get("name"), {}).get(pair) or {})
-                           .get("equivalence_rate"))
+        return True, (cls.get("errors") or {}).get(metric)
+    if metric in JUDGE_NUMBERS:
+        return True, _judge_number(block.get("judge") or {}, metric, pair)
     if metric == "task_retention":
-        return True, value((block.get("fidelity") or {}).get("task_retention"))
+        return True, (block.get("fidelity") or {}).get("task_retention")
     if metric == "generation_error":
-        return True, value((block.get("generation") or {}).get(pair or "student"))
+        return True, (block.get("generation") or {}).get(pair or "student")
     ops = summary.get("ops") or {}
     if metric in (ops.get("savings") or {}):
-        return True, value(ops["savings"][metric])
+        return True, ops["savings"][metric]
     roles = ops.get("roles") or {}
     if any(metric in figures for figures in roles.values()):
-        return True, value((roles.get(pair or "student") or {}).get(metric))
+        return True, (roles.get(pair or "student") or {}).get(metric)
     pairs = block.get("metrics") or {}
     candidates = [pair] if pair else ["student~reference", "student~teacher", "student"]
     for name in candidates:
         if metric in (pairs.get(name) or {}):
-            return True, value(pairs[name][metric])
+            return True, pairs[name][metric]
     known = any(metric in m for m in (summary.get("metrics") or {}).values())
     return known, None
 
 
+def _judge_number(judge: dict, metric: str, pair: str | None):
+    """Gives the primary judge's number: the top-level one, else the one of its `pair` (default its own)."""
+    if pair is None and metric in judge:
+        return judge.get(metric)
+    return ((judge.get("judges") or {}).get(judge.get("name"), {}).get(pair or judge.get("pair")) or {}).get(metric)
+
+
 def describe(rule: GateRule) -> str:
-    """Gives a rule in one line, e.g. `accuracy_retention >= 0.95 on critical=true`."""
+    """Gives a rule in one line, e.g. `accuracy_retention lower >= 0.92 on critical=true`."""
     parts = [rule.metric + (f" [{rule.pair}]" if rule.pair else "")]
     if rule.min is not None:
         parts.append(f">= {rule.min:g}")
     if rule.max is not None:
         parts.append(f"<= {rule.max:g}")
+    if rule.lower is not None:
+        parts.append(f"lower >= {rule.lower:g}")
+    if rule.upper is not None:
+        parts.append(f"upper <= {rule.upper:g}")
+    if rule.non_inferiority is not None:
+        parts.append(f"non-inferior to the teacher (margin {rule.non_inferiority.margin:g})")
     if rule.max_regression is not None:
         parts.append(f"regresses <= {rule.max_regression:g} vs baseline")
     if rule.slice:
@@ -85,49 +100,177 @@ def _block(summary: dict, rule: GateRule) -> dict | None:
     return (summary.get("slices") or {}).get(field, {}).get(wanted)
 
 
-def check(rule: GateRule, summary: dict, baseline: dict | None) -> dict:
-    """Gives one rule's outcome: the value, the baseline value, passed, and why not."""
+def expand(rules: list[GateRule], summary: dict) -> list[GateRule]:
+    """Gives the rules with each `field=*` slice written out as one rule per slice of the field."""
+    out = []
+    for rule in rules:
+        field, _, wanted = (rule.slice or "").partition("=")
+        if wanted != "*":
+            out.append(rule)
+            continue
+        values = sorted((summary.get("slices") or {}).get(field) or {})
+        if not values:
+            out.append(rule)  # fails below as a missing slice
+        out += [rule.model_copy(update={"slice": f"{field}={v}"}) for v in values]
+    return out
+
+
+def _not_validated(summary: dict, rule: GateRule) -> str | None:
+    """Gives why a rule on a judge number cannot count (its judge is not validated), None when it can."""
+    if rule.metric not in JUDGE_NUMBERS and not rule.metric.startswith("judge:"):
+        return None
+    judge = summary.get("judge") or {}
+    if judge.get("validated"):
+        return None
+    cal = judge.get("calibration") or {}
+    kappa = value(cal.get("kappa"))
+    why = (f"kappa {kappa:.3g} with humans, interval lower end under min_kappa {cal.get('min_kappa')}"
+           if kappa is not None else "no human-agreement check (no human_labels)")
+    return f"judge not validated: {judge.get('name', 'no judge')} — {why}"
+
+
+def _paired(rule: GateRule, summary: dict, numbers: pd.DataFrame, ids: list[str] | None) -> dict:
+    """Gives sign·(student − teacher) on the rule's number as {value, ci, n}, paired by example."""
+    metric = "label_correct" if rule.metric == "accuracy" else rule.metric
+    pairs = summary.get("metrics") or {}
+    pair = "student~reference" if rule.metric == "accuracy" else rule.pair or next(
+        (p for p in ("student~reference", "student") if metric in (pairs.get(p) or {})), None)
+    teacher = "teacher" + pair[len("student"):] if pair and pair.split("~")[0] == "student" else None
+    if teacher is None or teacher.endswith("~teacher") or metric not in (pairs.get(teacher) or {}):
+        raise GenvalError(f"gate rule '{describe(rule)}': non_inferiority needs a number both teacher and student "
+                          "have (accuracy, a ~reference metric such as rougeL, a format check such as json_valid)")
+    rows = numbers if ids is None else numbers[numbers["id"].isin(set(ids))]
+    both = pd.concat([wide(rows, pair, metric).rename("s"), wide(rows, teacher, metric).rename("t")],
+                     axis=1, join="inner").dropna()
+    settings = summary.get("settings") or {}
+    boot = Boot(settings.get("bootstrap", 1000), settings.get("confidence", 0.95), settings.get("seed", 0))
+    sign = (registry.spec(metric) or registry.SHARE).sign or 1
+    return paired_difference(sign * both["s"], sign * both["t"], boot)
+
+
+def _members(summary: dict, members: dict | None, rule: GateRule) -> list[str] | None:
+    if not rule.slice:
+        return None
+    field, _, wanted = rule.slice.partition("=")
+    found = ((members or {}).get(field) or (summary.get("derived_slices") or {}).get(field) or {}).get(wanted)
+    if found is None:
+        raise GenvalError(f"gate rule '{describe(rule)}': the members of slice {rule.slice} are unknown here")
+    return found
+
+
+def _interval_tests(rule: GateRule, num, summary: dict, numbers, members) -> list[dict]:
+    """Gives the rule's interval tests: kind, bound, the number tested, and its one-sided p-value."""
+    confidence = (summary.get("settings") or {}).get("confidence", 0.95)
+    tests = [{"kind": kind, "bound": bound, "number": num if isinstance(num, dict) else None}
+             for kind, bound in (("lower", rule.lower), ("upper", rule.upper)) if bound is not None]
+    if rule.non_inferiority is not None:
+        margin = rule.non_inferiority.margin
+        if numbers is None:
+            tests.append({"kind": "non_inferiority", "bound": -margin, "number": None,
+                          "missing": "non_inferiority needs the run's tables (run `genval gate RUN_FOLDER`)"})
+        else:
+            diff = _paired(rule, summary, numbers, _members(summary, members, rule))
+            tests.append({"kind": "non_inferiority", "bound": -margin, "number": diff})
+    for test in tests:
+        n = test["number"] or {}
+        test["p"] = one_sided_p(n.get("value"), n.get("ci") or [None, None], test["bound"], confidence,
+                                _side(test)) if n else None
+    return tests
+
+
+def _side(test: dict) -> str:
+    """Gives the end of the interval a test reads: the upper end for `upper`, else the lower end."""
+    return "upper" if test["kind"] == "upper" else "lower"
+
+
+def check(rule: GateRule, summary: dict, baseline: dict | None, numbers=None, members=None) -> dict:
+    """Gives one rule's outcome: the value, interval tests, the baseline value, passed, and why not.
+
+    `passed` here covers the point and baseline bounds; `evaluate` decides the interval tests
+    (they need the whole gate's family of slice tests for Holm's correction).
+    """
     out = {"rule": describe(rule), "metric": rule.metric, "pair": rule.pair, "slice": rule.slice,
-           "value": None, "baseline": None, "passed": False, "reason": None}
+           "value": None, "ci": None, "baseline": None, "tests": [], "passed": False, "reason": None}
     block = _block(summary, rule)
     if block is None:
         out["reason"] = f"no slice {rule.slice} in this run"
         return out
-    known, current = lookup(summary, block, rule.metric, rule.pair)
+    known, num = lookup(summary, block, rule.metric, rule.pair)
     if not known:
         raise GenvalError(f"gate rule '{describe(rule)}': no number named '{rule.metric}'"
                           f"{' for pair ' + rule.pair if rule.pair else ''} in this run's summary "
                           "(see docs/reports.md, 'Gate metric names')")
-    out["value"] = current
+    current = value(num)
+    out["value"], out["ci"] = current, num.get("ci") if isinstance(num, dict) else None
+    reasons = [r for r in (_not_validated(summary, rule),) if r]
+    out["tests"] = _interval_tests(rule, num, summary, numbers, members)
     if current is None:
-        out["reason"] = "the number is missing in this run"
+        if (rule.min, rule.max, rule.lower, rule.upper, rule.max_regression) != (None,) * 5:
+            reasons.append("the number is missing in this run")
+        out["passed"], out["reason"] = not reasons, "; ".join(reasons) or None
         return out
-    reasons = []
     if rule.min is not None and current < rule.min:
         reasons.append(f"{current:.4g} < min {rule.min:g}")
     if rule.max is not None and current > rule.max:
         reasons.append(f"{current:.4g} > max {rule.max:g}")
     if rule.max_regression is not None:
-        base_block = _block(baseline, rule) if baseline else None
-        before = lookup(baseline, base_block, rule.metric, rule.pair)[1] if base_block else None
-        out["baseline"] = before
-        if before is None:
-            reasons.append("no baseline value to compare with")
-        else:
-            worse = current - before if lower_is_better(rule.metric) else before - current
-            if worse > rule.max_regression:
-                reasons.append(f"regressed {worse:.4g} vs baseline {before:.4g} (allowed {rule.max_regression:g})")
+        reasons += _regression(rule, current, baseline, out)
     out["passed"] = not reasons
     out["reason"] = "; ".join(reasons) or None
     return out
 
 
-def evaluate(gate: GateConfig, summary: dict, baseline: dict | None) -> dict:
-    """Gives the gate's outcome: passed, every rule's result, and the failing rules in one line each."""
-    results = [check(rule, summary, baseline) for rule in gate.rules]
+def _regression(rule: GateRule, current: float, baseline: dict | None, out: dict) -> list[str]:
+    base_block = _block(baseline, rule) if baseline else None
+    before = value(lookup(baseline, base_block, rule.metric, rule.pair)[1]) if base_block else None
+    out["baseline"] = before
+    if before is None:
+        return ["no baseline value to compare with"]
+    sign = (registry.spec(rule.metric) or registry.SHARE).sign or 1
+    worse = sign * (before - current)
+    if worse > rule.max_regression:
+        return [f"regressed {worse:.4g} vs baseline {before:.4g} (allowed {rule.max_regression:g})"]
+    return []
+
+
+def _test_reason(test: dict, alpha: float, family: int) -> str | None:
+    """Gives why an interval test fails, None when it passes (on its Holm-adjusted p-value on a slice)."""
+    if test.get("missing") or test["p"] is None:
+        return test.get("missing") or f"no interval for the {test['kind']} test in this run"
+    side = _side(test)
+    end = test["number"]["ci"][0 if side == "lower" else 1]
+    what = "student − teacher, lower end" if test["kind"] == "non_inferiority" else f"{side} end"
+    if test["p"] > alpha:
+        sign = "<" if side == "lower" else ">"
+        return f"{what} {end:.4g} {sign} {test['bound']:g}"
+    adjusted = test.get("p_holm")
+    if adjusted is not None and adjusted > alpha:
+        return (f"{what} {end:.4g} passes alone but not after Holm's correction over {family} slice tests "
+                f"(adjusted p {adjusted:.3g} > {alpha:g})")
+    return None
+
+
+def evaluate(gate: GateConfig, summary: dict, baseline: dict | None, numbers: pd.DataFrame | None = None,
+             members: dict | None = None) -> dict:
+    """Gives the gate's outcome: passed, every rule's result, and the failing rules in one line each.
+
+    `numbers` (the run's per-example table) and `members` (field → value → ids) are needed
+    by non-inferiority rules, which test a paired interval the summary does not hold.
+    """
+    results = [check(rule, summary, baseline, numbers, members) for rule in expand(gate.rules, summary)]
+    confidence = (summary.get("settings") or {}).get("confidence", 0.95)
+    alpha = (1 - confidence) / 2  # one-sided: the interval's end at this confidence
+    family = [t for r in results if r["slice"] for t in r["tests"]]
+    for test, adjusted in zip(family, holm([t["p"] for t in family])):
+        test["p_holm"] = adjusted
+    for r in results:
+        reasons = [r["reason"]] if r["reason"] else []
+        reasons += [why for why in (_test_reason(t, alpha, len(family)) for t in r["tests"]) if why]
+        r["passed"] = not reasons
+        r["reason"] = "; ".join(dict.fromkeys(reasons)) or None
     failing = [f"{r['rule']}: {r['reason']}" for r in results if not r["passed"]]
     return {"passed": not failing, "baseline": str(gate.baseline) if gate.baseline else None,
-            "rules": results, "failing": failing}
+            "alpha": alpha, "holm_family": len(family), "rules": results, "failing": failing}
 
 
 def load_gate(path: str | Path) -> GateConfig:

@@ -7,6 +7,7 @@ examples, so a report is reproducible and paired numbers keep their pairing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -46,7 +47,8 @@ def mean(values, boot: Boot) -> dict:
     return number(values, boot.n_boot, boot.confidence, boot.seed)
 
 
-__all__ = ["Boot", "empty", "mean", "paired_difference", "percentile_interval", "ratio", "resampled_means", "share"]
+__all__ = ["Boot", "empty", "mean", "minimum_detectable_effect", "paired_difference", "percentile_interval", "ratio",
+           "resampled_means", "share"]
 
 
 def ratio(numerator, denominator, boot: Boot) -> dict:
@@ -76,6 +78,23 @@ def paired_difference(after, before, boot: Boot) -> dict:
     b = np.asarray(before, dtype=float)
     keep = ~(np.isnan(a) | np.isnan(b))
     return mean(a[keep] - b[keep], boot)
+
+
+POWER = 0.8
+
+
+def minimum_detectable_effect(num: dict, confidence: float, power: float = POWER) -> float | None:
+    """Gives the smallest true change from a number's value that a two-sided test would detect at its n.
+
+    MDE = (z_{1−α/2} + z_{power}) · SE (Bloom 1995, "Minimum detectable effects", Evaluation
+    Review 19(5):547–556), with α = 1 − confidence, power 0.8, and SE read off the number's
+    bootstrap interval as its width / (2 z_{1−α/2}). None when the number has no interval.
+    """
+    lo, hi = (num.get("ci") or [None, None])[:2]
+    if lo is None or hi is None:
+        return None
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    return float((z + NormalDist().inv_cdf(power)) * (hi - lo) / (2 * z))
 
 
 def share(mask, boot: Boot) -> dict:

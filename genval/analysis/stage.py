@@ -14,15 +14,17 @@ import jsonschema
 import pandas as pd
 
 from genval.analysis import blocks, slices
+from genval.analysis.decision import decide, failures
 from genval.analysis.diagnosis import diagnose, status
 from genval.analysis.gate import evaluate, read_baseline
-from genval.analysis.numbers import Boot, mean, ratio
-from genval.analysis.table import FORMAT_METRICS, example_labels, example_numbers, wide
+from genval.analysis.judge_correction import corrected_rate
+from genval.analysis.numbers import Boot, mean, minimum_detectable_effect, ratio
+from genval.analysis.table import FORMAT_METRICS, answered, example_labels, failed_outputs, numbers_of, wide
 from genval.config import RunConfig
 from genval.progress import Progress
 from genval.run import Run
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: decision, failures, answered, corrected judge rate, slice MDE
 
 
 def summary_schema() -> dict:
@@ -39,17 +41,23 @@ def _primary_judge(calibration: dict | None) -> str | None:
     return ranking[0] if ranking else None
 
 
-def _judge_top(block: dict | None, calibration: dict | None, judgments: pd.DataFrame | None) -> dict | None:
-    """Adds the primary judge's validation (calibration.json) and its verdict shares to the overall judge block."""
+def _judge_top(block: dict | None, calibration: dict | None, judgments: pd.DataFrame | None, boot: Boot) -> dict | None:
+    """Adds the primary judge's validation, meaning, verdict shares and corrected rate to the overall judge block."""
     if not block:
         return None
     cal = ((calibration or {}).get("judges") or {}).get(block["name"])
+    meaning = ((calibration or {}).get("meaning") or {}).get(block["name"])
     block["validated"] = bool(cal.get("validated")) if cal else False
     block["calibration"] = cal
+    block["meaning"] = meaning
+    block["mean_score"] = (block["judges"][block["name"]].get(block["pair"]) or {}).get("mean_score")
+    block["corrected_equivalence_rate"] = None
     if judgments is not None and not judgments.empty:
         mine = judgments[(judgments["judge"] == block["name"]) & (judgments["pair"] == block["pair"])]
         verdicts = mine["verdict"].dropna().astype(str)
         block["verdicts"] = {k: float(v) for k, v in verdicts.value_counts(normalize=True).sort_index().items()}
+        block["corrected_equivalence_rate"] = corrected_rate(mine, cal, meaning, boot.n_boot, boot.confidence,
+                                                             boot.seed)
     return block
 
 
@@ -105,13 +113,33 @@ def _slices(run: Run, numbers, examples, config, boot, cls_json, primary, progre
                 out[field][value] = blocks.build(numbers, ids, boot, detail, primary)
                 bar.update(1)
             slices.rank(out[field], config.analysis.min_slice_n, blocks.headline)
+            for block in out[field].values():
+                if block["headline"]:
+                    block["headline"]["mde"] = minimum_detectable_effect(block["headline"], boot.confidence)
     return out, sources, fields
+
+
+def _answered(numbers: pd.DataFrame, failed: dict, ids: list[str], boot: Boot, primary: str | None) -> dict | None:
+    """Gives the overall numbers on the answered examples only (failed outputs left out), None when none failed."""
+    if not any(failed.values()):
+        return None
+    rows = answered(numbers, failed)
+    block = blocks.build(rows, ids, boot, None, primary)
+    block["fidelity"]["task_retention"] = _task_retention(rows, block, boot)
+    name, head = blocks.headline(block)
+    return {"note": "the same numbers with every failed or missing output left out (n counts the answered "
+                    "examples); the numbers above count them as wrong",
+            "failed": {role: len(bad) for role, bad in sorted(failed.items())},
+            "headline": {"metric": name, **head} if name else None, "metrics": block["metrics"],
+            "fidelity": block["fidelity"], "classification": block["classification"], "judge": block["judge"]}
 
 
 def build_summary(run: Run, config: RunConfig, progress: Progress | None = None) -> dict:
     """Gives the whole summary of a run (without writing it): numbers, slices, status, diagnoses, gate."""
     examples = run.read_table("examples")
-    numbers = example_numbers(run)
+    outputs, judgments = _read(run, "outputs"), _read(run, "judgments")
+    numbers = numbers_of(_read(run, "scores"), judgments, outputs)
+    failed = failed_outputs(outputs)
     boot = Boot.of(config.analysis)
     cls_json, calibration = _optional(run, "classification.json"), _optional(run, "calibration.json")
     primary = _primary_judge(calibration)
@@ -120,7 +148,6 @@ def build_summary(run: Run, config: RunConfig, progress: Progress | None = None)
     if overall["classification"] is not None and cls_json:
         overall["classification"]["temperature"] = cls_json.get("temperature")
     overall["fidelity"]["task_retention"] = _task_retention(numbers, overall, boot)
-    judgments = run.read_table("judgments") if run.has("judgments") else None
     slice_blocks, sources, members = _slices(run, numbers, examples, config, boot, cls_json, primary, progress)
     name, head = blocks.headline(overall)
     ops = _optional(run, "ops.json") or {}
@@ -134,9 +161,11 @@ def build_summary(run: Run, config: RunConfig, progress: Progress | None = None)
         "headline": {"metric": name, **head} if name else None,
         "metrics": overall["metrics"], "fidelity": overall["fidelity"],
         "classification": overall["classification"],
-        "judge": _judge_top(overall["judge"], calibration, judgments),
+        "judge": _judge_top(overall["judge"], calibration, judgments, boot),
         "generation": overall["generation"],
-        "errors": _error_counts(run),
+        "errors": _error_counts(outputs),
+        "failures": failures(outputs, judgments, config.analysis.max_failure_rate),
+        "answered": _answered(numbers, failed, all_ids, boot, primary),
         "format": _format(numbers, overall, boot),
         "slices": slice_blocks, "slice_sources": sources,
         # Membership of the slices genval derived (not in the examples table), for the report's drill-down.
@@ -149,8 +178,14 @@ def build_summary(run: Run, config: RunConfig, progress: Progress | None = None)
     }
     summary["status"] = status(summary)
     summary["diagnoses"] = diagnose(summary, config)
-    summary["gate"] = evaluate(config.gate, summary, read_baseline(config.gate.baseline)) if config.gate else None
+    summary["gate"] = evaluate(config.gate, summary, read_baseline(config.gate.baseline), numbers, members) \
+        if config.gate else None
+    summary["decision"] = decide(summary)
     return json.loads(json.dumps(summary, default=_plain))
+
+
+def _read(run: Run, name: str) -> pd.DataFrame | None:
+    return run.read_table(name) if run.has(name) else None
 
 
 def _plain(value):
@@ -159,11 +194,10 @@ def _plain(value):
     return str(value)
 
 
-def _error_counts(run: Run) -> dict:
+def _error_counts(outputs: pd.DataFrame | None) -> dict:
     """Gives per role how many model calls failed, and how many outputs there were."""
-    if not run.has("outputs"):
+    if outputs is None:
         return {}
-    outputs = run.read_table("outputs")
     return {role: {"failed": int(group["error"].notna().sum()), "n": int(len(group))}
             for role, group in outputs.groupby("role", sort=True)}
 
@@ -179,4 +213,5 @@ def aggregate(run: Run, config: RunConfig, progress: Progress) -> dict:
                      "".join(f"\n  failing: {line}" for line in gate["failing"]))
     # Not "status": the manifest's stage record keeps that key for done/failed.
     return {"level": summary["status"]["level"], "diagnoses": len(summary["diagnoses"]),
-            "gate": None if gate is None else ("pass" if gate["passed"] else "fail")}
+            "gate": None if gate is None else ("pass" if gate["passed"] else "fail"),
+            "verdict": summary["decision"]["verdict"]}

@@ -74,4 +74,4 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
     run.write_json("ops.json", {"roles": ops, "savings": savings(ops), "savings_basis": basis})
     for note in notes:
         progress.say(f"note: {note}")
-    return {"model_calls": calls, "errors": errors, "notes": notes}
+    return {"model_calls": calls, "errors": errors, "failed_requests": sum(errors.values()), "notes": notes}

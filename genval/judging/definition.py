@@ -27,13 +27,23 @@ class _Strict(BaseModel):
 
 
 class Scale(_Strict):
-    """What a verdict can be: binary labels (positive first), ordinal min..max, or a pairwise choice."""
+    """What a verdict can be, and what it means: binary labels (positive first), ordinal min..max, or a choice.
+
+    `equivalent` names the labels that count as "the candidate is as good as the other side"
+    (a binary scale's default: its positive label; a choice scale's: its labels after A and B,
+    the ones a swap turns a flip into, e.g. [tie]);
+    `pass_threshold` is the ordinal score at or above which an answer passes (without one, an
+    ordinal judge gives its mean score and no equivalence rate). Aggregation reads only these,
+    never a judge's words.
+    """
 
     kind: Literal["binary", "ordinal", "choice"]
     labels: list[str] = Field(default_factory=list)
     min: int | None = None
     max: int | None = None
     anchors: dict[int, str] = Field(default_factory=dict)
+    equivalent: list[str] | None = None
+    pass_threshold: float | None = None
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -56,7 +66,56 @@ class Scale(_Strict):
                 raise ValueError(f"anchor {outside[0]} lies outside min..max")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError("'labels' has duplicates")
+        self._check_meaning()
         return self
+
+    def _check_meaning(self) -> None:
+        if self.kind == "ordinal":
+            if self.equivalent is not None:
+                raise ValueError("an ordinal scale says what passes with 'pass_threshold' (e.g. 4), not 'equivalent'")
+            if self.pass_threshold is not None and not self.min <= self.pass_threshold <= self.max:
+                raise ValueError(f"'pass_threshold' {self.pass_threshold:g} lies outside min..max "
+                                 f"({self.min}..{self.max}): give the score at or above which an answer passes, e.g. 4")
+            return
+        if self.pass_threshold is not None:
+            raise ValueError("'pass_threshold' is for ordinal scales; a label scale lists its 'equivalent' labels")
+        if self.equivalent is None:
+            # By position, as the judge stage reads them: binary positive first; choice A, B, then ties.
+            self.equivalent = [self.labels[0]] if self.kind == "binary" else self.labels[2:]
+            if not self.equivalent:
+                raise ValueError("a choice scale of two labels needs 'equivalent': the labels that count as the "
+                                 "candidate being as good as the other side, e.g. [A]")
+        unknown = [v for v in self.equivalent if v not in self.labels]
+        if unknown or not self.equivalent:
+            raise ValueError(f"'equivalent' should list labels of the scale ({', '.join(self.labels)})"
+                             + (f"; '{unknown[0]}' is not one" if unknown else ""))
+
+    def equivalent_value(self, verdict: str | None, score: float | None) -> float | None:
+        """Gives 1.0 when a verdict (or an ordinal score) counts as equivalent or passing, 0.0 when not, None if unknown."""
+        if self.kind == "ordinal":  # the verdict (as calibration compares it with people), else the score
+            if self.pass_threshold is None:
+                return None
+            value = float(verdict) if verdict else (score if score is not None and score == score else None)
+            return None if value is None else float(value >= self.pass_threshold)
+        return None if verdict is None else float(verdict in self.equivalent)
+
+    @property
+    def worst_score(self) -> float:
+        """Gives the score of the worst answer: the ordinal minimum, else 0 (not equivalent, or the other side wins)."""
+        return float(self.min) if self.kind == "ordinal" else 0.0
+
+    @property
+    def counts_equivalence(self) -> bool:
+        """Says whether the scale says what counts as equivalent (an ordinal one only with a pass_threshold)."""
+        return self.kind != "ordinal" or self.pass_threshold is not None
+
+    def meaning(self) -> str:
+        """Gives in words what the judge's equivalence rate counts."""
+        if self.kind == "ordinal":
+            if self.pass_threshold is None:
+                return f"no pass_threshold: the mean score on {self.min}..{self.max}, no equivalence rate"
+            return f"share of scores >= {self.pass_threshold:g} on {self.min}..{self.max}"
+        return f"share of verdicts in [{', '.join(self.equivalent)}]"
 
     @property
     def tokens(self) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ import yaml
 from scipy import stats as sps
 
 from genval.errors import GenvalError
+from genval.registry import FAILED_DETAIL
 
 ASPECTS = ("coherence", "consistency", "fluency", "relevance")
 
@@ -142,17 +143,23 @@ def summary_level(frame: pd.DataFrame, machine: str, human: str) -> dict:
 
 
 def machine_scores(scores: pd.DataFrame | None, judgments: pd.DataFrame | None) -> pd.DataFrame:
-    """Gives one row per (doc, role) with a column per metric (`metric:pair kind`) and per judge (`judge:name`)."""
+    """Gives one row per (doc, role) with a column per metric (`metric:pair kind`) and per judge (`judge:name`).
+
+    Rows that stand for a failed output (counted at the worst value) are left out: people rated
+    summaries that exist, and a correlation with them is about the metric, not the failures.
+    """
     frames = []
     if scores is not None and len(scores):
-        s = scores.dropna(subset=["value"]).copy()
+        s = scores.dropna(subset=["value"])
+        s = s[s["detail"] != FAILED_DETAIL].copy() if "detail" in s else s.copy()
         s["role"] = s["pair"].str.split("~").str[0]
         s["kind"] = s["pair"].str.partition("~")[2].replace({"": "self"})
         s = s[s["kind"].isin(["reference", "self"])]
         s["column"] = s["metric"] + (s["kind"].map({"reference": "~reference", "self": ""}))
         frames.append(s.pivot_table(index=["id", "role"], columns="column", values="value", aggfunc="mean"))
     if judgments is not None and len(judgments):
-        j = judgments.dropna(subset=["score"]).copy()
+        j = judgments.dropna(subset=["score"])
+        j = j[pd.to_numeric(j["requests"], errors="coerce").fillna(1) > 0].copy() if "requests" in j else j.copy()
         j["role"] = j["pair"].str.split("~").str[0]
         j["column"] = "judge:" + j["judge"]
         frames.append(j.pivot_table(index=["id", "role"], columns="column", values="score", aggfunc="mean"))

@@ -9,7 +9,8 @@ gold from the reference object's field, else from `label`.
 
 Gives `classification.json` (overall and per slice, with bootstrap CIs) and per-example rows for
 the scores table: `label_correct` (teacher~reference, student~reference), `label_agree` and
-`kl` (student~teacher).
+`kl` (student~teacher). A failed or missing output predicts no label: it counts as wrong and as
+a disagreement (it has no KL: its probabilities are unknown).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pandas as pd
 from genval.config import RunConfig
 from genval.metrics import probabilities as pr
 from genval.metrics.structure import read_object
+from genval.registry import FAILED_DETAIL
 
 ONLY_STUDENT_WRONG_WARN = 0.05  # the share above which the error analysis warns (issue 4)
 SWEEP = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
@@ -130,14 +132,17 @@ def score_rows(table: pd.DataFrame, kl_signature: str) -> pd.DataFrame:
     frames = []
     has_gold = table["gold"].notna()
     for role in ("teacher", "student"):
-        rows = table[has_gold & table[f"{role}_present"]]
+        # A failed output has no label: it is wrong, and its row says why (genval.registry.FAILED_DETAIL).
+        rows = table[has_gold]
         frames.append(pd.DataFrame({"id": rows["id"], "pair": f"{role}~reference", "metric": "label_correct",
                                     "value": (rows[role] == rows["gold"]).astype(float), "detail": [
-                                        None if p is not None else "no label could be read" for p in rows[role]]}))
+                                        FAILED_DETAIL if not present else None if p is not None else
+                                        "no label could be read" for p, present in zip(rows[role], rows[f"{role}_present"])]}))
     both = table[table["teacher_present"] & table["student_present"]]
-    frames.append(pd.DataFrame({"id": both["id"], "pair": "student~teacher", "metric": "label_agree",
-                                "value": [float(s is not None and s == t) for s, t in zip(both["student"], both["teacher"])],
-                                "detail": None}))
+    frames.append(pd.DataFrame({"id": table["id"], "pair": "student~teacher", "metric": "label_agree",
+                                "value": [float(s is not None and s == t) for s, t in zip(table["student"], table["teacher"])],
+                                "detail": [None if t and s else FAILED_DETAIL
+                                           for t, s in zip(table["teacher_present"], table["student_present"])]}))
     probs = both[[t is not None and s is not None for t, s in zip(both["teacher_probs"], both["student_probs"])]]
     if len(probs):
         kl = pr.kl_per_example(np.stack(probs["teacher_probs"]), np.stack(probs["student_probs"]))

@@ -1,7 +1,9 @@
 """The numbers of `classification.json`: one block overall and one per slice value, plus calibration.
 
-A block compares teacher and student on the same examples: those with a gold label where
-both produced an output. Headline numbers carry a seeded bootstrap CI (genval.stats).
+A block compares teacher and student on the same examples: those with a gold label. An output
+that failed (or is missing) predicts no label and counts as wrong; probability figures (ECE,
+Brier, NLL, KL) are over the outputs that have probabilities. Headline numbers carry a seeded
+bootstrap CI (genval.stats).
 """
 
 from __future__ import annotations
@@ -163,11 +165,16 @@ def calibration(rows: pd.DataFrame, labels: list[str], config: RunConfig) -> dic
 
 def summarise(table: pd.DataFrame, labels: list[str], config: RunConfig) -> dict:
     """Gives the whole classification.json: overall, per slice, rare classes, calibration."""
-    rows = table[table["gold"].notna() & table["teacher_present"] & table["student_present"]]
+    # A failed output stays in: it predicts no label, so it is wrong (and disagrees), as a user would find it.
+    rows = table[table["gold"].notna()]
     label_source = f"field:{config.label_field}" if config.task == "extraction" else "label"
     out = {"labels": labels, "label_source": label_source, "overall": block(rows, labels, config), "slices": {}}
     if not len(rows):
-        out["overall"]["warnings"].append("no example has a gold label and outputs from both teacher and student")
+        out["overall"]["warnings"].append("no example has a gold label")
+    failed = {role: int((~rows[f"{role}_present"]).sum()) for role in ("teacher", "student")}
+    for role, count in failed.items():
+        if count:
+            out["overall"]["warnings"].append(f"{count} {role} outputs failed or are missing: counted as wrong")
     unknown = int((table["gold_raw"].notna() & table["gold"].isna()).sum())
     if unknown:
         out["overall"]["warnings"].append(f"{unknown} gold labels are not in the label set and were left out")

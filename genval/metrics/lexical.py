@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from genval.metrics.registry import MetricContext, MetricResult, Options, register
+from genval.registry import SCORE_100, SHARE
 
 PARALLEL_MIN_ROWS = 4000  # below this, starting worker processes costs more than it saves
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -233,13 +234,13 @@ def _sacrebleu_metric(name: str, candidates, others, ctx: MetricContext) -> Metr
     return MetricResult({name: values}, {name: signature}, summary=summary)
 
 
-@register("bleu", options=BleuOptions)
+@register("bleu", options=BleuOptions, numbers={"bleu": SCORE_100})
 def bleu(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives sentence BLEU (0–100) per pair as sacrebleu's `sentence_bleu` does, and corpus BLEU per pair."""
     return _sacrebleu_metric("bleu", candidates, others, ctx)
 
 
-@register("chrf", options=ChrfOptions)
+@register("chrf", options=ChrfOptions, numbers={"chrf": SCORE_100})
 def chrf(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives sentence chrF (0–100) per pair, as sacrebleu's `sentence_chrf` computes it.
 
@@ -388,7 +389,7 @@ class RougeOptions(Options):
         return value
 
 
-@register("rouge", options=RougeOptions)
+@register("rouge", options=RougeOptions, numbers={"rouge*": SHARE})
 def rouge(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives ROUGE F-measures per pair, as rouge-score's `RougeScorer.score(target, prediction)` does.
 

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from genval.metrics.registry import MetricContext, MetricResult, Options, register
+from genval.registry import DIVERGENCE, SHARE
 
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
@@ -34,7 +35,7 @@ def regression_summary(pred: np.ndarray, gold: np.ndarray) -> dict:
     return {"n": int(len(gold)), "mae": float(np.abs(err).mean()), "rmse": float(math.sqrt((err ** 2).mean())), "r2": r2}
 
 
-@register("regression")
+@register("regression", numbers={"abs_error": DIVERGENCE, "squared_error": DIVERGENCE})
 def regression(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives the absolute and squared error per pair (numbers read from the texts); MAE, RMSE, R² per pair."""
     pred = [read_number(c) for c in candidates]
@@ -109,7 +110,7 @@ class RankingOptions(Options):
     k: int = Field(10, ge=1)
 
 
-@register("ranking", options=RankingOptions)
+@register("ranking", options=RankingOptions, numbers={"ndcg@*": SHARE, "average_precision": SHARE})
 def ranking(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives NDCG@k and average precision per pair; their mean (MAP) is the per-pair headline."""
     k = ctx.options.k

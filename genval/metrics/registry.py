@@ -62,6 +62,7 @@ class Metric:
     kind: str  # "pair": (candidates, others, ctx); "single": (candidates, ctx)
     tasks: tuple[str, ...] | None = None
     options: type[Options] = Options
+    numbers: dict[str, Any] = field(default_factory=dict)  # column (or pattern) → genval.registry.NumberSpec
 
     def parse_options(self, given, place: str = "") -> Options:
         """Gives `given` (a dict from the config) as this metric's typed options, or a one-line error.
@@ -90,15 +91,18 @@ class Metric:
 METRICS: dict[str, Metric] = {}
 
 
-def register(name: str, kind: str = "pair", tasks: tuple[str, ...] | None = None, options: type[Options] = Options):
+def register(name: str, kind: str = "pair", tasks: tuple[str, ...] | None = None, options: type[Options] = Options,
+             numbers: dict[str, Any] | None = None):
     """Registers the decorated function as metric `name`, taking the options model `options`.
 
     The function is called with `ctx.options` already checked into that model; a caller that
-    gives a dict (a test, a script) gets it checked on the way in.
+    gives a dict (a test, a script) gets it checked on the way in. `numbers` declares what each
+    column the metric returns means (`genval.registry.NumberSpec`: direction, range, printed
+    decimals), keyed by column name or pattern (`rouge*`).
     """
 
     def wrap(func):
-        metric = Metric(name=name, func=func, kind=kind, tasks=tasks, options=options)
+        metric = Metric(name=name, func=func, kind=kind, tasks=tasks, options=options, numbers=dict(numbers or {}))
 
         @functools.wraps(func)
         def call(*args):

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from genval.errors import GenvalError
 from genval.metrics.registry import MetricContext, MetricResult, Options, register
+from genval.registry import COSINE
 
 DEFAULT_LAYER = 5
 DEFAULT_NAME = "all-MiniLM-L6-v2"
@@ -136,7 +137,8 @@ def _score_bert(scorer, candidates, others, fp16: bool, batch_size: int):
     return p.float().tolist(), r.float().tolist(), f.float().tolist()
 
 
-@register("bertscore", options=BertScoreOptions)
+# BERTScore is a cosine-based F in [−1, 1] (rescaled scores can fall lower); a failed output counts −1.
+@register("bertscore", options=BertScoreOptions, numbers={"bertscore_*": COSINE})
 def bertscore(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives BERTScore precision, recall and F1 per pair, as `bert_score.score` computes them with the same settings."""
     s = _bert_settings(ctx)
@@ -178,7 +180,7 @@ def _empty_value(scorer) -> float:
     return (0.0 - b) / (1.0 - b)
 
 
-@register("embedding", options=EmbeddingOptions)
+@register("embedding", options=EmbeddingOptions, numbers={"embedding": COSINE})
 def embedding(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives the cosine similarity of the two texts' sentence embeddings, each distinct text embedded once."""
     import numpy as np

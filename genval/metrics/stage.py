@@ -16,6 +16,7 @@ import pandas as pd
 from genval.config import RunConfig
 from genval.metrics.registry import MetricContext, MetricResult, get_metric
 from genval.progress import Progress
+from genval.registry import FAILED_DETAIL, worst
 from genval.run import Run
 
 SCORE_COLUMNS = ["id", "pair", "metric", "value", "detail"]
@@ -33,9 +34,45 @@ def pair_texts(examples: pd.DataFrame, outputs: pd.DataFrame, roles: list[str]) 
             pairs[f"{role}~teacher"] = joined.reset_index(names="id")
     for role in roles:
         joined = pd.concat([text[role].rename("candidate"), reference.rename("other")], axis=1, join="inner")
-        if len(joined):
+        if len(reference):  # kept when empty (every output failed): its failures still count
             pairs[f"{role}~reference"] = joined.reset_index(names="id")
     return pairs
+
+
+def pair_scope(examples: pd.DataFrame, roles: list[str]) -> dict[str, set[str]]:
+    """Gives, per pair (and per role, for single-output metrics), the ids it is scored on when nothing fails.
+
+    A `<role>~teacher` pair and a role's own format checks cover every example; a
+    `<role>~reference` pair the examples with a reference. An id of the scope without a
+    scored row is a failed or missing output: it gets its metric's worst value.
+    """
+    ids = set(examples["id"].astype(str))
+    with_reference = set(examples.loc[examples["reference"].notna(), "id"].astype(str))
+    scope = {role: ids for role in roles}
+    scope.update({f"{role}~teacher": ids for role in roles if role != "teacher"})
+    if with_reference:
+        scope.update({f"{role}~reference": with_reference for role in roles})
+    return scope
+
+
+def failure_rows(result: MetricResult, jobs: dict[str, pd.DataFrame], scope: dict[str, set[str]]) -> list[pd.DataFrame]:
+    """Gives a row at the worst value (genval.registry) for each id of a pair's scope that has no output.
+
+    A column whose worst end is unbounded (an absolute error) gets no such row: its number
+    is over the answered examples, and the summary says how many failed.
+    """
+    frames = []
+    for pair, frame in jobs.items():
+        missing = sorted(scope.get(pair, set()) - set(frame["id"].astype(str)))
+        if not missing:
+            continue
+        for column in result.values:
+            value = worst(column)
+            if value is not None:
+                frames.append(pd.DataFrame({"id": missing, "pair": pair, "metric": column,
+                                            "value": pd.array([value] * len(missing), dtype="Float64"),
+                                            "detail": FAILED_DETAIL}))
+    return frames
 
 
 def _stack(jobs: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[tuple[str, int, int]]]:
@@ -75,9 +112,11 @@ def score(run: Run, config: RunConfig, progress: Progress) -> dict:
     frames, summary = [], {"settings": {}}
     units = sum(len(p) for p in pairs.values()) * sum(m.kind == "pair" for m in metrics) + \
         sum(len(s) for s in singles.values()) * sum(m.kind == "single" for m in metrics)
+    scope = pair_scope(examples, roles)
     with progress.bar("score", total=units, unit="score") as bar:
         for spec, metric in zip(specs, metrics):
-            batch, segments = _stack(pairs if metric.kind == "pair" else singles)
+            jobs = pairs if metric.kind == "pair" else singles
+            batch, segments = _stack(jobs)
             if not len(batch):
                 continue
             ctx = MetricContext(task=config.task, options=spec.options, schema=schema, labels=config.labels,
@@ -89,6 +128,7 @@ def score(run: Run, config: RunConfig, progress: Progress) -> dict:
                 result = metric.func(batch["text"].tolist(), ctx)
             _merge(summary, result)
             frames.extend(_rows(result, batch))
+            frames.extend(failure_rows(result, jobs, scope))
             bar.update(len(batch))
     record = {}
     from genval.metrics import classification

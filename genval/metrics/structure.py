@@ -11,6 +11,7 @@ import re
 
 from genval.errors import GenvalError
 from genval.metrics.registry import MetricContext, MetricResult, Options, register
+from genval.registry import BAD_SHARE, SHARE
 
 FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
 UNREADABLE = "format failure: no JSON object can be read from the output"
@@ -47,7 +48,7 @@ def read_object(text: str) -> dict | None:
     return None
 
 
-@register("json_valid", kind="single")
+@register("json_valid", kind="single", numbers={"json_valid": SHARE, "json_fenced": BAD_SHARE})
 def json_valid(candidates: list[str], ctx: MetricContext) -> MetricResult:
     """Gives 1 where the output parses as JSON (bare or fenced), and `json_fenced` = 1 where it needed the fence."""
     valid, fenced = [], []
@@ -68,7 +69,7 @@ def _path(error) -> str:
     return out
 
 
-@register("schema_valid", kind="single")
+@register("schema_valid", kind="single", numbers={"schema_valid": SHARE})
 def schema_valid(candidates: list[str], ctx: MetricContext) -> MetricResult:
     """Gives 1 where the output parses and validates against the task's JSON Schema, with the failing path and reason."""
     import jsonschema
@@ -151,7 +152,7 @@ class FieldsOptions(Options):
     fields: list[str] | None = None
 
 
-@register("fields", options=FieldsOptions)
+@register("fields", options=FieldsOptions, numbers={"field:*": SHARE, "fields_accuracy": SHARE, "fields_f1": SHARE})
 def fields(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives per-field exact match, per-example field accuracy and F1; micro/macro F1 per pair in the summary.
 

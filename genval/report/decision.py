@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-BLOCKING = {"weak_critical_slice", "student_only_errors", "format_failures"}
+
+def decision(summary: dict) -> tuple[str, list[str]]:
+    """Gives (verdict as shown, its reasons): READY, NOT READY, INCOMPLETE or NO DECISION, from summary.decision."""
+    found = summary.get("decision") or {"verdict": "NO_DECISION", "reasons": ["summary.json holds no decision"]}
+    return found["verdict"].replace("_", " "), [r[0].upper() + r[1:].rstrip(".") for r in found["reasons"]]
 
 
-def decision(summary: dict) -> tuple[str, str]:
-    """Gives (verdict, one sentence why): READY, READY WITH CAVEATS, NOT READY or NO DECISION."""
-    status = summary.get("status") or {}
-    level = status.get("level")
-    gate = summary.get("gate")
-    kinds = {d["kind"] for d in summary.get("diagnoses") or []}
-    if gate is not None and not gate["passed"]:
-        return "NOT READY", f"the release gate fails ({len(gate['failing'])} of {len(gate['rules'])} rules)."
-    if level is None:
-        return "NO DECISION", status.get("basis", "no number to base a status on") + "."
-    said = f"status {level} on {status['basis']}"
-    if level == "WEAK":
-        return "NOT READY", f"{said}: retention {pct(status.get('retention'))}."
-    caveats = sorted(kinds & BLOCKING)
-    if level == "ACCEPTABLE" or caveats:
-        why = f"; see {', '.join(c.replace('_', ' ') for c in caveats)}" if caveats else ""
-        return "READY WITH CAVEATS", f"{said}{why}."
-    return "READY", f"{said}: the student can replace the teacher on this eval set."
+def failure_line(summary: dict) -> str | None:
+    """Gives one line on the failed outputs and judge verdicts, or None when nothing failed."""
+    found = summary.get("failures") or {}
+    roles = [f"{name} {v['failed']} of {v['n']} ({pct(v['rate'])})"
+             for name, v in (found.get("roles") or {}).items() if v["failed"]]
+    judges = [f"judge {name} {v['failed']} of {v['n']} ({pct(v['rate'])})"
+              for name, v in (found.get("judges") or {}).items() if v["failed"]]
+    if not roles and not judges:
+        return None
+    said = [f"Failed: {', '.join(roles + judges)}; the limit is {pct(found.get('max_failure_rate'))} per role or judge."]
+    if roles:
+        said.append("A failed output counts as a wrong answer in every number (summary.json's `answered` gives "
+                    "the numbers without them).")
+    if judges:
+        said.append("A judge's failed or unreadable verdicts are left out of its rate.")
+    return " ".join(said)
 
 
 def pct(x) -> str:
@@ -60,7 +62,15 @@ def headline_rows(summary: dict) -> list[tuple[str, dict | None]]:
     judge = summary.get("judge")
     if judge:
         mark = "validated" if judge.get("validated") else "NOT validated"
-        rows.append((f"judge equivalence ({judge['name']}, {mark})", judge.get("equivalence_rate")))
+        says = (judge.get("meaning") or {}).get("says")
+        rows.append((f"judge equivalence ({judge['name']}, {mark}{': ' + says if says else ''})",
+                     judge.get("equivalence_rate")))
+        corrected = judge.get("corrected_equivalence_rate")
+        if corrected:
+            rows.append(("judge equivalence corrected for its error (Rogan–Gladen)" +
+                         (f" — {corrected['note']}" if corrected.get("note") else ""), corrected))
+        if (judge.get("meaning") or {}).get("kind") == "ordinal" and judge.get("mean_score"):
+            rows.append((f"judge mean score ({judge['name']})", judge["mean_score"]))
     for role, metrics in (summary.get("format") or {}).items():
         for metric, block in metrics.items():
             rows.append((f"{role} {metric} failures", block.get("failure_rate")))
@@ -77,5 +87,6 @@ def slice_rows(summary: dict) -> list[dict]:
             head = block.get("headline") or {}
             rows.append({"slice": f"{field}={value}", "n": block["n"], "metric": head.get("metric"),
                          "value": head.get("value"), "ci": head.get("ci") or [None, None], "rank": block.get("rank"),
+                         "mde": head.get("mde"),
                          "too_small": block.get("too_small_to_rank"), "critical": f"{field}={value}" in critical})
     return sorted(rows, key=lambda r: (r["value"] is None, r["too_small"], r["value"] if r["value"] is not None else 0))

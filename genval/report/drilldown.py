@@ -8,7 +8,6 @@ from genval.run import Run
 
 MAX_EXAMPLES = 5000   # keeps report.html openable; the run folder holds every example
 MAX_CHARS = 4000      # per text cell
-EQUIVALENT = {"equivalent", "tie"}
 FAILURE_KINDS = {
     "generation_error": "a model call failed",
     "format_failure": "student output fails a format check",
@@ -47,12 +46,23 @@ def _low_fidelity(scores: dict[str, dict[str, float]], metric: str | None) -> se
     return set(values.index[values <= values.quantile(0.1)])
 
 
-def _verdicts(run: Run, judge: str | None) -> dict[str, str]:
+def _verdicts(run: Run, judge: str | None) -> dict[str, tuple[str, float | None]]:
+    """Gives id → (verdict as shown, equivalent 1/0/None) of the judge on student~teacher.
+
+    What counts as equivalent is the judge file's (the judgments table's `equivalent`), never
+    a word read here.
+    """
     if not judge or not run.has("judgments"):
         return {}
     j = run.read_table("judgments")
     j = j[(j["judge"] == judge) & (j["pair"] == "student~teacher")]
-    return {str(i): (str(v) if v is not None and not pd.isna(v) else "unparsed") for i, v in zip(j["id"], j["verdict"])}
+    asked = pd.to_numeric(j["requests"], errors="coerce").fillna(1) > 0 if "requests" in j else [True] * len(j)
+    equivalent = j["equivalent"] if "equivalent" in j else [None] * len(j)
+    out = {}
+    for i, v, e, a in zip(j["id"], j["verdict"], equivalent, asked):
+        shown = str(v) if v is not None and not pd.isna(v) else ("unparsed" if a else "nothing to judge")
+        out[str(i)] = (shown, None if e is None or pd.isna(e) or not a else float(e))
+    return out
 
 
 def _failures(ident, scores, errors, verdict, low) -> list[str]:
@@ -67,7 +77,7 @@ def _failures(ident, scores, errors, verdict, low) -> list[str]:
         kinds.append("student_only_wrong")
     if t == 0.0 and st == 0.0:
         kinds.append("both_wrong")
-    if verdict is not None and verdict != "unparsed" and verdict.lower() not in EQUIVALENT:
+    if verdict is not None and verdict[1] == 0.0:
         kinds.append("not_equivalent")
     if ident in low:
         kinds.append("low_fidelity")
@@ -101,6 +111,6 @@ def rows(run: Run, summary: dict) -> list[dict]:
                     "teacher": _clip(teacher[0]) if teacher[1] is None else f"[error] {teacher[1]}",
                     "student": _clip(student[0]) if student[1] is None else f"[error] {student[1]}",
                     "reference": _clip(record.get("reference")), "scores": scores.get(ident, {}),
-                    "verdict": verdicts.get(ident), "slices": slices,
+                    "verdict": (verdicts.get(ident) or (None,))[0], "slices": slices,
                     "failures": _failures(ident, scores, errors, verdicts.get(ident), low)})
     return out

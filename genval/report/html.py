@@ -6,11 +6,12 @@ import json
 from html import escape
 from importlib import resources
 
+from genval import registry
 from genval.report import plots
-from genval.report.decision import ci, decision, headline_rows, num, slice_rows
+from genval.report.decision import ci, decision, failure_line, headline_rows, num, slice_rows
 from genval.report.drilldown import FAILURE_KINDS
 
-VERDICT_CLASS = {"READY": "v-ready", "READY WITH CAVEATS": "v-caveats", "NOT READY": "v-not", "NO DECISION": "v-none"}
+VERDICT_CLASS = {"READY": "v-ready", "NOT READY": "v-not", "INCOMPLETE": "v-incomplete", "NO DECISION": "v-none"}
 
 
 def _asset(name: str) -> str:
@@ -43,12 +44,14 @@ def _plots(summary: dict, extras: dict) -> str:
     rows = [{"label": r["slice"], "value": r["value"], "lo": r["ci"][0], "hi": r["ci"][1], "muted": r["too_small"]}
             for r in sorted(slice_rows(summary), key=lambda r: r["slice"])]
     metric = next((r["metric"] for r in slice_rows(summary) if r["metric"]), "headline")
+    found = registry.spec(metric.split(" ")[0])
+    direction = f" ({found.better} is better)" if found and found.better else ""
     cls = extras.get("classification") or {}
     cal = ((extras.get("calibration") or {}).get("judges") or {}).get((summary.get("judge") or {}).get("name")) or {}
     conf = cal.get("confusion") or {}
     figures = [
-        _figure(plots.slice_bars(rows, f"Per slice: {metric}"), "Bars: point value; whiskers: 95 % bootstrap "
-                "interval; grey: too small to rank.", "No slices."),
+        _figure(plots.slice_bars(rows, f"Per slice: {metric}{direction}", found.high if found else None),
+                "Bars: point value; whiskers: 95 % bootstrap interval; grey: too small to rank.", "No slices."),
         _figure(plots.reliability(cls.get("reliability") or {}), "Dashed diagonal: perfect calibration.",
                 "No reliability data (needs label probabilities: classification.json)."),
         _figure(plots.latency(extras.get("latency") or {}), "Dashed lines: median (p50).", "No latency data."),
@@ -61,9 +64,14 @@ def _plots(summary: dict, extras: dict) -> str:
 
 
 def _header(summary: dict) -> str:
-    verdict, why = decision(summary)
+    verdict, reasons = decision(summary)
     out = [f'<h1>genval · {escape(summary["name"])}: <span class="verdict {VERDICT_CLASS[verdict]}" id="verdict">'
-           f"{escape(verdict)}</span></h1>", f'<p class="why">{escape(why[0].upper() + why[1:])}</p>']
+           f"{escape(verdict)}</span></h1>", f'<p class="why">{escape(reasons[0])}.</p>']
+    if reasons[1:]:
+        out.append('<ul class="reasons">' + "".join(f"<li>{escape(r)}.</li>" for r in reasons[1:]) + "</ul>")
+    failed = failure_line(summary)
+    if failed:
+        out.append(f'<p class="failures">{escape(failed)}</p>')
     gate = summary.get("gate")
     if gate is not None:
         state = "PASS" if gate["passed"] else "FAIL"
@@ -82,9 +90,11 @@ def _slice_table(summary: dict) -> str:
     for r in slice_rows(summary):
         rank = "too small to rank" if r["too_small"] else r["rank"]
         rows.append([r["slice"], (r["n"], r["n"]), r["metric"] or "–", (num(r["value"]), r["value"]),
-                     ci({"ci": r["ci"]}), (rank if rank is not None else "–", r["rank"] if r["rank"] else 1e9)])
+                     ci({"ci": r["ci"]}), (num(r["mde"], 3), r["mde"]),
+                     (rank if rank is not None else "–", r["rank"] if r["rank"] else 1e9)])
         classes.append(" ".join(c for c, on in (("small", r["too_small"]), ("critical", r["critical"])) if on))
-    return _table(["slice", "n", "headline", "value", "95 % CI", "rank (1 = weakest)"], rows, "sortable", classes) \
+    return _table(["slice", "n", "headline", "value", "95 % CI", "MDE (80 % power)", "rank (1 = weakest)"], rows,
+                  "sortable", classes) \
         if rows else '<p class="muted">No slices configured.</p>'
 
 

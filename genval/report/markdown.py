@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from genval.report.decision import ci, decision, headline_rows, num, slice_rows
+from genval.report.decision import ci, decision, failure_line, headline_rows, num, slice_rows
 
 MAX_SLICES = 12  # a PR comment shows the weakest; report.html has them all
 
 
 def render(summary: dict) -> str:
-    """Gives report.md for a summary."""
-    verdict, why = decision(summary)
+    """Gives report.md for a summary: the decision and its reasons first."""
+    verdict, reasons = decision(summary)
     ev = summary["eval_set"]
-    out = [f"## genval · {summary['name']}: **{verdict}**", "", f"{why[0].upper()}{why[1:]}", ""]
+    out = [f"## genval · {summary['name']}: **{verdict}**", "", f"{reasons[0]}."]
+    out += [f"- {reason}." for reason in reasons[1:]] + [""]
+    failed = failure_line(summary)
+    if failed:
+        out += [failed, ""]
     gate = summary.get("gate")
     if gate is not None:
         out.append(f"**Gate: {'PASS' if gate['passed'] else 'FAIL'}** ({len(gate['rules'])} rules)")
@@ -22,12 +26,25 @@ def render(summary: dict) -> str:
     out += ["### Headline numbers", "", "| number | value | 95 % CI | n |", "| --- | --- | --- | --- |"]
     out += [f"| {name} | {num(n)} | {ci(n)} | {n.get('n') if n.get('n') is not None else '–'} |"
             for name, n in headline_rows(summary)]
-    out += [""] + _slices(summary) + _metrics(summary) + _ops(summary)
+    out += [""] + _answered(summary) + _slices(summary) + _metrics(summary) + _ops(summary)
     s = summary["settings"]
     out += ["", f"<sub>Eval set `{ev['path']}` · n={ev['n']} · sha256 `{(ev['sha256'] or '')[:12]}` · "
             f"{s['confidence'] * 100:.0f} % percentile bootstrap, {s['bootstrap']} resamples, seed {s['seed']} · "
-            f"slices under n={s['min_slice_n']} are not ranked.</sub>"]
+            f"slices under n={s['min_slice_n']} are not ranked; MDE: the smallest change a slice's n can show "
+            f"(80 % power, Bloom 1995).</sub>"]
     return "\n".join(out) + "\n"
+
+
+def _answered(summary: dict) -> list[str]:
+    """Gives the headline numbers on the answered examples only, when some output failed."""
+    found = summary.get("answered")
+    if not found:
+        return []
+    rows = headline_rows({"classification": found["classification"], "fidelity": found["fidelity"]})
+    failed = ", ".join(f"{role} {n}" for role, n in found["failed"].items())
+    out = ["### On answered examples only", "", f"Failed outputs left out ({failed}); above, they count as wrong.",
+           "", "| number | value | 95 % CI | n |", "| --- | --- | --- | --- |"]
+    return out + [f"| {name} | {num(n)} | {ci(n)} | {n.get('n', '–')} |" for name, n in rows] + [""]
 
 
 def _slices(summary: dict) -> list[str]:
@@ -36,14 +53,15 @@ def _slices(summary: dict) -> list[str]:
         return []
     shown = [r for r in rows if r["critical"]] + [r for r in rows if not r["critical"]]
     shown = sorted(shown[:MAX_SLICES], key=lambda r: (r["value"] is None, r["too_small"], r["value"] or 0))
-    out = ["### Slices, weakest first", "", "| slice | n | headline | value | 95 % CI | rank |",
-           "| --- | --- | --- | --- | --- | --- |"]
+    out = ["### Slices, weakest first", "", "| slice | n | headline | value | 95 % CI | MDE | rank |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in shown:
         rank = "too small to rank" if r["too_small"] else (r["rank"] or "–")
         name = f"**{r['slice']}** (critical)" if r["critical"] else r["slice"]
-        out.append(f"| {name} | {r['n']} | {r['metric'] or '–'} | {num(r['value'])} | {ci({'ci': r['ci']})} | {rank} |")
+        out.append(f"| {name} | {r['n']} | {r['metric'] or '–'} | {num(r['value'])} | {ci({'ci': r['ci']})} | "
+                   f"{num(r['mde'], 3)} | {rank} |")
     if len(rows) > len(shown):
-        out.append(f"| … {len(rows) - len(shown)} more in report.html | | | | | |")
+        out.append(f"| … {len(rows) - len(shown)} more in report.html | | | | | | |")
     return out + [""]
 
 

@@ -45,15 +45,22 @@ def _legend(x, y, items) -> list[str]:
     return out
 
 
-def slice_bars(rows: list[dict], title: str, width: int = 640) -> str:
-    """Gives horizontal bars with interval whiskers: rows of {label, value, lo, hi, muted}."""
+def slice_bars(rows: list[dict], title: str, high: float | None = None, width: int = 640) -> str:
+    """Gives horizontal bars with interval whiskers: rows of {label, value, lo, hi, muted}.
+
+    The axis runs to the number's top of range (`high`, from genval.registry) when every
+    value fits under it, so a BLEU of 40 is drawn against 100; else to the largest value.
+    """
     rows = [r for r in rows if r.get("value") is not None]
     if not rows:
         return ""
     top, row_h, left, right = 26, 20, 190, width - 60
     height = top + row_h * len(rows) + 34
     hi_all = max([r["hi"] if r.get("hi") is not None else r["value"] for r in rows] + [1e-9])
-    scale = 1.0 if hi_all <= 1.0 else hi_all * 1.05
+    if high is not None and hi_all <= high:
+        scale = high
+    else:
+        scale = 1.0 if hi_all <= 1.0 else hi_all * 1.05
     sx = lambda v: left + (right - left) * max(0.0, v) / scale  # noqa: E731
     body = [_text(8, 16, title, extra='font-weight="bold"')]
     for k, r in enumerate(rows):

@@ -1,0 +1,105 @@
+"""The decision a run ends with: READY, NOT_READY, INCOMPLETE or NO_DECISION, and the reasons, in words.
+
+INCOMPLETE comes first: when more than `analysis.max_failure_rate` of any role's requests,
+or of any judge's verdicts, failed, the numbers rest on too little to decide on (they count
+the failures as wrong, so a retry can only change them). Otherwise the gate decides when it
+fails, then the status grade (EXCELLENT … WEAK) on failure-counted numbers; diagnoses that
+block a release are given as caveats of a READY.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from genval.analysis.diagnosis import pct
+
+BLOCKING = ("weak_critical_slice", "small_slice", "student_only_errors", "format_failures")
+
+
+def _share(failed: int, n: int) -> dict:
+    return {"failed": int(failed), "n": int(n), "rate": failed / n if n else 0.0}
+
+
+def failures(outputs: pd.DataFrame | None, judgments: pd.DataFrame | None, max_failure_rate: float) -> dict:
+    """Gives per role the failed requests and per judge the verdicts it failed to give, each as {failed, n, rate}.
+
+    A judge's failure is a row that asked it and got no usable verdict: a failed request or an
+    answer that could not be parsed (both leave the example unjudged). Rows that asked nothing
+    (the pair's own output failed) are the role's failures, not the judge's.
+    """
+    roles = {}
+    if outputs is not None and not outputs.empty:
+        for role, group in outputs.groupby("role", sort=True):
+            roles[role] = _share(group["error"].notna().sum(), len(group))
+    judges = {}
+    if judgments is not None and not judgments.empty:
+        asked = judgments[pd.to_numeric(judgments["requests"], errors="coerce").fillna(1) > 0] \
+            if "requests" in judgments else judgments
+        for name, group in asked.groupby("judge", sort=True):
+            judges[name] = _share((~group["parsed"].fillna(False).astype(bool)).sum(), len(group))
+            judges[name]["requests_failed"] = int(pd.to_numeric(group.get("failed_requests"), errors="coerce")
+                                                  .fillna(0).sum()) if "failed_requests" in group else 0
+    over = [f"role {r}" for r, v in roles.items() if v["rate"] > max_failure_rate] + \
+        [f"judge {j}" for j, v in judges.items() if v["rate"] > max_failure_rate]
+    return {"max_failure_rate": max_failure_rate, "roles": roles, "judges": judges, "over_limit": over,
+            "requests_failed": int(sum(v["failed"] for v in roles.values())
+                                   + sum(v["requests_failed"] for v in judges.values())),
+            "counted_as": "a failed or missing output takes its number's worst value (accuracy: wrong; "
+                          "a score: the bad end of its range); `answered` gives the numbers without them"}
+
+
+def _on_numbers(summary: dict) -> tuple[str, list[str]]:
+    """Gives the verdict the numbers alone give (gate, then status grade), with its reasons."""
+    status = summary.get("status") or {}
+    level = status.get("level")
+    gate = summary.get("gate")
+    if gate is not None and not gate["passed"]:
+        return "NOT_READY", [f"the release gate fails ({len(gate['failing'])} of {len(gate['rules'])} rules): "
+                             + "; ".join(gate["failing"])]
+    if level is None:
+        return "NO_DECISION", [status.get("basis", "no number to base a status on")]
+    said = f"status {level} on {status['basis']}"
+    if level == "WEAK":
+        return "NOT_READY", [f"{said}: retention {pct(status.get('retention'))}"]
+    caveats = [d for d in summary.get("diagnoses") or [] if d["kind"] in BLOCKING]
+    clean = level != "ACCEPTABLE" and not caveats
+    reasons = [said + (": the student can replace the teacher on this eval set" if clean else ", with caveats")]
+    if level == "ACCEPTABLE":
+        reasons.append("caveat: retention is only just over 90 %")
+    reasons += [f"caveat: {d['kind'].replace('_', ' ')} — {d['message']}" for d in caveats]
+    return "READY", reasons
+
+
+def _entry(found: dict, what: str) -> tuple[str, dict]:
+    """Gives (name, counts) of an `over_limit` item: 'role student' or 'judge <name>'."""
+    kind, name = what.split(" ", 1)
+    return name, found["roles" if kind == "role" else "judges"][name]
+
+
+def _failure_reasons(found: dict) -> list[str]:
+    """Gives, per role or judge over the limit, what failed; then what a re-run can and cannot fix."""
+    limit, out, unreadable = found["max_failure_rate"], [], False
+    for what in found["over_limit"]:
+        name, entry = _entry(found, what)
+        kind = "verdicts failed or could not be read" if what.startswith("judge") else "requests failed"
+        out.append(f"{entry['failed']} of {entry['n']} {name} {kind} ({pct(entry['rate'])}, over the "
+                   f"{pct(limit)} limit of analysis.max_failure_rate)")
+        unreadable |= entry["failed"] > entry.get("requests_failed", entry["failed"])
+    if found.get("requests_failed"):
+        out.append("a plain re-run retries the failed requests (finished ones come from the request cache)")
+    if unreadable:
+        out.append("an unreadable judge answer comes back the same from the cache: fix the judge's prompt or "
+                   "parser, or raise analysis.max_failure_rate knowingly")
+    return out
+
+
+def decide(summary: dict) -> dict:
+    """Gives {verdict, reasons, grade}: the run's decision, the reasons in the order a reader needs them."""
+    found = summary.get("failures") or {}
+    verdict, reasons = _on_numbers(summary)
+    grade = (summary.get("status") or {}).get("level")
+    if found.get("over_limit"):
+        said = _failure_reasons(found)
+        said.append(f"on the numbers so far (failures counted as wrong): {verdict.replace('_', ' ')} — {reasons[0]}")
+        return {"verdict": "INCOMPLETE", "reasons": said, "grade": grade}
+    return {"verdict": verdict, "reasons": reasons, "grade": grade}

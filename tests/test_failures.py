@@ -1,0 +1,187 @@
+"""Failures are part of the result: counted as wrong, shown, decided on (INCOMPLETE, exit 3), retried on a re-run."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+import pytest
+from sacrebleu.metrics import BLEU
+
+from genval.cli import main
+from genval.registry import FAILED_DETAIL
+from tests.conftest import ROOT, write_jsonl, write_yaml
+
+N = 40
+MISSING = {f"e{i:02d}" for i in range(0, N, 4)}  # a quarter of the ids
+
+
+def _classification(tmp_path, student_ids, judge=None) -> object:
+    """A classification run of N examples: the teacher is always right, the student right where it answers."""
+    examples = [{"id": f"e{i:02d}", "input": f"ticket {i}", "label": "pos" if i % 2 else "neg"} for i in range(N)]
+    write_jsonl(tmp_path / "eval.jsonl", examples)
+    write_jsonl(tmp_path / "teacher.jsonl", [{"id": e["id"], "text": e["label"]} for e in examples])
+    write_jsonl(tmp_path / "student.jsonl", [{"id": e["id"], "text": e["label"]} for e in examples
+                                             if e["id"] in student_ids])
+    config = {"name": "c", "task": "classification", "eval_set": "eval.jsonl", "prompt": "Label: {input}",
+              "labels": ["pos", "neg"], "metrics": [],
+              "models": {"teacher": {"backend": "replay", "path": "teacher.jsonl"},
+                         "student": {"backend": "replay", "path": "student.jsonl"}},
+              "analysis": {"bootstrap": 200}}
+    if judge:
+        config["judge"] = judge
+    return write_yaml(tmp_path / "run.yaml", config)
+
+
+def test_student_replay_missing_a_quarter_of_ids_is_incomplete_exit_3_and_counts_them_wrong(tmp_path, capsys):
+    answered = {f"e{i:02d}" for i in range(N)} - MISSING
+    config = _classification(tmp_path, answered)
+    assert main(["generate", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 3   # a stage command too
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 3
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[0] == "decision: INCOMPLETE" and "10 of 40 student requests failed (25.0 %" in printed[1]
+    assert printed[-1].endswith("report.html")
+    summary = json.loads((tmp_path / "runs" / "c" / "summary.json").read_text())
+    assert summary["decision"]["verdict"] == "INCOMPLETE"
+    cls = summary["classification"]
+    # Counted: a missing answer is a wrong answer (30 of 40), as a user of the deployed student would find it.
+    assert cls["student"]["accuracy"]["value"] == pytest.approx(30 / 40) and cls["student"]["accuracy"]["n"] == 40
+    assert cls["accuracy_retention"]["value"] == pytest.approx(0.75)
+    assert cls["agreement_rate"]["value"] == pytest.approx(0.75)
+    assert summary["status"]["level"] == "WEAK"   # the grade is on counted numbers, not the survivors'
+    # On answered examples only, labelled as such: the student is right on all 30 it answered.
+    ans = summary["answered"]
+    assert ans["failed"] == {"student": 10} and "left out" in ans["note"]
+    assert ans["classification"]["student"]["accuracy"]["value"] == 1.0
+    assert ans["classification"]["student"]["accuracy"]["n"] == 30
+    assert summary["failures"]["roles"]["student"] == {"failed": 10, "n": 40, "rate": 0.25}
+    scores = pd.read_parquet(tmp_path / "runs" / "c" / "scores.parquet")
+    rows = scores[(scores.pair == "student~reference") & (scores.metric == "label_correct")]
+    assert set(rows.loc[rows.detail == FAILED_DETAIL, "id"]) == MISSING and len(rows) == N
+    # The report says why in its first lines.
+    report = (tmp_path / "runs" / "c" / "report.md").read_text().splitlines()
+    assert report[0] == "## genval · c: **INCOMPLETE**"
+    assert "10 of 40 student requests failed" in report[2]
+
+
+def test_a_failed_output_takes_the_worst_value_of_each_text_metric(small_run, tmp_path):
+    student = [json.loads(line) for line in (small_run.parent / "student.jsonl").read_text().splitlines()]
+    write_jsonl(small_run.parent / "student.jsonl", student[1:])  # 'a' is missing
+    assert main(["run", str(small_run), "--out", str(tmp_path / "runs"), "--quiet"]) == 3
+    summary = json.loads((tmp_path / "runs" / "small" / "summary.json").read_text())
+    examples = {r["id"]: r for r in map(json.loads, (small_run.parent / "eval.jsonl").read_text().splitlines())}
+    scorer = BLEU(effective_order=True)
+    answered = [scorer.sentence_score(examples[i]["input"], [examples[i]["reference"]]).score for i in "bcd"]
+    bleu = summary["metrics"]["student~reference"]["bleu"]
+    assert bleu["n"] == 4 and bleu["value"] == pytest.approx(sum(answered) / 4)   # BLEU's worst is 0
+    assert summary["answered"]["metrics"]["student~reference"]["bleu"]["value"] == pytest.approx(sum(answered) / 3)
+    assert summary["metrics"]["student~teacher"]["rougeL"]["n"] == 4
+    assert summary["metrics"]["teacher~reference"]["bleu"]["n"] == 4   # the teacher answered everything
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class VerdictServer:
+    """An OpenAI-compatible judge on a given 127.0.0.1 port: 'equivalent' always, or HTTP 500 for FLAKY candidates."""
+
+    def __init__(self, port: int, fail_flaky: bool):
+        self.prompts: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                user = body["messages"][-1]["content"]
+                server.prompts.append(user)
+                candidate = re.search(r"<candidate-[0-9a-f]+>\n(.*?)\n</candidate-", user, re.S).group(1)
+                if fail_flaky and "FLAKY" in candidate:
+                    self.send_response(500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                data = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant",
+                                                                        "content": "VERDICT: equivalent"}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _judged_config(tmp_path, port: int, flaky: set[str]):
+    judge = [{"config": str(ROOT / "judges" / "equivalence.yaml"),
+              "model": {"backend": "openai", "model": "scripted", "base_url": f"http://127.0.0.1:{port}/v1",
+                        "max_retries": 0, "timeout_s": 5}}]
+    config = _classification(tmp_path, {f"e{i:02d}" for i in range(N)}, judge=judge)
+    write_jsonl(tmp_path / "student.jsonl", [{"id": f"e{i:02d}", "text": ("FLAKY " if f"e{i:02d}" in flaky else "")
+                                              + ("pos" if i % 2 else "neg")} for i in range(N)])
+    return config
+
+
+def test_unreachable_judge_is_incomplete_exit_3_and_a_plain_rerun_tries_again(tmp_path, capsys):
+    pytest.importorskip("genval.backends.openai")
+    port = _free_port()  # nothing listens here
+    config = _judged_config(tmp_path, port, set())
+    out = str(tmp_path / "runs")
+    assert main(["run", str(config), "--out", out]) == 3
+    summary = json.loads((tmp_path / "runs" / "c" / "summary.json").read_text())
+    assert summary["decision"]["verdict"] == "INCOMPLETE"
+    assert summary["failures"]["judges"]["equivalence"] == {"failed": N, "n": N, "rate": 1.0, "requests_failed": N}
+    assert any("40 of 40 equivalence verdicts failed" in r for r in summary["decision"]["reasons"])
+    manifest = json.loads((tmp_path / "runs" / "c" / "manifest.json").read_text())
+    assert manifest["stages"]["judge"]["failed_requests"] == N
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", out]) == 3          # a plain re-run: no --force
+    err = capsys.readouterr().err
+    assert "generate: skipped" in err and "judge: skipped" not in err   # the judge stage is not current
+    with VerdictServer(port, fail_flaky=False) as server:
+        assert main(["run", str(config), "--out", out, "--quiet"]) == 0
+    assert len(set(server.prompts)) == N   # (and one warm-up call before the clock, a copy of the first)
+    summary = json.loads((tmp_path / "runs" / "c" / "summary.json").read_text())
+    assert summary["decision"]["verdict"] != "INCOMPLETE" and summary["judge"]["equivalence_rate"]["value"] == 1.0
+
+
+def test_a_plain_rerun_retries_exactly_the_failed_requests(tmp_path, capsys):
+    pytest.importorskip("genval.backends.openai")
+    port = _free_port()
+    flaky = {"e03", "e17"}
+    config = _judged_config(tmp_path, port, flaky)
+    out = str(tmp_path / "runs")
+    with VerdictServer(port, fail_flaky=True) as server:
+        assert main(["run", str(config), "--out", out, "--quiet"]) == 3
+    assert len(set(server.prompts)) == N
+    summary = json.loads((tmp_path / "runs" / "c" / "summary.json").read_text())
+    # 2 of 40 (5 %) is over the 1 % limit.
+    assert summary["failures"]["judges"]["equivalence"]["failed"] == 2
+    assert summary["decision"]["verdict"] == "INCOMPLETE"
+    capsys.readouterr()
+    with VerdictServer(port, fail_flaky=False) as server:
+        assert main(["run", str(config), "--out", out, "--quiet"]) == 0
+    # Only the two failed requests reached the model (one of them also as the warm-up call before the
+    # clock); the 38 finished ones came from the request cache.
+    assert len(set(server.prompts)) == 2 and all("FLAKY" in p for p in server.prompts)
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[0].startswith("decision: ") and "INCOMPLETE" not in printed[0]
