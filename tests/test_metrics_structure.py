@@ -1,7 +1,6 @@
 """Format checks and field scoring, against hand-worked cases."""
 
 import json
-import math
 
 import pytest
 
@@ -54,7 +53,7 @@ def test_fields_by_hand():
         json.dumps({"name": "acme corp", "items": [{"price": 1.0}], "note": None}),  # all match after normalising
         json.dumps({"name": "Other", "items": [{"price": 1}], "note": "extra"}),  # name wrong, note filled wrongly
         'Here: {"name": "Acme Corp", "items": "none"}',  # prose around it, breaks the schema: still read
-        "I cannot help with that",  # unreadable: a format failure, not scored for content
+        "I cannot help with that",  # unreadable: a format failure, and no fields for its user
     ]
     ctx = MetricContext(task="extraction", schema=SCHEMA, segments=[("student~reference", 0, 4)])
     result = structure.fields(cands, [gold] * 4, ctx)
@@ -67,14 +66,17 @@ def test_fields_by_hand():
     assert v["fields_f1"][1] == pytest.approx(2 / 5)
     # row 3: tp name=1, fp items=1, fn items=1 → 2/(2+1+1)
     assert v["fields_f1"][2] == pytest.approx(2 / 4)
-    assert all(math.isnan(col[3]) for col in v.values())
+    # row 4 is scored as an empty object: name and items missed (FN), note null on both sides (a match)
+    assert [v[f"field:{n}"][3] for n in ("name", "items", "note")] == [0, 0, 1]
+    assert v["fields_accuracy"][3] == pytest.approx(1 / 3)
+    assert v["fields_f1"][3] == 0.0  # tp 0, fp 0, fn 2
     assert result.details["fields_f1"][3] == structure.UNREADABLE
     summary = result.summary["fields"]["student~reference"]
-    assert summary["n"] == 3 and summary["unreadable"] == 1
-    # name: tp 2 (rows 1, 3), fn 1 (row 2), fp 1 (row 2) → F1 = 4/6
-    assert summary["per_field"]["name"]["f1"] == pytest.approx(4 / 6)
-    # micro over all fields: tp = 2+2+0 (name, items; note never filled on gold) fp = 1+1+1, fn = 1+1
-    assert summary["micro_f1"] == pytest.approx(2 * 4 / (2 * 4 + 3 + 2))
+    assert summary["n"] == 4 and summary["unreadable"] == 1 and summary["no_reference"] == 0
+    # name: tp 2 (rows 1, 3), fn 2 (rows 2, 4), fp 1 (row 2) → F1 = 4/7
+    assert summary["per_field"]["name"]["f1"] == pytest.approx(4 / 7)
+    # micro over all fields: tp = 2+2+0 (name, items; note never filled on gold) fp = 1+1+1, fn = 1+1+2 (row 4)
+    assert summary["micro_f1"] == pytest.approx(2 * 4 / (2 * 4 + 3 + 4))
     per = summary["per_field"]
     assert summary["macro_f1"] == pytest.approx((per["name"]["f1"] + per["items"]["f1"] + per["note"]["f1"]) / 3)
     assert per["note"]["f1"] == 0.0  # one false positive, nothing to find

@@ -153,7 +153,9 @@ def test_extraction_run_scores_format_fields_and_label_field(tmp_path):
     # the schema-breaking output's readable field still scores
     assert value("field:category", "student~teacher", "e1")["value"] == 1
     assert value("field:meta", "student~teacher", "e1")["value"] == 0
-    assert pd.isna(value("fields_accuracy", "student~reference", "e2")["value"])
+    # "no idea" holds no object: scored as an empty one — category and meta both missed
+    assert value("fields_accuracy", "student~reference", "e2")["value"] == 0
+    assert value("fields_f1", "student~reference", "e2")["value"] == 0
     meta = run.read_json("metrics.json")
     assert meta["fields"]["student~teacher"]["unreadable"] == 1
     assert set(meta["corpus"]) == {"student~teacher", "student~reference", "teacher~reference"}

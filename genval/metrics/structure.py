@@ -165,30 +165,39 @@ def fields(candidates: list[str], others: list[str], ctx: MetricContext) -> Metr
     cols: dict[str, list] = {f"field:{n}": [] for n in names}
     cols.update(fields_accuracy=[], fields_f1=[])
     details: list[str | None] = []
-    per_row = []  # (row, {name: (match, tp, fp, fn)}) of the rows that could be scored
+    per_row = []  # (row, {name: (match, tp, fp, fn)}, unreadable) of the rows that could be scored
     for row, (text, gold) in enumerate(zip(candidates, golds)):
         pred = read_object(text)
-        if pred is None or gold is None:
+        if gold is None:
             for col in cols.values():
                 col.append(float("nan"))
-            details.append(UNREADABLE if pred is None else "the other side holds no JSON object")
+            details.append("the other side holds no JSON object")
             continue
-        counts = {n: _counts(pred, gold, n) for n in names}
-        per_row.append((row, counts))
+        # An output with no readable object gives its user no fields: it is scored as an empty
+        # object (every filled gold field missed), not left out, so content numbers are not
+        # computed on the survivors of a format failure.
+        counts = {n: _counts(pred if pred is not None else {}, gold, n) for n in names}
+        per_row.append((row, counts, pred is None))
         for n, (match, *_rest) in counts.items():
             cols[f"field:{n}"].append(float(match))
         cols["fields_accuracy"].append(sum(c[0] for c in counts.values()) / len(names) if names else float("nan"))
         f1 = _f1(*(sum(c[i] for c in counts.values()) for i in (1, 2, 3)))
         cols["fields_f1"].append(1.0 if f1 is None else f1)  # nothing filled on either side: all agree
-        details.append(None)
-    summary = {"fields": {pair: _field_summary(names, [c for r, c in per_row if a <= r < b], b - a)
+        details.append(UNREADABLE if pred is None else None)
+    summary = {"fields": {pair: _field_summary(names, [(c, bad) for r, c, bad in per_row if a <= r < b], b - a)
                           for pair, a, b in (ctx.segments or [("all", 0, len(candidates))])}}
     sig = "fields|exact-match|normalise:casefold,strip,collapse-space,number-as-float|null=not-filled"
     return MetricResult(cols, {c: sig for c in cols}, details={c: details for c in cols}, summary=summary)
 
 
-def _field_summary(names: list[str], rows: list[dict], n_rows: int) -> dict:
-    """Gives per-field accuracy and F1, and micro/macro F1 over fields, for one pair."""
+def _field_summary(names: list[str], scored: list[tuple[dict, bool]], n_rows: int) -> dict:
+    """Gives per-field accuracy and F1, and micro/macro F1 over fields, for one pair.
+
+    `scored` holds each scored row's counts and whether its output was unreadable (scored as
+    an empty object); `n` counts every scored row, `unreadable` those, `no_reference` the rows
+    whose other side holds no object (not scorable).
+    """
+    rows = [counts for counts, _bad in scored]
     per_field = {}
     total = [0, 0, 0]
     for n in names:
@@ -198,5 +207,6 @@ def _field_summary(names: list[str], rows: list[dict], n_rows: int) -> dict:
         per_field[n] = {"accuracy": match / len(rows) if rows else None, "f1": _f1(tp, fp, fn),
                         "tp": tp, "fp": fp, "fn": fn}
     macro = [v["f1"] for v in per_field.values() if v["f1"] is not None]
-    return {"n": len(rows), "unreadable": n_rows - len(rows), "micro_f1": _f1(*total),
+    return {"n": len(rows), "unreadable": sum(bad for _counts, bad in scored), "no_reference": n_rows - len(rows),
+            "micro_f1": _f1(*total),
             "macro_f1": sum(macro) / len(macro) if macro else None, "per_field": per_field}
