@@ -23,7 +23,7 @@ from scipy.stats import bootstrap
 
 from genval.analysis.stage import build_summary
 from genval.config import parse_config
-from genval.run import Run
+from genval.runfolder import Run
 
 METRICS = {"teacher~reference": ["label_correct", "rougeL", "bleu"], "student~reference": ["label_correct", "rougeL", "bleu"],
            "student~teacher": ["label_agree", "kl", "rougeL", "bleu"], "student": ["json_valid"], "teacher": ["json_valid"]}

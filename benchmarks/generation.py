@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM  # noqa: E402
 
-from genval.backends.base import Params, Request  # noqa: E402
-from genval.backends.hf import HFBackend  # noqa: E402
 from genval.config import HFModel  # noqa: E402
+from genval.models.base import Params, Request  # noqa: E402
+from genval.models.hf import HFBackend  # noqa: E402
 from tests.tiny_models import SENTENCES, train_tokenizer  # noqa: E402
 
 SIZES = {  # hidden, layers, intermediate: ~4M parameters on CPU, ~110M on the GPU

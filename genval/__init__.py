@@ -1,6 +1,7 @@
 """genval: is this distilled student good enough to replace its teacher, and where does it fall short?"""
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("genval")
@@ -9,9 +10,16 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 from genval.errors import GenvalError  # noqa: E402
 
-# `genval.run(config_path)` is the library twin of `genval run`. The name is also the module
-# genval/run.py (the run folder), and importing a submodule rebinds the package attribute to
-# it, so the module itself is made callable (see the end of genval/run.py): one name, both uses.
-from genval import run  # noqa: E402
+
+def run(config_path, out_dir="runs", force=(), quiet=False):
+    """Runs every stage of the config at `config_path` and gives back the run folder's path.
+
+    The library twin of `genval run`: same stages, same skipping, same run folder. The
+    decision is in the folder's summary.json (`genval.pipeline.outcome(path)` reads it).
+    """
+    from genval.pipeline import run_pipeline
+
+    return run_pipeline(config_path, out_dir=out_dir, force=force, quiet=quiet)
+
 
 __all__ = ["GenvalError", "__version__", "run"]

@@ -72,7 +72,7 @@ def _check_schema(config: RunConfig) -> None:
 
 def _check_metrics(config: RunConfig) -> None:
     """Checks each metric's name and its options against the metric's typed options model."""
-    from genval.metrics.registry import get_metric
+    from genval.metrics import get_metric
 
     for i, spec in enumerate(config.metric_specs):
         place = config.where("metrics", i)
@@ -87,7 +87,7 @@ def _check_model(model, config: RunConfig, loc: tuple, labels) -> None:
     """Checks what a model needs before it is called; a replay file is read and checked whole."""
     place, key = config.where(*loc), ".".join(str(p) for p in loc)
     if model.backend == "replay":
-        from genval.backends.replay import ReplayBackend
+        from genval.models.replay import ReplayBackend
 
         if not Path(model.path).is_file():
             raise GenvalError(f"{place}: {key}.path: no such replay file {model.path}")
@@ -164,7 +164,7 @@ def _writable_place(path: Path, what: str, place: str) -> None:
 
 
 def _check_run_folder(config: RunConfig, out_dir: Path) -> None:
-    from genval.run import Run
+    from genval.runfolder import Run
 
     root = out_dir / config.name
     if root.exists():

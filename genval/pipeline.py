@@ -15,13 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from genval.cache import RequestCache
+from genval.analysis.stage import aggregate
 from genval.checks import check_inputs
 from genval.config import RunConfig, load_config
 from genval.errors import GenvalError
 from genval.evalset import canonical
+from genval.generate import generate
+from genval.judging.stage import judge
+from genval.metrics.stage import score
+from genval.models.cache import RequestCache
 from genval.progress import Progress
-from genval.run import Run, environment, file_sha256
+from genval.report.stage import report
+from genval.runfolder import Run, environment, file_sha256
 
 
 def _file_digest(path: Path | None) -> str | None:
@@ -64,37 +69,26 @@ class Stage:
     version: int = 1  # bump when the stage's code changes its outputs
 
 
-def _stage_fn(module: str, attr: str) -> Callable:
-    """Imports a stage function at call time, so a run loads only the engines it uses."""
-
-    def call(*args, **kwargs):
-        import importlib
-
-        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
-
-    return call
-
-
 def _bootstrap_key(config: RunConfig) -> dict:
     """Gives the analysis settings a stage's own numbers depend on (not the decision's failure limit)."""
     return config.analysis.model_dump(mode="json", exclude={"max_failure_rate"})
 
 
 STAGES = [
-    Stage("generate", _stage_fn("genval.backends.stage", "generate"), ("examples",), ("outputs", "ops.json"),
+    Stage("generate", generate, ("examples",), ("outputs", "ops.json"),
           lambda c: {"models": _models_key(c), "generation": c.generation.model_dump(mode="json"), "task": c.task,
                      "labels": c.labels, "schema": _file_digest(c.schema_path) if c.task == "extraction" else None},
           needs_cache=True, version=4),  # 4: failed_requests (not current with failures); 3: label_delimiter, ops
-    Stage("score", _stage_fn("genval.metrics.stage", "score"), ("examples", "outputs"), ("scores", "metrics.json"),
+    Stage("score", score, ("examples", "outputs"), ("scores", "metrics.json"),
           lambda c: {"metrics": [m.model_dump(mode="json") for m in c.metric_specs], "task": c.task,
                      "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field,
                      "slices": c.slices, "analysis": _bootstrap_key(c)},
           version=4),  # 4: a failed output's rows at the worst value; 3: KL/ECE signatures name their probabilities
-    Stage("judge", _stage_fn("genval.judging.stage", "judge"), ("examples", "outputs"), ("judgments", "calibration.json"),
+    Stage("judge", judge, ("examples", "outputs"), ("judgments", "calibration.json"),
           lambda c: {"judges": _judges_key(c), "human_labels": _file_digest(c.human_labels), "task": c.task,
                      "slices": c.slices, "analysis": _bootstrap_key(c)},
           needs_cache=True, version=3),  # 3: `equivalent`, unanswered rows, meaning; 2: G-Eval never floored, swap
-    Stage("aggregate", _stage_fn("genval.analysis.stage", "aggregate"),
+    Stage("aggregate", aggregate,
           ("examples", "outputs", "scores", "judgments", "ops.json", "metrics.json", "calibration.json",
            "classification.json"),
           ("summary.json",),
@@ -104,7 +98,7 @@ STAGES = [
                      "baseline": _file_digest(c.gate.baseline / "summary.json" if c.gate.baseline.is_dir()
                                               else c.gate.baseline) if c.gate and c.gate.baseline else None},
           version=3),  # 3: decision, failures, answered numbers, corrected judge rate, interval gates
-    Stage("report", _stage_fn("genval.report.stage", "report"),
+    Stage("report", report,
           ("summary.json", "examples", "outputs", "scores", "judgments", "classification.json", "calibration.json"),
           ("report.md", "report.html"),
           lambda c: {"name": c.name}, version=3),  # 3: the decision and its reasons first

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from genval.config import parse_config
-from genval.run import Run
+from genval.runfolder import Run
 
 LABELS = ["pos", "neg"]
 

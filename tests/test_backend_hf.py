@@ -11,11 +11,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch = pytest.importorskip("torch")
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
-from genval.backends import CallStats, Params, Request, generate_cached  # noqa: E402
-from genval.backends.hf import HFBackend, cut_at_stop  # noqa: E402
-from genval.cache import RequestCache  # noqa: E402
 from genval.config import HFModel  # noqa: E402
 from genval.errors import GenvalError  # noqa: E402
+from genval.models import CallStats, Params, Request, generate_cached  # noqa: E402
+from genval.models.cache import RequestCache  # noqa: E402
+from genval.models.hf import HFBackend, cut_at_stop  # noqa: E402
 from tests.tiny_models import direct_label_probs  # noqa: E402
 
 PROMPTS = ["the cat sat", "rain falls in spring and the sun", "dogs", "answer with one json object with the keys",

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from genval.backends import Params, Request
-from genval.backends.openai import OpenAIBackend
 from genval.config import OpenAIModel
 from genval.errors import GenvalError
+from genval.models import Params, Request
+from genval.models.openai import OpenAIBackend
 from tests.openai_server import ChatServer
 
 

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from genval.backends.openai import OpenAIBackend
 from genval.config import parse_config
+from genval.models.openai import OpenAIBackend
 from genval.pipeline import prepare, run_stages
 from genval.progress import Progress
 from tests.conftest import write_jsonl

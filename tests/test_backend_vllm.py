@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from genval.backends import Params, Request
-from genval.backends.vllm import VLLMBackend
 from genval.config import VLLMModel
 from genval.errors import GenvalError
+from genval.models import Params, Request
+from genval.models.vllm import VLLMBackend
 from tests.tiny_models import direct_label_probs
 
 FAKE = str(Path(__file__).parent / "fake_vllm")

@@ -5,8 +5,8 @@ from typing import Iterator
 
 import pytest
 
-from genval.backends.base import Backend, CallStats, Completion, Params, Request, generate_cached
-from genval.cache import RequestCache, request_key
+from genval.models.base import Backend, CallStats, Completion, Params, Request, generate_cached
+from genval.models.cache import RequestCache, request_key
 
 
 def _writer(path, worker, n):

@@ -77,7 +77,8 @@ def test_retention_change_is_paired(tmp_path):
 def _add_rows(run_dir, pair, metric, values):
     """Adds per-example rows of one metric to a hand-made run's scores table."""
     import pandas as pd
-    from genval.run import Run
+
+    from genval.runfolder import Run
 
     run = Run(run_dir)
     scores = run.read_table("scores")

@@ -13,7 +13,7 @@ import pytest
 from sacrebleu.metrics import BLEU
 
 from genval.cli import main
-from genval.registry import FAILED_DETAIL
+from genval.numbers import FAILED_DETAIL
 from tests.conftest import ROOT, write_jsonl, write_yaml
 
 N = 40
@@ -142,7 +142,7 @@ def _judged_config(tmp_path, port: int, flaky: set[str]):
 
 
 def test_unreachable_judge_is_incomplete_exit_3_and_a_plain_rerun_tries_again(tmp_path, capsys):
-    pytest.importorskip("genval.backends.openai")
+    pytest.importorskip("genval.models.openai")
     port = _free_port()  # nothing listens here
     config = _judged_config(tmp_path, port, set())
     out = str(tmp_path / "runs")
@@ -165,7 +165,7 @@ def test_unreachable_judge_is_incomplete_exit_3_and_a_plain_rerun_tries_again(tm
 
 
 def test_a_plain_rerun_retries_exactly_the_failed_requests(tmp_path, capsys):
-    pytest.importorskip("genval.backends.openai")
+    pytest.importorskip("genval.models.openai")
     port = _free_port()
     flaky = {"e03", "e17"}
     config = _judged_config(tmp_path, port, flaky)

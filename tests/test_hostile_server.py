@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from genval.backends import Request
-from genval.backends.openai import ERROR_BODY, OpenAIBackend
 from genval.cli import main
 from genval.config import OpenAIModel
+from genval.models import Request
+from genval.models.openai import ERROR_BODY, OpenAIBackend
 from tests.conftest import write_jsonl, write_yaml
 from tests.openai_server import ChatServer
 

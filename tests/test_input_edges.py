@@ -63,7 +63,7 @@ def test_debug_shows_the_traceback_a_plain_run_hides(tmp_path, capsys):
 
 
 def test_a_bug_is_one_line_and_exit_70_with_the_traceback_behind_debug(monkeypatch, capsys):
-    import genval.metrics.commands as commands
+    import genval.cli.metrics as commands
 
     def broken(args):  # stands in for any command that hits a bug in genval
         raise ZeroDivisionError("division by zero")

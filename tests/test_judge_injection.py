@@ -18,12 +18,12 @@ import unicodedata
 import pandas as pd
 import pytest
 
-from genval.backends import Completion
 from genval.cli import main
 from genval.judging.asking import build_requests, read_verdicts
 from genval.judging.definition import Parser, load_definition
 from genval.judging.parsing import parse_answer
 from genval.judging.prompts import issued_fences, render_prompt
+from genval.models import Completion
 from tests.conftest import ROOT, write_jsonl, write_yaml
 
 EQUIV = load_definition(ROOT / "judges" / "equivalence.yaml")  # binary, tagged VERDICT

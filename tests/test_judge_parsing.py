@@ -7,11 +7,11 @@ import math
 import pandas as pd
 import pytest
 
-from genval.backends import Completion, Request
 from genval.judging.asking import build_requests, read_verdicts
 from genval.judging.definition import Parser, load_definition
 from genval.judging.parsing import expected_score, parse_answer, probs_from_top_logprobs
 from genval.judging.prompts import FENCE_BLOCK, fence, issued_fences, render_prompt, strip_fences
+from genval.models import Completion, Request
 from tests.conftest import ROOT
 
 EQUIV = load_definition(ROOT / "judges" / "equivalence.yaml")
@@ -177,7 +177,7 @@ def test_a_label_is_credited_by_its_first_token_and_junk_by_nothing():
 def test_weighted_choice_through_openai_top_logprobs_floors_nothing():
     # The openai backend's label_probs floor a label missing from the top k at the smallest listed
     # probability (right for KL); the judge reads the top log-probabilities themselves.
-    from genval.backends.labels import from_top_logprobs
+    from genval.models.labels import from_top_logprobs
 
     top = [{"5": math.log(0.9), "The": math.log(0.05)}]
     request = build_requests(QUALITY, pd.DataFrame([{"id": "x", "input": "doc", "reference": None,

@@ -153,7 +153,7 @@ class JudgeServer:
 
 
 def test_scripted_server_verdicts_reproduce_hand_agreement(tmp_path):
-    pytest.importorskip("genval.backends.openai")
+    pytest.importorskip("genval.models.openai")
     good = lambda i: i % 3 != 0  # noqa: E731
     mumble = {5, 11}
     truth = [good(i) if i not in (2, 4, 6) else not good(i) for i in range(N)]  # people disagree on 3 items
@@ -202,7 +202,7 @@ parameters: {weighted: true, max_tokens: 4}
 
 
 def test_tiny_model_judge_is_noise_and_not_validated(tmp_path):
-    pytest.importorskip("genval.backends.hf")
+    pytest.importorskip("genval.models.hf")
     from tests.tiny_models import build_tiny_model
 
     folder = build_tiny_model(tmp_path / "tiny")

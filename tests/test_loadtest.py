@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from genval.backends.loadtest import best_level, loadtest, parse_levels, read_prompts
 from genval.cli import main
 from genval.errors import GenvalError
+from genval.models.loadtest import best_level, loadtest, parse_levels, read_prompts
 from tests.openai_server import ChatServer
 
 

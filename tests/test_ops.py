@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genval.backends import CallStats, Completion
-from genval.backends.ops import peak_memory, quantile_ci, reset_peak_memory, role_ops, savings, savings_basis
 from genval.config import Price
+from genval.models import CallStats, Completion
+from genval.models.ops import peak_memory, quantile_ci, reset_peak_memory, role_ops, savings, savings_basis
 
 
 def completions(latencies, prompt=10, output=5, measured_in="now", cached=False):
@@ -162,9 +162,9 @@ def test_peak_memory_resets_between_models():
 
 
 def test_replayed_outputs_are_not_timed_as_a_live_batch(tmp_path):
-    from genval.backends import generate_cached
-    from genval.backends.base import Request
-    from genval.backends.replay import ReplayBackend
+    from genval.models import generate_cached
+    from genval.models.base import Request
+    from genval.models.replay import ReplayBackend
     from tests.conftest import write_jsonl
 
     write_jsonl(tmp_path / "r.jsonl", [{"id": "a", "text": "x", "latency_s": 0.5}, {"id": "b", "text": "y", "latency_s": 1.5}])

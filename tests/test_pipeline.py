@@ -11,8 +11,7 @@ from sacrebleu.metrics import BLEU
 
 import genval
 from genval.cli import main
-from genval.run import file_sha256
-
+from genval.runfolder import file_sha256
 from tests.conftest import write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,6 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genval.backends.replay import ReplayBackend
 from genval.errors import GenvalError
 from genval.evalset import load_evalset, read_records
 from genval.judging.definition import Parser, load_definition
@@ -24,6 +23,7 @@ from genval.judging.labels import read_labels
 from genval.judging.parsing import parse_answer
 from genval.judging.prompts import render_prompt
 from genval.judging.stage import JudgeScope
+from genval.models.replay import ReplayBackend
 from tests.conftest import ROOT
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

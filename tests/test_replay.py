@@ -2,10 +2,9 @@
 
 import pytest
 
-from genval.backends.base import Request
-from genval.backends.replay import ReplayBackend
 from genval.errors import GenvalError
-
+from genval.models.base import Request
+from genval.models.replay import ReplayBackend
 from tests.conftest import write_jsonl
 
 

@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 
 from genval import registry
-from genval.analysis.numbers import Boot, percentile_interval, paired_difference, resampled_means
+from genval.analysis.numbers import Boot, paired_difference, percentile_interval, resampled_means
 from genval.analysis.significance import holm, two_sided_p
 from genval.analysis.slices import configured
 from genval.analysis.table import example_numbers
 from genval.errors import GenvalError
-from genval.run import Run, open_run, read_summary
+from genval.runfolder import Run, open_run, read_summary
 
 OPS_FIGURES = ("latency_p50_s", "latency_p95_s", "requests_per_s", "output_tokens_per_s", "cost_per_1k_calls",
                "peak_memory_bytes")

@@ -23,7 +23,7 @@ from genval.analysis.significance import holm, one_sided_p
 from genval.analysis.table import wide
 from genval.config import GateConfig, GateRule, read_yaml, validation_error
 from genval.errors import GenvalError
-from genval.run import read_summary
+from genval.runfolder import read_summary
 
 CLASSIFICATION = ("accuracy_retention", "agreement_rate", "kl_teacher_student", "spearman", "kendall")
 ROLE_FIGURES = ("accuracy", "precision", "recall", "f1", "brier", "nll")

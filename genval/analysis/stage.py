@@ -22,7 +22,7 @@ from genval.analysis.numbers import Boot, mean, minimum_detectable_effect, ratio
 from genval.analysis.table import FORMAT_METRICS, answered, example_labels, failed_outputs, numbers_of, wide
 from genval.config import RunConfig
 from genval.progress import Progress
-from genval.run import Run
+from genval.runfolder import Run
 
 SCHEMA_VERSION = 2  # 2: decision, failures, answered, corrected judge rate, slice MDE
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from genval.errors import GenvalError
-from genval.run import Run
+from genval.runfolder import Run
 
 COLUMNS = ["id", "pair", "metric", "value"]
 JUDGE_PREFIX = "judge:"

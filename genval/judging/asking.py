@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from genval.backends import Completion, Params, Request
 from genval.errors import GenvalError
 from genval.judging.definition import Definition
 from genval.judging.parsing import choose, expected_score, parse_answer, probs_from_top_logprobs
 from genval.judging.prompts import render_prompt
+from genval.models import Completion, Params, Request
 
 
 @dataclass(frozen=True)

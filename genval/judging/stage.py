@@ -5,7 +5,7 @@ Reads `examples` and `outputs`; writes `judgments` (one row per example × pair 
 gets a row that made no request, at the worst score) and `calibration.json` (judge vs the
 human-rated sample, `{"judges": {}, "ranking": []}` without human labels or judges, and each
 judge's `meaning`). The judge model is called only through
-genval.backends, with the run's shared request cache.
+genval.models, with the run's shared request cache.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from genval.backends import CallStats, generate_cached, load_backend
-from genval.cache import RequestCache
 from genval.config import JudgeRef, RunConfig
 from genval.errors import GenvalError
 from genval.judging.asking import build_requests, pair_items, read_verdicts, resolve_pairs
 from genval.judging.calibration import Settings, calibrate_judge, ranking
 from genval.judging.definition import Definition, load_definition
 from genval.judging.labels import read_labels
+from genval.models import CallStats, generate_cached, load_backend
+from genval.models.cache import RequestCache
 from genval.progress import Progress
-from genval.run import Run
+from genval.runfolder import Run
 
 JUDGMENT_COLUMNS = ["id", "pair", "judge", "verdict", "score", "equivalent", "raw", "parsed", "swap_consistent",
                     "spread", "samples", "samples_swapped", "requests", "failed_requests", "problem", "prompt_tokens",

@@ -22,7 +22,7 @@ import yaml
 from scipy import stats as sps
 
 from genval.errors import GenvalError
-from genval.registry import FAILED_DETAIL
+from genval.numbers import FAILED_DETAIL
 
 ASPECTS = ("coherence", "consistency", "fluency", "relevance")
 

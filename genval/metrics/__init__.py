@@ -1,6 +1,14 @@
 """Per-example scorers, each registered by name; importing this package fills the registry."""
 
-from genval.metrics import lexical, numeric, plugins, semantic, structure  # noqa: F401
-from genval.metrics.registry import METRICS, Metric, MetricContext, MetricResult, get_metric, register
+from genval.errors import GenvalError
+from genval.metrics import lexical, numeric, plugins, semantic, structure  # noqa: F401  (each registers its metrics)
+from genval.metrics.registry import METRICS, Metric, MetricContext, MetricResult, register
 
 __all__ = ["METRICS", "Metric", "MetricContext", "MetricResult", "get_metric", "register"]
+
+
+def get_metric(name: str) -> Metric:
+    """Gives the registered metric called `name`, or a one-line error listing the known ones."""
+    if name not in METRICS:
+        raise GenvalError(f"metrics: unknown metric '{name}' (known: {', '.join(sorted(METRICS))})")
+    return METRICS[name]

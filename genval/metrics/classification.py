@@ -23,7 +23,7 @@ import pandas as pd
 from genval.config import RunConfig
 from genval.metrics import probabilities as pr
 from genval.metrics.structure import read_object
-from genval.registry import FAILED_DETAIL
+from genval.numbers import FAILED_DETAIL
 
 ONLY_STUDENT_WRONG_WARN = 0.05  # the share above which the error analysis warns (issue 4)
 SWEEP = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
@@ -109,7 +109,7 @@ def label_table(examples: pd.DataFrame, outputs: pd.DataFrame, config: RunConfig
 def label_probs_source(config: RunConfig, role: str) -> str:
     """Gives how a role's label probabilities are made, as a signature names it.
 
-    hf and vllm score each label after `generation.label_delimiter` (backends/labels.py), so
+    hf and vllm score each label after `generation.label_delimiter` (models/labels.py), so
     the delimiter is named; openai reads the first answer token's top log-probabilities; replay
     takes the file's numbers as they are.
     """
@@ -132,7 +132,7 @@ def score_rows(table: pd.DataFrame, kl_signature: str) -> pd.DataFrame:
     frames = []
     has_gold = table["gold"].notna()
     for role in ("teacher", "student"):
-        # A failed output has no label: it is wrong, and its row says why (genval.registry.FAILED_DETAIL).
+        # A failed output has no label: it is wrong, and its row says why (genval.numbers.FAILED_DETAIL).
         rows = table[has_gold]
         frames.append(pd.DataFrame({"id": rows["id"], "pair": f"{role}~reference", "metric": "label_correct",
                                     "value": (rows[role] == rows["gold"]).astype(float), "detail": [

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from genval.metrics.registry import MetricContext, MetricResult, Options, register
-from genval.registry import SCORE_100, SHARE
+from genval.numbers import SCORE_100, SHARE
 
 PARALLEL_MIN_ROWS = 4000  # below this, starting worker processes costs more than it saves
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")

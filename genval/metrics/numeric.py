@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from genval.metrics.registry import MetricContext, MetricResult, Options, register
-from genval.registry import DIVERGENCE, SHARE
+from genval.numbers import DIVERGENCE, SHARE
 
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from genval.errors import GenvalError
+from genval.numbers import BUILTIN, NumberSpec, lookup
 
 
 class Options(BaseModel):
@@ -62,7 +63,12 @@ class Metric:
     kind: str  # "pair": (candidates, others, ctx); "single": (candidates, ctx)
     tasks: tuple[str, ...] | None = None
     options: type[Options] = Options
-    numbers: dict[str, Any] = field(default_factory=dict)  # column (or pattern) → genval.registry.NumberSpec
+    numbers: dict[str, NumberSpec] = field(default_factory=dict)  # column (or pattern) → what it means
+
+    def worst(self, column: str) -> float | None:
+        """Gives the value a failed output counts as in `column` (genval.numbers); None when unbounded or undeclared."""
+        found = lookup(self.numbers, column) or lookup(BUILTIN, column)
+        return found.worst if found else None
 
     def parse_options(self, given, place: str = "") -> Options:
         """Gives `given` (a dict from the config) as this metric's typed options, or a one-line error.
@@ -92,12 +98,12 @@ METRICS: dict[str, Metric] = {}
 
 
 def register(name: str, kind: str = "pair", tasks: tuple[str, ...] | None = None, options: type[Options] = Options,
-             numbers: dict[str, Any] | None = None):
+             numbers: dict[str, NumberSpec] | None = None):
     """Registers the decorated function as metric `name`, taking the options model `options`.
 
     The function is called with `ctx.options` already checked into that model; a caller that
     gives a dict (a test, a script) gets it checked on the way in. `numbers` declares what each
-    column the metric returns means (`genval.registry.NumberSpec`: direction, range, printed
+    column the metric returns means (`genval.numbers.NumberSpec`: direction, range, printed
     decimals), keyed by column name or pattern (`rouge*`).
     """
 
@@ -115,11 +121,3 @@ def register(name: str, kind: str = "pair", tasks: tuple[str, ...] | None = None
         return call
 
     return wrap
-
-
-def get_metric(name: str) -> Metric:
-    import genval.metrics  # noqa: F401  (fills the registry)
-
-    if name not in METRICS:
-        raise GenvalError(f"metrics: unknown metric '{name}' (known: {', '.join(sorted(METRICS))})")
-    return METRICS[name]

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from genval.errors import GenvalError
 from genval.metrics.registry import MetricContext, MetricResult, Options, register
-from genval.registry import COSINE
+from genval.numbers import COSINE
 
 DEFAULT_LAYER = 5
 DEFAULT_NAME = "all-MiniLM-L6-v2"

@@ -14,10 +14,10 @@ from __future__ import annotations
 import pandas as pd
 
 from genval.config import RunConfig
-from genval.metrics.registry import MetricContext, MetricResult, get_metric
+from genval.metrics import Metric, MetricContext, MetricResult, get_metric
+from genval.numbers import FAILED_DETAIL
 from genval.progress import Progress
-from genval.registry import FAILED_DETAIL, worst
-from genval.run import Run
+from genval.runfolder import Run
 
 SCORE_COLUMNS = ["id", "pair", "metric", "value", "detail"]
 
@@ -55,8 +55,9 @@ def pair_scope(examples: pd.DataFrame, roles: list[str]) -> dict[str, set[str]]:
     return scope
 
 
-def failure_rows(result: MetricResult, jobs: dict[str, pd.DataFrame], scope: dict[str, set[str]]) -> list[pd.DataFrame]:
-    """Gives a row at the worst value (genval.registry) for each id of a pair's scope that has no output.
+def failure_rows(metric: Metric, result: MetricResult, jobs: dict[str, pd.DataFrame],
+                 scope: dict[str, set[str]]) -> list[pd.DataFrame]:
+    """Gives a row at the worst value (genval.numbers) for each id of a pair's scope that has no output.
 
     A column whose worst end is unbounded (an absolute error) gets no such row: its number
     is over the answered examples, and the summary says how many failed.
@@ -67,7 +68,7 @@ def failure_rows(result: MetricResult, jobs: dict[str, pd.DataFrame], scope: dic
         if not missing:
             continue
         for column in result.values:
-            value = worst(column)
+            value = metric.worst(column)
             if value is not None:
                 frames.append(pd.DataFrame({"id": missing, "pair": pair, "metric": column,
                                             "value": pd.array([value] * len(missing), dtype="Float64"),
@@ -128,7 +129,7 @@ def score(run: Run, config: RunConfig, progress: Progress) -> dict:
                 result = metric.func(batch["text"].tolist(), ctx)
             _merge(summary, result)
             frames.extend(_rows(result, batch))
-            frames.extend(failure_rows(result, jobs, scope))
+            frames.extend(failure_rows(metric, result, jobs, scope))
             bar.update(len(batch))
     record = {}
     from genval.metrics import classification

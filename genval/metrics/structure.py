@@ -11,7 +11,7 @@ import re
 
 from genval.errors import GenvalError
 from genval.metrics.registry import MetricContext, MetricResult, Options, register
-from genval.registry import BAD_SHARE, SHARE
+from genval.numbers import BAD_SHARE, SHARE
 
 FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
 UNREADABLE = "format failure: no JSON object can be read from the output"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from genval.run import Run
+from genval.runfolder import Run
 
 MAX_EXAMPLES = 5000   # keeps report.html openable; the run folder holds every example
 MAX_CHARS = 4000      # per text cell

@@ -9,7 +9,7 @@ from __future__ import annotations
 from genval.config import RunConfig
 from genval.progress import Progress
 from genval.report import drilldown, html, markdown
-from genval.run import Run, read_summary
+from genval.runfolder import Run, read_summary
 
 
 def _latency(run: Run) -> dict[str, list[float]]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 
 def _cmd_metrics(args) -> int:
-    from genval.metrics.registry import METRICS, get_metric
+    from genval.metrics import METRICS, get_metric
 
     get_metric("bleu")  # fills the registry
     for name in sorted(METRICS):

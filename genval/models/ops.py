@@ -4,7 +4,7 @@ These are what a distillation is for; `ops.json` holds them per role, plus the
 teacher-vs-student savings in percent (positive: the student is cheaper or faster).
 
 Latency and throughput come only from measured model calls. A live engine's answers carry the
-pass that timed them (genval/backends/base.py): answers made in this run, and answers the cache
+pass that timed them (genval/models/base.py): answers made in this run, and answers the cache
 kept from an earlier pass, each count with the figures of their own pass. A replay file's
 latencies are the user's own; its throughput is the serial sum of them. Each role names its
 `basis`, and timing savings are computed only when teacher and student share a basis kind.
@@ -18,8 +18,8 @@ from collections import Counter
 
 import numpy as np
 
-from genval.backends.base import CallStats, Completion
 from genval.config import Price
+from genval.models.base import CallStats, Completion
 
 # The figures where a smaller number is better, and so a saving is (teacher − student) / teacher.
 SAVED = ("latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_mean_s", "cost_per_1k_calls",

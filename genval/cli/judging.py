@@ -12,7 +12,7 @@ def _open(target: str, out: str, stages: list[str], quiet: bool):
     from genval.config import load_config, parse_config
     from genval.pipeline import prepare, run_stages
     from genval.progress import Progress
-    from genval.run import open_run
+    from genval.runfolder import open_run
 
     path = Path(target)
     if path.is_dir():
@@ -117,7 +117,7 @@ def _f(value) -> str:
 
 def add_commands(subparsers) -> None:
     """Adds `sample`, `calibrate`, `labels`, `import` and `metaeval`."""
-    from genval.cli import count, count0
+    from genval.cli.args import count, count0
 
     p = subparsers.add_parser("sample", help="draw a slice-stratified sample of pairs for people to rate (CSV/JSONL)")
     p.add_argument("target", metavar="RUN_OR_CONFIG", help="a run folder, or a config (its generate stage runs first)")

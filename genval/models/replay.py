@@ -12,10 +12,10 @@ import math
 from pathlib import Path
 from typing import Iterator
 
-from genval.backends.base import Backend, Completion, Request
 from genval.errors import GenvalError
 from genval.evalset import read_jsonl
-from genval.run import file_sha256
+from genval.models.base import Backend, Completion, Request
+from genval.runfolder import file_sha256
 
 OPTIONAL_NUMBERS = ("latency_s", "prompt_tokens", "completion_tokens")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genval.backends.base import Backend, CallStats, Completion, Params, Request, generate_cached
+from genval.models.base import Backend, CallStats, Completion, Params, Request, generate_cached
 
 __all__ = ["Backend", "CallStats", "Completion", "Params", "Request", "generate_cached", "load_backend"]
 
@@ -14,19 +14,19 @@ def load_backend(model, labels=None) -> Backend:
     """
     kind = model.backend
     if kind == "replay":
-        from genval.backends.replay import ReplayBackend
+        from genval.models.replay import ReplayBackend
 
         return ReplayBackend(model.path, labels=labels)
     if kind == "hf":
-        from genval.backends.hf import HFBackend
+        from genval.models.hf import HFBackend
 
         return HFBackend(model)
     if kind == "vllm":
-        from genval.backends.vllm import VLLMBackend
+        from genval.models.vllm import VLLMBackend
 
         return VLLMBackend(model)
     if kind == "openai":
-        from genval.backends.openai import OpenAIBackend
+        from genval.models.openai import OpenAIBackend
 
         return OpenAIBackend(model)
     raise ValueError(f"unknown backend {kind!r}")  # the config's validation makes this unreachable

@@ -4,7 +4,7 @@ At each concurrency level the same number of requests go out, at most that many 
 with no retries and no cache (a retry would hide the server's own latency). One warm-up
 request goes out before the first level and is not counted. The figure that sets serving
 cost is the highest throughput whose P95 latency stays within the budget; P50 and P95 carry
-order-statistic intervals (genval.backends.ops.quantile_ci).
+order-statistic intervals (genval.models.ops.quantile_ci).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from genval.backends.base import Params, Request
-from genval.backends.openai import OpenAIBackend
-from genval.backends.ops import quantile_ci
 from genval.config import OpenAIModel
 from genval.errors import GenvalError
 from genval.files import parse_json, read_text
+from genval.models.base import Params, Request
+from genval.models.openai import OpenAIBackend
+from genval.models.ops import quantile_ci
 
 
 def parse_levels(text: str) -> list[int]:

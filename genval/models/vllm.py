@@ -31,10 +31,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from genval.backends.base import Backend, Completion, Request
-from genval.backends.hf import _model_fingerprint
-from genval.backends.labels import continuation_ids, normalise
 from genval.errors import GenvalError
+from genval.models.base import Backend, Completion, Request
+from genval.models.hf import _model_fingerprint
+from genval.models.labels import continuation_ids, normalise
 
 CHUNK = 256
 

@@ -1,7 +1,8 @@
 """The `genval` command.
 
-`run` and `validate` live here; each area adds its own commands from its `commands.py`
-(`add_commands(subparsers)`), so the command line grows without one module knowing them all.
+`run`, `validate` and the stage commands live here; the other commands live beside this file,
+one module per area (analysis, judging, metrics, models), each with `add_commands(subparsers)`.
+This package is the only one that parses arguments or prints for people.
 A user's mistake prints one line and exits 2 (a mistake in the command line too); a release
 gate that fails exits 1; a run (or stage command) that finished with failed requests, or whose
 decision is INCOMPLETE, exits 3. Anything else that goes wrong is a bug in genval: one line and
@@ -11,62 +12,17 @@ exit 70 (EX_SOFTWARE); `genval --debug COMMAND` shows the traceback of either.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import traceback
 from pathlib import Path
 
 from genval import __version__
+from genval.cli import analysis, judging, metrics, models
+from genval.cli.args import OneLineParser, UsageError
 from genval.errors import GenvalError
 from genval.redact import redact
 
 EXIT_BUG = 70  # sysexits.h EX_SOFTWARE: an internal error, not the user's
-
-
-class UsageError(Exception):
-    """A mistake in the command line, as argparse finds it."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, except that a mistake is one line (usage is one `--help` away) and is raised, not exited."""
-
-    def error(self, message):
-        raise UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
-
-
-def count(text: str) -> int:
-    """An argparse type: a whole number ≥ 1."""
-    return _whole(text, 1)
-
-
-def count0(text: str) -> int:
-    """An argparse type: a whole number ≥ 0."""
-    return _whole(text, 0)
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} should be more than 0 seconds")
-    return value
-
-
-def _whole(text: str, least: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < least:
-        raise argparse.ArgumentTypeError(f"{value} is below {least}; give {least} or more")
-    return value
-
-COMMAND_MODULES = (
-    "genval.backends.commands", "genval.metrics.commands", "genval.judging.commands", "genval.analysis.commands",
-)
 
 
 def _say_outcome(result: dict) -> None:
@@ -162,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="folder that holds run folders, as for `run` (default: runs)")
     p.set_defaults(func=_cmd_validate)
 
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).add_commands(sub)
+    for area in (models, metrics, judging, analysis):
+        area.add_commands(sub)
     return parser
 
 
@@ -209,6 +165,3 @@ def main(argv: list[str] | None = None) -> int:
              "run again with --debug for the traceback and report it")
         return EXIT_BUG
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,12 +11,12 @@ import json
 
 import pandas as pd
 
-from genval.backends import CallStats, Params, Request, generate_cached, load_backend
-from genval.backends.ops import role_ops, savings, savings_basis
-from genval.cache import RequestCache
 from genval.config import RunConfig
+from genval.models import CallStats, Params, Request, generate_cached, load_backend
+from genval.models.cache import RequestCache
+from genval.models.ops import role_ops, savings, savings_basis
 from genval.progress import Progress
-from genval.run import Run
+from genval.runfolder import Run
 
 OUTPUT_COLUMNS = ["id", "role", "text", "prompt_tokens", "completion_tokens", "latency_s", "label_probs", "error", "cached"]
 

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from genval.backends.base import Backend, Completion, Params, Request
-from genval.backends.labels import label_scores
-from genval.backends.ops import peak_memory, reset_peak_memory
 from genval.errors import GenvalError
+from genval.models.base import Backend, Completion, Params, Request
+from genval.models.labels import label_scores
+from genval.models.ops import peak_memory, reset_peak_memory
 
 AUTO_BATCH_START = {"cuda": 64, "cpu": 16}
 

@@ -36,7 +36,7 @@ def _cmd_gate(args) -> int:
     from genval.analysis.gate import evaluate, load_gate, read_baseline
     from genval.analysis.slices import configured
     from genval.analysis.table import example_numbers
-    from genval.run import open_run, read_summary
+    from genval.runfolder import open_run, read_summary
 
     run = open_run(args.run)
     if not run.has("summary.json"):
@@ -87,7 +87,7 @@ def _cmd_leakage(args) -> int:
 def _cmd_report(args) -> int:
     from genval.progress import Progress
     from genval.report.stage import report
-    from genval.run import open_run
+    from genval.runfolder import open_run
 
     run = open_run(args.run)
     if not run.has("summary.json"):

@@ -31,9 +31,9 @@ from typing import Iterator
 
 import httpx
 
-from genval.backends.base import Backend, Completion, Request
-from genval.backends.labels import from_top_logprobs
 from genval.errors import GenvalError
+from genval.models.base import Backend, Completion, Request
+from genval.models.labels import from_top_logprobs
 from genval.redact import redact, watch
 
 MAX_BACKOFF_S = 30.0

@@ -8,7 +8,7 @@ Timing: the live calls of one `generate_cached` form a *pass*. One warm-up reque
 before the pass's clock starts (its answer is dropped, so first-call costs — kernels,
 allocator, connections — stay out of the figures); the clock then covers the engine at its
 own batch settings. Each answer is cached with its pass, so a later run that reads it
-reports the figures measured when it was made (genval/backends/ops.py).
+reports the figures measured when it was made (genval/models/ops.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Iterator
 
-from genval.cache import RequestCache, request_key
+from genval.models.cache import RequestCache, request_key
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Request:
     system: str | None = None
     params: Params = field(default_factory=Params)
     labels: tuple[str, ...] | None = None  # ask for the probability of each label as the answer
-    label_delimiter: str = " "  # between prompt and label when a label is scored (see backends/labels.py)
+    label_delimiter: str = " "  # between prompt and label when a label is scored (see models/labels.py)
     schema: dict | None = None  # constrain the output to this JSON Schema, where the engine can
     generate: bool = True  # False: only label probabilities are wanted, no text
 

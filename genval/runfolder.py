@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import sys
-import types
 import tempfile
 import time
 from importlib.metadata import PackageNotFoundError, version
@@ -207,16 +206,3 @@ def environment() -> dict:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
-
-class _CallableModule(types.ModuleType):
-    def __call__(self, config_path, out_dir="runs", force=(), quiet=False):
-        """Runs every stage of the config at `config_path` and gives back the run folder's path.
-
-        The library twin of `genval run`: same stages, same skipping, same run folder.
-        """
-        from genval.pipeline import run_pipeline
-
-        return run_pipeline(config_path, out_dir=out_dir, force=force, quiet=quiet)
-
-
-sys.modules[__name__].__class__ = _CallableModule

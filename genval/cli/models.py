@@ -10,7 +10,7 @@ from genval.errors import GenvalError
 
 
 def _cmd_loadtest(args) -> int:
-    from genval.backends.loadtest import loadtest, markdown, parse_levels, read_prompts
+    from genval.models.loadtest import loadtest, markdown, parse_levels, read_prompts
 
     if args.prompt is not None and args.prompts is not None:
         raise GenvalError("loadtest: give --prompt or --prompts FILE, not both")
@@ -35,7 +35,7 @@ def _cmd_loadtest(args) -> int:
 
 def add_commands(subparsers) -> None:
     """Adds `genval loadtest`."""
-    from genval.cli import count, seconds
+    from genval.cli.args import count, seconds
 
     p = subparsers.add_parser("loadtest", help="P50/P95 latency and throughput of an OpenAI-compatible endpoint "
                                                "as concurrency rises")
