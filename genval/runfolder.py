@@ -13,8 +13,10 @@ import platform
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
@@ -23,6 +25,8 @@ from genval.files import read_json
 from genval.redact import redact, redact_frame
 
 TABLES = ("examples", "outputs", "scores", "judgments", "human_labels")
+# Rows a streamed table hands over at once: a stage's memory is bounded by this, not by the eval set.
+BATCH_ROWS = 8192
 LIBRARIES = (
     "genval", "numpy", "pandas", "pyarrow", "pydantic", "torch", "transformers", "sentence-transformers",
     "bert-score", "sacrebleu", "rouge-score", "rouge-score-rs", "jsonschema", "scikit-learn", "scipy", "vllm",
@@ -131,6 +135,56 @@ class Run:
             raise GenvalError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0][:120]}); "
                               f"re-run the stage that writes it (`genval run CONFIG --force STAGE`)") from None
 
+    def iter_table(self, name: str, columns: list[str] | None = None,
+                   batch_size: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
+        """Yields a table as pandas frames of at most `batch_size` rows, in its stored order (`columns`: only those)."""
+        for batch in self._parquet(name).iter_batches(batch_size=batch_size, columns=columns):
+            yield batch.to_pandas()
+
+    def table_rows(self, name: str) -> int:
+        """Gives a table's row count from its Parquet footer, reading no rows."""
+        return self._parquet(name).metadata.num_rows
+
+    def table_columns(self, name: str) -> list[str]:
+        """Gives a table's column names from its Parquet footer."""
+        return list(self._parquet(name).schema_arrow.names)
+
+    def _parquet(self, name: str):
+        import pyarrow.parquet as pq
+
+        path = self.path(name)
+        if not path.exists():
+            raise GenvalError(f"{path}: no '{name}' table in this run (run the stage that writes it first)")
+        try:
+            return pq.ParquetFile(path)
+        except (OSError, ValueError) as exc:
+            raise GenvalError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0][:120]}); "
+                              f"re-run the stage that writes it (`genval run CONFIG --force STAGE`)") from None
+
+    @contextmanager
+    def table_writer(self, name: str, schema=None):
+        """Gives a writer that appends frames to table `name` batch by batch; the table appears whole on success.
+
+        The first frame fixes the schema unless `schema` (a pyarrow.Schema) is given; later frames
+        are cast to it. Rows go to a temporary file renamed into place when the block ends, so a
+        killed stage leaves the old table, never half of a new one. Secrets are redacted as in
+        `write_table`.
+        """
+        path = self.path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        writer = TableWriter(tmp, schema)
+        try:
+            yield writer
+            writer.close()
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+        except BaseException:
+            writer.close()
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
     def write_json(self, name: str, data) -> Path:
         path = self.path(name)
 
@@ -158,6 +212,36 @@ class Run:
     def artifact_hash(self, name: str) -> str | None:
         path = self.path(name)
         return file_sha256(path) if path.exists() else None
+
+
+class TableWriter:
+    """Appends pandas frames to one Parquet file (pyarrow's ParquetWriter); each `write` is one or more row groups."""
+
+    def __init__(self, path: str, schema=None):
+        self.path, self.schema, self.rows = path, schema, 0
+        self._writer = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        frame = redact_frame(frame)
+        if self.schema is None:
+            self.schema = pa.Schema.from_pandas(frame, preserve_index=False)
+        table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self.schema)
+        self._writer.write_table(table)
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        import pyarrow.parquet as pq
+
+        if self._writer is None:  # nothing written: an empty table (of the given schema, if any)
+            import pyarrow as pa
+
+            self._writer = pq.ParquetWriter(self.path, self.schema or pa.schema([]))
+        self._writer.close()
 
 
 def _json_default(value):
