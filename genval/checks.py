@@ -116,7 +116,7 @@ def _check_judges(config: RunConfig, evalset: EvalSet) -> list:
     from genval.judging.stage import judge_scopes
 
     scopes = judge_scopes(config)
-    first = evalset.examples.iloc[0]
+    first = evalset.first
     for i, (ref, scope) in enumerate(zip(config.judge, scopes)):
         definition = scope.definition
         if ref.aspect and definition.aspects and ref.aspect not in definition.aspects:

@@ -214,6 +214,21 @@ class Analysis(Strict):
     max_failure_rate: float = Field(0.01, ge=0, le=1)  # above it, for any role or judge: decision INCOMPLETE
 
 
+class ExecutorSettings(Strict):
+    """What drives the stages' maps over batches: this machine (`local`) or a Ray cluster (`ray`).
+
+    The executor never changes a number, so it is in no stage's input hash: a run made on Ray
+    and one made locally skip each other's finished stages.
+    """
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None  # ray: None starts Ray on this machine; "auto" (or ray://host:port) joins a cluster
+    num_cpus: int | None = Field(None, ge=1)  # ray, started here: the CPUs it may use (default: all)
+    workers: int | None = Field(None, ge=1)  # processes (local) or actors (ray) per map; default: the CPUs, 1 per model
+    gpus_per_worker: float = Field(0.0, ge=0)  # ray: GPUs each model-holding actor takes
+    batch_rows: int = Field(8192, ge=1)  # rows per batch: what bounds a stage's memory
+
+
 DEFAULT_METRICS = {
     "summarization": ["bleu", "chrf", "rouge", "bertscore", "embedding"],
     "generation": ["bleu", "chrf", "rouge", "embedding"],
@@ -243,6 +258,7 @@ class RunConfig(Strict):
     analysis: Analysis = Field(default_factory=Analysis)
     gate: GateConfig | None = None
     cache: Path | None = path_field(None)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
     _source: str = PrivateAttr("<config>")  # the file it was read from, and its text, for `where`

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
 from genval.errors import GenvalError
-from genval.files import parse_json, read_json, read_text
+from genval.files import iter_lines, parse_json, read_json
+
+BATCH_RECORDS = 8192  # records read into one frame (genval.runfolder.BATCH_ROWS, which this module sits below)
 
 FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
@@ -30,58 +32,74 @@ class Record:
     data: dict
     where: str  # "file:line" or "file row N"
     line: int | None = None
+    at: tuple[int, int] | None = None  # (byte offset, part) of its line, for JSONL (genval.files.line_at)
 
 
-def read_jsonl(path: Path, what: str = "JSONL") -> list[Record]:
-    """Gives the JSON object on each non-blank line, with `file:line`; a bad line is a one-line error."""
-    records = []
-    text = read_text(path, what)
-    for n, line in enumerate(io.StringIO(text, newline=None), start=1):
+def iter_jsonl(path: Path, what: str = "JSONL") -> Iterator[Record]:
+    """Yields the JSON object on each non-blank line, with `file:line`, reading the file as it goes."""
+    for n, line, offset, part in iter_lines(path, what):
         if not line.strip():
             continue
         data = parse_json(line, path, n)
         if not isinstance(data, dict):
             raise GenvalError(f"{path}:{n}: each line should be a JSON object, found {type(data).__name__}")
-        records.append(Record(data, f"{path}:{n}", n))
-    return records
+        yield Record(data, f"{path}:{n}", n, (offset, part))
 
 
-def read_csv(path: Path, what: str = "CSV", delimiter: str = ",") -> list[Record]:
-    """Gives each CSV row as a dict of strings, with `file:line` (the header is line 1).
+def read_jsonl(path: Path, what: str = "JSONL") -> list[Record]:
+    """Gives the JSON object on each non-blank line, with `file:line`; a bad line is a one-line error."""
+    return list(iter_jsonl(path, what))
+
+
+def _csv_lines(path: Path, what: str) -> Iterator[str]:
+    for _n, line, _offset, _part in iter_lines(path, what, raw=True):
+        yield line
+
+
+def iter_csv(path: Path, what: str = "CSV", delimiter: str = ",") -> Iterator[Record]:
+    """Yields each CSV row as a dict of strings, with `file:line` (the header is line 1), reading as it goes.
 
     A cell may be as long as the file: a long document is an eval example, not a mistake.
     """
-    text = read_text(path, what)
-    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    records = []
+    csv.field_size_limit(max(csv.field_size_limit(), Path(path).stat().st_size + 1 if Path(path).is_file() else 0))
+    reader = csv.DictReader(_csv_lines(path, what), delimiter=delimiter)
     try:
         for row in reader:
             extra = row.pop(None, None)
             if extra:
                 raise GenvalError(f"{path}:{reader.line_num}: more cells than the header has columns")
-            records.append(Record(dict(row), f"{path}:{reader.line_num}", reader.line_num))
+            yield Record(dict(row), f"{path}:{reader.line_num}", reader.line_num)
     except csv.Error as exc:
         raise GenvalError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
-    duplicated = sorted({name for name in reader.fieldnames or [] if (reader.fieldnames or []).count(name) > 1})
+    _header_unique(path, reader.fieldnames)
+
+
+def _header_unique(path: Path, fieldnames) -> None:
+    duplicated = sorted({name for name in fieldnames or [] if (fieldnames or []).count(name) > 1})
     if duplicated:
         raise GenvalError(f"{path}:1: the header names column '{duplicated[0]}' twice; give each column once")
-    return records
 
 
-def _rows_from_table(table, path: Path, what: str) -> list[Record]:
-    rows = table.to_pylist()
-    return [Record(row, f"{path} {what} {i + 1}") for i, row in enumerate(rows)]
+def read_csv(path: Path, what: str = "CSV", delimiter: str = ",") -> list[Record]:
+    """Gives each CSV row as a dict of strings, with `file:line` (the header is line 1)."""
+    return list(iter_csv(path, what, delimiter))
 
 
-def _read_parquet(path: Path) -> list[Record]:
+def _iter_parquet(path: Path) -> Iterator[Record]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        file = pq.ParquetFile(path)
+        batches = file.iter_batches(batch_size=BATCH_RECORDS)
+        row = 0
+        for batch in batches:
+            for data in batch.to_pylist():
+                row += 1
+                yield Record(data, f"{path} row {row}")
+    except GenvalError:
+        raise
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise GenvalError(f"{path}: not a readable Parquet file ({exc})") from None
-    return _rows_from_table(table, path, "row")
 
 
 def _read_datasets_folder(path: Path) -> list[Record]:
@@ -105,28 +123,35 @@ def _read_datasets_folder(path: Path) -> list[Record]:
     except (OSError, KeyError, TypeError, AttributeError, pa.ArrowException) as exc:
         raise GenvalError(f"{path}: not a readable `datasets` folder ({type(exc).__name__}: {exc}); "
                           "save it again with Dataset.save_to_disk") from None
-    return _rows_from_table(table, path, "row")
+    return [Record(row, f"{path} row {i + 1}") for i, row in enumerate(table.to_pylist())]
 
 
-def read_records(path: Path) -> list[Record]:
-    """Gives the records of the eval set at `path`, in file order."""
+def iter_records(path: Path) -> Iterator[Record]:
+    """Yields the records of the eval set at `path`, in file order, reading as it goes (a `datasets` folder whole)."""
     path = Path(path)
     if not path.exists():
         raise GenvalError(f"{path}: no such eval set (check 'eval_set' in the config)")
     if path.is_dir():
         if (path / "state.json").exists():
-            return _read_datasets_folder(path)
+            yield from _read_datasets_folder(path)
+            return
         if (path / "dataset_dict.json").exists():
             raise GenvalError(f"{path}: a DatasetDict folder; point 'eval_set' at one split's folder inside it")
         raise GenvalError(f"{path}: a folder that is not a `datasets` save_to_disk folder (no state.json)")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        return read_jsonl(path, "eval set")
-    if suffix in (".csv", ".tsv"):
-        return read_csv(path, "eval set", "\t" if suffix == ".tsv" else ",")
-    if suffix in (".parquet", ".pq"):
-        return _read_parquet(path)
-    raise GenvalError(f"{path}: unknown eval-set format '{suffix}' (use .jsonl, .csv, .parquet or a datasets folder)")
+        yield from iter_jsonl(path, "eval set")
+    elif suffix in (".csv", ".tsv"):
+        yield from iter_csv(path, "eval set", "\t" if suffix == ".tsv" else ",")
+    elif suffix in (".parquet", ".pq"):
+        yield from _iter_parquet(path)
+    else:
+        raise GenvalError(f"{path}: unknown eval-set format '{suffix}' (use .jsonl, .csv, .parquet or a datasets folder)")
+
+
+def read_records(path: Path) -> list[Record]:
+    """Gives the records of the eval set at `path`, in file order."""
+    return list(iter_records(path))
 
 
 def template_fields(template: str) -> list[str]:
@@ -187,15 +212,105 @@ def fingerprint(records: list[dict]) -> str:
     return digest.hexdigest()
 
 
+class SortedDigest:
+    """The fingerprint and the duplicate-id check over records that stream by, in memory bounded by `chunk`.
+
+    `fingerprint` hashes the records sorted by id; here each record's (id, canonical text,
+    where) is kept until `chunk` have gathered, then sorted and spilled to a temporary file,
+    and the sorted runs are merged at the end (an external merge sort), so a million records
+    need a chunk's memory and the disk space of their text. Two equal ids meet in the merge.
+    """
+
+    def __init__(self, chunk: int = 50_000):
+        self.chunk, self.held, self.runs, self.n = chunk, [], [], 0
+        self._dir = None
+
+    def add(self, ident: str, text: str, where_: str, ordinal: int) -> None:
+        self.held.append((ident, ordinal, where_, text))
+        self.n += 1
+        if len(self.held) >= self.chunk:
+            self._spill()
+
+    def _spill(self) -> None:
+        import tempfile
+
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="genval-evalset-")
+        path = Path(self._dir.name) / f"run{len(self.runs)}.jsonl"
+        with open(path, "w", encoding="utf-8") as fh:
+            for entry in sorted(self.held):
+                fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self.runs.append(path)
+        self.held = []
+
+    def _sorted(self) -> Iterator[tuple]:
+        if not self.runs:
+            yield from sorted(self.held)
+            return
+        self._spill()
+        import heapq
+
+        files = [open(path, encoding="utf-8") for path in self.runs]
+        try:
+            yield from heapq.merge(*[(tuple(json.loads(line)) for line in fh) for fh in files])
+        finally:
+            for fh in files:
+                fh.close()
+
+    def finish(self) -> tuple[str, tuple[int, GenvalError] | None]:
+        """Gives the fingerprint, and the first repeated id in file order as (its record's position, the error)."""
+        digest, previous, repeats = hashlib.sha256(), None, []
+        try:
+            for ident, ordinal, where_, text in self._sorted():
+                if previous is not None and previous[0] == ident:
+                    repeats.append((ordinal, where_, ident, previous[2]))
+                else:
+                    previous = (ident, ordinal, where_)
+                digest.update(text.encode("utf-8"))
+                digest.update(b"\n")
+        finally:
+            if self._dir is not None:
+                self._dir.cleanup()
+        if repeats:
+            ordinal, where_, ident, first = min(repeats)
+            return digest.hexdigest(), (ordinal, GenvalError(f"{where_}: duplicate id '{ident}' (first at {first}); "
+                                                             "ids must be unique"))
+        return digest.hexdigest(), None
+
+
 @dataclass
 class EvalSet:
+    """A checked eval set: its fingerprint, its size, its first example, and its examples read again on demand."""
+
     path: Path
-    examples: pd.DataFrame
     sha256: str
+    n: int
+    first: dict  # the first example's row (the judge files' prompts are rendered with it)
+    prompt: str = ""
+    slices: tuple[str, ...] = ()
+    system_prompt: str | None = None
+
+    def batches(self, rows: int = BATCH_RECORDS) -> Iterator[pd.DataFrame]:
+        """Yields the `examples` table in frames of at most `rows` rows, reading the file again."""
+        batch = []
+        for row, error, _rec in _example_rows(self.path, self.prompt, list(self.slices), self.system_prompt):
+            if error is not None:  # the file changed since it was checked
+                raise error
+            batch.append(row)
+            if len(batch) == rows:
+                yield pd.DataFrame(batch, columns=self.columns())
+                batch = []
+        if batch:
+            yield pd.DataFrame(batch, columns=self.columns())
+
+    def columns(self) -> list[str]:
+        return [*EXAMPLE_COLUMNS, *(f"slice_{field}" for field in self.slices), "record"]
 
     @property
-    def n(self) -> int:
-        return len(self.examples)
+    def examples(self) -> pd.DataFrame:
+        """Gives the whole `examples` table in memory (small sets, tests); a stage reads it in batches."""
+        frames = list(self.batches())
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=self.columns())
 
 
 def _clean(data: dict) -> dict:
@@ -217,56 +332,83 @@ def slice_value(value) -> str:
     return str(value)
 
 
-def load_evalset(path: Path, prompt: str, slices: list[str], system_prompt: str | None = None) -> EvalSet:
-    """Loads and validates the eval set: unique ids, the prompt's fields, the slice fields.
+EXAMPLE_COLUMNS = ["id", "prompt", "system", "input", "reference", "label"]
 
-    Gives the `examples` table: `id`, `prompt`, `system`, `input`, `reference`, `label`,
-    one `slice_<field>` per configured slice, and `record` (the whole record as JSON).
+
+def _example_row(rec: Record, prompt: str, slices: list[str], system_prompt: str | None, needed: list[str]) -> dict:
+    """Gives the examples row of one record, checking its id, the prompt's fields and the slice fields."""
+    data = _clean(rec.data)
+    if "id" not in data or str(data["id"]).strip() == "":
+        raise GenvalError(f"{rec.where}: the record has no 'id' (every example needs a unique id)")
+    ident = str(data["id"])
+    data["id"] = ident
+    nested = data.get("slices") if isinstance(data.get("slices"), dict) else {}
+    lookup = {**nested, **data}
+    for name in needed:
+        try:
+            _lookup(lookup, name)
+        except KeyError:
+            have = ", ".join(sorted(k for k in data if k != "slices"))
+            raise GenvalError(
+                f"{rec.where}: the prompt names '{{{name}}}' but the record has no field '{name}' (it has: {have})"
+            ) from None
+    row = {
+        "id": ident,
+        "prompt": render(prompt, lookup),
+        "system": render(system_prompt, lookup) if system_prompt else None,
+        "input": as_text(data["input"]) if "input" in data else None,
+        "reference": as_text(data["reference"]) if "reference" in data else None,
+        "label": slice_value(data["label"]) if "label" in data else None,
+    }
+    for field in slices:
+        if field in nested:
+            value = nested[field]
+        elif field in data:
+            value = data[field]
+        else:
+            raise GenvalError(
+                f"{rec.where}: no slice field '{field}' (put it in the record's 'slices' object or as a top-level field)"
+            )
+        row[f"slice_{field}"] = slice_value(value)
+    row["record"] = canonical(data)
+    return row
+
+
+def _example_rows(path: Path, prompt: str, slices: list[str], system_prompt: str | None):
+    """Yields (examples row or None, the record's error or None, Record) per record of the file.
+
+    A file that cannot be read (bad JSON, CSV, bytes) stops at once; a record's own mistake is
+    given back, so that the checks can report the first one after the whole file has been read,
+    as a reader of the whole file would.
     """
-    records = read_records(path)
-    if not records:
-        raise GenvalError(f"{path}: the eval set has no records")
     needed = template_fields(prompt) + (template_fields(system_prompt) if system_prompt else [])
-    seen: dict[str, str] = {}
-    rows = []
-    for rec in records:
-        data = _clean(rec.data)
-        if "id" not in data or str(data["id"]).strip() == "":
-            raise GenvalError(f"{rec.where}: the record has no 'id' (every example needs a unique id)")
-        ident = str(data["id"])
-        if ident in seen:
-            raise GenvalError(f"{rec.where}: duplicate id '{ident}' (first at {seen[ident]}); ids must be unique")
-        seen[ident] = rec.where
-        data["id"] = ident
-        nested = data.get("slices") if isinstance(data.get("slices"), dict) else {}
-        lookup = {**nested, **data}
-        for name in needed:
-            try:
-                _lookup(lookup, name)
-            except KeyError:
-                have = ", ".join(sorted(k for k in data if k != "slices"))
-                raise GenvalError(
-                    f"{rec.where}: the prompt names '{{{name}}}' but the record has no field '{name}' (it has: {have})"
-                ) from None
-        row = {
-            "id": ident,
-            "prompt": render(prompt, lookup),
-            "system": render(system_prompt, lookup) if system_prompt else None,
-            "input": as_text(data["input"]) if "input" in data else None,
-            "reference": as_text(data["reference"]) if "reference" in data else None,
-            "label": slice_value(data["label"]) if "label" in data else None,
-        }
-        for field in slices:
-            if field in nested:
-                value = nested[field]
-            elif field in data:
-                value = data[field]
-            else:
-                raise GenvalError(
-                    f"{rec.where}: no slice field '{field}' (put it in the record's 'slices' object or as a top-level field)"
-                )
-            row[f"slice_{field}"] = slice_value(value)
-        row["record"] = canonical(data)
-        rows.append(row)
-    examples = pd.DataFrame(rows)
-    return EvalSet(path=Path(path), examples=examples, sha256=fingerprint([_clean(r.data) | {"id": str(r.data["id"])} for r in records]))
+    for rec in iter_records(path):
+        try:
+            yield _example_row(rec, prompt, slices, system_prompt, needed), None, rec
+        except GenvalError as exc:
+            yield None, exc, rec
+
+
+def load_evalset(path: Path, prompt: str, slices: list[str], system_prompt: str | None = None) -> EvalSet:
+    """Reads and checks the eval set once, streaming: unique ids, the prompt's fields, the slice fields.
+
+    Gives its fingerprint, size and first example; `EvalSet.batches()` reads the `examples` table
+    (`id`, `prompt`, `system`, `input`, `reference`, `label`, one `slice_<field>` per configured
+    slice, and `record`, the whole record as JSON) again, batch by batch.
+    """
+    digest, first, mistake, n = SortedDigest(), None, None, 0
+    for row, error, rec in _example_rows(path, prompt, slices, system_prompt):
+        if error is not None:
+            mistake = mistake or (n, error)
+        else:
+            digest.add(row["id"], row["record"], rec.where, n)  # the canonical text is what the fingerprint hashes
+            first = first or row
+        n += 1
+    if n == 0:
+        raise GenvalError(f"{path}: the eval set has no records")
+    sha256, repeat = digest.finish()
+    found = [m for m in (mistake, repeat) if m is not None]
+    if found:  # the first mistake in file order
+        raise min(found, key=lambda m: m[0])[1]
+    return EvalSet(path=Path(path), sha256=sha256, n=n, first=first, prompt=prompt, slices=tuple(slices),
+                   system_prompt=system_prompt)

@@ -16,6 +16,7 @@ from genval.errors import GenvalError, where
 
 MAX_DEPTH = 100  # nesting deeper than this is no eval record; far below Python's recursion limit
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LINE_ENDS = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|$)")
 
 
 def read_bytes(path: str | Path, what: str) -> bytes:
@@ -104,3 +105,66 @@ def parse_json(text: str, path: str | Path, line: int | None = None):
 def read_json(path: str | Path, what: str):
     """Gives the JSON value of a whole file; an error names the file and the line."""
     return parse_json(read_text(path, what), path)
+
+
+def iter_lines(path: str | Path, what: str, raw: bool = False):
+    """Yields (line number, text, byte offset of its line, part) for each line of a UTF-8 file, streaming.
+
+    Lines end at \\n, \\r\\n or \\r, as Python's universal newlines read them; `part` counts the
+    lines a lone \\r split off one \\n-ended line (0 almost always), so (offset, part) finds a line
+    again. An optional BOM is dropped; a bad byte is named with its offset and line, as `decode` does.
+    `raw`: each line keeps its ending, untranslated (as a file opened with newline="" gives it).
+    """
+    path = Path(path)
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise GenvalError(f"{path}: no such {what} file") from None
+    except IsADirectoryError:
+        raise GenvalError(f"{path}: a folder, not a {what} file") from None
+    except OSError as exc:
+        raise GenvalError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    number, offset = 0, 0
+    with handle:
+        for chunk in handle:
+            start = offset
+            offset += len(chunk)
+            number += 1
+            if start == 0 and chunk.startswith(b"\xef\xbb\xbf"):
+                chunk, start = chunk[3:], 3
+            try:
+                text = chunk.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise GenvalError(f"{where(path, number)}: not UTF-8 (byte 0x{chunk[exc.start]:02x} at offset "
+                                  f"{start + exc.start}); save the file as UTF-8") from None
+            if "\r" not in text:
+                yield number, text, start, 0
+                continue
+            if raw:  # split after each lone \r, keeping every ending as it is
+                parts = [p for p in _LINE_ENDS.findall(text) if p]
+            else:
+                parts = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            if parts and parts[-1] == "":
+                parts.pop()
+            for k, part in enumerate(parts):
+                yield number, part, start, k
+                if k < len(parts) - 1:
+                    number += 1
+
+
+def line_at(path: str | Path, offset: int, part: int = 0, handle=None) -> str:
+    """Gives the line `iter_lines` yielded at (offset, part) of the file at `path`."""
+    own = handle is None
+    handle = open(path, "rb") if own else handle
+    try:
+        handle.seek(offset)
+        raw = handle.readline()
+    finally:
+        if own:
+            handle.close()
+    if offset == 0 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    text = raw.decode("utf-8")
+    if part == 0 and "\r" not in text:
+        return text
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[part]

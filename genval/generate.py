@@ -1,73 +1,171 @@
 """The generate stage: every role (teacher, student, more candidates) over the same prompts.
 
-Reads `examples`; writes `outputs` (one row per example × role) and `ops.json`. Teacher and
-student go through the same requests — same prompt, same parameters — so that the
-comparison is clean; only the engine behind each differs.
+Reads `examples` in batches; writes `outputs` (one row per example × role: each role's block
+in the examples' order, one role after the other, as genval.pairs' join reads it) and
+`ops.json`. Teacher and student go through the same requests — same prompt, same parameters —
+so that the comparison is clean; only the engine behind each differs. Every request goes
+through the request cache; the ops figures add up as the batches stream by.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pandas as pd
 
 from genval.config import RunConfig
-from genval.models import CallStats, Params, Request, generate_cached, load_backend
+from genval.executors import Source
+from genval.models import CallStats, Params, Request, load_backend
+from genval.models.base import Session
 from genval.models.cache import RequestCache
-from genval.models.ops import role_ops, savings, savings_basis
+from genval.models.ops import OpsTally, savings, savings_basis, tally_ops
 from genval.progress import Progress
-from genval.runfolder import Run
+from genval.runfolder import Run, table_schema
 
 OUTPUT_COLUMNS = ["id", "role", "text", "prompt_tokens", "completion_tokens", "latency_s", "label_probs", "error", "cached"]
+# What a batch's rows carry besides the table's columns, for the stage's own figures (not written).
+PASS, CALLED = "_pass", "_called"
+
+
+def output_schema():
+    """Gives the outputs table's Arrow schema (fixed, so a batch of failures writes like any other)."""
+    import pyarrow as pa
+
+    text, count = (pa.string(), "str"), (pa.int64(), "Int64")
+    return table_schema({"id": text, "role": text, "text": text, "prompt_tokens": count, "completion_tokens": count,
+                         "latency_s": (pa.float64(), "float64"), "label_probs": text, "error": text,
+                         "cached": (pa.bool_(), "bool")})
+
+
+@dataclass(frozen=True)
+class RequestSettings:
+    """What turns an example into the request every role answers."""
+
+    params: Params
+    labels: tuple[str, ...] | None
+    schema: dict | None
+    label_delimiter: str
+
+    @classmethod
+    def of(cls, config: RunConfig) -> "RequestSettings":
+        gen = config.generation
+        return cls(Params(max_tokens=gen.max_tokens, temperature=gen.temperature, top_p=gen.top_p, seed=gen.seed,
+                          stop=tuple(gen.stop)),
+                   tuple(config.labels) if config.labels and config.task == "classification" else None,
+                   config.load_schema() if config.task == "extraction" else None, gen.label_delimiter)
+
+    def requests(self, examples: pd.DataFrame) -> list[Request]:
+        return [Request(id=row.id, prompt=row.prompt, system=row.system if isinstance(row.system, str) else None,
+                        params=self.params, labels=self.labels,
+                        schema=self.schema, label_delimiter=self.label_delimiter)
+                for row in examples.itertuples(index=False)]
 
 
 def task_requests(examples: pd.DataFrame, config: RunConfig) -> list[Request]:
     """Gives the one list of requests that every role answers."""
-    gen = config.generation
-    params = Params(max_tokens=gen.max_tokens, temperature=gen.temperature, top_p=gen.top_p,
-                    seed=gen.seed, stop=tuple(gen.stop))
-    labels = tuple(config.labels) if config.labels and config.task == "classification" else None
-    schema = config.load_schema() if config.task == "extraction" else None
-    return [
-        Request(id=row.id, prompt=row.prompt, system=row.system, params=params, labels=labels, schema=schema,
-                label_delimiter=gen.label_delimiter)
-        for row in examples.itertuples(index=False)
-    ]
+    return RequestSettings.of(config).requests(examples)
 
 
-def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCache) -> dict:
-    """Runs each role over the eval set; gives the stage's record (model calls, notes)."""
-    examples = run.read_table("examples")
-    requests = task_requests(examples, config)
-    rows, ops, notes, errors = [], {}, [], {}
-    calls = 0
-    for role in config.roles:
-        backend = load_backend(config.models[role], labels=config.labels)
-        stats = CallStats()
-        with progress.bar(f"generate {role}", total=len(requests)) as bar:
-            completions = generate_cached(backend, requests, cache, on_done=lambda _c: bar.update(1), stats=stats,
-                                          measure={"run": run.root.name, "role": role})
-        info = backend.info()
-        notes.extend(getattr(backend, "notes", []))
-        backend.close()
-        calls += stats.called
-        ops[role] = role_ops(completions, stats, info, config.models[role].price, config.analysis.confidence)
-        failed = [c for c in completions if c.error]
-        if failed:  # the run goes on; the outputs table and the report count them
-            notes.append(f"{role}: {len(failed)} of {len(completions)} requests failed (first: {failed[0].error})")
-        errors[role] = len(failed)
-        for c in completions:
-            rows.append({
-                "id": c.id, "role": role, "text": c.text if not c.error else (c.text or None),
-                "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-                "latency_s": c.latency_s,
-                "label_probs": json.dumps(c.label_probs, sort_keys=True) if c.label_probs else None,
-                "error": c.error, "cached": c.cached,
-            })
-    outputs = pd.DataFrame(rows, columns=OUTPUT_COLUMNS).astype({
-        "prompt_tokens": "Int64", "completion_tokens": "Int64", "latency_s": "float64", "cached": "bool",
+def completion_rows(completions, role: str) -> pd.DataFrame:
+    """Gives the outputs rows of one role's completions (with the pass that timed each, and whether it was called)."""
+    return pd.DataFrame({
+        "id": [c.id for c in completions], "role": role,
+        "text": [c.text if not c.error else (c.text or None) for c in completions],
+        "prompt_tokens": pd.array([c.prompt_tokens for c in completions], dtype="Int64"),
+        "completion_tokens": pd.array([c.completion_tokens for c in completions], dtype="Int64"),
+        "latency_s": pd.array([c.latency_s for c in completions], dtype="float64"),
+        "label_probs": [json.dumps(c.label_probs, sort_keys=True) if c.label_probs else None for c in completions],
+        "error": [c.error for c in completions], "cached": pd.array([c.cached for c in completions], dtype="bool"),
+        PASS: [c.measured_in for c in completions], CALLED: [not c.cached for c in completions],
     })
-    run.write_table("outputs", outputs)
+
+
+@dataclass
+class GenerateTask:
+    """The generate stage's map for one role: a batch of examples → that role's outputs rows.
+
+    Built once per worker: the engine is loaded at the first request the cache cannot answer,
+    and its live calls over every batch form one timed pass (genval.models.base.Session).
+    """
+
+    role: str
+    model: object  # the role's model config
+    labels: list[str] | None
+    settings: RequestSettings
+    cache_path: str
+    run_name: str
+    on_item = None  # set by an in-process executor: called with 1 per finished request
+
+    def __post_init__(self):
+        self._session = None
+
+    def session(self) -> Session:
+        if self._session is None:
+            backend = load_backend(self.model, labels=self.labels)
+            cache = RequestCache(self.cache_path) if backend.uses_cache else None
+            self._session = Session(backend, cache, CallStats(), {"run": self.run_name, "role": self.role})
+        return self._session
+
+    def __call__(self, examples: pd.DataFrame) -> pd.DataFrame:
+        done = (lambda _c: self.on_item(1)) if self.on_item else None
+        completions = self.session().answer(self.settings.requests(examples), done)
+        return completion_rows(completions, self.role)
+
+    def __getstate__(self):  # a worker builds its own engine and cache connection
+        return {k: v for k, v in self.__dict__.items() if k != "_session"} | {"_session": None}
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session.backend.close()
+
+
+def _role_stats(tally: OpsTally, called: int, cached: int, passes_made: set, live: bool, cache: RequestCache | None):
+    """Gives the CallStats of a role from its rows: counts, and the record of every pass an answer came from."""
+    stats = CallStats(cached=cached, called=called, live=live)
+    if cache is not None:
+        ids = [p for p in tally.per_pass if p]
+        for pass_id, record in cache.passes(ids).items():
+            stats.passes[pass_id] = {**record, "this_run": pass_id in passes_made}
+        stats.this_pass = next(iter(passes_made), None)
+    return stats
+
+
+def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCache, executor) -> dict:
+    """Runs each role over the eval set, batch by batch; gives the stage's record (model calls, notes)."""
+    settings = RequestSettings.of(config)
+    source = Source(run, columns=("id", "prompt", "system"))
+    n = source.rows()
+    ops, notes, errors, calls = {}, [], {}, 0
+    with run.table_writer("outputs", schema=output_schema()) as out:
+        for role in config.roles:
+            model = config.models[role]
+            backend = load_backend(model, labels=config.labels)  # checks the engine is there; loads no weights
+            task = GenerateTask(role, model, config.labels, settings, str(cache.path), run.root.name)
+            tally, called, cached, made, failed_first, missing = OpsTally(), 0, 0, set(), None, 0
+            missing_error = backend.missing_error() if hasattr(backend, "missing_error") else None
+            with progress.bar(f"generate {role}", total=n) as bar:
+                for frame in executor.map(source, task, model=True, bar=bar):
+                    tally.add(frame["error"], frame["latency_s"], frame["prompt_tokens"], frame["completion_tokens"],
+                              frame[PASS])
+                    called += int(frame[CALLED].sum())
+                    cached += int(frame["cached"].sum())
+                    made.update(p for p, c in zip(frame[PASS], frame[CALLED]) if c and isinstance(p, str))
+                    if failed_first is None and frame["error"].notna().any():
+                        failed_first = frame["error"].dropna().iloc[0]
+                    missing += int((frame["error"] == missing_error).sum()) if missing_error else 0
+                    out.write(frame[OUTPUT_COLUMNS])
+            task.close()
+            stats = _role_stats(tally, called, cached, made, backend.live, cache if backend.uses_cache else None)
+            info = _engine_info(stats)
+            calls += called
+            ops[role] = tally_ops(tally, stats, info, model.price, config.analysis.confidence)
+            notes.extend(_replay_notes(backend, run, missing))
+            if tally.errors:  # the run goes on; the outputs table and the report count them
+                notes.append(f"{role}: {tally.errors} of {tally.n} requests failed (first: {failed_first})")
+            errors[role] = tally.errors
+            backend.close()
     basis = savings_basis(ops)
     if basis and not basis.startswith("teacher and student: "):  # the two roles were not timed alike: say so
         notes.append(f"ops: {basis}")
@@ -75,3 +173,17 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
     for note in notes:
         progress.say(f"note: {note}")
     return {"model_calls": calls, "errors": errors, "failed_requests": sum(errors.values()), "notes": notes}
+
+
+def _engine_info(stats: CallStats) -> dict:
+    """Gives what the engine reported at the end of this run's largest pass (its workers' engines report alike)."""
+    mine = [p for p in stats.passes.values() if p.get("this_run")]
+    return max(mine, key=lambda p: p.get("answers") or 0).get("info") or {} if mine else {}
+
+
+def _replay_notes(backend, run: Run, missing: int) -> list[str]:
+    """Gives a replay file's notes: records for ids the eval set lacks, examples without a record."""
+    if not hasattr(backend, "unmatched"):
+        return []
+    ids = (frame["id"].astype(str).tolist() for frame in run.iter_table("examples", columns=["id"]))
+    return backend.unmatched(ids) + backend.missing_note(missing)

@@ -47,6 +47,30 @@ class Pair:
         return self.name
 
 
+def resolve_pairs(pairs: list[str], roles: list[str], where: str) -> list[Pair]:
+    """Gives the pairs a judge reference names; `*` stands for every role (`*~teacher`: every non-teacher)."""
+    out: list[Pair] = []
+    for name in pairs:
+        left, _, right = name.partition("~")
+        right = right or None
+        lefts = [r for r in roles if r != right] if left == "*" else [left]
+        for role in lefts:
+            if role not in roles:
+                raise GenvalError(f"{where}: pair '{name}' names role '{role}', which the config's models lack "
+                                  f"(roles: {', '.join(roles)})")
+            if right is not None and right != REFERENCE and right not in roles:
+                raise GenvalError(f"{where}: pair '{name}' names '{right}', neither a role nor 'reference'")
+            pair = Pair(role, right)
+            if pair not in out:
+                out.append(pair)
+    return out
+
+
+def roles_of(pairs: list[Pair]) -> list[str]:
+    """Gives the roles whose outputs the pairs read, in order of first mention."""
+    return list(dict.fromkeys(r for p in pairs for r in (p.candidate, p.other) if r and r != REFERENCE))
+
+
 def score_pairs(roles: list[str], has_reference: bool) -> list[Pair]:
     """Gives the pairs a run scores: each candidate against the teacher, then each role against the reference."""
     out = [Pair(role, "teacher") for role in roles if role != "teacher"]

@@ -4,6 +4,10 @@ Each stage is a function `(run, config, …) -> record` that reads tables from t
 folder and writes tables to it. A stage runs only when the hash of its inputs (the tables
 it reads and the part of the config it uses) differs from the one its last finished run
 recorded, so a re-run after a crash or a config change redoes only what changed.
+
+generate, score and judge are maps over batches of rows; an executor drives them
+(genval.executors: this machine, streaming, or Ray Data). The executor never changes a
+number, so it is in no stage's input hash.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from genval.checks import check_inputs
 from genval.config import RunConfig, load_config
 from genval.errors import GenvalError
 from genval.evalset import canonical
+from genval.executors import make_executor
 from genval.generate import generate
 from genval.judging.stage import judge
 from genval.metrics.stage import score
 from genval.models.cache import RequestCache
 from genval.progress import Progress
 from genval.report.stage import report
-from genval.runfolder import Run, environment, file_sha256
+from genval.runfolder import Run, environment, file_sha256, table_schema
 
 
 def _file_digest(path: Path | None) -> str | None:
@@ -67,27 +72,22 @@ class Stage:
     config_key: Callable[[RunConfig], object]
     needs_cache: bool = False
     version: int = 1  # bump when the stage's code changes its outputs
-
-
-def _bootstrap_key(config: RunConfig) -> dict:
-    """Gives the analysis settings a stage's own numbers depend on (not the decision's failure limit)."""
-    return config.analysis.model_dump(mode="json", exclude={"max_failure_rate"})
+    maps: bool = False  # a map over batches: it takes the executor
 
 
 STAGES = [
     Stage("generate", generate, ("examples",), ("outputs", "ops.json"),
           lambda c: {"models": _models_key(c), "generation": c.generation.model_dump(mode="json"), "task": c.task,
                      "labels": c.labels, "schema": _file_digest(c.schema_path) if c.task == "extraction" else None},
-          needs_cache=True, version=4),  # 4: failed_requests (not current with failures); 3: label_delimiter, ops
+          needs_cache=True, version=5, maps=True),  # 5: streamed; 4: failed_requests (not current with failures)
+    # score and judge write per-example rows only: analysis settings, slices and human labels are not theirs
     Stage("score", score, ("examples", "outputs"), ("scores", "metrics.json"),
           lambda c: {"metrics": [m.model_dump(mode="json") for m in c.metric_specs], "task": c.task,
-                     "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field,
-                     "slices": c.slices, "analysis": _bootstrap_key(c)},
-          version=4),  # 4: a failed output's rows at the worst value; 3: KL/ECE signatures name their probabilities
-    Stage("judge", judge, ("examples", "outputs"), ("judgments", "calibration.json"),
-          lambda c: {"judges": _judges_key(c), "human_labels": _file_digest(c.human_labels), "task": c.task,
-                     "slices": c.slices, "analysis": _bootstrap_key(c)},
-          needs_cache=True, version=3),  # 3: `equivalent`, unanswered rows, meaning; 2: G-Eval never floored, swap
+                     "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field},
+          version=5, maps=True),  # 5: stats and signature per row, no classification.json; 4: failures at worst
+    Stage("judge", judge, ("examples", "outputs"), ("judgments",),
+          lambda c: {"judges": _judges_key(c), "task": c.task},
+          needs_cache=True, version=4, maps=True),  # 4: streamed, no calibration.json; 3: `equivalent`, unanswered
     Stage("aggregate", aggregate,
           ("examples", "outputs", "scores", "judgments", "ops.json", "metrics.json", "calibration.json",
            "classification.json"),
@@ -141,13 +141,23 @@ def prepare(config: RunConfig, out_dir: Path) -> Run:
     key = hashlib.sha256(canonical({"sha256": evalset.sha256, "prompt": config.prompt,
                                     "system": config.system_prompt, "slices": config.slices}).encode()).hexdigest()
     if run.manifest.get("examples_key") != key or not run.has("examples"):
-        run.write_table("examples", evalset.examples)
+        with run.table_writer("examples", schema=_examples_schema(evalset)) as out:
+            for frame in evalset.batches():
+                out.write(frame)
         run.manifest["examples_key"] = key
     run.manifest["eval_set"] = {"path": str(config.eval_set), "sha256": evalset.sha256, "n": evalset.n}
     run.manifest["config"] = config.resolved()
     run.manifest["environment"] = environment()
     run.save_manifest()
     return run
+
+
+def _examples_schema(evalset):
+    """Gives the examples table's schema: text columns; `system` all null (as it always was) without a system prompt."""
+    import pyarrow as pa
+
+    return table_schema({name: ((pa.null(), "object") if name == "system" and not evalset.system_prompt
+                                else (pa.string(), "str")) for name in evalset.columns()})
 
 
 def check_force(force) -> None:
@@ -157,11 +167,17 @@ def check_force(force) -> None:
         raise GenvalError(f"--force: unknown stage '{unknown[0]}' (stages: {', '.join(STAGE_NAMES)})")
 
 
-def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: list[str] | None = None) -> dict:
-    """Runs the stages whose inputs changed (and those in `force`); gives name → 'ran' | 'skipped'."""
+def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: list[str] | None = None,
+               executor: str | None = None) -> dict:
+    """Runs the stages whose inputs changed (and those in `force`); gives name → 'ran' | 'skipped'.
+
+    `executor` ('local' | 'ray') overrides the config's `executor.kind`; it is started at the
+    first stage that maps over batches.
+    """
     check_force(force)
     cache_path = config.cache or (run.root.parent / "cache.sqlite")
     cache = None
+    driver = None
     done = {}
     try:
         for stage in STAGES:
@@ -184,6 +200,9 @@ def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: 
             args = (run, config, progress)
             if stage.needs_cache:
                 args = (*args, cache)
+            if stage.maps:
+                driver = driver or make_executor(config, executor)
+                args = (*args, driver)
             try:
                 result = stage.run(*args) or {}
             except BaseException as exc:
@@ -200,6 +219,8 @@ def run_stages(run: Run, config: RunConfig, progress: Progress, force=(), only: 
     finally:
         if cache is not None:
             cache.close()
+        if driver is not None:
+            driver.close()
     return done
 
 
@@ -230,15 +251,16 @@ def report_path(run: Run) -> Path:
     return html if html.exists() else run.path("report.md")
 
 
-def run_pipeline(config_path, out_dir="runs", force=(), quiet=False, progress: Progress | None = None) -> Path:
+def run_pipeline(config_path, out_dir="runs", force=(), quiet=False, progress: Progress | None = None,
+                 executor: str | None = None) -> Path:
     """Runs every stage of the config at `config_path`; gives the run folder's path.
 
     Its `summary.json` holds the `decision`; `outcome(path)` gives it with the failed requests
-    and the exit code `genval run` would give.
+    and the exit code `genval run` would give. `executor` ('local' | 'ray') overrides the config's.
     """
     config = load_config(config_path)
     check_force(force)
     progress = progress or Progress(quiet=quiet)
     run = prepare(config, Path(out_dir))
-    run_stages(run, config, progress, force=tuple(force))
+    run_stages(run, config, progress, force=tuple(force), executor=executor)
     return run.root

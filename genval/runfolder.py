@@ -214,6 +214,23 @@ class Run:
         return file_sha256(path) if path.exists() else None
 
 
+def table_schema(columns: dict[str, tuple]):
+    """Gives the Arrow schema of a streamed table: name → (Arrow type, pandas dtype it reads back as).
+
+    A table written batch by batch needs its types fixed before the first batch (a first batch
+    of only nulls would otherwise fix a null column); the pandas metadata of an empty frame of
+    the given dtypes makes `pd.read_parquet` and `Run.iter_table` give nullable integers
+    (`Int64`), floats (`Float64`) and booleans back as they went in.
+    """
+    import pyarrow as pa
+
+    template = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, (_, dtype) in columns.items()})
+    schema = pa.Schema.from_pandas(template, preserve_index=False)
+    for i, (name, (arrow_type, _)) in enumerate(columns.items()):
+        schema = schema.set(i, pa.field(name, arrow_type))
+    return schema
+
+
 class TableWriter:
     """Appends pandas frames to one Parquet file (pyarrow's ParquetWriter); each `write` is one or more row groups."""
 

@@ -17,6 +17,18 @@ def write_jsonl(path: Path, rows) -> Path:
     return path
 
 
+def score_frames(result, segments, batch: int = 50) -> list:
+    """Gives a metric's result as scores-table rows (`pair`, `metric`, `stats`, `signature`), cut into frames of `batch`."""
+    import pandas as pd
+
+    pairs = [pair for pair, a, b in segments for _ in range(a, b)]
+    frames = [pd.DataFrame({"pair": pairs, "metric": column, "value": values,
+                            "stats": result.stats.get(column, [None] * len(values)),
+                            "signature": result.settings[column]}) for column, values in result.values.items()]
+    rows = pd.concat(frames, ignore_index=True)
+    return [rows.iloc[i:i + batch] for i in range(0, len(rows), batch)]
+
+
 def write_yaml(path: Path, data) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path

@@ -55,7 +55,10 @@ def _human(truth) -> list[dict]:
              "verdict": "equivalent" if t else "not_equivalent"} for i, t in enumerate(truth)]
 
 
-def test_replayed_judge_with_samples_gives_majority_spread_and_hand_agreement(tmp_path):
+@pytest.fixture(scope="module")
+def samples_run(tmp_path_factory):
+    """A replayed judge with 3 samples per item, wrong on every 7th item; gives (run, its verdicts, the truth)."""
+    tmp_path = tmp_path_factory.mktemp("samples")
     rng = np.random.default_rng(0)
     truth = [i % 2 == 0 for i in range(N)]
     judge_says = [t if i % 7 else not t for i, t in enumerate(truth)]  # wrong on every 7th item
@@ -72,13 +75,23 @@ def test_replayed_judge_with_samples_gives_majority_spread_and_hand_agreement(tm
     judge = [{"config": str(ROOT / "judges" / "equivalence.yaml"), "samples": 3,
               "model": {"backend": "replay", "path": "judge.jsonl"}}]
     run = _run(_setup(tmp_path, judge, _human(truth)), tmp_path)
+    return run, ["equivalent" if s else "not_equivalent" for s in judge_says], truth
+
+
+def test_replayed_judge_with_samples_gives_majority_and_spread(samples_run):
+    run, expected, _truth = samples_run
     j = run.read_table("judgments").set_index("id")
     assert len(j) == N and set(j["judge"]) == {"equivalence"}
-    expected = ["equivalent" if s else "not_equivalent" for s in judge_says]
     assert j["verdict"].tolist() == expected
     assert j.loc["e03", "parsed"] == False and j.loc["e03", "samples"] == 2  # noqa: E712 (numpy bool)
     assert j.loc["e02", "spread"] == pytest.approx(np.std([1, 1, 0]))
     assert j.loc["e02", "score"] == pytest.approx(2 / 3)  # 2 of 3 samples say equivalent
+    record = run.manifest["stages"]["judge"]["judges"]["equivalence"]
+    assert (record["requests"], record["judgments"], record["unparsed"]) == (3 * N, N, 1)
+
+
+def test_replayed_judge_with_samples_calibration_json(samples_run):
+    run, expected, truth = samples_run
     cal = run.read_json("calibration.json")["judges"]["equivalence"]
     human = ["equivalent" if t else "not_equivalent" for t in truth]
     assert cal["n"] == N
@@ -89,7 +102,10 @@ def test_replayed_judge_with_samples_gives_majority_spread_and_hand_agreement(tm
     assert run.read_json("calibration.json")["ranking"] == ["equivalence"]
 
 
-def test_pairwise_swap_turns_flips_into_ties_and_reports_the_flip_rate(tmp_path):
+@pytest.fixture(scope="module")
+def pairwise_run(tmp_path_factory):
+    """A pairwise judge asked in both orders that flips on every 4th item; gives (run, the flipped items)."""
+    tmp_path = tmp_path_factory.mktemp("pairwise")
     records = []
     for i in range(N):
         first = "A" if i % 2 == 0 else "B"  # the judge, in order ab
@@ -101,11 +117,19 @@ def test_pairwise_swap_turns_flips_into_ties_and_reports_the_flip_rate(tmp_path)
     labels = [{"id": f"e{i:02d}", "pair": "student~teacher", "annotator": "h1", "verdict": "A" if i % 2 == 0 else "B"}
               for i in range(N)]
     judge = [{"config": str(ROOT / "judges" / "pairwise.yaml"), "model": {"backend": "replay", "path": "judge.jsonl"}}]
-    run = _run(_setup(tmp_path, judge, labels), tmp_path)
+    return _run(_setup(tmp_path, judge, labels), tmp_path), [i for i in range(N) if i % 4 == 0]
+
+
+def test_pairwise_swap_turns_flips_into_ties_and_reports_the_flip_rate(pairwise_run):
+    run, flips = pairwise_run
     j = run.read_table("judgments").set_index("id")
-    flips = [i for i in range(N) if i % 4 == 0]
     assert [j.loc[f"e{i:02d}", "verdict"] for i in flips] == ["tie"] * len(flips)
     assert j.loc["e01", "verdict"] == "B" and bool(j.loc["e01", "swap_consistent"])
+    assert run.manifest["stages"]["judge"]["judges"]["pairwise"]["flip_rate"] == pytest.approx(len(flips) / N)
+
+
+def test_pairwise_swap_calibration_json(pairwise_run):
+    run, flips = pairwise_run
     cal = run.read_json("calibration.json")["judges"]["pairwise"]
     assert cal["bias"]["flip_rate"] == pytest.approx(len(flips) / N)
     assert cal["agreement"]["value"] == pytest.approx(1 - len(flips) / N)
@@ -152,13 +176,22 @@ class JudgeServer:
         self.httpd.server_close()
 
 
-def test_scripted_server_verdicts_reproduce_hand_agreement(tmp_path):
+MUMBLE = {5, 11}
+
+
+def good(i: int) -> bool:
+    """Whether the scripted run's student answers item i well (the server then says equivalent)."""
+    return i % 3 != 0
+
+
+@pytest.fixture(scope="module")
+def scripted_run(tmp_path_factory):
+    """A judge on a scripted server (GOOD → equivalent, MUMBLE unparsed); gives (run, the server's requests, truth)."""
     pytest.importorskip("genval.models.openai")
-    good = lambda i: i % 3 != 0  # noqa: E731
-    mumble = {5, 11}
+    tmp_path = tmp_path_factory.mktemp("scripted")
     truth = [good(i) if i not in (2, 4, 6) else not good(i) for i in range(N)]  # people disagree on 3 items
     path = _setup(tmp_path, [], _human(truth), good=good)
-    write_jsonl(tmp_path / "student.jsonl", [{"id": f"e{i:02d}", "text": ("MUMBLE " if i in mumble else "")
+    write_jsonl(tmp_path / "student.jsonl", [{"id": f"e{i:02d}", "text": ("MUMBLE " if i in MUMBLE else "")
                                               + ("GOOD answer" if good(i) else "bad answer")} for i in range(N)])
     server = JudgeServer()
     with server as url:
@@ -169,21 +202,34 @@ def test_scripted_server_verdicts_reproduce_hand_agreement(tmp_path):
                                     "price": {"per_million_input_tokens": 2.0, "per_million_output_tokens": 10.0}}}]
         write_yaml(tmp_path / "run2.yaml", data)
         run = _run(tmp_path / "run2.yaml", tmp_path)
+    return run, server.requests, truth
+
+
+def test_scripted_server_verdicts_and_requests(scripted_run):
+    run, requests, _truth = scripted_run
+    j = run.read_table("judgments").set_index("id")
+    kept = [i for i in range(N) if i not in MUMBLE]
+    assert [j.loc[f"e{i:02d}", "verdict"] for i in kept] == ["equivalent" if good(i) else "not_equivalent" for i in kept]
+    assert int((~j["parsed"]).sum()) == len(MUMBLE) and j["prompt_tokens"].sum() == 50 * N
+    # The system prompt reached the server and the candidate was fenced in the user message.
+    # One warm-up request runs before the clock (its answer is dropped), then one per item.
+    assert len(requests) == N + 1 and requests[0]["messages"][0]["role"] == "system"
+    assert requests[0] in requests[1:]  # the warm-up repeats a real request
+    assert all(re.search(r"<candidate-[0-9a-f]{10}>\n(GOOD|bad|MUMBLE)", b["messages"][-1]["content"])
+               for b in requests)
+
+
+def test_scripted_server_verdicts_reproduce_hand_agreement(scripted_run):
+    run, _requests, truth = scripted_run
     cal = run.read_json("calibration.json")["judges"]["equivalence"]
     # By hand: the judge says GOOD → equivalent; MUMBLE items are unparsed and left out.
-    kept = [i for i in range(N) if i not in mumble]
+    kept = [i for i in range(N) if i not in MUMBLE]
     judge_v = ["equivalent" if good(i) else "not_equivalent" for i in kept]
     human_v = ["equivalent" if truth[i] else "not_equivalent" for i in kept]
-    assert cal["n"] == N - len(mumble) and cal["unparsed"] == len(mumble)
+    assert cal["n"] == N - len(MUMBLE) and cal["unparsed"] == len(MUMBLE)
     assert cal["agreement"]["value"] == pytest.approx((len(kept) - 3) / len(kept))
     assert cal["kappa"]["value"] == pytest.approx(cohen_kappa_score(human_v, judge_v))
     assert cal["cost"] == pytest.approx(N * (50 * 2.0 + 5 * 10.0) / 1e6)
-    # The system prompt reached the server and the candidate was fenced in the user message.
-    # One warm-up request runs before the clock (its answer is dropped), then one per item.
-    assert len(server.requests) == N + 1 and server.requests[0]["messages"][0]["role"] == "system"
-    assert server.requests[0] in server.requests[1:]  # the warm-up repeats a real request
-    assert all(re.search(r"<candidate-[0-9a-f]{10}>\n(GOOD|bad|MUMBLE)", b["messages"][-1]["content"])
-               for b in server.requests)
     # A second calibrate from the run folder gives the same numbers (no model calls: the judgments are read).
     assert main(["calibrate", str(run.root), "--quiet"]) == 0
     assert run.read_json("calibration.json")["judges"]["equivalence"]["kappa"] == cal["kappa"]
@@ -201,26 +247,38 @@ parameters: {weighted: true, max_tokens: 4}
 """
 
 
-def test_tiny_model_judge_is_noise_and_not_validated(tmp_path):
+@pytest.fixture(scope="module")
+def noise_run(tmp_path_factory):
+    """A tiny random model as a weighted choice judge; gives the run."""
     pytest.importorskip("genval.models.hf")
     from tests.tiny_models import build_tiny_model
 
+    tmp_path = tmp_path_factory.mktemp("noise")
     folder = build_tiny_model(tmp_path / "tiny")
     (tmp_path / "tiny_choice.yaml").write_text(NOISE_JUDGE, encoding="utf-8")
     rng = np.random.default_rng(1)
     truth = rng.random(N) < 0.5
     judge = [{"config": "tiny_choice.yaml", "model": {"backend": "hf", "model": str(folder), "device": "cpu",
                                                       "dtype": "float32", "batch_size": 8}}]
-    run = _run(_setup(tmp_path, judge, _human(truth)), tmp_path)
-    j = run.read_table("judgments")
+    return _run(_setup(tmp_path, judge, _human(truth)), tmp_path)
+
+
+def test_tiny_model_judge_scores_its_choices(noise_run):
+    j = noise_run.read_table("judgments")
     assert j["parsed"].all() and set(j["verdict"]) <= {"equivalent", "not_equivalent"}
     assert all(json.loads(raw) for raw in j["raw"])  # the raw answer is the scored choice
-    cal = run.read_json("calibration.json")["judges"]["tiny_choice"]
+
+
+def test_tiny_model_judge_is_noise_and_not_validated(noise_run):
+    cal = noise_run.read_json("calibration.json")["judges"]["tiny_choice"]
     assert cal["n"] == N and cal["validated"] is False
     assert cal["kappa"]["ci"][0] < 0.6
 
 
-def test_several_judges_are_ranked_by_agreement(tmp_path):
+@pytest.fixture(scope="module")
+def two_judges_run(tmp_path_factory):
+    """Two replayed judges, one wrong on every 13th item, one on every 3rd; gives the run."""
+    tmp_path = tmp_path_factory.mktemp("two")
     truth = [i % 2 == 0 for i in range(N)]
     for name, wrong_every in (("sharp", 13), ("blunt", 3)):
         says = [t if i % wrong_every else not t for i, t in enumerate(truth)]
@@ -229,11 +287,21 @@ def test_several_judges_are_ranked_by_agreement(tmp_path):
                                                  for i, v in enumerate(says)])
     judge = [{"config": str(ROOT / "judges" / "equivalence.yaml"), "name": name,
               "model": {"backend": "replay", "path": f"{name}.jsonl"}} for name in ("blunt", "sharp")]
-    run = _run(_setup(tmp_path, judge, _human(truth)), tmp_path)
-    cal = run.read_json("calibration.json")
+    return _run(_setup(tmp_path, judge, _human(truth)), tmp_path)
+
+
+def test_several_judges_write_one_table(two_judges_run):
+    j = two_judges_run.read_table("judgments")
+    assert set(j["judge"]) == {"sharp", "blunt"} and len(j) == 2 * N
+    wrong = {name: int((j[j.judge == name].set_index("id")["verdict"] != [
+        "equivalent" if i % 2 == 0 else "not_equivalent" for i in range(N)]).sum()) for name in ("sharp", "blunt")}
+    assert wrong == {"sharp": len(range(0, N, 13)), "blunt": len(range(0, N, 3))}
+
+
+def test_several_judges_are_ranked_by_agreement(two_judges_run):
+    cal = two_judges_run.read_json("calibration.json")
     assert cal["ranking"] == ["sharp", "blunt"]
     assert cal["judges"]["sharp"]["kappa"]["value"] > cal["judges"]["blunt"]["kappa"]["value"]
-    assert set(run.read_table("judgments")["judge"]) == {"sharp", "blunt"}
 
 
 def test_two_judges_with_one_name_are_a_config_mistake(tmp_path):

@@ -7,8 +7,11 @@ import pytest
 from rouge_score import rouge_scorer
 from sacrebleu import corpus_bleu, sentence_bleu, sentence_chrf
 
+from genval.metrics import bleu as bleu_module
 from genval.metrics import lexical
+from genval.metrics.corpus import corpus_numbers
 from genval.metrics.registry import MetricContext
+from tests.conftest import score_frames
 
 WORDS = "the cat sat on a mat dogs were running quickly over lazy foxes it is raining again today".split()
 
@@ -23,12 +26,42 @@ CANDS[5], OTHERS[7] = "", ""  # empty outputs score as the libraries score them
 
 
 def test_bleu_matches_sentence_bleu_and_corpus_bleu_per_pair():
-    ctx = MetricContext(task="summarization", segments=[("a~b", 0, 60), ("c~d", 60, 120)])
-    result = lexical.bleu(CANDS, OTHERS, ctx)
+    segments = [("a~b", 0, 60), ("c~d", 60, 120)]
+    result = bleu_module.bleu(CANDS, OTHERS, MetricContext(task="summarization", segments=segments))
     assert result.values["bleu"] == [sentence_bleu(c, [o]).score for c, o in zip(CANDS, OTHERS)]
-    assert result.summary["corpus"]["a~b"]["bleu"] == corpus_bleu(CANDS[:60], [OTHERS[:60]]).score
-    assert result.summary["corpus"]["c~d"]["bleu"] == corpus_bleu(CANDS[60:], [OTHERS[60:]]).score
     assert result.settings["bleu"].startswith("nrefs:1|case:mixed|eff:yes|tok:13a|smooth:exp")
+    # corpus BLEU is the reduce over the rows' statistics, whatever batches the rows come in
+    corpus = corpus_numbers(score_frames(result, segments, batch=17))
+    for pair, a, b in segments:
+        expected = corpus_bleu(CANDS[a:b], [OTHERS[a:b]])
+        assert corpus[pair]["bleu"] == expected.score
+        assert corpus[pair]["signature"] == "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" + \
+            __import__("sacrebleu").__version__
+
+
+@pytest.mark.parametrize("options", [{}, {"lowercase": True}, {"tokenize": "intl"}, {"tokenize": "char"},
+                                     {"tokenize": "none", "smooth_method": "floor"}, {"smooth_method": "add-k"},
+                                     {"smooth_method": "none"}])
+def test_bleu_statistics_are_sacrebleus_own_counts(options):
+    from sacrebleu.metrics import BLEU
+
+    rng = random.Random(3)
+    words = "the cat , . - 3.14 1,000 ( ) & &amp; <skipped> 10-20 é ΑΣ 中文 a/b x.y,z '' \" ! -- 5. \x00".split(" ")
+    words += ["a\nb", "end-\nnext", "\x00"]  # newlines, and the character genval joins a batch's texts with
+    cands = ["".join(rng.choice([" ", ""]) + rng.choice(words) for _ in range(rng.randint(0, 18))) for _ in range(400)]
+    others = ["".join(rng.choice([" ", ""]) + rng.choice(words) for _ in range(rng.randint(0, 18))) for _ in range(400)]
+    cands[5], others[6], cands[7] = "", "", others[7]
+    for texts in ((cands, others), ([c.replace("\x00", "") for c in cands], [o.replace("\x00", "") for o in others])):
+        scorer = bleu_module.bleu_scorer(bleu_module.BleuOptions(**options))
+        stats = bleu_module.statistics(scorer, *texts)
+        theirs = BLEU(effective_order=True, **options)
+        assert stats.tolist() == [theirs._extract_corpus_statistics([c], [[o]])[0] for c, o in zip(*texts)]
+        assert bleu_module.sentence_scores(scorer, stats) == [theirs.sentence_score(c, [o]).score for c, o in zip(*texts)]
+        reduced = corpus_numbers(score_frames(bleu_module.bleu(*texts, MetricContext(task="x", options=options)),
+                                              [("p", 0, len(texts[0]))], batch=33))["p"]
+        corpus = BLEU(**options)
+        assert reduced["bleu"] == corpus.corpus_score(texts[0], [texts[1]]).score
+        assert reduced["signature"] == str(corpus.get_signature())
 
 
 def test_chrf_matches_sentence_chrf_with_options():
@@ -41,15 +74,6 @@ def test_chrf_matches_sentence_chrf_with_options():
     reference = CHRF(word_order=2, lowercase=True)  # chrF++ lowercased, called directly
     assert result.values["chrf"] == [reference.sentence_score(c, [o]).score for c, o in zip(CANDS, OTHERS)]
     assert "nw:2" in result.settings["chrf"] and "case:lc" in result.settings["chrf"]
-
-
-def test_parallel_path_gives_the_same_numbers(monkeypatch):
-    # force the multi-process path on a small batch: splitting by example must not change a number
-    monkeypatch.setattr(lexical, "PARALLEL_MIN_ROWS", 10)
-    monkeypatch.setattr(lexical, "workers", lambda: 2)
-    ids = [f"e{i % 40}" for i in range(120)]
-    ctx = MetricContext(task="summarization", ids=ids)
-    assert lexical.bleu(CANDS, OTHERS, ctx).values["bleu"] == [sentence_bleu(c, [o]).score for c, o in zip(CANDS, OTHERS)]
 
 
 @pytest.mark.parametrize("engine", ["rouge-score", "rouge-score-rs"])
@@ -80,7 +104,8 @@ def test_rouge_other_script_is_nan_with_a_note_not_zero():
     assert math.isnan(result.values["rouge1"][0]) and math.isnan(result.values["rouge1"][2])
     assert result.values["rouge1"][1] == 1.0
     assert "a-z" in result.details["rouge1"][0] and result.details["rouge1"][1] is None
-    assert result.notes and "2 of 3" in result.notes[0]
+    (template, counts), = result.counts.items()  # summed over batches by the score stage
+    assert counts == [2, 3] and "2 of 3 pairs" in template.format(*counts)
 
 
 def test_other_script_detection():
@@ -121,11 +146,14 @@ def test_fast_13a_tokenizer_equals_sacrebleus_on_random_punctuated_text():
     from sacrebleu.metrics import BLEU
 
     scorer = BLEU(effective_order=True)
-    assert lexical._fast_13a(scorer) is not None  # this sacrebleu's rules are the ones it mirrors
+    assert bleu_module._fast_13a(scorer) is not None  # this sacrebleu's rules are the ones it mirrors
     rng = random.Random(7)
     alphabet = "abc XYZ 0123456789 .,;:!?-–'\"()[]{}<>/\\@#$%^&*_+=|~`\n\t&quot;&amp;<skipped>ßü猫😀"
     lines = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
-    assert [lexical._preprocess(scorer, t) for t in lines] == [scorer._preprocess_segment(t) for t in lines]
+    expected = []
+    for i, t in enumerate(lines):  # a batch's texts are tokenized as one string: None between texts
+        expected.extend(([None] if i else []) + scorer._preprocess_segment(t).split())
+    assert bleu_module.tokens(scorer, lines) == expected
     cands, others = lines[:300], lines[300:600]
-    result = lexical.bleu(cands, others, MetricContext(task="x"))
+    result = bleu_module.bleu(cands, others, MetricContext(task="x"))
     assert result.values["bleu"] == [sentence_bleu(c, [o]).score for c, o in zip(cands, others)]

@@ -8,21 +8,37 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, ndcg_score,
 
 from genval.errors import GenvalError
 from genval.metrics import numeric, plugins
+from genval.metrics.corpus import corpus_numbers
 from genval.metrics.registry import MetricContext
+from tests.conftest import score_frames
 
 
 def test_regression_matches_sklearn():
     cands = ["3.5", "The answer is 2", "-1e1", "no idea", "7"]
     others = ["3", "2", "-8", "5", "10"]
-    result = numeric.regression(cands, others, MetricContext(task="x", segments=[("student~reference", 0, 5)]))
+    segments = [("student~reference", 0, 5)]
+    result = numeric.regression(cands, others, MetricContext(task="x", segments=segments))
     assert result.values["abs_error"][:3] == [0.5, 0.0, 2.0] and math.isnan(result.values["abs_error"][3])
     assert result.details["abs_error"][3] == "no number could be read"
     pred, gold = [3.5, 2, -10, 7], [3, 2, -8, 10]
-    s = result.summary["regression"]["student~reference"]
+    s = corpus_numbers(score_frames(result, segments, batch=2))["student~reference"]["regression"]
     assert s["n"] == 4
     assert s["mae"] == pytest.approx(mean_absolute_error(gold, pred))
     assert s["rmse"] == pytest.approx(math.sqrt(mean_squared_error(gold, pred)))
     assert s["r2"] == pytest.approx(r2_score(gold, pred))
+
+
+def test_regression_corpus_numbers_do_not_depend_on_the_batches():
+    rng = np.random.default_rng(5)
+    gold = rng.normal(1000.0, 3.0, 500)  # a large mean and a small spread: a naive Σx² − (Σx)²/n would lose R²
+    pred = gold + rng.normal(0.0, 1.0, 500)
+    segments = [("p", 0, 500)]
+    result = numeric.regression([repr(float(v)) for v in pred], [repr(float(v)) for v in gold], MetricContext(task="x", segments=segments))
+    for batch in (1, 7, 500):
+        s = corpus_numbers(score_frames(result, segments, batch=batch))["p"]["regression"]
+        assert s["n"] == 500 and s["mae"] == pytest.approx(mean_absolute_error(gold, pred), rel=1e-12)
+        assert s["rmse"] == pytest.approx(math.sqrt(mean_squared_error(gold, pred)), rel=1e-12)
+        assert s["r2"] == pytest.approx(r2_score(gold, pred), rel=1e-9)
 
 
 def test_ndcg_matches_sklearn_with_graded_relevance():

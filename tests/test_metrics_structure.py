@@ -1,12 +1,15 @@
 """Format checks and field scoring, against hand-worked cases."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from genval.errors import GenvalError
-from genval.metrics import structure
+from genval.metrics import get_metric, structure
+from genval.metrics.corpus import corpus_numbers
 from genval.metrics.registry import MetricContext
+from tests.conftest import score_frames
 
 SCHEMA = {
     "type": "object", "required": ["name", "items"],
@@ -55,8 +58,8 @@ def test_fields_by_hand():
         'Here: {"name": "Acme Corp", "items": "none"}',  # prose around it, breaks the schema: still read
         "I cannot help with that",  # unreadable: a format failure, and no fields for its user
     ]
-    ctx = MetricContext(task="extraction", schema=SCHEMA, segments=[("student~reference", 0, 4)])
-    result = structure.fields(cands, [gold] * 4, ctx)
+    segments = [("student~reference", 0, 4)]
+    result = structure.fields(cands, [gold] * 4, MetricContext(task="extraction", schema=SCHEMA, segments=segments))
     v = result.values
     assert v["field:name"][:3] == [1, 0, 1]
     assert v["field:items"][:3] == [1, 1, 0]
@@ -71,7 +74,7 @@ def test_fields_by_hand():
     assert v["fields_accuracy"][3] == pytest.approx(1 / 3)
     assert v["fields_f1"][3] == 0.0  # tp 0, fp 0, fn 2
     assert result.details["fields_f1"][3] == structure.UNREADABLE
-    summary = result.summary["fields"]["student~reference"]
+    summary = corpus_numbers(score_frames(result, segments, batch=3))["student~reference"]["fields"]
     assert summary["n"] == 4 and summary["unreadable"] == 1 and summary["no_reference"] == 0
     # name: tp 2 (rows 1, 3), fn 2 (rows 2, 4), fp 1 (row 2) → F1 = 4/7
     assert summary["per_field"]["name"]["f1"] == pytest.approx(4 / 7)
@@ -80,6 +83,26 @@ def test_fields_by_hand():
     per = summary["per_field"]
     assert summary["macro_f1"] == pytest.approx((per["name"]["f1"] + per["items"]["f1"] + per["note"]["f1"]) / 3)
     assert per["note"]["f1"] == 0.0  # one false positive, nothing to find
+
+
+def test_fields_without_a_schema_come_from_the_prepass_in_first_seen_order():
+    pairs = [("student~teacher", 0, 2), ("student~reference", 2, 4)]
+    others = ['{"b": 1}', '{"a": 1, "c": 2}', '{"d": 1, "a": 2}', "no object"]
+    ctx = MetricContext(task="extraction", segments=pairs, options=structure.FieldsOptions())
+    prepass = get_metric("fields").prepass
+    assert prepass.needed(ctx) and not prepass.needed(replace(ctx, schema=SCHEMA))
+    # two batches, each holding part of each pair, merged in batch order
+    first = prepass.map(["", "", ""], [others[0], others[2], others[3]],
+                        replace(ctx, segments=[("student~teacher", 0, 1), ("student~reference", 1, 3)]))
+    second = prepass.map([""], [others[1]], replace(ctx, segments=[("student~teacher", 0, 1)]))
+    names = prepass.merge([first, second])
+    assert names == ["b", "a", "c", "d"]  # the order one call over all rows (pair by pair) meets them
+    result = structure.fields(['{"a": 2}'] * 4, others, replace(ctx, prepared=names))
+    assert [c for c in result.values if c.startswith("field:")] == ["field:b", "field:a", "field:c", "field:d"]
+    summary = corpus_numbers(score_frames(result, pairs, batch=2))
+    assert summary["student~reference"]["fields"]["no_reference"] == 1
+    assert summary["student~reference"]["fields"]["per_field"]["a"] == {"accuracy": 1.0, "f1": 1.0, "tp": 1, "fp": 0,
+                                                                         "fn": 0}
 
 
 def test_normalise():

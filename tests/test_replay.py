@@ -26,9 +26,35 @@ def test_missing_and_unknown_ids_are_reported(tmp_path):
     path = write_jsonl(tmp_path / "r.jsonl", [{"id": "a", "text": "x"}, {"id": "zzz", "text": "y"}])
     backend = ReplayBackend(path)
     out = {c.id: c for c in backend.generate(_requests("a", "b"))}
-    assert out["a"].error is None and "missing from replay file" in out["b"].error
-    assert any("1 record(s) for ids the eval set lacks: zzz" in n for n in backend.notes)
-    assert any("1 example(s) have no record" in n for n in backend.notes)
+    assert out["a"].error is None and out["b"].error == backend.missing_error() and backend.missing == 1
+    assert "missing from replay file r.jsonl" in out["b"].error
+    assert backend.unmatched([["a"], ["b"]]) == [f"{path}: 1 record(s) for ids the eval set lacks: zzz"]
+    assert "1 example(s) have no record" in backend.missing_note(backend.missing)[0]
+
+
+def test_the_index_finds_records_in_any_order_and_shows_the_first_unknown_ids(tmp_path):
+    rows = [{"id": f"r{i}", "text": f"t{i}", "latency_s": i / 10} for i in range(40)]
+    path = write_jsonl(tmp_path / "r.jsonl", rows[::-1])  # the file's order is not the requests'
+    backend = ReplayBackend(path)
+    asked = [f"r{i}" for i in range(0, 40, 3)]
+    out = list(backend.generate(_requests(*asked)))
+    assert [c.text for c in out] == [f"t{i}" for i in range(0, 40, 3)]
+    assert [c.latency_s for c in out] == [i / 10 for i in range(0, 40, 3)]
+    unknown = sorted(f"r{i}" for i in range(40) if i % 3)
+    assert backend.unmatched([asked[:5], asked[5:]]) == [
+        f"{path}: {len(unknown)} record(s) for ids the eval set lacks: {', '.join(unknown[:5])} …"]
+
+
+def test_a_hash_shared_by_two_ids_is_told_apart_by_reading_them(tmp_path, monkeypatch):
+    from genval.models import replay
+
+    path = write_jsonl(tmp_path / "r.jsonl", [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}])
+    monkeypatch.setattr(replay, "id_hashes", lambda ids: __import__("numpy").zeros(len(list(ids)), dtype="uint64"))
+    replay._cached_index.cache_clear()
+    backend = ReplayBackend(path)
+    assert [c.text for c in backend.generate(_requests("b", "a", "c"))][:2] == ["y", "x"]
+    assert backend.missing == 1
+    replay._cached_index.cache_clear()
 
 
 @pytest.mark.parametrize("rows, message", [

@@ -12,6 +12,7 @@ from scipy.stats import entropy, kendalltau, spearmanr
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from genval.config import load_config
+from genval.metrics.corpus import corpus_numbers
 from genval.metrics import probabilities as pr
 from genval.pipeline import prepare, run_stages
 from genval.progress import Progress
@@ -116,6 +117,11 @@ def test_per_example_rows_in_scores(classification_run):
     assert kl.loc["e3", "value"] == pytest.approx(entropy(T_PROBS[3], S_PROBS[3]))
     assert set(scores.pair[scores.metric == "kl"]) == {"student~teacher"}
     assert set(kl.detail) == {"KL(teacher||student)|nats|eps:1e-06|label_probs:teacher=replay,student=replay"}
+    assert set(kl.signature) == set(kl.detail) and kl.stats.isna().all()  # KL has no corpus number to add up
+
+
+def test_classification_json_names_its_signatures(classification_run):
+    kl = classification_run.read_table("scores").query("metric == 'kl'")
     signed = classification_run.read_json("classification.json")["signatures"]
     assert signed == {"kl": kl.detail.iloc[0], "ece": "ECE|bins:10|equal-width|label_probs:teacher=replay,student=replay"}
 
@@ -125,7 +131,7 @@ SCHEMA = {"type": "object", "required": ["category", "meta"],
                          "meta": {"type": "object", "properties": {"n": {"type": "integer"}}}}}
 
 
-def test_extraction_run_scores_format_fields_and_label_field(tmp_path):
+def _extraction_run(tmp_path):
     refs = [{"category": "a", "meta": {"n": 1}}, {"category": "b", "meta": {"n": 2}}, {"category": "a", "meta": {"n": 3}}]
     write_jsonl(tmp_path / "eval.jsonl", [{"id": f"e{i}", "input": "x", "reference": r} for i, r in enumerate(refs)])
     (tmp_path / "schema.json").write_text(json.dumps(SCHEMA))
@@ -139,7 +145,11 @@ def test_extraction_run_scores_format_fields_and_label_field(tmp_path):
               "metrics": ["json_valid", "schema_valid", "fields", "bleu"],
               "models": {"teacher": {"backend": "replay", "path": "t.jsonl"},
                          "student": {"backend": "replay", "path": "s.jsonl"}}}
-    run = _run(tmp_path, config)
+    return _run(tmp_path, config)
+
+
+def test_extraction_run_scores_format_fields_and_label_field(tmp_path):
+    run = _extraction_run(tmp_path)
     scores = run.read_table("scores")
 
     def value(metric, pair, id_):
@@ -156,10 +166,19 @@ def test_extraction_run_scores_format_fields_and_label_field(tmp_path):
     # "no idea" holds no object: scored as an empty one — category and meta both missed
     assert value("fields_accuracy", "student~reference", "e2")["value"] == 0
     assert value("fields_f1", "student~reference", "e2")["value"] == 0
-    meta = run.read_json("metrics.json")
-    assert meta["fields"]["student~teacher"]["unreadable"] == 1
-    assert set(meta["corpus"]) == {"student~teacher", "student~reference", "teacher~reference"}
-    assert meta["corpus"]["teacher~reference"]["bleu"] == pytest.approx(100.0)
+    corpus = corpus_numbers(run.iter_table("scores", batch_size=5))
+    assert corpus["student~teacher"]["fields"]["unreadable"] == 1
+    assert set(corpus) == {"student~teacher", "student~reference", "teacher~reference"}
+    assert corpus["teacher~reference"]["bleu"] == pytest.approx(100.0)
+    assert set(run.read_json("metrics.json")) == {"settings"}  # settings only: corpus numbers are a reduce over scores
+    # label_field: each role's label read from its JSON, per example
+    correct = scores.query("metric == 'label_correct'").set_index(["pair", "id"])["value"]
+    assert [correct[("student~reference", f"e{i}")] for i in range(3)] == [1, 1, 0]
+    assert [correct[("teacher~reference", f"e{i}")] for i in range(3)] == [1, 1, 1]
+
+
+def test_extraction_label_field_classification_json(tmp_path):
+    run = _extraction_run(tmp_path)
     data = run.read_json("classification.json")
     assert data["label_source"] == "field:category"
     # student labels: a (right), b from the schema-breaking output (right), none (unreadable, wrong)

@@ -14,54 +14,31 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from genval.errors import GenvalError
 from genval.judging.definition import Definition
 from genval.judging.parsing import choose, expected_score, parse_answer, probs_from_top_logprobs
 from genval.judging.prompts import render_prompt
 from genval.models import Completion, Params, Request
+from genval.pairs import REFERENCE, Pair, resolve_pairs  # noqa: F401  (resolve_pairs: cli/judging.py's)
 
 
-@dataclass(frozen=True)
-class PairSpec:
-    """A pair as judged: its name, the candidate role, and the other side (a role, `reference`, or None)."""
-
-    name: str
-    candidate: str
-    other: str | None
+def PairSpec(name: str, candidate: str, other: str | None) -> Pair:  # noqa: N802
+    """Gives the `Pair` a (name, candidate, other) triple names; kept for judging/sampling.py's callers."""
+    return Pair(candidate, other)
 
 
-def resolve_pairs(pairs: list[str], roles: list[str], where: str) -> list[PairSpec]:
-    """Gives the pairs a judge reference names; `*` stands for every role (`*~teacher`: every non-teacher)."""
-    out: list[PairSpec] = []
-    for pair in pairs:
-        left, _, right = pair.partition("~")
-        right = right or None
-        lefts = [r for r in roles if r != right] if left == "*" else [left]
-        for role in lefts:
-            if role not in roles:
-                raise GenvalError(f"{where}: pair '{pair}' names role '{role}', which the config's models lack "
-                                  f"(roles: {', '.join(roles)})")
-            if right is not None and right != "reference" and right not in roles:
-                raise GenvalError(f"{where}: pair '{pair}' names '{right}', neither a role nor 'reference'")
-            spec = PairSpec(f"{role}~{right}" if right else role, role, right)
-            if spec not in out:
-                out.append(spec)
-    return out
-
-
-def pair_items(examples: pd.DataFrame, outputs: pd.DataFrame, spec: PairSpec) -> pd.DataFrame:
-    """Gives `id`, `input`, `reference`, `candidate`, `other` for the examples where both sides exist."""
+def pair_items(examples: pd.DataFrame, outputs: pd.DataFrame, spec: Pair) -> pd.DataFrame:
+    """Gives `id`, `input`, `reference`, `candidate`, `other` for the examples where both sides exist (whole tables;
+    kept for judging/sampling.py — the judge stage reads batches through `batch_items`)."""
     ok = outputs[outputs["error"].isna()]
     texts = {role: frame.set_index("id")["text"].fillna("") for role, frame in ok.groupby("role")}
     base = examples.set_index("id")
     frame = pd.DataFrame({"input": base["input"].fillna(base["prompt"]), "reference": base["reference"]})
     frame["candidate"] = texts.get(spec.candidate, pd.Series(dtype=object))
-    if spec.other == "reference":
+    if spec.other == REFERENCE:
         frame["other"] = frame["reference"]
     elif spec.other is not None:
         frame["other"] = texts.get(spec.other, pd.Series(dtype=object))
@@ -69,6 +46,29 @@ def pair_items(examples: pd.DataFrame, outputs: pd.DataFrame, spec: PairSpec) ->
         frame["other"] = ""
     frame = frame.dropna(subset=["candidate", "other"])
     return frame.reset_index(names="id")
+
+
+EXAMPLE_COLUMNS = ("input", "prompt", "reference")  # what a judge's prompt reads of an example
+
+
+def batch_items(batch: pd.DataFrame, pair: Pair) -> tuple[pd.DataFrame, pd.Series]:
+    """Gives, for one joined batch (genval.pairs.joined), the items of `pair` where both sides exist —
+    `id`, `input`, `reference`, `candidate`, `other` — and the ids the pair is judged on when nothing fails."""
+    def answered(role):
+        return batch[f"{role}.text"].fillna("").where(batch[f"{role}.error"].isna())
+
+    frame = pd.DataFrame({"id": batch["id"], "input": batch["input"].fillna(batch["prompt"]),
+                          "reference": batch["reference"], "candidate": answered(pair.candidate)})
+    if pair.other == REFERENCE:
+        frame["other"], scope = frame["reference"], batch["id"][batch["reference"].notna()]
+    else:
+        frame["other"], scope = (answered(pair.other) if pair.other else ""), batch["id"]
+    return frame.dropna(subset=["candidate", "other"]).reset_index(drop=True), scope
+
+
+def request_ids(ident: str, pair: str, definition: Definition, samples: int, swap: bool) -> list[str]:
+    """Gives the ids of the requests one item gets: `<example id>|<pair>|<order>|<sample>`."""
+    return [f"{ident}|{pair}|{order}|{s}" for order in _orders(definition, swap) for s in range(samples)]
 
 
 def _orders(definition: Definition, swap: bool) -> list[str]:

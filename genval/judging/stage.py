@@ -1,30 +1,32 @@
-"""The judge stage: asks each configured judge about each pair, then checks the judge against humans.
+"""The judge stage: asks each configured judge about each pair, as a map over batches.
 
-Reads `examples` and `outputs`; writes `judgments` (one row per example × pair × judge, with
-`equivalent` read from the judge file's meaning; an example whose pair has a failed output
-gets a row that made no request, at the worst score) and `calibration.json` (judge vs the
-human-rated sample, `{"judges": {}, "ranking": []}` without human labels or judges, and each
-judge's `meaning`). The judge model is called only through
-genval.models, with the run's shared request cache.
+Reads `examples` and `outputs` through the one join (genval.pairs.joined), batch by batch;
+writes `judgments` (one row per example × pair × judge, with `equivalent` read from the judge
+file's meaning; an example whose pair has a failed output gets a row that made no request, at
+the worst score). Nothing aggregated: how far a judge agrees with people is the aggregate's
+(`calibration_for`, below, serves `genval calibrate` until that moves). The judge model is
+called only through genval.models, with the run's shared request cache.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import pandas as pd
 
 from genval.config import JudgeRef, RunConfig
 from genval.errors import GenvalError
-from genval.judging.asking import build_requests, pair_items, read_verdicts, resolve_pairs
+from genval.executors import Source
+from genval.judging.asking import EXAMPLE_COLUMNS, batch_items, build_requests, read_verdicts, request_ids
 from genval.judging.calibration import Settings, calibrate_judge, ranking
 from genval.judging.definition import Definition, load_definition
 from genval.judging.labels import read_labels
-from genval.models import CallStats, generate_cached, load_backend
+from genval.models import CallStats, load_backend
+from genval.models.base import Session
 from genval.models.cache import RequestCache
+from genval.pairs import Pair, resolve_pairs, roles_of
 from genval.progress import Progress
-from genval.runfolder import Run
+from genval.runfolder import Run, table_schema
 
 JUDGMENT_COLUMNS = ["id", "pair", "judge", "verdict", "score", "equivalent", "raw", "parsed", "swap_consistent",
                     "spread", "samples", "samples_swapped", "requests", "failed_requests", "problem", "prompt_tokens",
@@ -63,52 +65,153 @@ def judge_scopes(config: RunConfig) -> list[JudgeScope]:
             for name, ref, definition in judge_names(config)]
 
 
-def ask_judge(name: str, ref: JudgeRef, definition: Definition, examples: pd.DataFrame, outputs: pd.DataFrame,
-              config: RunConfig, progress: Progress, cache: RequestCache | None) -> tuple[pd.DataFrame, dict]:
-    """Gives one judge's judgments and its record (requests, model calls, unparsed, flip rate)."""
-    specs = resolve_pairs(ref.pairs, config.roles, f"judge '{name}'.pairs")
-    requests, unanswered = [], []
-    for spec in specs:
-        items = pair_items(examples, outputs, spec)
-        requests.extend(build_requests(definition, items, spec.name, config.task, ref.samples, ref.swap,
-                                       ref.aspect))
-        unanswered.append(unanswered_rows(definition, name, spec.name, _scope(examples, spec), items["id"]))
+@dataclass
+class JudgeTask:
+    """The judge stage's map for one judge: a joined batch → its judgments rows.
+
+    An item whose pair lacks an output gets a row that made no request, at the worst score.
+    Built once per worker: the judge's engine loads at the first request the cache cannot
+    answer, and its live calls over every batch form one timed pass.
+    """
+
+    name: str
+    ref: JudgeRef
+    definition: Definition
+    pairs: list[Pair]
+    task: str
+    cache_path: str | None
+    on_item = None  # set by an in-process executor: called with 1 per finished request
+
+    def __post_init__(self):
+        self._session = None
+
+    def session(self) -> Session:
+        if self._session is None:
+            backend = load_backend(self.ref.model)
+            cache = RequestCache(self.cache_path) if backend.uses_cache and self.cache_path else None
+            self._session = Session(backend, cache, CallStats(), {"role": f"judge:{self.name}"})
+        return self._session
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        requests, unanswered = [], []
+        for pair in self.pairs:
+            items, scope = batch_items(batch, pair)
+            requests.extend(build_requests(self.definition, items, pair.name, self.task, self.ref.samples,
+                                           self.ref.swap, self.ref.aspect))
+            unanswered.append(unanswered_rows(self.definition, self.name, pair.name, scope.astype(str).tolist(),
+                                              items["id"]))
+        done = (lambda _c: self.on_item(1)) if self.on_item else None
+        completions = self.session().answer(requests, done) if requests else []
+        frame = read_verdicts(self.definition, self.name, requests, completions) if requests else \
+            pd.DataFrame(columns=JUDGMENT_COLUMNS)
+        if len(frame):
+            frame["equivalent"] = [self.definition.scale.equivalent_value(v if isinstance(v, str) else None, sc)
+                                   for v, sc in zip(frame["verdict"], frame["score"])]
+            missing = getattr(self.session().backend, "missing_error", lambda: None)()
+            tally: dict[tuple[str, str], list] = {}
+            for r, c in zip(requests, completions):
+                counts = tally.setdefault(tuple(r.id.rsplit("|", 3)[:2]), [0, 0, 0, 0, None])
+                counts[0] += bool(c.error)
+                counts[1] += not c.cached
+                counts[2] += bool(c.cached)
+                counts[3] += c.error is not None and c.error == missing
+                counts[4] = counts[4] or c.measured_in
+            keys = list(zip(frame["id"].astype(str), frame["pair"]))
+            frame["failed_requests"] = [tally[k][0] for k in keys]
+            frame[CALLED], frame[CACHED], frame[MISSING], frame[PASS] = ([tally[k][i] for k in keys] for i in range(1, 5))
+        frames = [f for f in (frame, *unanswered) if len(f)]
+        out = pd.concat(frames, ignore_index=True) if frames else frame
+        return _typed(out.reindex(columns=JUDGMENT_COLUMNS + [CALLED, CACHED, MISSING, PASS]))
+
+    def __getstate__(self):  # a worker builds its own engine and cache connection
+        return {k: v for k, v in self.__dict__.items() if k != "_session"} | {"_session": None}
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session.backend.close()
+
+
+# Per row, not written: requests sent to the engine, answered by the cache, without a replay record; a pass.
+CALLED, CACHED, MISSING, PASS = "_called", "_cached", "_missing", "_pass"
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype({
+        "score": "float64", "equivalent": "float64", "spread": "float64", "latency_s": "float64", "parsed": "bool",
+        "swap_consistent": "boolean", "samples": "Int64", "samples_swapped": "Int64", "requests": "Int64",
+        "failed_requests": "Int64", "prompt_tokens": "Int64", "completion_tokens": "Int64",
+        CALLED: "Int64", CACHED: "Int64", MISSING: "Int64",
+    })
+
+
+def judgment_schema():
+    """Gives the judgments table's Arrow schema (fixed, so a batch of unanswered rows writes like any other)."""
+    import pyarrow as pa
+
+    text, number, count = (pa.string(), "str"), (pa.float64(), "float64"), (pa.int64(), "Int64")
+    types = {"id": text, "pair": text, "judge": text, "verdict": text, "score": number, "equivalent": number,
+             "raw": text, "parsed": (pa.bool_(), "bool"), "swap_consistent": (pa.bool_(), "boolean"), "spread": number,
+             "samples": count, "samples_swapped": count, "requests": count, "failed_requests": count, "problem": text,
+             "prompt_tokens": count, "completion_tokens": count, "latency_s": number}
+    return table_schema({c: types[c] for c in JUDGMENT_COLUMNS})
+
+
+class _JudgeTally:
+    """A judge's record, added up over the batches of its rows."""
+
+    def __init__(self):
+        self.requests = self.called = self.cached = self.failed = self.answered = self.unparsed = self.missing = 0
+        self.unanswered = self.swapped = self.flipped = 0
+        self.passes: set[str] = set()
+
+    def add(self, frame: pd.DataFrame) -> None:
+        asked = frame["requests"].fillna(0).to_numpy() > 0
+        self.requests += int(frame["requests"].fillna(0).sum())
+        self.called += int(frame[CALLED].fillna(0).sum())
+        self.cached += int(frame[CACHED].fillna(0).sum())
+        self.failed += int(frame["failed_requests"].fillna(0).sum())
+        self.missing += int(frame[MISSING].fillna(0).sum())
+        self.answered += int(asked.sum())
+        self.unparsed += int((~frame["parsed"].astype(bool).to_numpy() & asked).sum())
+        self.unanswered += int((~asked).sum())
+        swapped = frame["swap_consistent"].dropna().astype(bool)
+        self.swapped += len(swapped)
+        self.flipped += int((~swapped).sum())
+        self.passes.update(p for p, c in zip(frame[PASS], frame[CALLED]) if isinstance(p, str) and c)
+
+    def record(self, cache: RequestCache | None, notes: list[str]) -> dict:
+        wall = sum((r.get("wall_s") or 0.0) for r in (cache.passes(self.passes).values() if cache else []))
+        return {"requests": self.requests, "model_calls": self.called, "cached": self.cached, "failed": self.failed,
+                "wall_s": round(wall, 3), "judgments": self.answered, "unparsed": self.unparsed,
+                "nothing_to_judge": self.unanswered,
+                "flip_rate": self.flipped / self.swapped if self.swapped else None, "notes": notes}
+
+
+def ask_judge(run: Run, name: str, ref: JudgeRef, definition: Definition, config: RunConfig, progress: Progress,
+              cache: RequestCache | None, executor, out) -> dict:
+    """Writes one judge's judgments (through `out`, the table writer) batch by batch; gives its record."""
+    pairs = resolve_pairs(ref.pairs, config.roles, f"judge '{name}'.pairs")
     notes = []
     if ref.samples > 1 and definition.parameters.temperature == 0:
         notes.append(f"judge '{name}': samples {ref.samples} at temperature 0 draw the same answer "
                      f"{ref.samples} times on a deterministic engine; set parameters.temperature in {ref.config.name}")
+    source = Source(run, columns=EXAMPLE_COLUMNS, roles=tuple(roles_of(pairs)))
+    task = JudgeTask(name, ref, definition, pairs, config.task, str(cache.path) if cache is not None else None)
     backend = load_backend(ref.model)
-    stats = CallStats()
-    try:
-        with progress.bar(f"judge {name}", total=len(requests)) as bar:
-            completions = generate_cached(backend, requests, cache, on_done=lambda _c: bar.update(1), stats=stats,
-                                          measure={"role": f"judge:{name}"})
-    finally:
-        backend.close()
-    frame = read_verdicts(definition, name, requests, completions) if requests else pd.DataFrame(columns=JUDGMENT_COLUMNS)
-    if len(frame):
-        frame["equivalent"] = [definition.scale.equivalent_value(v if isinstance(v, str) else None, sc)
-                               for v, sc in zip(frame["verdict"], frame["score"])]
-        failed = Counter(tuple(r.id.rsplit("|", 3)[:2]) for r, c in zip(requests, completions) if c.error)
-        frame["failed_requests"] = [failed.get((str(i), p), 0) for i, p in zip(frame["id"], frame["pair"])]
-    swapped = frame["swap_consistent"].dropna() if len(frame) else pd.Series(dtype=bool)
-    record = {
-        "requests": len(requests), "model_calls": stats.called, "cached": stats.cached, "failed": stats.failed,
-        "wall_s": round(stats.wall_s, 3), "judgments": int(len(frame)),
-        "unparsed": int((~frame["parsed"].astype(bool)).sum()) if len(frame) else 0,
-        "nothing_to_judge": int(sum(map(len, unanswered))),
-        "flip_rate": float((~swapped.astype(bool)).mean()) if len(swapped) else None,
-        "notes": notes + list(getattr(backend, "notes", [])),
-    }
-    frames = [f for f in (frame, *unanswered) if len(f)]
-    return (pd.concat(frames, ignore_index=True) if frames else frame), record
-
-
-def _scope(examples: pd.DataFrame, spec) -> list[str]:
-    """Gives the ids a pair is judged on when nothing fails: every example, or those with a reference."""
-    if spec.other == "reference":
-        return examples.loc[examples["reference"].notna(), "id"].astype(str).tolist()
-    return examples["id"].astype(str).tolist()
+    tally, replay = _JudgeTally(), hasattr(backend, "unmatched")
+    with progress.bar(f"judge {name}", total=source.rows()) as bar:
+        for frame in executor.map(source, task, model=True, bar=bar):
+            tally.add(frame)
+            if replay:
+                backend.mark([i for ident, pair, n in zip(frame["id"], frame["pair"], frame["requests"].fillna(0))
+                              if n > 0 for i in request_ids(str(ident), pair, definition, ref.samples, ref.swap)])
+            out.write(frame[JUDGMENT_COLUMNS])
+    task.close()
+    if replay:
+        notes.extend(backend.unmatched() + backend.missing_note(tally.missing))
+    backend.close()
+    return tally.record(cache if backend.uses_cache else None, notes)
 
 
 def unanswered_rows(definition: Definition, name: str, pair: str, scope: list[str], judged) -> pd.DataFrame:
@@ -156,32 +259,15 @@ def judge_meaning(config: RunConfig) -> dict:
     return out
 
 
-def judge(run: Run, config: RunConfig, progress: Progress, cache: RequestCache) -> dict:
-    """Writes the judgments table and calibration.json; gives the stage's record."""
-    examples = run.read_table("examples")
-    outputs = run.read_table("outputs")
-    frames, records = [], {}
-    for name, ref, definition in judge_names(config):
-        frame, records[name] = ask_judge(name, ref, definition, examples, outputs, config, progress, cache)
-        frames.append(frame)
-        for note in records[name]["notes"]:
-            progress.say(f"note: {note}")
-    judgments = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=JUDGMENT_COLUMNS)
-    judgments = judgments.reindex(columns=JUDGMENT_COLUMNS).astype({
-        "score": "float64", "equivalent": "float64", "spread": "float64", "latency_s": "float64", "parsed": "bool",
-        "swap_consistent": "boolean", "samples": "Int64", "samples_swapped": "Int64", "requests": "Int64",
-        "failed_requests": "Int64",
-        "prompt_tokens": "Int64", "completion_tokens": "Int64",
-    })
-    run.write_table("judgments", judgments)
-    calibration = calibration_for(config, judgments, examples, outputs)
-    run.write_json("calibration.json", calibration)
-    for name, block in calibration["judges"].items():
-        k = block["kappa"]
-        progress.say(f"judge {name}: kappa {_fmt(k['value'])} [{_fmt(k['ci'][0])}, {_fmt(k['ci'][1])}] n={k['n']}, "
-                     f"{'validated' if block['validated'] else 'NOT validated'} (min_kappa {block['min_kappa']})")
-    return {"judges": records, "validated": {n: b["validated"] for n, b in calibration["judges"].items()},
-            "failed_requests": sum(r["failed"] for r in records.values())}
+def judge(run: Run, config: RunConfig, progress: Progress, cache: RequestCache, executor) -> dict:
+    """Writes the judgments table, judge after judge, batch by batch; gives the stage's record."""
+    records = {}
+    with run.table_writer("judgments", schema=judgment_schema()) as out:
+        for name, ref, definition in judge_names(config):
+            records[name] = ask_judge(run, name, ref, definition, config, progress, cache, executor, out)
+            for note in records[name]["notes"]:
+                progress.say(f"note: {note}")
+    return {"judges": records, "failed_requests": sum(r["failed"] for r in records.values())}
 
 
 def _fmt(value) -> str:

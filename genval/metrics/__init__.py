@@ -1,10 +1,10 @@
 """Per-example scorers, each registered by name; importing this package fills the registry."""
 
 from genval.errors import GenvalError
-from genval.metrics import lexical, numeric, plugins, semantic, structure  # noqa: F401  (each registers its metrics)
-from genval.metrics.registry import METRICS, Metric, MetricContext, MetricResult, register
+from genval.metrics import bleu, lexical, numeric, plugins, semantic, structure  # noqa: F401  (each registers its metrics)
+from genval.metrics.registry import METRICS, Corpus, Metric, MetricContext, MetricResult, Prepass, register
 
-__all__ = ["METRICS", "Metric", "MetricContext", "MetricResult", "get_metric", "register"]
+__all__ = ["METRICS", "Corpus", "Metric", "MetricContext", "MetricResult", "Prepass", "get_metric", "register"]
 
 
 def get_metric(name: str) -> Metric:

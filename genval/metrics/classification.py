@@ -7,10 +7,12 @@ period ignored); where the text is no label of the set, the argmax of the output
 An `extraction` task with `label_field` reads the field from the output's JSON object and the
 gold from the reference object's field, else from `label`.
 
-Gives `classification.json` (overall and per slice, with bootstrap CIs) and per-example rows for
-the scores table: `label_correct` (teacher~reference, student~reference), `label_agree` and
-`kl` (student~teacher). A failed or missing output predicts no label: it counts as wrong and as
-a disagreement (it has no KL: its probabilities are unknown).
+Gives, per joined batch of examples and outputs, the label table (gold, predictions, probability
+vectors) and the per-example rows for the scores table: `label_correct` (teacher~reference,
+student~reference), `label_agree` and `kl` (student~teacher). A failed or missing output predicts
+no label: it counts as wrong and as a disagreement (it has no KL: its probabilities are unknown).
+Without configured `labels` the label set is every label the run names, gathered over all
+batches first (the score stage's prepass).
 """
 
 from __future__ import annotations
@@ -56,14 +58,24 @@ def _probs(text, labels: list[str]) -> np.ndarray | None:
     return vec / total if total > 0 else None
 
 
-def _gold(row, config: RunConfig) -> str | None:
+def _gold(reference, label, config: RunConfig) -> str | None:
     if config.task == "extraction":
-        reference = getattr(row, "reference", None)
         ref = read_object(reference) if isinstance(reference, str) else None
         if ref is not None and ref.get(config.label_field) is not None:
             return str(ref[config.label_field])
-    label = getattr(row, "label", None)
     return label if isinstance(label, str) else None
+
+
+def _raw_prediction(text, config: RunConfig):
+    """Gives what an answered output says its label is (the text, or the extraction's field), before matching."""
+    if not isinstance(text, str):
+        return None
+    return (read_object(text) or {}).get(config.label_field) if config.task == "extraction" else text
+
+
+ROLES = ("teacher", "student")
+EXAMPLE_COLUMNS = ["reference", "label"]  # what the label table reads of the examples, besides slices
+OUTPUT_COLUMNS = ("text", "error", "label_probs")  # and of each role's outputs
 
 
 def label_set(config: RunConfig, golds, preds) -> list[str]:
@@ -74,36 +86,44 @@ def label_set(config: RunConfig, golds, preds) -> list[str]:
     return sorted(seen)
 
 
-def label_table(examples: pd.DataFrame, outputs: pd.DataFrame, config: RunConfig) -> tuple[pd.DataFrame, list[str]]:
-    """Gives one row per example with the gold label, each role's predicted label and probability vector."""
-    ok = outputs[outputs["error"].isna()]
-    table = examples[["id"] + [c for c in examples.columns if c.startswith("slice_")]].copy()
-    table["gold_raw"] = [_gold(r, config) for r in examples.itertuples()]
-    raw_preds = {}
-    for role in ("teacher", "student"):
-        part = ok[ok["role"] == role].set_index("id")
-        texts = part["text"].reindex(table["id"])
-        if config.task == "extraction":
-            raw = [(read_object(t) or {}).get(config.label_field) if isinstance(t, str) else None for t in texts]
-        else:
-            raw = [t if isinstance(t, str) else None for t in texts]
-        raw_preds[role] = raw
-        table[f"{role}_present"] = table["id"].isin(part.index).values
-        table[f"{role}_probs_raw"] = part["label_probs"].reindex(table["id"]).values if "label_probs" in part else None
-    labels = label_set(config, table["gold_raw"], [v for r in raw_preds.values() for v in r
-                                                   if not isinstance(v, (dict, list))])
+def labels_seen(batch: pd.DataFrame, config: RunConfig) -> set[str]:
+    """Gives the gold and predicted labels one joined batch names (the map of the label set's prepass)."""
+    golds = [_gold(r, lab, config) for r, lab in zip(_column(batch, "reference"), _column(batch, "label"))]
+    preds = [_raw_prediction(t, config) if e is None else None
+             for role in ROLES for t, e in zip(batch[f"{role}.text"], _errors(batch, role))]
+    return {str(v) for v in [*golds, *preds] if v is not None and not isinstance(v, (dict, list))}
+
+
+def _column(batch: pd.DataFrame, name: str) -> list:
+    return batch[name].tolist() if name in batch else [None] * len(batch)
+
+
+def _errors(batch: pd.DataFrame, role: str) -> list:
+    return [None if e is None or (isinstance(e, float) and np.isnan(e)) else e for e in batch[f"{role}.error"]]
+
+
+def label_table(batch: pd.DataFrame, config: RunConfig, labels: list[str]) -> pd.DataFrame:
+    """Gives one row per example of a joined batch (genval.pairs.joined): the gold label, each role's
+    predicted label and probability vector over `labels`, and whether its output was answered."""
+    table = batch[["id"] + [c for c in batch.columns if c.startswith("slice_")]].copy()
+    table["gold_raw"] = [_gold(r, lab, config) for r, lab in zip(_column(batch, "reference"), _column(batch, "label"))]
     table["gold"] = [_match(g, labels) if g is not None else None for g in table["gold_raw"]]
-    for role in ("teacher", "student"):
-        probs = [_probs(p, labels) for p in table[f"{role}_probs_raw"]]
-        table[f"{role}_probs"] = probs
+    for role in ROLES:
+        present = [e is None for e in _errors(batch, role)]
+        raw = [_raw_prediction(t, config) if ok else None for t, ok in zip(batch[f"{role}.text"], present)]
+        probs_raw = _column(batch, f"{role}.label_probs")
+        probs = [_probs(pr_, labels) if ok else None for pr_, ok in zip(probs_raw, present)]
         preds = []
-        for value, p in zip(raw_preds[role], probs):
+        for value, vec in zip(raw, probs):
             label = _match(value, labels)
-            if label is None and p is not None and config.task == "classification":
-                label = labels[int(np.argmax(p))]  # the text names no label: the probabilities decide
+            if label is None and vec is not None and config.task == "classification":
+                label = labels[int(np.argmax(vec))]  # the text names no label: the probabilities decide
             preds.append(label)
+        table[f"{role}_present"] = present
+        table[f"{role}_probs_raw"] = [v if ok else None for v, ok in zip(probs_raw, present)]
+        table[f"{role}_probs"] = probs
         table[role] = preds
-    return table, labels
+    return table
 
 
 def label_probs_source(config: RunConfig, role: str) -> str:

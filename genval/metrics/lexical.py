@@ -1,19 +1,16 @@
-"""Lexical overlap: sentence BLEU and chrF (sacrebleu), ROUGE-1/2/L F-measure (rouge-score's definition).
+"""Lexical overlap: sentence chrF (sacrebleu) and ROUGE-1/2/L F-measure (rouge-score's definition); BLEU is in bleu.py.
 
-The numbers are exactly those of sacrebleu's `sentence_bleu`/`sentence_chrf` and of
+The numbers are exactly those of sacrebleu's `sentence_chrf` and of
 `rouge_score.rouge_scorer.RougeScorer.score(target, prediction)`; what differs is the work done to
 get them. A text appears in two pairs (the student's output against the teacher and against the
-reference), so each distinct text is preprocessed and its reference n-grams extracted once, and a
-large batch is split by example over the machine's cores. ROUGE runs on `rouge-score-rs` (a Rust
-build of rouge-score with identical scores, on all cores) when installed, else on rouge-score
-with each distinct text tokenized and stemmed once.
+reference), so each distinct text is preprocessed and its n-grams extracted once. chrF runs on
+`fastchrf` (Rust) where it computes the same number; ROUGE on `rouge-score-rs` (a Rust build of
+rouge-score with identical scores) when installed, else on rouge-score with each distinct text
+tokenized and stemmed once. The score stage spreads batches over the machine's cores.
 """
 
 from __future__ import annotations
 
-import os
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -21,20 +18,10 @@ from pydantic import Field, field_validator
 from genval.metrics.registry import MetricContext, MetricResult, Options, register
 from genval.numbers import SCORE_100, SHARE
 
-PARALLEL_MIN_ROWS = 4000  # below this, starting worker processes costs more than it saves
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 
-# --- sacrebleu: BLEU and chrF -------------------------------------------------------------
-class BleuOptions(Options):
-    """sacrebleu's BLEU settings (`BLEU(tokenize, lowercase, smooth_method)`); None tokenizes with 13a."""
-
-    tokenize: Literal["none", "zh", "13a", "intl", "char", "ja-mecab", "ko-mecab", "spm", "flores101",
-                      "flores200", "spBLEU-1K"] | None = None
-    lowercase: bool = False
-    smooth_method: Literal["none", "floor", "add-k", "exp"] = "exp"
-
-
+# --- sacrebleu: chrF ----------------------------------------------------------------------
 class ChrfOptions(Options):
     """sacrebleu's chrF settings (defaults: sacrebleu's CHRF.CHAR_ORDER, WORD_ORDER, BETA) and the engine."""
 
@@ -45,102 +32,14 @@ class ChrfOptions(Options):
     engine: Literal["auto", "sacrebleu", "fastchrf"] = "auto"
 
 
-def _sacrebleu_scorer(name: str, options: Options):
-    """Gives the sacrebleu metric object `sentence_bleu`/`sentence_chrf` would build with these options."""
-    from sacrebleu.metrics import BLEU, CHRF
+def chrf_scorer(options: ChrfOptions):
+    """Gives the sacrebleu CHRF `sentence_chrf` would build with these options."""
+    from sacrebleu.metrics import CHRF
 
-    if name == "bleu":
-        scorer = BLEU(effective_order=True, tokenize=options.tokenize, lowercase=options.lowercase,
-                      smooth_method=options.smooth_method)
-    else:
-        scorer = CHRF(char_order=options.char_order, word_order=options.word_order, beta=options.beta,
-                      lowercase=options.lowercase)
+    scorer = CHRF(char_order=options.char_order, word_order=options.word_order, beta=options.beta,
+                  lowercase=options.lowercase)
     scorer.num_refs = 1  # one reference per pair; sacrebleu records it in the signature
     return scorer
-
-
-def _segment_stats(scorer, candidates: list[str], others: list[str]) -> list[list]:
-    """Gives sacrebleu's per-segment statistics, extracting each distinct text's n-grams once.
-
-    sacrebleu extracts a hypothesis's n-grams with the same function as a reference's
-    (`extract_all_word_ngrams` for BLEU, char + word n-grams for chrF), so one extraction per
-    distinct text serves both roles. The counts are sacrebleu's own (`BLEU._compute_segment_statistics`,
-    `CHRF._get_match_statistics`: clipped matches Σ min(hyp, ref) and totals), taken over the
-    intersection of the two n-gram sets and with each text's totals kept; they are integers,
-    so the statistics and every score are identical.
-    """
-    bleu = hasattr(scorer, "max_ngram_order")
-    info: dict[str, tuple] = {}
-
-    def ngrams(text):
-        found = info.get(text)
-        if found is None:
-            prepared = _preprocess(scorer, text)
-            found = info[text] = (_bleu_entry(scorer, prepared) if bleu
-                                  else _chrf_entry(scorer._extract_reference_info([prepared])))
-        return found
-
-    count = _bleu_stats if bleu else _chrf_stats
-    return [count(scorer, ngrams(c), ngrams(o)) for c, o in zip(candidates, others)]
-
-
-# sacrebleu's 13a tokenizer (tokenizers/tokenizer_re.py) first puts spaces around every character
-# of one class — the space itself included — with a regex and a backreference template, which
-# costs a Python call per character matched. A translate table does the same replacement in C;
-# the other three rules (context-dependent) stay sacrebleu's own compiled regexes.
-_13A_CLASS = [chr(c) for c in (*range(0x7B, 0x7F), *range(0x5B, 0x61), *range(0x20, 0x27), *range(0x28, 0x2C),
-                               *range(0x3A, 0x41), 0x2F)]
-_13A_TABLE = str.maketrans({ch: f" {ch} " for ch in _13A_CLASS})
-_13A_PROBES = ("Hello, world! It's 3.14 -- 1,000 (approx.) & <b>\"quoted\"</b> 10-20 a/b {x} [y] ~z @ `q` ^ _ |",
-               "end.  Mixed\nlines-\nand &quot;entities&amp;&lt;&gt; x.y,z 5. 6, ,7 .8 9-")
-
-
-def _tokenize_13a(post, line: str) -> str:
-    """Gives sacrebleu's `Tokenizer13a()(line)`, with its first regex rule done by a translate table."""
-    line = line.replace("<skipped>", "").replace("-\n", "").replace("\n", " ")
-    if "&" in line:
-        line = line.replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
-    line = f" {line} ".translate(_13A_TABLE)
-    for pattern, repl in post._re[1:]:
-        line = pattern.sub(repl, line)
-    return " ".join(line.split())
-
-
-def _fast_13a(scorer):
-    """Gives the fast 13a tokenizer when the scorer uses 13a and it agrees with sacrebleu's on the probes, else None."""
-    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
-
-    tokenizer = getattr(scorer, "tokenizer", None)
-    if type(tokenizer) is not Tokenizer13a or len(tokenizer._post_tokenizer._re) != 4:
-        return None
-    post = tokenizer._post_tokenizer
-    if any(_tokenize_13a(post, p) != tokenizer(p) for p in _13A_PROBES):
-        return None  # another sacrebleu version changed the rules: use its own tokenizer
-    return lambda line: _tokenize_13a(post, line)
-
-
-def _preprocess(scorer, text: str) -> str:
-    """Gives `scorer._preprocess_segment(text)`: BLEU's lowercasing and tokenizing, 13a done fast."""
-    if not hasattr(scorer, "max_ngram_order"):
-        return scorer._preprocess_segment(text)
-    if not hasattr(scorer, "_genval_13a"):
-        scorer._genval_13a = _fast_13a(scorer)
-    if scorer._genval_13a is None:
-        return scorer._preprocess_segment(text)
-    if scorer.lowercase:
-        text = text.lower()
-    return scorer._genval_13a(text.rstrip())
-
-
-def _bleu_entry(scorer, prepared: str) -> tuple:
-    """Gives (n-gram counts per order, [length], n-gram total per order) of one tokenized text, for BLEU.
-
-    The n-grams are the token tuples of sacrebleu's `extract_all_word_ngrams`, counted per order
-    (zip over shifted token lists builds the same tuples, in C).
-    """
-    tokens = prepared.split()
-    orders = [Counter(zip(*[tokens[i:] for i in range(n)])) for n in range(1, scorer.max_ngram_order + 1)]
-    return orders, [len(tokens)], [max(len(tokens) - n + 1, 0) for n in range(1, scorer.max_ngram_order + 1)]
 
 
 def _clipped_matches(h: dict, r: dict) -> int:
@@ -149,95 +48,32 @@ def _clipped_matches(h: dict, r: dict) -> int:
     return sum(map(min, map(h.__getitem__, common), map(r.__getitem__, common)))
 
 
-def _bleu_stats(scorer, hyp: tuple, ref: tuple) -> list[int]:
-    hyp_orders, hyp_lens, total = hyp
-    ref_orders, ref_lens, _ = ref
-    correct = [_clipped_matches(h, r) for h, r in zip(hyp_orders, ref_orders)]
-    return [hyp_lens[0], scorer._get_closest_ref_len(hyp_lens[0], ref_lens)] + correct + total[:]
+def _chrf_sacrebleu(scorer, candidates: list[str], others: list[str]) -> list[float]:
+    """Gives sacrebleu's sentence chrF per pair, each distinct text's n-grams extracted once.
 
+    sacrebleu extracts a hypothesis's n-grams with the same function as a reference's (char +
+    word n-grams), so one extraction per distinct text serves both sides. The counts are
+    `CHRF._get_match_statistics`' own (clipped matches Σ min(hyp, ref) and totals); they are
+    integers, so the statistics and every score are identical.
+    """
+    info: dict[str, tuple] = {}
 
-def _chrf_entry(extracted: dict) -> tuple:
-    """Gives (n-gram counts per order, total per order) of one text, for chrF."""
-    orders = extracted["ref_ngrams"][0]
-    return orders, [sum(c.values()) for c in orders]
+    def ngrams(text):
+        found = info.get(text)
+        if found is None:
+            orders = scorer._extract_reference_info([scorer._preprocess_segment(text)])["ref_ngrams"][0]
+            found = info[text] = (orders, [sum(c.values()) for c in orders])
+        return found
 
-
-def _chrf_stats(scorer, hyp: tuple, ref: tuple) -> list[int]:
-    stats = []
-    for h, h_total, r, r_total in zip(hyp[0], hyp[1], ref[0], ref[1]):
-        # as CHRF._get_match_statistics: no hypothesis count where the reference has no n-gram of this order
-        stats.extend((h_total if r else 0, r_total, _clipped_matches(h, r)))
-    return stats
-
-
-def _scored_stats(name: str, options: Options, candidates: list[str], others: list[str]) -> list[tuple[list, float]]:
-    """Gives (statistics, sentence score) per row: the score as `sentence_score` computes it from them."""
-    scorer = _sacrebleu_scorer(name, options)
-    return [(s, scorer._aggregate_and_compute([s]).score) for s in _segment_stats(scorer, candidates, others)]
-
-
-def _stats_job(args) -> list[tuple[list, float]]:
-    return _scored_stats(*args)
-
-
-def _example_chunks(ids: list[str] | None, n_rows: int, n_chunks: int) -> list[list[int]]:
-    """Gives row indices split into chunks by example, so a worker sees every pair of its examples."""
-    if ids is None:
-        return [list(range(i, n_rows, n_chunks)) for i in range(n_chunks)]
-    distinct = {example: k % n_chunks for k, example in enumerate(dict.fromkeys(ids))}
-    chunks: list[list[int]] = [[] for _ in range(n_chunks)]
-    for row, example in enumerate(ids):
-        chunks[distinct[example]].append(row)
-    return [c for c in chunks if c]
-
-
-def workers() -> int:
-    """Gives the number of processes a large batch is split over: the cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def all_stats(name: str, options: Options, candidates: list[str], others: list[str], ids=None) -> list[tuple[list, float]]:
-    """Gives sacrebleu's statistics and sentence score for every row, on all cores when the batch is large."""
-    n_proc = workers()
-    if n_proc < 2 or len(candidates) < PARALLEL_MIN_ROWS:
-        return _scored_stats(name, options, candidates, others)
-    chunks = _example_chunks(ids, len(candidates), n_proc)
-    jobs = [(name, options, [candidates[i] for i in c], [others[i] for i in c]) for c in chunks]
-    out: list = [None] * len(candidates)
-    import multiprocessing
-
-    # fork: workers inherit the imported libraries instead of importing them again
-    with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("fork")) as pool:
-        for chunk, stats in zip(chunks, pool.map(_stats_job, jobs)):
-            for row, s in zip(chunk, stats):
-                out[row] = s
+    out = []
+    for cand, other in zip(candidates, others):
+        (hyp, hyp_totals), (ref, ref_totals) = ngrams(cand), ngrams(other)
+        stats = []
+        for h, h_total, r, r_total in zip(hyp, hyp_totals, ref, ref_totals):
+            # as CHRF._get_match_statistics: no hypothesis count where the reference has no n-gram of this order
+            stats.extend((h_total if r else 0, r_total, _clipped_matches(h, r)))
+        out.append(scorer._compute_score_from_stats(stats).score)
     return out
-
-
-def _sacrebleu_metric(name: str, candidates, others, ctx: MetricContext) -> MetricResult:
-    scorer = _sacrebleu_scorer(name, ctx.options)
-    scored = all_stats(name, ctx.options, candidates, others, ctx.ids)
-    stats = [s for s, _ in scored]
-    values = [v for _, v in scored]
-    signature = str(scorer.get_signature())
-    summary = {}
-    if name == "bleu":  # corpus BLEU per pair: sacrebleu's corpus_score over the same statistics
-        corpus_scorer = _sacrebleu_scorer(name, ctx.options)
-        corpus_scorer.effective_order = False  # corpus_bleu's default
-        segments = ctx.segments or [("all", 0, len(stats))]
-        summary = {"corpus": {pair: {"bleu": corpus_scorer._aggregate_and_compute(stats[a:b]).score,
-                                     "signature": str(corpus_scorer.get_signature())}
-                              for pair, a, b in segments if b > a}}
-    return MetricResult({name: values}, {name: signature}, summary=summary)
-
-
-@register("bleu", options=BleuOptions, numbers={"bleu": SCORE_100})
-def bleu(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
-    """Gives sentence BLEU (0–100) per pair as sacrebleu's `sentence_bleu` does, and corpus BLEU per pair."""
-    return _sacrebleu_metric("bleu", candidates, others, ctx)
 
 
 @register("chrf", options=ChrfOptions, numbers={"chrf": SCORE_100})
@@ -249,14 +85,12 @@ def chrf(candidates: list[str], others: list[str], ctx: MetricContext) -> Metric
     each example's texts extracted once; the signature stays sacrebleu's, since the number does.
     """
     engine = chrf_engine(ctx.options)
+    scorer = chrf_scorer(ctx.options)
     if engine == "sacrebleu":
-        result = _sacrebleu_metric("chrf", candidates, others, ctx)
+        values = _chrf_sacrebleu(scorer, candidates, others)
     else:
-        scorer = _sacrebleu_scorer("chrf", ctx.options)
         values = _chrf_fast(candidates, others, ctx.ids, scorer)
-        result = MetricResult({"chrf": values}, {"chrf": str(scorer.get_signature())})
-    result.summary["engine"] = {"chrf": engine}
-    return result
+    return MetricResult({"chrf": values}, {"chrf": str(scorer.get_signature())}, summary={"engine": {"chrf": engine}})
 
 
 def chrf_engine(options: ChrfOptions) -> str:
@@ -411,8 +245,7 @@ def rouge(candidates: list[str], others: list[str], ctx: MetricContext) -> Metri
         for t in types:
             columns[t].append(float("nan") if bad else row[t].fmeasure)
     sig = f"rouge-score|fmeasure|stemmer:{'yes' if stem else 'no'}|tokenizer:default[a-z0-9]"
-    n_bad = sum(d is not None for d in details)
-    notes = [f"rouge: {n_bad} of {len(details)} pairs have text mostly outside a-z; their ROUGE is NaN, not 0 "
-             "(rouge-score keeps only [a-z0-9])"] if n_bad else []
+    counts = {"rouge: {} of {} pairs have text mostly outside a-z; their ROUGE is NaN, not 0 "
+              "(rouge-score keeps only [a-z0-9])": [sum(d is not None for d in details), len(details)]}
     return MetricResult(columns, {t: f"{t}|{sig}" for t in types}, details={t: details for t in types},
-                        summary={"engine": {"rouge": engine}}, notes=notes)
+                        summary={"engine": {"rouge": engine}}, counts=counts)

@@ -1,7 +1,7 @@
 """Regression (MAE, RMSE, R²) and ranking (NDCG@k, MAP) for tasks whose outputs are numbers or ranked lists.
 
 Not in any task's default list: a config names them (`metrics: [regression]`, `[ranking]`).
-Per-example columns go to the scores table; the corpus-level numbers per pair to metrics.json.
+Per-example columns go to the scores table, with the statistics the corpus numbers per pair are added up from.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 import numpy as np
 from pydantic import Field
 
-from genval.metrics.registry import MetricContext, MetricResult, Options, register
+from genval.metrics.registry import Corpus, MetricContext, MetricResult, Options, register
 from genval.numbers import DIVERGENCE, SHARE
 
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -25,34 +25,56 @@ def read_number(text: str) -> float | None:
     return float(match.group()) if match else None
 
 
-def regression_summary(pred: np.ndarray, gold: np.ndarray) -> dict:
+def _moments(rows) -> tuple[int, float, float, float, float]:
+    """Gives (n, Σ|e|, Σe², mean of gold, Σ(gold − mean)²) over rows whose statistics are [read, |e|, e², gold]."""
+    stats = np.stack(rows["stats"].to_numpy()) if len(rows) else np.zeros((0, 4))
+    read = stats[stats[:, 0] > 0]
+    if not len(read):
+        return 0, 0.0, 0.0, 0.0, 0.0
+    gold = read[:, 3]
+    mean = float(gold.mean())
+    return len(read), float(read[:, 1].sum()), float(read[:, 2].sum()), mean, float(((gold - mean) ** 2).sum())
+
+
+def _merge_moments(a: tuple, b: tuple) -> tuple:
+    """Adds two sets of moments; the squared deviations as Chan, Golub & LeVeque (1979) combine them."""
+    n = a[0] + b[0]
+    if not a[0] or not b[0]:
+        return a if b[0] == 0 else b
+    delta = b[3] - a[3]
+    return n, a[1] + b[1], a[2] + b[2], a[3] + delta * b[0] / n, a[4] + b[4] + delta * delta * a[0] * b[0] / n
+
+
+def _regression_numbers(state: tuple) -> dict:
     """Gives MAE, RMSE and R² = 1 − SS_res / SS_tot (scikit-learn's r2_score definition) of pred against gold."""
-    if len(gold) == 0:
-        return {"n": 0, "mae": None, "rmse": None, "r2": None}
-    err = pred - gold
-    ss_tot = float(((gold - gold.mean()) ** 2).sum())
-    r2 = None if ss_tot == 0 else 1 - float((err ** 2).sum()) / ss_tot
-    return {"n": int(len(gold)), "mae": float(np.abs(err).mean()), "rmse": float(math.sqrt((err ** 2).mean())), "r2": r2}
+    n, abs_sum, sq_sum, _mean, ss_tot = state
+    if n == 0:
+        return {"regression": {"n": 0, "mae": None, "rmse": None, "r2": None}}
+    r2 = None if ss_tot == 0 else 1 - sq_sum / ss_tot
+    return {"regression": {"n": int(n), "mae": abs_sum / n, "rmse": math.sqrt(sq_sum / n), "r2": r2}}
 
 
-@register("regression", numbers={"abs_error": DIVERGENCE, "squared_error": DIVERGENCE})
+@register("regression", numbers={"abs_error": DIVERGENCE, "squared_error": DIVERGENCE},
+          corpus=Corpus(columns=("abs_error",), partial=lambda _column, rows: _moments(rows), merge=_merge_moments,
+                        finish=_regression_numbers))
 def regression(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
-    """Gives the absolute and squared error per pair (numbers read from the texts); MAE, RMSE, R² per pair."""
+    """Gives the absolute and squared error per pair (numbers read from the texts), with the statistics for MAE, RMSE, R².
+
+    Each `abs_error` row carries [read, |e|, e², gold]; the Corpus reducer gives MAE, RMSE and
+    R² per pair over the rows where both numbers could be read.
+    """
     pred = [read_number(c) for c in candidates]
     gold = [read_number(o) for o in others]
-    abs_err, sq_err, details = [], [], []
+    abs_err, sq_err, details, stats = [], [], [], []
     for p, g in zip(pred, gold):
         ok = p is not None and g is not None
         abs_err.append(abs(p - g) if ok else float("nan"))
         sq_err.append((p - g) ** 2 if ok else float("nan"))
         details.append(None if ok else "no number could be read")
-    summary = {}
-    for pair, a, b in ctx.segments or [("all", 0, len(candidates))]:
-        rows = [i for i in range(a, b) if pred[i] is not None and gold[i] is not None]
-        summary[pair] = regression_summary(np.array([pred[i] for i in rows]), np.array([gold[i] for i in rows]))
+        stats.append([1.0, abs(p - g), (p - g) ** 2, g] if ok else [0.0, 0.0, 0.0, 0.0])
     sig = "regression|first-number-in-text"
     return MetricResult({"abs_error": abs_err, "squared_error": sq_err}, {"abs_error": sig, "squared_error": sig},
-                        details={"abs_error": details, "squared_error": details}, summary={"regression": summary})
+                        details={"abs_error": details, "squared_error": details}, stats={"abs_error": stats})
 
 
 def read_ranking(text: str) -> list[str]:

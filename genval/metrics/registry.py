@@ -5,6 +5,13 @@ takes the candidate texts alone (format checks). Each returns one or more column
 one value per row, plus the settings string that says exactly how the number was made
 (after sacrebleu's signatures), so two results are comparable or visibly not.
 
+A metric sees one batch of rows at a time (map); a number over the whole corpus is never
+computed inside it. Where a metric has one (corpus BLEU, field F1, R²), it returns per-row
+sufficient statistics (`MetricResult.stats`) and declares a `Corpus` reducer that adds them up
+(sacrebleu's own design: per-segment statistics, then `_compute_score_from_stats`). Where the
+map itself needs something of the whole corpus first (BERTScore's idf, the field names), the
+metric declares a `Prepass`: a map over the same batches and a merge, run before its map.
+
 Each metric declares its options as a pydantic model (strict: `lowercase: "false"` is not a
 boolean, an unknown option is an error). The config's options are checked against it before
 a run writes anything, and the metric function gets the typed object, never a raw dict.
@@ -38,11 +45,12 @@ class MetricContext:
     labels: list[str] | None = None
     label_field: str | None = None
     cache_dir: str | None = None
-    # The stage scores all pairs of a metric in one call (so a text shared by two pairs is
+    # The stage scores all pairs of a batch in one call (so a text shared by two pairs is
     # tokenized or embedded once); `segments` says which rows belong to which pair, and `ids`
-    # gives each row's example id, for metrics that summarise per pair or split work by example.
+    # gives each row's example id, for metrics that work per pair or per example.
     segments: list[tuple[str, int, int]] = field(default_factory=list)  # (pair, start, end)
     ids: list[str] | None = None
+    prepared: Any = None  # what the metric's Prepass gathered over the whole corpus, if it has one
 
 
 @dataclass
@@ -52,8 +60,40 @@ class MetricResult:
     values: dict[str, list[float | None]]
     settings: dict[str, str]  # column name → signature
     details: dict[str, list[str | None]] = field(default_factory=dict)  # column name → per-row note
-    summary: dict[str, Any] = field(default_factory=dict)  # corpus-level numbers, merged into metrics.json
+    # column name → per-row sufficient statistics (a sequence of numbers, or None) for its Corpus reducer
+    stats: dict[str, list] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)  # settings that hold for the whole run (the engine)
     notes: list[str] = field(default_factory=list)  # warnings for the user, kept in metrics.json
+    # note template with `{}` slots → counts, summed over batches; kept when its first count is > 0
+    counts: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A corpus number made from per-row statistics: which score columns carry them, and how they add up.
+
+    `partial(column, rows)` reads the `stats` (and `signature`) of some rows of one pair and one
+    column; `merge` adds two partials; `finish` gives the entries of the pair's corpus numbers.
+    Any split of the rows into batches gives the same numbers.
+    """
+
+    columns: tuple[str, ...]  # score columns (or patterns, `field:*`) whose rows carry the statistics
+    partial: Callable[[str, Any], Any]
+    merge: Callable[[Any, Any], Any]
+    finish: Callable[[Any], dict]
+
+
+@dataclass(frozen=True)
+class Prepass:
+    """What a metric gathers over the whole corpus before its map: a map over batches and a merge.
+
+    `map(candidates, others, ctx)` gives a partial for one batch (ctx.segments as for the metric);
+    `merge(partials)` gives `ctx.prepared` for the metric's map. Partials are merged in batch order.
+    """
+
+    map: Callable[..., Any]
+    merge: Callable[[list], Any]
+    needed: Callable[[MetricContext], bool] = lambda ctx: True  # False: the map needs nothing of the corpus
 
 
 @dataclass
@@ -64,6 +104,9 @@ class Metric:
     tasks: tuple[str, ...] | None = None
     options: type[Options] = Options
     numbers: dict[str, NumberSpec] = field(default_factory=dict)  # column (or pattern) → what it means
+    corpus: Corpus | None = None
+    prepass: Prepass | None = None
+    model: bool = False  # holds a model (BERTScore, embeddings): a worker builds it once and keeps it
 
     def worst(self, column: str) -> float | None:
         """Gives the value a failed output counts as in `column` (genval.numbers); None when unbounded or undeclared."""
@@ -98,17 +141,20 @@ METRICS: dict[str, Metric] = {}
 
 
 def register(name: str, kind: str = "pair", tasks: tuple[str, ...] | None = None, options: type[Options] = Options,
-             numbers: dict[str, NumberSpec] | None = None):
+             numbers: dict[str, NumberSpec] | None = None, corpus: Corpus | None = None,
+             prepass: Prepass | None = None, model: bool = False):
     """Registers the decorated function as metric `name`, taking the options model `options`.
 
     The function is called with `ctx.options` already checked into that model; a caller that
     gives a dict (a test, a script) gets it checked on the way in. `numbers` declares what each
     column the metric returns means (`genval.numbers.NumberSpec`: direction, range, printed
-    decimals), keyed by column name or pattern (`rouge*`).
+    decimals), keyed by column name or pattern (`rouge*`); `corpus` its corpus numbers,
+    `prepass` what its map needs of the whole corpus, `model` whether it holds a model.
     """
 
     def wrap(func):
-        metric = Metric(name=name, func=func, kind=kind, tasks=tasks, options=options, numbers=dict(numbers or {}))
+        metric = Metric(name=name, func=func, kind=kind, tasks=tasks, options=options, numbers=dict(numbers or {}),
+                        corpus=corpus, prepass=prepass, model=model)
 
         @functools.wraps(func)
         def call(*args):

@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import Field
 
 from genval.errors import GenvalError
-from genval.metrics.registry import MetricContext, MetricResult, Options, register
+from genval.metrics.registry import MetricContext, MetricResult, Options, Prepass, register
 from genval.numbers import COSINE
 
 DEFAULT_LAYER = 5
@@ -137,23 +137,75 @@ def _score_bert(scorer, candidates, others, fp16: bool, batch_size: int):
     return p.float().tolist(), r.float().tolist(), f.float().tolist()
 
 
+def _document_frequencies(candidates: list[str], others: list[str], ctx: MetricContext) -> dict:
+    """Gives per pair (how many of this batch's references hold each word piece, how many references).
+
+    bert-score's `get_idf_dict` over the references of one call, as map: each reference counts
+    every word piece once (`bert_score.utils.process`, the set of its `sent_encode` ids).
+    """
+    from collections import Counter
+
+    from bert_score.utils import process
+
+    tokenizer = bert_tokenizer(_bert_settings(ctx)["model"])
+    out = {}
+    for pair, a, b in ctx.segments or [("all", 0, len(others))]:
+        counts = Counter()
+        for other in others[a:b]:
+            counts.update(process(other, tokenizer))
+        out[pair] = (counts, b - a)
+    return out
+
+
+def _idf_merged(partials: list[dict]) -> dict:
+    """Gives per pair the document frequencies and count over every batch (the reduce before BERTScore's map)."""
+    from collections import Counter
+
+    out: dict = {}
+    for partial in partials:
+        for pair, (counts, docs) in partial.items():
+            total, n = out.get(pair, (Counter(), 0))
+            total.update(counts)
+            out[pair] = (total, n + docs)
+    return out
+
+
+def idf_weights(counts, docs: int):
+    """Gives bert-score's idf dict from document frequencies: log((N + 1) / (df + 1)), log(N + 1) for unseen pieces."""
+    from collections import defaultdict
+    from math import log
+
+    weights = defaultdict(lambda: log((docs + 1) / 1))
+    weights.update({idx: log((docs + 1) / (c + 1)) for idx, c in counts.items()})
+    return weights
+
+
+@lru_cache(maxsize=4)
+def bert_tokenizer(model: str):
+    """Gives the tokenizer `BERTScorer` builds for `model` (bert_score.utils.get_tokenizer), without loading the model."""
+    from bert_score.utils import get_tokenizer
+
+    return get_tokenizer(model, False)
+
+
 # BERTScore is a cosine-based F in [−1, 1] (rescaled scores can fall lower); a failed output counts −1.
-@register("bertscore", options=BertScoreOptions, numbers={"bertscore_*": COSINE})
+@register("bertscore", options=BertScoreOptions, numbers={"bertscore_*": COSINE}, model=True,
+          prepass=Prepass(map=_document_frequencies, merge=_idf_merged, needed=lambda ctx: ctx.options.idf))
 def bertscore(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives BERTScore precision, recall and F1 per pair, as `bert_score.score` computes them with the same settings."""
     s = _bert_settings(ctx)
-    scorer = bert_scorer(s["model"], s["num_layers"], s["device"], s["idf"], s["rescale"], s["baseline_path"],
-                         s["batch_size"])
     # bert-score means an empty text to score a raw 0 (utils.greedy_cos_idf), but its own path
     # for one fails under transformers 5 (sent_encode): give those rows the 0 directly
     keep = [i for i, (c, o) in enumerate(zip(candidates, others)) if c.strip() and o.strip()]
+    scorer = bert_scorer(s["model"], s["num_layers"], s["device"], s["idf"], s["rescale"], s["baseline_path"],
+                         s["batch_size"]) if keep or s["rescale"] else None
     empty = _empty_value(scorer) if s["rescale"] else 0.0
     p, r, f = ([empty] * len(candidates) for _ in range(3))
-    if s["idf"]:  # bert_score.score takes idf weights from the references of its call: one pair at a time
-        for _pair, a, b in ctx.segments or [("all", 0, len(candidates))]:
+    if s["idf"]:  # idf weights from every reference of the pair in the run (the Prepass), one pair at a time
+        for pair, a, b in ctx.segments or [("all", 0, len(candidates))]:
             rows = [i for i in keep if a <= i < b]
             if rows:
-                scorer.compute_idf([others[i] for i in range(a, b)])
+                scorer._idf_dict = idf_weights(*ctx.prepared[pair])  # what BERTScorer.compute_idf would set
                 _fill((p, r, f), rows, _score_bert(scorer, [candidates[i] for i in rows], [others[i] for i in rows],
                                                     s["fp16"], s["batch_size"]))
     elif keep:
@@ -180,7 +232,7 @@ def _empty_value(scorer) -> float:
     return (0.0 - b) / (1.0 - b)
 
 
-@register("embedding", options=EmbeddingOptions, numbers={"embedding": COSINE})
+@register("embedding", options=EmbeddingOptions, numbers={"embedding": COSINE}, model=True)
 def embedding(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
     """Gives the cosine similarity of the two texts' sentence embeddings, each distinct text embedded once."""
     import numpy as np
@@ -188,15 +240,17 @@ def embedding(candidates: list[str], others: list[str], ctx: MetricContext) -> M
     opts = ctx.options
     device = pick_device(opts.device)
     fp16 = opts.fp16 and device.startswith("cuda")
-    encoder = sentence_model(opts.model or default_model_path(), device, fp16)
-    distinct = list(dict.fromkeys([*candidates, *others]))
-    # encode() sorts by length itself; normalised vectors make the cosine a dot product
-    vectors = encoder.encode(distinct, batch_size=opts.batch_size, convert_to_numpy=True,
-                             normalize_embeddings=True, show_progress_bar=False).astype(np.float64)
-    row = {text: i for i, text in enumerate(distinct)}
-    a = vectors[[row[c] for c in candidates]]
-    b = vectors[[row[o] for o in others]]
-    values = [float(v) if math.isfinite(v) else float("nan") for v in np.einsum("ij,ij->i", a, b)]
+    values = []
+    if candidates:  # a batch with every output failed has nothing to embed (its failure rows need the signature)
+        encoder = sentence_model(opts.model or default_model_path(), device, fp16)
+        distinct = list(dict.fromkeys([*candidates, *others]))
+        # encode() sorts by length itself; normalised vectors make the cosine a dot product
+        vectors = encoder.encode(distinct, batch_size=opts.batch_size, convert_to_numpy=True,
+                                 normalize_embeddings=True, show_progress_bar=False).astype(np.float64)
+        row = {text: i for i, text in enumerate(distinct)}
+        a = vectors[[row[c] for c in candidates]]
+        b = vectors[[row[o] for o in others]]
+        values = [float(v) if math.isfinite(v) else float("nan") for v in np.einsum("ij,ij->i", a, b)]
     sig = (f"embedding-cosine|model:{model_label(opts.model)}|normalised|dtype:{'fp16' if fp16 else 'fp32'}"
            f"|sentence-transformers:{version('sentence-transformers')}")
     return MetricResult({"embedding": values}, {"embedding": sig})

@@ -1,79 +1,75 @@
-"""The score stage: every configured metric for every pair the data allows, and classification.
+"""The score stage: every configured metric for every pair the data allows, and the labels, as a map over batches.
 
-Reads `examples` and `outputs`; writes `scores` (one row per example × pair × metric),
-`metrics.json` (each metric column's settings, corpus-level numbers per pair, warnings) and,
-for a classification task or an extraction `label_field`, `classification.json`. Pairs:
-`<role>~teacher` for each candidate (fidelity), `<role>~reference` for each role where the
+Reads `examples` and `outputs` through the one join (genval.pairs.joined), batch by batch; writes
+`scores` (one row per example × pair × metric column: `value`, `detail`, the number's `signature`
+and, where a corpus number needs them, its sufficient statistics `stats`) and `metrics.json`
+(each column's settings, the engines, warnings). Nothing aggregated: corpus numbers are a reduce
+over `stats` (genval.metrics.corpus), intervals and classification summaries are the aggregate's.
+Pairs: `<role>~teacher` for each candidate (fidelity), `<role>~reference` for each role where the
 example has a reference (task quality); a single-output metric (format checks) is scored per
-role, with the role as pair. All pairs of one metric go to it in one call, so a text that
-appears in two pairs is tokenized or embedded once.
+role, with the role as pair. All pairs of a batch go to a metric in one call, so a text that
+appears in two pairs is tokenized or embedded once. A metric that needs something of the whole
+corpus first (BERTScore idf, the field names, an unconfigured label set) gets it from a prepass:
+a map over the same batches and a merge.
 """
 
 from __future__ import annotations
 
+import json
+import pickle
+from dataclasses import dataclass, field, replace
+
 import pandas as pd
 
 from genval.config import RunConfig
-from genval.metrics import Metric, MetricContext, MetricResult, get_metric
+from genval.executors import Source
+from genval.metrics import MetricContext, MetricResult, get_metric
+from genval.metrics import classification as cls
 from genval.numbers import FAILED_DETAIL
+from genval.pairs import REFERENCE, Pair, score_pairs
 from genval.progress import Progress
-from genval.runfolder import Run
+from genval.runfolder import Run, table_schema
 
-SCORE_COLUMNS = ["id", "pair", "metric", "value", "detail"]
-
-
-def pair_texts(examples: pd.DataFrame, outputs: pd.DataFrame, roles: list[str]) -> dict[str, pd.DataFrame]:
-    """Gives, per pair name, a frame of `id`, `candidate`, `other`: the rows where both sides exist."""
-    ok = outputs[outputs["error"].isna()]
-    text = {role: ok[ok["role"] == role].set_index("id")["text"].fillna("") for role in roles}
-    pairs: dict[str, pd.DataFrame] = {}
-    reference = examples.set_index("id")["reference"].dropna()
-    for role in roles:
-        if role != "teacher":
-            joined = pd.concat([text[role].rename("candidate"), text["teacher"].rename("other")], axis=1, join="inner")
-            pairs[f"{role}~teacher"] = joined.reset_index(names="id")
-    for role in roles:
-        joined = pd.concat([text[role].rename("candidate"), reference.rename("other")], axis=1, join="inner")
-        if len(reference):  # kept when empty (every output failed): its failures still count
-            pairs[f"{role}~reference"] = joined.reset_index(names="id")
-    return pairs
+SCORE_COLUMNS = ["id", "pair", "metric", "value", "detail", "signature", "stats"]
+LABELS_KEY = "labels"  # the prepass entry of the label set
 
 
-def pair_scope(examples: pd.DataFrame, roles: list[str]) -> dict[str, set[str]]:
-    """Gives, per pair (and per role, for single-output metrics), the ids it is scored on when nothing fails.
+def score_schema():
+    """Gives the scores table's Arrow schema (fixed, so a batch of only failures or no statistics writes alike)."""
+    import pyarrow as pa
 
-    A `<role>~teacher` pair and a role's own format checks cover every example; a
-    `<role>~reference` pair the examples with a reference. An id of the scope without a
-    scored row is a failed or missing output: it gets its metric's worst value.
+    text = (pa.string(), "str")
+    return table_schema({"id": text, "pair": text, "metric": text, "value": (pa.float64(), "Float64"), "detail": text,
+                         "signature": text, "stats": (pa.list_(pa.float64()), "object")})
+
+
+def pair_jobs(batch: pd.DataFrame, roles: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Series]]:
+    """Gives, per pair, `id`, `candidate`, `other` where both sides exist; and per pair the ids it should score.
+
+    A `<role>~teacher` pair covers every example, a `<role>~reference` pair those with a
+    reference; an example of that scope without a row here had a failed or missing output.
     """
-    ids = set(examples["id"].astype(str))
-    with_reference = set(examples.loc[examples["reference"].notna(), "id"].astype(str))
-    scope = {role: ids for role in roles}
-    scope.update({f"{role}~teacher": ids for role in roles if role != "teacher"})
-    if with_reference:
-        scope.update({f"{role}~reference": with_reference for role in roles})
-    return scope
+    ok = {role: batch[f"{role}.error"].isna().to_numpy() for role in roles}
+    text = {role: batch[f"{role}.text"].fillna("") for role in roles}
+    has_ref = batch["reference"].notna().to_numpy() if "reference" in batch else None
+    jobs, scope = {}, {}
+    for pair in score_pairs(roles, has_ref is not None and bool(has_ref.any())):
+        if pair.other == REFERENCE:
+            rows, other, scope[pair.name] = ok[pair.candidate] & has_ref, batch["reference"], batch["id"][has_ref]
+        else:
+            rows, other, scope[pair.name] = ok[pair.candidate] & ok[pair.other], text[pair.other], batch["id"]
+        jobs[pair.name] = pd.DataFrame({"id": batch["id"][rows], "candidate": text[pair.candidate][rows],
+                                        "other": other[rows]}).reset_index(drop=True)
+    return jobs, scope
 
 
-def failure_rows(metric: Metric, result: MetricResult, jobs: dict[str, pd.DataFrame],
-                 scope: dict[str, set[str]]) -> list[pd.DataFrame]:
-    """Gives a row at the worst value (genval.numbers) for each id of a pair's scope that has no output.
-
-    A column whose worst end is unbounded (an absolute error) gets no such row: its number
-    is over the answered examples, and the summary says how many failed.
-    """
-    frames = []
-    for pair, frame in jobs.items():
-        missing = sorted(scope.get(pair, set()) - set(frame["id"].astype(str)))
-        if not missing:
-            continue
-        for column in result.values:
-            value = metric.worst(column)
-            if value is not None:
-                frames.append(pd.DataFrame({"id": missing, "pair": pair, "metric": column,
-                                            "value": pd.array([value] * len(missing), dtype="Float64"),
-                                            "detail": FAILED_DETAIL}))
-    return frames
+def single_jobs(batch: pd.DataFrame, roles: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Series]]:
+    """Gives, per role, `id` and `text` of its answered outputs, and the ids it should score (every example)."""
+    jobs = {}
+    for role in roles:
+        rows = batch[f"{role}.error"].isna().to_numpy()
+        jobs[role] = pd.DataFrame({"id": batch["id"][rows], "text": batch[f"{role}.text"][rows].fillna("")})
+    return {r: j.reset_index(drop=True) for r, j in jobs.items()}, {role: batch["id"] for role in roles}
 
 
 def _stack(jobs: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[tuple[str, int, int]]]:
@@ -84,88 +80,188 @@ def _stack(jobs: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[tuple[str,
             frames.append(frame.assign(pair=pair))
             segments.append((pair, start, start + len(frame)))
             start += len(frame)
-    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), segments
+    empty = pd.DataFrame(columns=["id", "pair", *next(iter(jobs.values())).columns[1:]]) if jobs else pd.DataFrame()
+    return (pd.concat(frames, ignore_index=True) if frames else empty), segments
+
+
+def _call(metric, batch: pd.DataFrame, ctx: MetricContext):
+    if metric.kind == "pair":
+        return metric.func(batch["candidate"].tolist(), batch["other"].tolist(), ctx)
+    return metric.func(batch["text"].tolist(), ctx)
 
 
 def _rows(result: MetricResult, batch: pd.DataFrame) -> list[pd.DataFrame]:
     frames = []
     for column, values in result.values.items():
         details = result.details.get(column)
+        stats = result.stats.get(column)
         frames.append(pd.DataFrame({
             "id": batch["id"].values, "pair": batch["pair"].values, "metric": column,
             "value": pd.array([None if v is None else float(v) for v in values], dtype="Float64"),
             "detail": details if details is not None else [None] * len(values),
+            "signature": result.settings.get(column),
+            "stats": list(stats) if stats is not None else [None] * len(values),
         }))
     return frames
 
 
-def score(run: Run, config: RunConfig, progress: Progress) -> dict:
-    """Scores every pair with every configured metric, then labels; gives the stage's record."""
-    examples = run.read_table("examples")
-    outputs = run.read_table("outputs")
-    roles = config.roles
-    pairs = pair_texts(examples, outputs, roles)
-    ok = outputs[outputs["error"].isna()]
-    singles = {role: ok[ok["role"] == role][["id", "text"]].fillna({"text": ""}) for role in roles}
-    schema = config.load_schema()
-    specs = config.metric_specs
-    metrics = [get_metric(s.name) for s in specs]
-    frames, summary = [], {"settings": {}}
-    units = sum(len(p) for p in pairs.values()) * sum(m.kind == "pair" for m in metrics) + \
-        sum(len(s) for s in singles.values()) * sum(m.kind == "single" for m in metrics)
-    scope = pair_scope(examples, roles)
-    with progress.bar("score", total=units, unit="score") as bar:
-        for spec, metric in zip(specs, metrics):
-            jobs = pairs if metric.kind == "pair" else singles
-            batch, segments = _stack(jobs)
-            if not len(batch):
+def failure_rows(metric, result: MetricResult, jobs: dict[str, pd.DataFrame], scope: dict[str, pd.Series]) -> list:
+    """Gives a row at the worst value (genval.numbers) for each id of a pair's scope that has no output.
+
+    A column whose worst end is unbounded (an absolute error) gets no such row: its number
+    is over the answered examples, and the summary says how many failed.
+    """
+    frames = []
+    for pair, frame in jobs.items():
+        ids = scope.get(pair)
+        if ids is None:
+            continue
+        missing = sorted(set(ids.astype(str)) - set(frame["id"].astype(str)))
+        if not missing:
+            continue
+        for column in result.values:
+            value = metric.worst(column)
+            if value is not None:
+                frames.append(pd.DataFrame({"id": missing, "pair": pair, "metric": column,
+                                            "value": pd.array([value] * len(missing), dtype="Float64"),
+                                            "detail": FAILED_DETAIL, "signature": result.settings.get(column),
+                                            "stats": [None] * len(missing)}))
+    return frames
+
+
+@dataclass
+class ScoreTask:
+    """The score stage's map: one joined batch → its score rows, and each metric's settings, engines and notes.
+
+    Built once per worker; a model-backed metric (BERTScore, embeddings) loads its model at the
+    first batch and keeps it.
+    """
+
+    config: RunConfig
+    options: list  # each metric's options, typed
+    schema: dict | None
+    prepared: dict = field(default_factory=dict)  # metric position (or LABELS_KEY) → what its prepass gathered
+    cache_dir: str | None = None
+
+    def context(self, i: int, segments, ids) -> MetricContext:
+        c = self.config
+        return MetricContext(task=c.task, options=self.options[i], schema=self.schema, labels=c.labels,
+                             label_field=c.label_field, cache_dir=self.cache_dir, segments=segments, ids=ids,
+                             prepared=self.prepared.get(i))
+
+    def jobs(self, batch: pd.DataFrame):
+        roles = self.config.roles
+        return {"pair": pair_jobs(batch, roles), "single": single_jobs(batch, roles)}
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        frames, settings, engines, notes, counts = [], {}, {}, [], {}
+        jobs = self.jobs(batch)
+        for i, spec in enumerate(self.config.metric_specs):
+            metric = get_metric(spec.name)
+            pairs, scope = jobs[metric.kind]
+            stacked, segments = _stack(pairs)
+            result = _call(metric, stacked, self.context(i, segments, stacked["id"].astype(str).tolist()))
+            frames.extend(_rows(result, stacked))
+            frames.extend(failure_rows(metric, result, pairs, scope))
+            settings.update(result.settings)
+            engines.update(result.summary.get("engine", {}))
+            notes.extend(result.notes)
+            for template, found in result.counts.items():
+                counts[template] = [a + b for a, b in zip(counts.get(template, [0] * len(found)), found)]
+        if cls.applies(self.config):
+            labels = self.prepared.get(LABELS_KEY) or list(self.config.labels or [])
+            rows = cls.score_rows(cls.label_table(batch, self.config, labels), cls.signatures(self.config)["kl"])
+            frames.append(rows.assign(signature=[cls.signatures(self.config).get(m) for m in rows["metric"]],
+                                      stats=[None] * len(rows)))
+        out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
+        out = out.reindex(columns=SCORE_COLUMNS)
+        # What metrics.json gathers rides on the batch's first row, as JSON (an internal column, not written).
+        about = json.dumps({"settings": settings, "engine": engines, "notes": notes, "counts": counts})
+        return out.assign(_about=[about] + [None] * (len(out) - 1)) if len(out) else out.assign(_about=None)
+
+
+@dataclass
+class PrepassTask(ScoreTask):
+    """The prepass map: one joined batch → one row holding each prepass's partial (metric position → partial)."""
+
+    wanted: tuple = ()  # metric positions (and LABELS_KEY) whose prepass runs
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        partials = {}
+        jobs = self.jobs(batch)
+        for i, spec in enumerate(self.config.metric_specs):
+            if i not in self.wanted:
                 continue
-            ctx = MetricContext(task=config.task, options=spec.options, schema=schema, labels=config.labels,
-                                label_field=config.label_field, cache_dir=str(run.root), segments=segments,
-                                ids=batch["id"].tolist())
-            if metric.kind == "pair":
-                result = metric.func(batch["candidate"].tolist(), batch["other"].tolist(), ctx)
-            else:
-                result = metric.func(batch["text"].tolist(), ctx)
-            _merge(summary, result)
-            frames.extend(_rows(result, batch))
-            frames.extend(failure_rows(metric, result, jobs, scope))
-            bar.update(len(batch))
-    record = {}
-    from genval.metrics import classification
+            metric = get_metric(spec.name)
+            stacked, segments = _stack(jobs[metric.kind][0])
+            ctx = self.context(i, segments, stacked["id"].astype(str).tolist())
+            texts = ([stacked["candidate"].tolist(), stacked["other"].tolist()] if metric.kind == "pair"
+                     else [stacked["text"].tolist(), []])
+            partials[i] = metric.prepass.map(*texts, ctx)
+        if LABELS_KEY in self.wanted:
+            partials[LABELS_KEY] = cls.labels_seen(batch, self.config)
+        return pd.DataFrame({"partials": [pickle.dumps(partials)]})  # bytes: any executor carries them as they are
 
-    if classification.applies(config):
-        frames.append(_classify(run, config, examples, outputs, progress))
-        record["classification"] = True
-    elif run.has("classification.json"):
-        run.path("classification.json").unlink()  # a stale one from an earlier config would mislead
-    scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
-    run.write_table("scores", scores[SCORE_COLUMNS])
+
+def _source(run: Run, config: RunConfig) -> Source:
+    columns = ["reference"] + (["label"] if cls.applies(config) else [])
+    outputs = ("text", "error", "label_probs") if cls.applies(config) else ("text", "error")
+    return Source(run, columns=tuple(columns), roles=tuple(config.roles), output_columns=outputs)
+
+
+def prepare_metrics(run: Run, config: RunConfig, executor, progress: Progress, task: ScoreTask) -> dict:
+    """Runs the prepasses the metrics need (one map over the batches for all of them); gives what each gathered."""
+    wanted = []
+    for i, spec in enumerate(config.metric_specs):
+        metric = get_metric(spec.name)
+        if metric.prepass is not None and metric.prepass.needed(task.context(i, [], [])):
+            wanted.append(i)
+    if cls.applies(config) and not config.labels:
+        wanted.append(LABELS_KEY)
+    if not wanted:
+        return {}
+    prepass = PrepassTask(**{**task.__dict__, "wanted": tuple(wanted)})
+    partials: dict = {key: [] for key in wanted}
+    model = any(get_metric(config.metric_specs[i].name).model for i in wanted if i != LABELS_KEY)
+    with progress.bar("score (corpus pass)", total=run.table_rows("examples")) as bar:
+        for frame in executor.map(_source(run, config), prepass, model=model, bar=bar):
+            for found in frame["partials"]:
+                for key, partial in pickle.loads(found).items():
+                    partials[key].append(partial)
+    out = {i: get_metric(config.metric_specs[i].name).prepass.merge(partials[i]) for i in wanted if i != LABELS_KEY}
+    if LABELS_KEY in wanted:
+        out[LABELS_KEY] = cls.label_set(config, set().union(*partials[LABELS_KEY]), [])
+    return out
+
+
+def score(run: Run, config: RunConfig, progress: Progress, executor) -> dict:
+    """Scores every pair with every configured metric, then labels, batch by batch; gives the stage's record."""
+    metrics = [get_metric(s.name) for s in config.metric_specs]
+    options = [m.parse_options(s.options) for m, s in zip(metrics, config.metric_specs)]
+    task = ScoreTask(config=config, options=options, schema=config.load_schema(), cache_dir=str(run.root))
+    task = replace(task, prepared=prepare_metrics(run, config, executor, progress, task))
+    summary: dict = {"settings": {}, "engine": {}}
+    notes: list[str] = []
+    counts: dict[str, list[int]] = {}
+    rows = 0
+    model = any(m.model for m in metrics)
+    with run.table_writer("scores", schema=score_schema()) as out, \
+            progress.bar("score", total=run.table_rows("examples")) as bar:
+        for frame in executor.map(_source(run, config), task, model=model, bar=bar):
+            for about in map(json.loads, frame["_about"].dropna()):
+                summary["settings"].update(about["settings"])
+                summary["engine"].update(about["engine"])
+                notes.extend(about["notes"])
+                for template, found in about["counts"].items():
+                    counts[template] = [a + b for a, b in zip(counts.get(template, [0] * len(found)), found)]
+            out.write(frame[SCORE_COLUMNS])
+            rows += len(frame)
+    if not summary["engine"]:
+        del summary["engine"]
+    warnings = list(dict.fromkeys(notes)) + [t.format(*c) for t, c in counts.items() if c and c[0] > 0]
+    if warnings:
+        summary["warnings"] = warnings
     run.write_json("metrics.json", summary)
-    for note in summary.get("warnings", []):
+    for note in warnings:
         progress.say(f"score: {note}")
-    return {"rows": len(scores), **record}
-
-
-def _merge(summary: dict, result: MetricResult) -> None:
-    """Adds a metric's settings, corpus numbers and notes to metrics.json's content."""
-    summary["settings"].update(result.settings)
-    for key, value in result.summary.items():
-        if isinstance(value, dict):
-            summary.setdefault(key, {}).update(value)
-        else:
-            summary[key] = value
-    if result.notes:
-        summary.setdefault("warnings", []).extend(result.notes)
-
-
-def _classify(run: Run, config: RunConfig, examples, outputs, progress: Progress) -> pd.DataFrame:
-    """Writes classification.json; gives its per-example rows for the scores table."""
-    from genval.metrics.classification import label_table, score_rows, signatures
-    from genval.metrics.classification_summary import summarise
-
-    progress.say("score: classification (labels, calibration, bootstrap intervals)")
-    table, labels = label_table(examples, outputs, config)
-    signed = signatures(config)
-    run.write_json("classification.json", {**summarise(table, labels, config), "signatures": signed})
-    return score_rows(table, signed["kl"])
+    return {"rows": rows}

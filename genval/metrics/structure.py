@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
+
 from genval.errors import GenvalError
-from genval.metrics.registry import MetricContext, MetricResult, Options, register
+from genval.metrics.registry import Corpus, MetricContext, MetricResult, Options, Prepass, register
 from genval.numbers import BAD_SHARE, SHARE
 
 FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
@@ -120,15 +122,35 @@ def normalise(value):
     return value
 
 
-def field_names(ctx: MetricContext, golds: list[dict | None]) -> list[str]:
-    """Gives the fields to score: the schema's top-level properties, else every key the gold objects have."""
+def field_names(ctx: MetricContext) -> list[str]:
+    """Gives the fields to score: the option's, else the schema's top-level properties, else every key
+    the other side's objects have over the whole run (the Prepass gathered them)."""
+    if ctx.options.fields:
+        return list(ctx.options.fields)
     if ctx.schema and isinstance(ctx.schema.get("properties"), dict):
         return list(ctx.schema["properties"])
-    names: dict[str, None] = {}
-    for gold in golds:
-        for key in gold or {}:
-            names[key] = None
-    return list(names)
+    return list(ctx.prepared or [])
+
+
+def _keys_seen(candidates: list[str], others: list[str], ctx: MetricContext) -> dict[str, list[str]]:
+    """Gives per pair the keys of the other side's objects in this batch, in order of first appearance."""
+    out: dict[str, list[str]] = {}
+    for pair, a, b in ctx.segments or [("all", 0, len(others))]:
+        names: dict[str, None] = {}
+        for other in others[a:b]:
+            names.update(dict.fromkeys(read_object(other) or {}))
+        out.setdefault(pair, [])
+        out[pair] = list(dict.fromkeys([*out[pair], *names]))
+    return out
+
+
+def _keys_merged(partials: list[dict[str, list[str]]]) -> list[str]:
+    """Gives the keys in the order a single call over all rows would meet them: pair by pair, then by example."""
+    per_pair: dict[str, dict[str, None]] = {}
+    for partial in partials:
+        for pair, names in partial.items():
+            per_pair.setdefault(pair, {}).update(dict.fromkeys(names))
+    return list(dict.fromkeys(name for names in per_pair.values() for name in names))
 
 
 def _f1(tp: int, fp: int, fn: int) -> float | None:
@@ -152,61 +174,80 @@ class FieldsOptions(Options):
     fields: list[str] | None = None
 
 
-@register("fields", options=FieldsOptions, numbers={"field:*": SHARE, "fields_accuracy": SHARE, "fields_f1": SHARE})
+def _fields_partial(column: str, rows) -> dict:
+    """Sums one column's statistics: a field's [match, tp, fp, fn], or the rows' [scored, unreadable, no reference]."""
+    total = [int(v) for v in np.sum(np.stack(rows["stats"].to_numpy()), axis=0)]
+    if column == "fields_accuracy":
+        return {"rows": total, "fields": {}}
+    return {"rows": [0, 0, 0], "fields": {column.removeprefix("field:"): total}}
+
+
+def _fields_merge(a: dict, b: dict) -> dict:
+    fields = dict(a["fields"])
+    for name, counts in b["fields"].items():
+        fields[name] = [x + y for x, y in zip(fields.get(name, [0, 0, 0, 0]), counts)]
+    return {"rows": [x + y for x, y in zip(a["rows"], b["rows"])], "fields": fields}
+
+
+def _fields_finish(state: dict) -> dict:
+    """Gives per-field accuracy and F1, and micro/macro F1 over fields, for one pair.
+
+    `n` counts every scored row, `unreadable` those whose output held no object (scored as an
+    empty object), `no_reference` the rows whose other side holds no object (not scorable).
+    """
+    n, unreadable, no_reference = state["rows"]
+    per_field = {}
+    total = [0, 0, 0]
+    for name, (match, tp, fp, fn) in state["fields"].items():
+        total = [total[0] + tp, total[1] + fp, total[2] + fn]
+        per_field[name] = {"accuracy": match / n if n else None, "f1": _f1(tp, fp, fn), "tp": tp, "fp": fp, "fn": fn}
+    macro = [v["f1"] for v in per_field.values() if v["f1"] is not None]
+    return {"fields": {"n": n, "unreadable": unreadable, "no_reference": no_reference, "micro_f1": _f1(*total),
+                       "macro_f1": sum(macro) / len(macro) if macro else None, "per_field": per_field}}
+
+
+@register("fields", options=FieldsOptions, numbers={"field:*": SHARE, "fields_accuracy": SHARE, "fields_f1": SHARE},
+          corpus=Corpus(columns=("field:*", "fields_accuracy"), partial=_fields_partial, merge=_fields_merge,
+                        finish=_fields_finish),
+          prepass=Prepass(map=_keys_seen, merge=_keys_merged,
+                          needed=lambda ctx: not ctx.options.fields and not (
+                              ctx.schema and isinstance(ctx.schema.get("properties"), dict))))
 def fields(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
-    """Gives per-field exact match, per-example field accuracy and F1; micro/macro F1 per pair in the summary.
+    """Gives per-field exact match, per-example field accuracy and F1, with the counts for micro/macro F1 per pair.
 
     A field counts as filled when its value is not null. Per field: match = normalised values
     equal (both null counts as a match); TP = filled and matching, FP = filled and wrong, FN =
-    the gold filled and the output wrong or empty (slot filling, as in entity extraction).
+    the gold filled and the output wrong or empty (slot filling, as in entity extraction). Each
+    `field:<name>` row carries [match, tp, fp, fn] as its statistics, each `fields_accuracy` row
+    [scored, unreadable, no reference]; the Corpus reducer adds them up per pair.
     """
-    golds = [read_object(o) for o in others]
-    names = list(ctx.options.fields or field_names(ctx, golds))
+    names = field_names(ctx)
     cols: dict[str, list] = {f"field:{n}": [] for n in names}
     cols.update(fields_accuracy=[], fields_f1=[])
+    stats: dict[str, list] = {c: [] for c in cols}
     details: list[str | None] = []
-    per_row = []  # (row, {name: (match, tp, fp, fn)}, unreadable) of the rows that could be scored
-    for row, (text, gold) in enumerate(zip(candidates, golds)):
-        pred = read_object(text)
+    for text, other in zip(candidates, others):
+        gold = read_object(other)
         if gold is None:
-            for col in cols.values():
-                col.append(float("nan"))
+            for col in cols:
+                cols[col].append(float("nan"))
+                stats[col].append([0.0] * 4 if col.startswith("field:") else None)  # the field is known, not counted
+            stats["fields_accuracy"][-1] = [0.0, 0.0, 1.0]
             details.append("the other side holds no JSON object")
             continue
+        pred = read_object(text)
         # An output with no readable object gives its user no fields: it is scored as an empty
         # object (every filled gold field missed), not left out, so content numbers are not
         # computed on the survivors of a format failure.
         counts = {n: _counts(pred if pred is not None else {}, gold, n) for n in names}
-        per_row.append((row, counts, pred is None))
-        for n, (match, *_rest) in counts.items():
-            cols[f"field:{n}"].append(float(match))
+        for n, found in counts.items():
+            cols[f"field:{n}"].append(float(found[0]))
+            stats[f"field:{n}"].append([float(v) for v in found])
         cols["fields_accuracy"].append(sum(c[0] for c in counts.values()) / len(names) if names else float("nan"))
+        stats["fields_accuracy"].append([1.0, float(pred is None), 0.0])
         f1 = _f1(*(sum(c[i] for c in counts.values()) for i in (1, 2, 3)))
         cols["fields_f1"].append(1.0 if f1 is None else f1)  # nothing filled on either side: all agree
+        stats["fields_f1"].append(None)
         details.append(UNREADABLE if pred is None else None)
-    summary = {"fields": {pair: _field_summary(names, [(c, bad) for r, c, bad in per_row if a <= r < b], b - a)
-                          for pair, a, b in (ctx.segments or [("all", 0, len(candidates))])}}
     sig = "fields|exact-match|normalise:casefold,strip,collapse-space,number-as-float|null=not-filled"
-    return MetricResult(cols, {c: sig for c in cols}, details={c: details for c in cols}, summary=summary)
-
-
-def _field_summary(names: list[str], scored: list[tuple[dict, bool]], n_rows: int) -> dict:
-    """Gives per-field accuracy and F1, and micro/macro F1 over fields, for one pair.
-
-    `scored` holds each scored row's counts and whether its output was unreadable (scored as
-    an empty object); `n` counts every scored row, `unreadable` those, `no_reference` the rows
-    whose other side holds no object (not scorable).
-    """
-    rows = [counts for counts, _bad in scored]
-    per_field = {}
-    total = [0, 0, 0]
-    for n in names:
-        match = sum(r[n][0] for r in rows)
-        tp, fp, fn = (sum(r[n][i] for r in rows) for i in (1, 2, 3))
-        total = [total[0] + tp, total[1] + fp, total[2] + fn]
-        per_field[n] = {"accuracy": match / len(rows) if rows else None, "f1": _f1(tp, fp, fn),
-                        "tp": tp, "fp": fp, "fn": fn}
-    macro = [v["f1"] for v in per_field.values() if v["f1"] is not None]
-    return {"n": len(rows), "unreadable": sum(bad for _counts, bad in scored), "no_reference": n_rows - len(rows),
-            "micro_f1": _f1(*total),
-            "macro_f1": sum(macro) / len(macro) if macro else None, "per_field": per_field}
+    return MetricResult(cols, {c: sig for c in cols}, details={c: details for c in cols}, stats=stats)

@@ -4,7 +4,8 @@ hf, vllm, openai and replay differ inside a backend, never at the call site. Eve
 goes through `generate_cached`, which answers what the request cache holds and writes each
 finished completion to it as it finishes.
 
-Timing: the live calls of one `generate_cached` form a *pass*. One warm-up request runs
+Timing: the live calls of one `Session` (one `generate_cached`, or one role of a stage over all
+its batches) form a *pass*. One warm-up request runs
 before the pass's clock starts (its answer is dropped, so first-call costs — kernels,
 allocator, connections — stay out of the figures); the clock then covers the engine at its
 own batch settings. Each answer is cached with its pass, so a later run that reads it
@@ -143,40 +144,104 @@ def _new_pass(measure: dict | None) -> tuple[str, dict]:
     return uuid.uuid4().hex[:16], {**(measure or {}), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def _live_pass(backend: Backend, misses: list[Request], keys: list[str], miss_index: dict, done: dict,
-               cache: RequestCache | None, stats: CallStats, on_done, measure: dict | None) -> None:
-    """Answers `misses` from the engine, warm-up first, timed as one pass; caches each answer with its pass."""
-    model = backend.fingerprint()
-    if backend.live:
-        backend.warm_up(misses[0])
-    pass_id, record = _new_pass(measure) if backend.live else (None, {})
-    if cache is not None and pass_id:
-        cache.record_pass(pass_id, record)
-    answers = 0
-    start = time.perf_counter()
-    for completion in backend.generate(misses):
-        elapsed = time.perf_counter() - start
-        i = miss_index[completion.id].pop(0)
-        done[i] = completion
-        completion.measured_in = pass_id
-        stats.called += 1
-        if completion.error:
-            stats.failed += 1
-        else:
-            answers += 1
-            if cache is not None:
-                cache.put(keys[i], model, completion.to_cache(), pass_id, elapsed)
-        if on_done:
-            on_done(completion)
-    if pass_id:  # reading a replay file in 1 ms says nothing about the model's throughput
-        wall = time.perf_counter() - start
-        stats.wall_s += wall
-        record.update(wall_s=wall, answers=answers, batch=backend.batch_settings(), info=backend.info(),
-                      warm_up=True, finished=True)
-        stats.this_pass = pass_id
-        stats.passes[pass_id] = {**record, "this_run": True}
-        if cache is not None:
-            cache.record_pass(pass_id, record)
+class Session:
+    """Answers batch after batch of requests through the cache, the engine's live calls timed as one pass.
+
+    The first request the cache cannot answer loads the engine and warms it up (its answer
+    dropped) before the pass's clock starts; the clock then runs only while the engine answers,
+    batch after batch, so a stage that streams its rows gets the figures one call over all of
+    them would have. Each finished answer is written to the cache at once, with its pass and
+    the pass's seconds so far; the pass's record is rewritten after every batch (a killed run
+    leaves figures for what it finished), and marked finished by `close`.
+    """
+
+    def __init__(self, backend: Backend, cache: RequestCache | None, stats: CallStats | None = None,
+                 measure: dict | None = None):
+        self.backend = backend
+        self.cache = cache if backend.uses_cache else None
+        self.stats = stats if stats is not None else CallStats()
+        self.stats.live = backend.live
+        self.measure = measure
+        self.model = backend.fingerprint()
+        self.pass_id: str | None = None
+        self.record: dict = {}
+        self.answers = 0
+        self.wall = 0.0
+
+    def _start(self, first: Request) -> None:
+        self.backend.load()
+        if self.backend.live:
+            self.backend.warm_up(first)
+            self.pass_id, self.record = _new_pass(self.measure)
+            self.stats.this_pass = self.pass_id
+            if self.cache is not None:
+                self.cache.record_pass(self.pass_id, self.record)
+
+    def answer(self, requests: list[Request], on_done: Callable[[Completion], None] | None = None) -> list[Completion]:
+        """Gives one completion per request, in request order: cached ones first, the rest from the engine.
+
+        Failed requests are not cached; a request the engine gave nothing for is a failure.
+        """
+        keys = [request_key(self.model, asdict(r.params), r.cache_payload()) for r in requests]
+        hits = self.cache.lookup(keys) if self.cache is not None else {}
+        done: dict[int, Completion] = {}
+        misses: list[Request] = []
+        miss_index: dict[str, list[int]] = {}
+        for i, (req, key) in enumerate(zip(requests, keys)):
+            if key in hits:
+                done[i] = Completion.from_cache(req.id, *hits[key])
+                self.stats.cached += 1
+                if on_done:
+                    on_done(done[i])
+            else:
+                misses.append(req)
+                miss_index.setdefault(req.id, []).append(i)
+        if misses:
+            self._live(misses, keys, miss_index, done, on_done)
+        if self.cache is not None:
+            earlier = {c.measured_in for c in done.values() if c.cached and c.measured_in} - set(self.stats.passes)
+            self.stats.passes.update({p: {**record, "this_run": False}
+                                      for p, record in self.cache.passes(earlier).items()})
+        for i in range(len(requests)):
+            if i not in done:
+                done[i] = Completion(id=requests[i].id, error="the backend gave no completion for this request")
+                self.stats.failed += 1
+        return [done[i] for i in range(len(requests))]
+
+    def _live(self, misses: list[Request], keys: list[str], miss_index: dict, done: dict, on_done) -> None:
+        if self.pass_id is None and not self.answers and not self.stats.called:
+            self._start(misses[0])
+        start = time.perf_counter()
+        for completion in self.backend.generate(misses):
+            elapsed = self.wall + time.perf_counter() - start
+            i = miss_index[completion.id].pop(0)
+            done[i] = completion
+            completion.measured_in = self.pass_id
+            self.stats.called += 1
+            if completion.error:
+                self.stats.failed += 1
+            else:
+                self.answers += 1
+                if self.cache is not None:
+                    self.cache.put(keys[i], self.model, completion.to_cache(), self.pass_id, elapsed)
+            if on_done:
+                on_done(completion)
+        self.wall += time.perf_counter() - start
+        self._record(finished=False)
+
+    def _record(self, finished: bool) -> None:
+        if not self.pass_id:  # reading a replay file in 1 ms says nothing about the model's throughput
+            return
+        self.stats.wall_s = self.wall
+        self.record.update(wall_s=self.wall, answers=self.answers, batch=self.backend.batch_settings(),
+                           info=self.backend.info(), warm_up=True, finished=finished)
+        self.stats.passes[self.pass_id] = {**self.record, "this_run": True}
+        if self.cache is not None:
+            self.cache.record_pass(self.pass_id, self.record)
+
+    def close(self) -> None:
+        """Marks the pass finished (its figures final)."""
+        self._record(finished=True)
 
 
 def generate_cached(
@@ -189,42 +254,15 @@ def generate_cached(
 ) -> list[Completion]:
     """Gives one completion per request, in request order: cached ones first, the rest from the model.
 
-    Each completion the model finishes is written to the cache before the next is awaited,
-    so a killed run resumes with everything that finished. Failed requests are not cached.
-    `measure` (e.g. run and role) is recorded with the pass that times the live calls;
-    `stats.passes` ends up holding every pass an answer came from.
+    One `Session` over one batch: each completion the model finishes is written to the cache
+    before the next is awaited, so a killed run resumes with everything that finished. Failed
+    requests are not cached. `measure` (e.g. run and role) is recorded with the pass that times
+    the live calls; `stats.passes` ends up holding every pass an answer came from.
     """
-    stats = stats if stats is not None else CallStats()
-    stats.live = backend.live
-    cache = cache if backend.uses_cache else None
-    model = backend.fingerprint()
-    keys = [request_key(model, asdict(r.params), r.cache_payload()) for r in requests]
-    hits = cache.lookup(keys) if cache is not None else {}
-    done: dict[int, Completion] = {}
-    misses: list[Request] = []
-    miss_index: dict[str, list[int]] = {}
-    for i, (req, key) in enumerate(zip(requests, keys)):
-        if key in hits:
-            done[i] = Completion.from_cache(req.id, *hits[key])
-            stats.cached += 1
-            if on_done:
-                on_done(done[i])
-        else:
-            misses.append(req)
-            miss_index.setdefault(req.id, []).append(i)
-    if misses:
-        backend.load()
-        _live_pass(backend, misses, keys, miss_index, done, cache, stats, on_done, measure)
-    if cache is not None:
-        earlier = {c.measured_in for c in done.values() if c.cached and c.measured_in}
-        stats.passes.update({p: {**record, "this_run": False} for p, record in cache.passes(earlier).items()})
-    missing = [requests[i].id for i in range(len(requests)) if i not in done]
-    for i in range(len(requests)):
-        if i not in done:
-            done[i] = Completion(id=requests[i].id, error="the backend gave no completion for this request")
-    if missing:
-        stats.failed += len(missing)
-    return [done[i] for i in range(len(requests))]
+    session = Session(backend, cache, stats, measure)
+    out = session.answer(requests, on_done)
+    session.close()
+    return out
 
 
 def iter_batches(items: Iterable, size: int) -> Iterator[list]:

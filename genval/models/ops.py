@@ -97,8 +97,8 @@ def quantile_ci(values, q: float, confidence: float = 0.95) -> list[float | None
     return [float(x[low[-1]]) if len(low) else None, float(x[high[0]]) if len(high) else None]
 
 
-def _percentiles(latencies: list[float], confidence: float) -> dict:
-    if not latencies:
+def _percentiles(latencies, confidence: float) -> dict:
+    if not len(latencies):
         return {"latency_p50_s": None, "latency_p95_s": None, "latency_p99_s": None, "latency_mean_s": None,
                 "latency_p50_ci_s": [None, None], "latency_p95_ci_s": [None, None]}
     arr = np.asarray(latencies, dtype=float)
@@ -112,7 +112,52 @@ def _when(record: dict) -> str:
     return f"run {record.get('run') or '?'}, {record.get('started') or 'date unknown'}"
 
 
-def _timing(ok: list[Completion], stats: CallStats) -> dict:
+class OpsTally:
+    """One role's completions added up as they stream by: counts, token sums, answers per pass, and latencies.
+
+    Only the latencies are kept one by one (a float array, 8 bytes per answer: the percentiles and
+    their intervals need them all); everything else is a running sum, so a role's figures over a
+    million requests need a few megabytes.
+    """
+
+    def __init__(self):
+        self.n = self.errors = self.prompt_tokens = self.output_tokens = 0
+        self.latencies: list[np.ndarray] = []
+        self.per_pass: dict[str | None, list[int]] = {}  # pass of an answered request → [answers, output tokens]
+
+    def add(self, error, latency, prompt_tokens, completion_tokens, measured_in) -> None:
+        """Adds a batch of completions, given as equal-length sequences (a failed one has an error)."""
+        import pandas as pd
+
+        error = pd.Series(list(error), dtype=object).notna().to_numpy()
+        ok = ~error
+        latency = pd.to_numeric(pd.Series(list(latency), dtype=object), errors="coerce").to_numpy(dtype=float)
+        prompt, output = (pd.to_numeric(pd.Series(list(v), dtype=object), errors="coerce").fillna(0).to_numpy(np.int64)
+                          for v in (prompt_tokens, completion_tokens))
+        self.n += len(error)
+        self.errors += int(error.sum())
+        self.prompt_tokens += int(prompt[ok].sum())
+        self.output_tokens += int(output[ok].sum())
+        timed = latency[ok]
+        self.latencies.append(timed[~np.isnan(timed)])
+        for pass_id, tokens in zip(np.asarray(measured_in, dtype=object)[ok], output[ok]):
+            entry = self.per_pass.setdefault(pass_id if isinstance(pass_id, str) else None, [0, 0])
+            entry[0] += 1
+            entry[1] += int(tokens)
+
+    def add_completions(self, completions: list[Completion]) -> None:
+        self.add([c.error for c in completions], [np.nan if c.latency_s is None else c.latency_s for c in completions],
+                 [c.prompt_tokens for c in completions], [c.completion_tokens for c in completions],
+                 [c.measured_in for c in completions])
+
+    def latency_array(self) -> np.ndarray:
+        return np.concatenate(self.latencies) if self.latencies else np.zeros(0)
+
+    def answered(self) -> int:
+        return self.n - self.errors
+
+
+def _timing(tally: OpsTally, stats: CallStats) -> dict:
     """Gives the wall time behind the throughput, the answers and output tokens it timed, and the basis.
 
     Each answer is charged its pass's wall time ÷ the pass's answers — the share of a clock
@@ -120,23 +165,21 @@ def _timing(ok: list[Completion], stats: CallStats) -> dict:
     give the pooled one. Answers without a recorded pass (cached before passes were kept) add
     their latency but no throughput.
     """
-    if not ok:
+    if not tally.answered():
         return {"wall_s": None, "timed": 0, "tokens": 0, "basis": None, "basis_kind": None, "measured_in": []}
     if not stats.live:
-        latencies = [c.latency_s for c in ok if c.latency_s is not None]
-        return {"wall_s": sum(latencies) if latencies else None, "timed": len(ok),
-                "tokens": sum(c.completion_tokens or 0 for c in ok), "basis": "replay file",
-                "basis_kind": "replay file", "measured_in": []}
-    used = Counter(c.measured_in for c in ok)
+        latencies = tally.latency_array().tolist()
+        return {"wall_s": sum(latencies) if latencies else None, "timed": tally.answered(),
+                "tokens": tally.output_tokens, "basis": "replay file", "basis_kind": "replay file", "measured_in": []}
     wall, timed, tokens, parts, unrecorded = 0.0, 0, 0, [], 0
-    for pass_id, n in used.most_common():
+    for pass_id, (n, pass_tokens) in sorted(tally.per_pass.items(), key=lambda item: -item[1][0]):
         record = stats.passes.get(pass_id) if pass_id else None
         if not record or not record.get("answers") or not record.get("wall_s"):
             unrecorded += n
             continue
         wall += n * record["wall_s"] / record["answers"]
         timed += n
-        tokens += sum(c.completion_tokens or 0 for c in ok if c.measured_in == pass_id)
+        tokens += pass_tokens
         parts.append({"pass": pass_id, "answers_used": n, **{k: record.get(k) for k in (
             "run", "role", "started", "answers", "wall_s", "batch", "warm_up", "finished", "this_run")}})
     names = ["this run" if p["this_run"] else _when(p) for p in parts]
@@ -164,17 +207,21 @@ def _engine_info(info: dict, stats: CallStats) -> dict:
 def role_ops(completions: list[Completion], stats: CallStats, info: dict, price: Price | None,
              confidence: float = 0.95) -> dict:
     """Gives one role's operational figures from its completions, the passes that timed them, and the engine."""
-    ok = [c for c in completions if not c.error]
-    latencies = [c.latency_s for c in ok if c.latency_s is not None]
-    prompt_tokens = sum(c.prompt_tokens or 0 for c in ok)
-    output_tokens = sum(c.completion_tokens or 0 for c in ok)
-    timing = _timing(ok, stats)
+    tally = OpsTally()
+    tally.add_completions(completions)
+    return tally_ops(tally, stats, info, price, confidence)
+
+
+def tally_ops(tally: OpsTally, stats: CallStats, info: dict, price: Price | None, confidence: float = 0.95) -> dict:
+    """Gives one role's operational figures from its tally, the passes that timed them, and the engine."""
+    latencies = tally.latency_array()
+    timing = _timing(tally, stats)
     wall, basis = timing["wall_s"], timing["basis"]
     info = _engine_info(info, stats)
-    n = len(completions)
+    n = tally.n
     out = {
         "n": n,
-        "errors": n - len(ok),
+        "errors": tally.errors,
         "cached": stats.cached,
         "model_calls": stats.called,
         **_percentiles(latencies, confidence),
@@ -187,8 +234,8 @@ def role_ops(completions: list[Completion], stats: CallStats, info: dict, price:
         "basis": basis,
         "basis_kind": timing["basis_kind"],
         "measured_in": timing["measured_in"],
-        "prompt_tokens": prompt_tokens,
-        "output_tokens": output_tokens,
+        "prompt_tokens": tally.prompt_tokens,
+        "output_tokens": tally.output_tokens,
         "parameters": info.get("parameters"),
         "weight_bytes": info.get("weight_bytes"),
         "peak_memory_bytes": info.get("peak_memory_bytes"),
@@ -197,11 +244,12 @@ def role_ops(completions: list[Completion], stats: CallStats, info: dict, price:
         "cost_per_1k_calls": None,
         "cost_basis": None,
     }
-    if price is not None and ok:
+    answered = tally.answered()
+    if price is not None and answered:
         if price.per_million_input_tokens is not None or price.per_million_output_tokens is not None:
-            total = (prompt_tokens * (price.per_million_input_tokens or 0)
-                     + output_tokens * (price.per_million_output_tokens or 0)) / 1e6
-            out["cost_per_1k_calls"] = total / len(ok) * 1000
+            total = (tally.prompt_tokens * (price.per_million_input_tokens or 0)
+                     + tally.output_tokens * (price.per_million_output_tokens or 0)) / 1e6
+            out["cost_per_1k_calls"] = total / answered * 1000
             out["cost_basis"] = "per_million_tokens"
         elif price.per_gpu_hour is not None and wall:
             total = wall / 3600 * price.gpus * price.per_gpu_hour

@@ -4,20 +4,40 @@ A record holds `id` and `text`, and optionally `latency_s`, `prompt_tokens`,
 `completion_tokens` and `label_probs` (label → probability). A duplicate id is an error
 (which record is meant?); an id the eval set lacks, or an example the file lacks, is
 reported in the run's notes and in the outputs table's `error` column, never dropped silently.
+
+The file is read once, streaming, to check every record and to build an index: each id's
+64-bit hash (pandas' `hash_array`, the same in every process) and the byte offset of its line,
+sorted — 24 bytes a record, so a million records take 24 MB, not the gigabyte their text
+would. A request's record is then read back from its offset (a hash shared by two ids is told
+apart by reading both). The index is built once per process and file version, and travels to
+worker processes with the backend.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
+
+import numpy as np
 
 from genval.errors import GenvalError
-from genval.evalset import read_jsonl
+from genval.evalset import iter_jsonl
+from genval.files import line_at, parse_json
 from genval.models.base import Backend, Completion, Request
 from genval.runfolder import file_sha256
 
 OPTIONAL_NUMBERS = ("latency_s", "prompt_tokens", "completion_tokens")
+
+
+def id_hashes(ids) -> np.ndarray:
+    """Gives a uint64 hash of each id (as a string), equal in every process."""
+    import pandas as pd
+
+    return pd.util.hash_array(np.asarray([str(i) for i in ids], dtype=object))
 
 
 def _label_probs(value, where: str, labels: tuple[str, ...] | None) -> dict[str, float]:
@@ -39,6 +59,127 @@ def _label_probs(value, where: str, labels: tuple[str, ...] | None) -> dict[str,
     return {label: p / total for label, p in probs.items()}
 
 
+def checked(data: dict, where: str, labels: tuple[str, ...] | None) -> dict:
+    """Gives a replay record checked and with its label probabilities normalised; a bad one is a one-line error."""
+    if "id" not in data:
+        raise GenvalError(f"{where}: the record has no 'id'")
+    if not isinstance(data["id"], (str, int)) or isinstance(data["id"], bool):
+        raise GenvalError(f"{where}: 'id' should be a string or a whole number, found {data['id']!r}")
+    text = data.get("text")
+    if text is not None and not isinstance(text, str):
+        raise GenvalError(f"{where}: 'text' should be a string, found {type(text).__name__}")
+    for key in OPTIONAL_NUMBERS:
+        value = data.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise GenvalError(f"{where}: '{key}' should be a number ≥ 0, found {value!r}")
+        if key != "latency_s" and value != int(value):
+            raise GenvalError(f"{where}: '{key}' should be a whole number of tokens, found {value!r}")
+    if data.get("error") is not None and not isinstance(data["error"], str):
+        raise GenvalError(f"{where}: 'error' should be a string (the failure's message), found {data['error']!r}")
+    if data.get("label_probs") is not None:
+        data["label_probs"] = _label_probs(data["label_probs"], where, labels)
+    return data
+
+
+@dataclass(frozen=True)
+class ReplayIndex:
+    """Where each record of a replay file is: id hashes sorted, with each line's byte offset, part and number."""
+
+    path: Path
+    keys: np.ndarray  # uint64, sorted
+    offsets: np.ndarray  # int64
+    parts: np.ndarray  # int8: the part of a line a lone \r split (genval.files.iter_lines)
+    lines: np.ndarray  # int64 line numbers
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def positions(self, ids: list[str]) -> list[int | None]:
+        """Gives each id's position in the index (None where the file has no record of it)."""
+        keys = id_hashes(ids)
+        lo = np.searchsorted(self.keys, keys, side="left")
+        hi = np.searchsorted(self.keys, keys, side="right")
+        out: list[int | None] = []
+        for ident, a, b in zip(ids, lo, hi):
+            if b - a == 1:
+                out.append(int(a))  # one record of this hash: its id is checked when it is read
+            elif b == a:
+                out.append(None)
+            else:  # two ids share a 64-bit hash: read them to tell which is meant
+                out.append(next((int(k) for k in range(a, b) if str(self.record_id(int(k))) == ident), None))
+        return out
+
+    def read(self, position: int, handle=None) -> dict:
+        text = line_at(self.path, int(self.offsets[position]), int(self.parts[position]), handle)
+        return parse_json(text, self.path, int(self.lines[position]))
+
+    def record_id(self, position: int) -> str:
+        return str(self.read(position)["id"])
+
+
+def _index(path: Path, labels: tuple[str, ...] | None) -> ReplayIndex:
+    """Reads the file once: every record checked, the index built.
+
+    A line that is no JSON stops at once; a record's own mistake, or a repeated id, is reported
+    after the whole file was read, the first in file order, as a reader of the whole file would.
+    """
+    ids, offsets, parts, lines, mistake = [], [], [], [], None
+    for record in iter_jsonl(path, "replay"):
+        try:
+            checked(record.data, record.where, labels)
+        except GenvalError as exc:
+            mistake = mistake or (record.line, exc)
+            continue
+        ids.append(str(record.data["id"]))
+        offsets.append(record.at[0])
+        parts.append(record.at[1])
+        lines.append(record.line)
+    keys = id_hashes(ids)
+    order = np.argsort(keys, kind="stable")
+    index = ReplayIndex(Path(path), keys[order], np.asarray(offsets, dtype=np.int64)[order],
+                        np.asarray(parts, dtype=np.int8)[order], np.asarray(lines, dtype=np.int64)[order])
+    found = [m for m in (mistake, _first_repeat(index, ids, order)) if m is not None]
+    if found:
+        raise min(found, key=lambda m: m[0])[1]
+    return index
+
+
+def _first_repeat(index: ReplayIndex, ids: list[str], order: np.ndarray) -> tuple[int, GenvalError] | None:
+    """Gives (line, error) of the first record (in file order) whose id an earlier record has, or None."""
+    starts = np.flatnonzero(np.r_[True, index.keys[1:] != index.keys[:-1]])
+    ends = np.r_[starts[1:], len(index.keys)]
+    repeats = []
+    for a, b in zip(starts[ends - starts > 1], ends[ends - starts > 1]):  # records sharing a hash, in file order
+        seen: dict[str, int] = {}
+        for k in range(a, b):
+            ident = ids[order[k]]
+            if ident in seen:
+                repeats.append((int(index.lines[k]), seen[ident], ident))
+            else:
+                seen[ident] = int(index.lines[k])
+    if not repeats:
+        return None
+    line, first_line, ident = min(repeats)
+    return line, GenvalError(f"{index.path}:{line}: duplicate id '{ident}' (first at line {first_line}); "
+                             "keep one record per id")
+
+
+@lru_cache(maxsize=8)
+def _cached_index(path: str, size: int, mtime_ns: int, labels: tuple[str, ...] | None) -> ReplayIndex:
+    return _index(Path(path), labels)
+
+
+def replay_index(path: Path, labels: tuple[str, ...] | None = None) -> ReplayIndex:
+    """Gives the checked index of a replay file, built once per process and version of the file."""
+    path = Path(path)
+    if not path.exists():
+        raise GenvalError(f"{path}: no such replay file (check the model's 'path' in the config)")
+    stat = path.stat()
+    return _cached_index(str(path.resolve()), stat.st_size, stat.st_mtime_ns, labels)
+
+
 class ReplayBackend(Backend):
     """Reads precomputed outputs; makes no model call."""
 
@@ -48,67 +189,61 @@ class ReplayBackend(Backend):
     def __init__(self, path: Path, labels: list[str] | None = None):
         self.path = Path(path)
         self.labels = tuple(labels) if labels else None
-        self.records: dict[str, dict] = {}
-        self.notes: list[str] = []
-        self._load()
-
-    def _load(self) -> None:
-        if not self.path.exists():
-            raise GenvalError(f"{self.path}: no such replay file (check the model's 'path' in the config)")
-        first_line: dict[str, int] = {}
-        for record in read_jsonl(self.path, "replay"):
-            data, where = record.data, record.where
-            if "id" not in data:
-                raise GenvalError(f"{where}: the record has no 'id'")
-            if not isinstance(data["id"], (str, int)) or isinstance(data["id"], bool):
-                raise GenvalError(f"{where}: 'id' should be a string or a whole number, found {data['id']!r}")
-            ident = str(data["id"])
-            if ident in first_line:
-                raise GenvalError(f"{where}: duplicate id '{ident}' (first at line {first_line[ident]}); keep one record per id")
-            first_line[ident] = record.line
-            text = data.get("text")
-            if text is not None and not isinstance(text, str):
-                raise GenvalError(f"{where}: 'text' should be a string, found {type(text).__name__}")
-            for key in OPTIONAL_NUMBERS:
-                value = data.get(key)
-                if value is None:
-                    continue
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                        or value < 0:
-                    raise GenvalError(f"{where}: '{key}' should be a number ≥ 0, found {value!r}")
-                if key != "latency_s" and value != int(value):
-                    raise GenvalError(f"{where}: '{key}' should be a whole number of tokens, found {value!r}")
-            if data.get("error") is not None and not isinstance(data["error"], str):
-                raise GenvalError(f"{where}: 'error' should be a string (the failure's message), found {data['error']!r}")
-            if data.get("label_probs") is not None:
-                data["label_probs"] = _label_probs(data["label_probs"], where, self.labels)
-            data["_where"] = where
-            self.records[ident] = data
+        self.index = replay_index(self.path, self.labels)
+        self.missing = 0
+        self.asked: np.ndarray | None = None
 
     def fingerprint(self) -> str:
         return f"replay:{file_sha256(self.path)}"
 
     def generate(self, requests: list[Request]) -> Iterator[Completion]:
-        wanted = {r.id for r in requests}
-        unknown = sorted(set(self.records) - wanted)
-        if unknown:
-            shown = ", ".join(unknown[:5]) + (" …" if len(unknown) > 5 else "")
-            self.notes.append(f"{self.path}: {len(unknown)} record(s) for ids the eval set lacks: {shown}")
-        missing = 0
-        for req in requests:
-            data = self.records.get(req.id)
-            if data is None:
-                missing += 1
-                yield Completion(id=req.id, error=f"missing from replay file {self.path.name}")
-                continue
-            yield Completion(
-                id=req.id,
-                text=data.get("text") or "",
-                prompt_tokens=data.get("prompt_tokens"),
-                completion_tokens=data.get("completion_tokens"),
-                latency_s=data.get("latency_s"),
-                label_probs=data.get("label_probs"),
-                error=data.get("error") if isinstance(data.get("error"), str) else None,
-            )
-        if missing:
-            self.notes.append(f"{self.path}: {missing} example(s) have no record; they count as errors")
+        """Yields each request's record (in request order); `unmatched` reports the records never asked for."""
+        positions = self.index.positions([r.id for r in requests])
+        with open(self.path, "rb") as handle:
+            for req, position in zip(requests, positions):
+                data = None
+                if position is not None:
+                    data = self.index.read(position, handle)
+                    data = data if str(data.get("id")) == req.id else None
+                if data is None:
+                    self.missing += 1
+                    yield Completion(id=req.id, error=self.missing_error())
+                    continue
+                checked(data, f"{self.path}:{int(self.index.lines[position])}", self.labels)
+                yield Completion(
+                    id=req.id,
+                    text=data.get("text") or "",
+                    prompt_tokens=data.get("prompt_tokens"),
+                    completion_tokens=data.get("completion_tokens"),
+                    latency_s=data.get("latency_s"),
+                    label_probs=data.get("label_probs"),
+                    error=data.get("error") if isinstance(data.get("error"), str) else None,
+                )
+
+    def mark(self, ids: list[str]) -> None:
+        """Notes that these ids were asked for (one flag per record is kept, not the ids)."""
+        if self.asked is None:
+            self.asked = np.zeros(len(self.index), dtype=bool)
+        for position in self.index.positions(list(ids)):
+            if position is not None:
+                self.asked[position] = True
+
+    def unmatched(self, asked: Iterable[list[str]] = ()) -> list[str]:
+        """Gives the note on records for ids never asked for: those `mark`ed, and those `asked` yields batch by batch."""
+        for ids in asked:
+            self.mark(ids)
+        seen = self.asked if self.asked is not None else np.zeros(len(self.index), dtype=bool)
+        unknown = np.flatnonzero(~seen)
+        if not len(unknown):
+            return []
+        with open(self.path, "rb") as handle:
+            names = heapq.nsmallest(5, (str(self.index.read(int(k), handle)["id"]) for k in unknown))
+        shown = ", ".join(names) + (" …" if len(unknown) > 5 else "")
+        return [f"{self.path}: {len(unknown)} record(s) for ids the eval set lacks: {shown}"]
+
+    def missing_note(self, missing: int) -> list[str]:
+        """Gives the note on requests the file had no record for (they are failed outputs)."""
+        return [f"{self.path}: {missing} example(s) have no record; they count as errors"] if missing else []
+
+    def missing_error(self) -> str:
+        return f"missing from replay file {self.path.name}"

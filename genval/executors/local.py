@@ -1,0 +1,153 @@
+"""The local executor: a stage's map over Parquet batches in this process, or over the machine's cores.
+
+Batches are read with `pyarrow.parquet.ParquetFile.iter_batches` (through `Run.iter_table` and the
+one join, `genval.pairs.joined`), mapped, and handed back in order; the stage writes them as they
+come. With more than one worker, batches go to worker processes — each builds the task once and
+keeps it, as a Ray actor would — at most two per worker in flight, so memory stays bounded by the
+batch size whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import pandas as pd
+
+from genval.pairs import joined
+from genval.runfolder import BATCH_ROWS, Run
+
+# Below this many rows, starting worker processes costs more than it saves.
+PARALLEL_MIN_ROWS = 4000
+INPUT_ROWS = "_input_rows"  # a result column that says how many source rows a batch covered (for progress)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The rows a map reads: a table of the run folder, or (`roles` given) the examples joined with those roles' outputs."""
+
+    run: Run
+    table: str = "examples"
+    columns: tuple[str, ...] | None = None  # None: every column
+    roles: tuple[str, ...] | None = None
+    output_columns: tuple[str, ...] = ("text", "error")
+
+    def frames(self, batch_rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
+        """Yields the rows as pandas frames of at most `batch_rows` rows, in the table's order."""
+        columns = None if self.columns is None else list(self.columns)
+        if self.roles is None:
+            yield from self.run.iter_table(self.table, columns=columns, batch_size=batch_rows)
+        else:
+            yield from joined(self.run, list(self.roles), columns, self.output_columns, batch_size=batch_rows)
+
+    def rows(self) -> int:
+        return self.run.table_rows(self.table if self.roles is None else "examples")
+
+
+def counted_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Gives a result frame without its row count, and the count of source rows it covers."""
+    if INPUT_ROWS not in frame:
+        return frame, 0
+    return frame.drop(columns=INPUT_ROWS), int(frame[INPUT_ROWS].sum())
+
+
+def count(task: Callable, frame: pd.DataFrame) -> pd.DataFrame:
+    """Runs `task` on one batch; the result carries the batch's row count in its first row (`INPUT_ROWS`)."""
+    out = task(frame).reset_index(drop=True)
+    marks = [0] * len(out)
+    if marks:
+        marks[0] = len(frame)
+    return out.assign(**{INPUT_ROWS: pd.array(marks, dtype="int64")})
+
+
+def cores() -> int:
+    """Gives the number of cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_TASK = None  # the task a worker process built once
+
+
+def _install(task) -> None:
+    global _TASK
+    _TASK = task
+    if "torch" in sys.modules:  # a model in each worker: share the cores instead of each taking all of them
+        import torch
+
+        torch.set_num_threads(max(1, cores() // max(1, int(os.environ.get("GENVAL_WORKERS", "1")))))
+
+
+def _run(frame: pd.DataFrame) -> pd.DataFrame:
+    return count(_TASK, frame)
+
+
+class LocalExecutor:
+    """Maps tasks over a source's batches in this process, or in `workers` local processes."""
+
+    kind = "local"
+
+    def __init__(self, workers: int | None = None, batch_rows: int = BATCH_ROWS):
+        self.workers, self.batch_rows = workers, batch_rows
+
+    def workers_for(self, model: bool) -> int:
+        """Gives the processes a task gets: as configured, else every core — one when the task holds a model
+        (it uses the cores itself, and a copy per process would cost memory)."""
+        if self.workers is not None:
+            return self.workers
+        return 1 if model else cores()
+
+    def map(self, source: Source, task: Callable, model: bool = False, bar=None) -> Iterator[pd.DataFrame]:
+        """Yields `task(batch)` for each batch of `source`, in order; `bar` (a tqdm bar) counts source rows done.
+
+        In this process a task with an `on_item` attribute is given `bar.update`, so a slow
+        model's bar moves with every answer rather than with every batch.
+        """
+        workers = self.workers_for(model)
+        if workers > 1 and source.rows() >= PARALLEL_MIN_ROWS:
+            yield from self._pooled(source, task, workers, bar)
+            return
+        per_item = bar is not None and hasattr(task, "on_item")
+        if per_item:
+            task.on_item = bar.update
+        try:
+            for frame in source.frames(self.batch_rows):
+                out, covered = counted_rows(count(task, frame))
+                if bar is not None and not per_item:
+                    bar.update(covered)
+                yield out
+        finally:
+            if per_item:
+                task.on_item = None
+
+    def _pooled(self, source: Source, task: Callable, workers: int, bar) -> Iterator[pd.DataFrame]:
+        import multiprocessing
+
+        # fork shares the imported libraries; a parent that has started torch's threads must not fork
+        method = "forkserver" if "torch" in sys.modules else "fork"
+        os.environ["GENVAL_WORKERS"] = str(workers)
+        pending: deque = deque()
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_install,
+                                 initargs=(task,)) as pool:
+            for frame in source.frames(self.batch_rows):
+                pending.append(pool.submit(_run, frame))
+                if len(pending) >= 2 * workers:
+                    yield self._done(pending.popleft().result(), bar)
+            while pending:
+                yield self._done(pending.popleft().result(), bar)
+
+    @staticmethod
+    def _done(result: pd.DataFrame, bar) -> pd.DataFrame:
+        out, covered = counted_rows(result)
+        if bar is not None:
+            bar.update(covered)
+        return out
+
+    def close(self) -> None:
+        """Nothing to release: worker processes end with each map."""
