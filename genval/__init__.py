@@ -1,6 +1,13 @@
 """genval: is this distilled student good enough to replace its teacher, and where does it fall short?"""
 
-from importlib.metadata import PackageNotFoundError
+import os
+
+# pyarrow (which holds pandas' strings) allocates from jemalloc, which gives back what a batch
+# freed; with its default (mimalloc) a stage's memory creeps up batch after batch. Read when
+# pyarrow loads, so set before it does; a user's own setting wins (genval.executors.local).
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+
+from importlib.metadata import PackageNotFoundError  # noqa: E402
 from importlib.metadata import version as _version
 
 try:

@@ -216,19 +216,20 @@ class SortedDigest:
     """The fingerprint and the duplicate-id check over records that stream by, in memory bounded by `chunk`.
 
     `fingerprint` hashes the records sorted by id; here each record's (id, canonical text,
-    where) is kept until `chunk` have gathered, then sorted and spilled to a temporary file,
+    where) is kept until `chunk` characters have gathered, then sorted and spilled to a temporary file,
     and the sorted runs are merged at the end (an external merge sort), so a million records
     need a chunk's memory and the disk space of their text. Two equal ids meet in the merge.
     """
 
-    def __init__(self, chunk: int = 50_000):
-        self.chunk, self.held, self.runs, self.n = chunk, [], [], 0
+    def __init__(self, chunk: int = 8 << 20):
+        self.chunk, self.held, self.runs, self.n, self.size = chunk, [], [], 0, 0
         self._dir = None
 
     def add(self, ident: str, text: str, where_: str, ordinal: int) -> None:
         self.held.append((ident, ordinal, where_, text))
         self.n += 1
-        if len(self.held) >= self.chunk:
+        self.size += len(text) + len(where_) + len(ident)
+        if self.size >= self.chunk:
             self._spill()
 
     def _spill(self) -> None:
@@ -241,7 +242,7 @@ class SortedDigest:
             for entry in sorted(self.held):
                 fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.runs.append(path)
-        self.held = []
+        self.held, self.size = [], 0
 
     def _sorted(self) -> Iterator[tuple]:
         if not self.runs:

@@ -161,7 +161,7 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
             info = _engine_info(stats)
             calls += called
             ops[role] = tally_ops(tally, stats, info, model.price, config.analysis.confidence)
-            notes.extend(_replay_notes(backend, run, missing))
+            notes.extend(_replay_notes(backend, run, tally.n - missing, missing))
             if tally.errors:  # the run goes on; the outputs table and the report count them
                 notes.append(f"{role}: {tally.errors} of {tally.n} requests failed (first: {failed_first})")
             errors[role] = tally.errors
@@ -181,9 +181,12 @@ def _engine_info(stats: CallStats) -> dict:
     return max(mine, key=lambda p: p.get("answers") or 0).get("info") or {} if mine else {}
 
 
-def _replay_notes(backend, run: Run, missing: int) -> list[str]:
+def _replay_notes(backend, run: Run, found: int, missing: int) -> list[str]:
     """Gives a replay file's notes: records for ids the eval set lacks, examples without a record."""
     if not hasattr(backend, "unmatched"):
         return []
-    ids = (frame["id"].astype(str).tolist() for frame in run.iter_table("examples", columns=["id"]))
-    return backend.unmatched(ids) + backend.missing_note(missing)
+
+    def asked():
+        return (frame["id"].astype(str).tolist() for frame in run.iter_table("examples", columns=["id"]))
+
+    return backend.unmatched(found, asked) + backend.missing_note(missing)

@@ -28,7 +28,7 @@ def test_missing_and_unknown_ids_are_reported(tmp_path):
     out = {c.id: c for c in backend.generate(_requests("a", "b"))}
     assert out["a"].error is None and out["b"].error == backend.missing_error() and backend.missing == 1
     assert "missing from replay file r.jsonl" in out["b"].error
-    assert backend.unmatched([["a"], ["b"]]) == [f"{path}: 1 record(s) for ids the eval set lacks: zzz"]
+    assert backend.unmatched(1, lambda: [["a"], ["b"]]) == [f"{path}: 1 record(s) for ids the eval set lacks: zzz"]
     assert "1 example(s) have no record" in backend.missing_note(backend.missing)[0]
 
 
@@ -41,8 +41,9 @@ def test_the_index_finds_records_in_any_order_and_shows_the_first_unknown_ids(tm
     assert [c.text for c in out] == [f"t{i}" for i in range(0, 40, 3)]
     assert [c.latency_s for c in out] == [i / 10 for i in range(0, 40, 3)]
     unknown = sorted(f"r{i}" for i in range(40) if i % 3)
-    assert backend.unmatched([asked[:5], asked[5:]]) == [
+    assert backend.unmatched(len(asked), lambda: [asked[:5], asked[5:]]) == [
         f"{path}: {len(unknown)} record(s) for ids the eval set lacks: {', '.join(unknown[:5])} …"]
+    assert ReplayBackend(path).unmatched(40, lambda: []) == []  # every record used: nothing to look up
 
 
 def test_a_hash_shared_by_two_ids_is_told_apart_by_reading_them(tmp_path, monkeypatch):
@@ -51,10 +52,26 @@ def test_a_hash_shared_by_two_ids_is_told_apart_by_reading_them(tmp_path, monkey
     path = write_jsonl(tmp_path / "r.jsonl", [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}])
     monkeypatch.setattr(replay, "id_hashes", lambda ids: __import__("numpy").zeros(len(list(ids)), dtype="uint64"))
     replay._cached_index.cache_clear()
+    replay._cached_count.cache_clear()
     backend = ReplayBackend(path)
     assert [c.text for c in backend.generate(_requests("b", "a", "c"))][:2] == ["y", "x"]
     assert backend.missing == 1
     replay._cached_index.cache_clear()
+    replay._cached_count.cache_clear()
+
+
+def test_a_file_in_request_order_is_read_straight_through_without_an_index(tmp_path):
+    from genval.models import replay
+
+    rows = [{"id": f"r{i}", "text": f"t{i}"} for i in range(30)]
+    path = write_jsonl(tmp_path / "r.jsonl", rows)
+    replay._cached_index.cache_clear()
+    backend = ReplayBackend(path)
+    out = [c.text for batch in (range(0, 10), range(10, 30)) for c in backend.generate(_requests(*[f"r{i}" for i in batch]))]
+    assert out == [f"t{i}" for i in range(30)] and replay._cached_index.cache_info().currsize == 0
+    # a request out of order goes through the index, and the next in order is read straight again
+    assert [c.text for c in ReplayBackend(path).generate(_requests("r0", "r5", "r1"))] == ["t0", "t5", "t1"]
+    assert replay._cached_index.cache_info().currsize == 1
 
 
 @pytest.mark.parametrize("rows, message", [

@@ -45,7 +45,7 @@ def _cmd_run(args) -> int:
     check_force(args.force or ())
     progress = Progress(quiet=args.quiet)
     run = prepare(config, Path(args.out))
-    run_stages(run, config, progress, force=tuple(args.force or ()))
+    run_stages(run, config, progress, force=tuple(args.force or ()), executor=args.executor)
     result = outcome(run)
     _say_outcome(result)
     print(report_path(run))
@@ -62,7 +62,7 @@ def _cmd_stage(args) -> int:
     run = prepare(config, Path(args.out))
     force = (args.command,) if args.force else ()
     upto = STAGE_NAMES[: STAGE_NAMES.index(args.command) + 1]
-    run_stages(run, config, Progress(quiet=args.quiet), force=force, only=upto)
+    run_stages(run, config, Progress(quiet=args.quiet), force=force, only=upto, executor=args.executor)
     result = outcome(run, upto)
     _say_outcome(result)
     print(report_path(run) if args.command == "report" else run.root)
@@ -84,6 +84,12 @@ def _cmd_validate(args) -> int:
     return 0
 
 
+def _executor_option(parser) -> None:
+    parser.add_argument("--executor", choices=["local", "ray"], default=None,
+                        help="what runs the stages' maps over batches: this machine (local, the default) or Ray "
+                             "(pip install genval[ray]); overrides the config's 'executor.kind'")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="genval",
@@ -99,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="append", metavar="STAGE",
                    help="redo this stage even if its inputs are unchanged (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _executor_option(p)
     p.set_defaults(func=_cmd_run)
 
     for name, what in (("generate", "run teacher, student and other candidates over the eval set"),
@@ -110,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default="runs", help="folder that holds run folders (default: runs)")
         p.add_argument("--force", action="store_true", help="redo the stage even if its inputs are unchanged")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        _executor_option(p)
         p.set_defaults(func=_cmd_stage)
 
     p = sub.add_parser("validate", help="every check `run` makes before it writes (config, eval set, replays, "

@@ -199,17 +199,21 @@ def ask_judge(run: Run, name: str, ref: JudgeRef, definition: Definition, config
     source = Source(run, columns=EXAMPLE_COLUMNS, roles=tuple(roles_of(pairs)))
     task = JudgeTask(name, ref, definition, pairs, config.task, str(cache.path) if cache is not None else None)
     backend = load_backend(ref.model)
-    tally, replay = _JudgeTally(), hasattr(backend, "unmatched")
+    tally = _JudgeTally()
     with progress.bar(f"judge {name}", total=source.rows()) as bar:
         for frame in executor.map(source, task, model=True, bar=bar):
             tally.add(frame)
-            if replay:
-                backend.mark([i for ident, pair, n in zip(frame["id"], frame["pair"], frame["requests"].fillna(0))
-                              if n > 0 for i in request_ids(str(ident), pair, definition, ref.samples, ref.swap)])
             out.write(frame[JUDGMENT_COLUMNS])
     task.close()
-    if replay:
-        notes.extend(backend.unmatched() + backend.missing_note(tally.missing))
+    if hasattr(backend, "unmatched"):
+        def asked():  # the requests again, from the same items (no model is called)
+            for batch in source.frames():
+                for pair in pairs:
+                    items, _scope = batch_items(batch, pair)
+                    yield [i for ident in items["id"].astype(str)
+                           for i in request_ids(ident, pair.name, definition, ref.samples, ref.swap)]
+
+        notes.extend(backend.unmatched(tally.requests - tally.missing, asked) + backend.missing_note(tally.missing))
     backend.close()
     return tally.record(cache if backend.uses_cache else None, notes)
 

@@ -19,6 +19,7 @@ import json
 import pickle
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pandas as pd
 
 from genval.config import RunConfig
@@ -43,33 +44,42 @@ def score_schema():
                          "signature": text, "stats": (pa.list_(pa.float64()), "object")})
 
 
-def pair_jobs(batch: pd.DataFrame, roles: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Series]]:
-    """Gives, per pair, `id`, `candidate`, `other` where both sides exist; and per pair the ids it should score.
+def _texts(batch: pd.DataFrame, column: str):
+    """Gives a text column as a numpy object array ("" where missing), once per batch (cheap to index)."""
+    return batch[column].fillna("").to_numpy(dtype=object)
+
+
+def pair_jobs(batch: pd.DataFrame, roles: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
+    """Gives, per pair, `id`, `candidate`, `other` where both sides exist; and per pair the ids it lacks.
 
     A `<role>~teacher` pair covers every example, a `<role>~reference` pair those with a
     reference; an example of that scope without a row here had a failed or missing output.
     """
+    ids = batch["id"].astype(str).to_numpy(dtype=object)
     ok = {role: batch[f"{role}.error"].isna().to_numpy() for role in roles}
-    text = {role: batch[f"{role}.text"].fillna("") for role in roles}
+    text = {role: _texts(batch, f"{role}.text") for role in roles}
     has_ref = batch["reference"].notna().to_numpy() if "reference" in batch else None
-    jobs, scope = {}, {}
+    reference = batch["reference"].to_numpy(dtype=object) if has_ref is not None else None
+    jobs, missing = {}, {}
     for pair in score_pairs(roles, has_ref is not None and bool(has_ref.any())):
         if pair.other == REFERENCE:
-            rows, other, scope[pair.name] = ok[pair.candidate] & has_ref, batch["reference"], batch["id"][has_ref]
+            scope, other, rows = has_ref, reference, has_ref & ok[pair.candidate]
         else:
-            rows, other, scope[pair.name] = ok[pair.candidate] & ok[pair.other], text[pair.other], batch["id"]
-        jobs[pair.name] = pd.DataFrame({"id": batch["id"][rows], "candidate": text[pair.candidate][rows],
-                                        "other": other[rows]}).reset_index(drop=True)
-    return jobs, scope
+            scope, other, rows = np.ones(len(ids), dtype=bool), text[pair.other], ok[pair.candidate] & ok[pair.other]
+        jobs[pair.name] = pd.DataFrame({"id": ids[rows], "candidate": text[pair.candidate][rows], "other": other[rows]})
+        missing[pair.name] = sorted(ids[scope & ~rows])
+    return jobs, missing
 
 
-def single_jobs(batch: pd.DataFrame, roles: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Series]]:
-    """Gives, per role, `id` and `text` of its answered outputs, and the ids it should score (every example)."""
-    jobs = {}
+def single_jobs(batch: pd.DataFrame, roles: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
+    """Gives, per role, `id` and `text` of its answered outputs, and the ids whose output failed."""
+    ids = batch["id"].astype(str).to_numpy(dtype=object)
+    jobs, missing = {}, {}
     for role in roles:
         rows = batch[f"{role}.error"].isna().to_numpy()
-        jobs[role] = pd.DataFrame({"id": batch["id"][rows], "text": batch[f"{role}.text"][rows].fillna("")})
-    return {r: j.reset_index(drop=True) for r, j in jobs.items()}, {role: batch["id"] for role in roles}
+        jobs[role] = pd.DataFrame({"id": ids[rows], "text": _texts(batch, f"{role}.text")[rows]})
+        missing[role] = sorted(ids[~rows])
+    return jobs, missing
 
 
 def _stack(jobs: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[tuple[str, int, int]]]:
@@ -105,18 +115,14 @@ def _rows(result: MetricResult, batch: pd.DataFrame) -> list[pd.DataFrame]:
     return frames
 
 
-def failure_rows(metric, result: MetricResult, jobs: dict[str, pd.DataFrame], scope: dict[str, pd.Series]) -> list:
+def failure_rows(metric, result: MetricResult, missing_ids: dict[str, list[str]]) -> list:
     """Gives a row at the worst value (genval.numbers) for each id of a pair's scope that has no output.
 
     A column whose worst end is unbounded (an absolute error) gets no such row: its number
     is over the answered examples, and the summary says how many failed.
     """
     frames = []
-    for pair, frame in jobs.items():
-        ids = scope.get(pair)
-        if ids is None:
-            continue
-        missing = sorted(set(ids.astype(str)) - set(frame["id"].astype(str)))
+    for pair, missing in missing_ids.items():
         if not missing:
             continue
         for column in result.values:
@@ -158,11 +164,11 @@ class ScoreTask:
         jobs = self.jobs(batch)
         for i, spec in enumerate(self.config.metric_specs):
             metric = get_metric(spec.name)
-            pairs, scope = jobs[metric.kind]
+            pairs, missing = jobs[metric.kind]
             stacked, segments = _stack(pairs)
-            result = _call(metric, stacked, self.context(i, segments, stacked["id"].astype(str).tolist()))
+            result = _call(metric, stacked, self.context(i, segments, stacked["id"].tolist()))
             frames.extend(_rows(result, stacked))
-            frames.extend(failure_rows(metric, result, pairs, scope))
+            frames.extend(failure_rows(metric, result, missing))
             settings.update(result.settings)
             engines.update(result.summary.get("engine", {}))
             notes.extend(result.notes)
@@ -194,7 +200,7 @@ class PrepassTask(ScoreTask):
                 continue
             metric = get_metric(spec.name)
             stacked, segments = _stack(jobs[metric.kind][0])
-            ctx = self.context(i, segments, stacked["id"].astype(str).tolist())
+            ctx = self.context(i, segments, stacked["id"].tolist())
             texts = ([stacked["candidate"].tolist(), stacked["other"].tolist()] if metric.kind == "pair"
                      else [stacked["text"].tolist(), []])
             partials[i] = metric.prepass.map(*texts, ctx)

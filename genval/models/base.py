@@ -18,6 +18,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Callable, Iterable, Iterator
 
 from genval.models.cache import RequestCache, request_key
@@ -140,6 +141,12 @@ class CallStats:
     passes: dict[str, dict] = field(default_factory=dict)  # pass id → its record, for every pass an answer came from
 
 
+@lru_cache(maxsize=64)
+def _params(params: Params) -> dict:
+    """Gives `asdict(params)` once per distinct Params (a stage's requests share one; asdict deep-copies)."""
+    return asdict(params)
+
+
 def _new_pass(measure: dict | None) -> tuple[str, dict]:
     return uuid.uuid4().hex[:16], {**(measure or {}), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
@@ -182,7 +189,9 @@ class Session:
 
         Failed requests are not cached; a request the engine gave nothing for is a failure.
         """
-        keys = [request_key(self.model, asdict(r.params), r.cache_payload()) for r in requests]
+        # a replay file is not cached: no key to compute (a sha256 of JSON per request)
+        keys = [request_key(self.model, _params(r.params), r.cache_payload()) for r in requests] \
+            if self.cache is not None else [None] * len(requests)
         hits = self.cache.lookup(keys) if self.cache is not None else {}
         done: dict[int, Completion] = {}
         misses: list[Request] = []

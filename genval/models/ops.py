@@ -92,9 +92,31 @@ def quantile_ci(values, q: float, confidence: float = 0.95) -> list[float | None
     if n == 0:
         return [None, None]
     tail = (1 - confidence) / 2
-    cdf = binom.cdf(np.arange(n), n, q)  # cdf[k] = P(B ≤ k): order statistic x[k] is x_(k+1)
-    low, high = np.flatnonzero(cdf <= tail), np.flatnonzero(cdf >= 1 - tail)
-    return [float(x[low[-1]]) if len(low) else None, float(x[high[0]]) if len(high) else None]
+    # cdf(k) = P(B ≤ k) is non-decreasing: the bounds lie next to its quantiles, so a few values of
+    # it decide them (not all n, which for a million latencies would be three arrays of 8 MB).
+    low = _last_at_most(lambda k: binom.cdf(k, n, q) <= tail, int(binom.ppf(tail, n, q)), n)
+    high = _first_at_least(lambda k: binom.cdf(k, n, q) >= 1 - tail, int(binom.ppf(1 - tail, n, q)), n)
+    return [float(x[low]) if low is not None else None, float(x[high]) if high is not None else None]
+
+
+def _last_at_most(holds, guess: int, n: int) -> int | None:
+    """Gives the largest k in [0, n) where `holds(k)` (true up to some k, false after), searching from `guess`."""
+    k = min(max(guess, 0), n - 1)
+    while k >= 0 and not holds(k):
+        k -= 1
+    while k + 1 < n and holds(k + 1):
+        k += 1
+    return k if k >= 0 else None
+
+
+def _first_at_least(holds, guess: int, n: int) -> int | None:
+    """Gives the smallest k in [0, n) where `holds(k)` (false up to some k, true after), searching from `guess`."""
+    k = min(max(guess, 0), n - 1)
+    while k < n and not holds(k):
+        k += 1
+    while k - 1 >= 0 and holds(k - 1):
+        k -= 1
+    return k if k < n else None
 
 
 def _percentiles(latencies, confidence: float) -> dict:

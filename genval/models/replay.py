@@ -5,22 +5,25 @@ A record holds `id` and `text`, and optionally `latency_s`, `prompt_tokens`,
 (which record is meant?); an id the eval set lacks, or an example the file lacks, is
 reported in the run's notes and in the outputs table's `error` column, never dropped silently.
 
-The file is read once, streaming, to check every record and to build an index: each id's
-64-bit hash (pandas' `hash_array`, the same in every process) and the byte offset of its line,
-sorted — 24 bytes a record, so a million records take 24 MB, not the gigabyte their text
-would. A request's record is then read back from its offset (a hash shared by two ids is told
-apart by reading both). The index is built once per process and file version, and travels to
-worker processes with the backend.
+The file is read once, streaming, to check every record (a repeated id is found by sorting
+the ids' 64-bit hashes — pandas' `hash_array`, the same in every process — and reading back
+the few records that share one). Generation then reads the file alongside the requests: a file
+in the eval set's order (the usual case) is read straight through, holding one record. Only
+when a request's record is not the next one does the backend build an index — each id's hash
+and the byte offset of its line, sorted, 25 bytes a record — and read records back from their
+offsets (a hash shared by two ids is told apart by reading both). The index is built once per
+process and version of the file.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+from array import array
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -31,6 +34,7 @@ from genval.models.base import Backend, Completion, Request
 from genval.runfolder import file_sha256
 
 OPTIONAL_NUMBERS = ("latency_s", "prompt_tokens", "completion_tokens")
+HASH_CHUNK = 65536  # ids hashed at once while the index is built (only their 8-byte hashes are kept)
 
 
 def id_hashes(ids) -> np.ndarray:
@@ -120,12 +124,14 @@ class ReplayIndex:
 
 
 def _index(path: Path, labels: tuple[str, ...] | None) -> ReplayIndex:
-    """Reads the file once: every record checked, the index built.
+    """Reads the file once: every record checked, the index built from ids hashed a chunk at a time.
 
     A line that is no JSON stops at once; a record's own mistake, or a repeated id, is reported
     after the whole file was read, the first in file order, as a reader of the whole file would.
     """
-    ids, offsets, parts, lines, mistake = [], [], [], [], None
+    hashes, ids = [], []
+    offsets, parts, lines = array("q"), array("b"), array("q")
+    mistake = None
     for record in iter_jsonl(path, "replay"):
         try:
             checked(record.data, record.where, labels)
@@ -136,25 +142,32 @@ def _index(path: Path, labels: tuple[str, ...] | None) -> ReplayIndex:
         offsets.append(record.at[0])
         parts.append(record.at[1])
         lines.append(record.line)
-    keys = id_hashes(ids)
+        if len(ids) == HASH_CHUNK:
+            hashes.append(id_hashes(ids))
+            ids = []
+    hashes.append(id_hashes(ids))
+    keys = np.concatenate(hashes)
     order = np.argsort(keys, kind="stable")
-    index = ReplayIndex(Path(path), keys[order], np.asarray(offsets, dtype=np.int64)[order],
-                        np.asarray(parts, dtype=np.int8)[order], np.asarray(lines, dtype=np.int64)[order])
-    found = [m for m in (mistake, _first_repeat(index, ids, order)) if m is not None]
+    index = ReplayIndex(Path(path), keys[order], np.frombuffer(offsets, dtype=np.int64)[order],
+                        np.frombuffer(parts, dtype=np.int8)[order], np.frombuffer(lines, dtype=np.int64)[order])
+    found = [m for m in (mistake, _first_repeat(index)) if m is not None]
     if found:
         raise min(found, key=lambda m: m[0])[1]
     return index
 
 
-def _first_repeat(index: ReplayIndex, ids: list[str], order: np.ndarray) -> tuple[int, GenvalError] | None:
-    """Gives (line, error) of the first record (in file order) whose id an earlier record has, or None."""
+def _first_repeat(index: ReplayIndex) -> tuple[int, GenvalError] | None:
+    """Gives (line, error) of the first record (in file order) whose id an earlier record has, or None.
+
+    Only records that share a 64-bit hash can share an id; those few are read back to compare.
+    """
     starts = np.flatnonzero(np.r_[True, index.keys[1:] != index.keys[:-1]])
     ends = np.r_[starts[1:], len(index.keys)]
     repeats = []
-    for a, b in zip(starts[ends - starts > 1], ends[ends - starts > 1]):  # records sharing a hash, in file order
+    for a, b in zip(starts[ends - starts > 1], ends[ends - starts > 1]):  # in file order within the group
         seen: dict[str, int] = {}
         for k in range(a, b):
-            ident = ids[order[k]]
+            ident = index.record_id(k)
             if ident in seen:
                 repeats.append((int(index.lines[k]), seen[ident], ident))
             else:
@@ -171,13 +184,46 @@ def _cached_index(path: str, size: int, mtime_ns: int, labels: tuple[str, ...] |
     return _index(Path(path), labels)
 
 
-def replay_index(path: Path, labels: tuple[str, ...] | None = None) -> ReplayIndex:
-    """Gives the checked index of a replay file, built once per process and version of the file."""
+def _version(path: Path) -> tuple[str, int, int]:
     path = Path(path)
     if not path.exists():
         raise GenvalError(f"{path}: no such replay file (check the model's 'path' in the config)")
     stat = path.stat()
-    return _cached_index(str(path.resolve()), stat.st_size, stat.st_mtime_ns, labels)
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def replay_index(path: Path, labels: tuple[str, ...] | None = None) -> ReplayIndex:
+    """Gives the checked index of a replay file, built once per process and version of the file."""
+    return _cached_index(*_version(path), labels)
+
+
+@lru_cache(maxsize=8)
+def _cached_count(path: str, size: int, mtime_ns: int, labels: tuple[str, ...] | None) -> int:
+    """Checks every record of the file (as `_index` does) and gives how many there are, keeping only a count."""
+    hashes, ids, mistake, n = [], [], None, 0
+    for record in iter_jsonl(Path(path), "replay"):
+        n += 1
+        try:
+            checked(record.data, record.where, labels)
+        except GenvalError as exc:
+            mistake = mistake or (record.line, exc)
+            continue
+        ids.append(str(record.data["id"]))
+        if len(ids) == HASH_CHUNK:
+            hashes.append(id_hashes(ids))
+            ids = []
+    hashes.append(id_hashes(ids))
+    keys = np.sort(np.concatenate(hashes))
+    repeat = _first_repeat(replay_index(path, labels)) if (keys[1:] == keys[:-1]).any() else None
+    found = [m for m in (mistake, repeat) if m is not None]
+    if found:
+        raise min(found, key=lambda m: m[0])[1]
+    return n
+
+
+def replay_records(path: Path, labels: tuple[str, ...] | None = None) -> int:
+    """Checks a replay file (once per process and version of it) and gives its number of records."""
+    return _cached_count(*_version(path), labels)
 
 
 class ReplayBackend(Backend):
@@ -189,28 +235,49 @@ class ReplayBackend(Backend):
     def __init__(self, path: Path, labels: list[str] | None = None):
         self.path = Path(path)
         self.labels = tuple(labels) if labels else None
-        self.index = replay_index(self.path, self.labels)
+        self.records = replay_records(self.path, self.labels)
         self.missing = 0
-        self.asked: np.ndarray | None = None
+        self._cursor: Iterator | None = None
+        self._next = None  # the record after the last one read in file order: (data, where) or None
+        self._handle = None  # the file, for records read through the index
 
     def fingerprint(self) -> str:
         return f"replay:{file_sha256(self.path)}"
 
+    def __getstate__(self):  # a worker reads the file with its own cursor
+        return {**self.__dict__, "_cursor": None, "_next": None, "_handle": None}
+
+    def _advance(self) -> None:
+        record = next(self._cursor, None)
+        self._next = None if record is None else (record.data, record.where)
+
+    def _find(self, ident: str) -> tuple[dict, str] | None:
+        """Gives a request's record: the next one in file order when it is the one, else through the index."""
+        if self._cursor is None:
+            self._cursor = iter_jsonl(self.path, "replay")
+            self._advance()
+        if self._next is not None and str(self._next[0].get("id")) == ident:
+            found = self._next
+            self._advance()
+            return found
+        index = replay_index(self.path, self.labels)
+        position = index.positions([ident])[0]
+        if position is None:
+            return None
+        self._handle = self._handle or open(self.path, "rb")
+        data = index.read(position, self._handle)
+        return (data, f"{self.path}:{int(index.lines[position])}") if str(data.get("id")) == ident else None
+
     def generate(self, requests: list[Request]) -> Iterator[Completion]:
-        """Yields each request's record (in request order); `unmatched` reports the records never asked for."""
-        positions = self.index.positions([r.id for r in requests])
-        with open(self.path, "rb") as handle:
-            for req, position in zip(requests, positions):
-                data = None
-                if position is not None:
-                    data = self.index.read(position, handle)
-                    data = data if str(data.get("id")) == req.id else None
-                if data is None:
-                    self.missing += 1
-                    yield Completion(id=req.id, error=self.missing_error())
-                    continue
-                checked(data, f"{self.path}:{int(self.index.lines[position])}", self.labels)
-                yield Completion(
+        """Yields each request's record, in request order."""
+        for req in requests:
+            found = self._find(req.id)
+            if found is None:
+                self.missing += 1
+                yield Completion(id=req.id, error=self.missing_error())
+                continue
+            data = checked(found[0], found[1], self.labels)
+            yield Completion(
                     id=req.id,
                     text=data.get("text") or "",
                     prompt_tokens=data.get("prompt_tokens"),
@@ -220,24 +287,26 @@ class ReplayBackend(Backend):
                     error=data.get("error") if isinstance(data.get("error"), str) else None,
                 )
 
-    def mark(self, ids: list[str]) -> None:
-        """Notes that these ids were asked for (one flag per record is kept, not the ids)."""
-        if self.asked is None:
-            self.asked = np.zeros(len(self.index), dtype=bool)
-        for position in self.index.positions(list(ids)):
-            if position is not None:
-                self.asked[position] = True
+    def unmatched(self, found: int, asked: Callable[[], Iterable[list[str]]]) -> list[str]:
+        """Gives the note on records for ids never asked for, when `found` records of the file were used.
 
-    def unmatched(self, asked: Iterable[list[str]] = ()) -> list[str]:
-        """Gives the note on records for ids never asked for: those `mark`ed, and those `asked` yields batch by batch."""
-        for ids in asked:
-            self.mark(ids)
-        seen = self.asked if self.asked is not None else np.zeros(len(self.index), dtype=bool)
+        Ids are unique in the file and among the requests, so the count is the file's records
+        less those found; only when it is not 0 are the requested ids (`asked()` yields them batch
+        by batch) looked up, one flag per record, to name the first few.
+        """
+        if self.records - found <= 0:
+            return []
+        index = replay_index(self.path, self.labels)
+        seen = np.zeros(len(index), dtype=bool)
+        for ids in asked():
+            for position in index.positions(list(ids)):
+                if position is not None:
+                    seen[position] = True
         unknown = np.flatnonzero(~seen)
         if not len(unknown):
             return []
         with open(self.path, "rb") as handle:
-            names = heapq.nsmallest(5, (str(self.index.read(int(k), handle)["id"]) for k in unknown))
+            names = heapq.nsmallest(5, (str(index.read(int(k), handle)["id"]) for k in unknown))
         shown = ", ".join(names) + (" …" if len(unknown) > 5 else "")
         return [f"{self.path}: {len(unknown)} record(s) for ids the eval set lacks: {shown}"]
 
@@ -247,3 +316,8 @@ class ReplayBackend(Backend):
 
     def missing_error(self) -> str:
         return f"missing from replay file {self.path.name}"
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        self._cursor, self._next, self._handle = None, None, None
