@@ -95,14 +95,20 @@ class GenerateTask:
     settings: RequestSettings
     cache_path: str
     run_name: str
+    reader: object = None  # a replay backend, checked once by the stage: it travels to the worker as it is
     on_item = None  # set by an in-process executor: called with 1 per finished request
 
     def __post_init__(self):
         self._session = None
 
+    @property
+    def max_workers(self) -> int | None:
+        """A replay file is read by one worker, straight through (more would each jump about in it)."""
+        return 1 if self.reader is not None else None
+
     def session(self) -> Session:
         if self._session is None:
-            backend = load_backend(self.model, labels=self.labels)
+            backend = self.reader if self.reader is not None else load_backend(self.model, labels=self.labels)
             cache = RequestCache(self.cache_path) if backend.uses_cache else None
             self._session = Session(backend, cache, CallStats(), {"run": self.run_name, "role": self.role})
         return self._session
@@ -118,7 +124,8 @@ class GenerateTask:
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
-            self._session.backend.close()
+            if self.reader is None:
+                self._session.backend.close()
 
 
 def _role_stats(tally: OpsTally, called: int, cached: int, passes_made: set, live: bool, cache: RequestCache | None):
@@ -142,7 +149,8 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
         for role in config.roles:
             model = config.models[role]
             backend = load_backend(model, labels=config.labels)  # checks the engine is there; loads no weights
-            task = GenerateTask(role, model, config.labels, settings, str(cache.path), run.root.name)
+            task = GenerateTask(role, model, config.labels, settings, str(cache.path), run.root.name,
+                                reader=backend if not backend.uses_cache else None)
             tally, called, cached, made, failed_first, missing = OpsTally(), 0, 0, set(), None, 0
             missing_error = backend.missing_error() if hasattr(backend, "missing_error") else None
             with progress.bar(f"generate {role}", total=n) as bar:

@@ -125,12 +125,11 @@ class LocalExecutor:
         self.workers, self.batch_rows = workers, batch_rows
         bounded_arrow_memory()
 
-    def workers_for(self, model: bool) -> int:
+    def workers_for(self, model: bool, task=None) -> int:
         """Gives the processes a task gets: as configured, else every core — one when the task holds a model
-        (it uses the cores itself, and a copy per process would cost memory)."""
-        if self.workers is not None:
-            return self.workers
-        return 1 if model else cores()
+        (it uses the cores itself, and a copy per process would cost memory) — and never more than the task takes."""
+        wanted = self.workers if self.workers is not None else (1 if model else cores())
+        return min(wanted, getattr(task, "max_workers", None) or wanted)
 
     def map(self, source: Source, task: Callable, model: bool = False, bar=None) -> Iterator[pd.DataFrame]:
         """Yields `task(batch)` for each batch of `source`, in order; `bar` (a tqdm bar) counts source rows done.
@@ -138,7 +137,7 @@ class LocalExecutor:
         In this process a task with an `on_item` attribute is given `bar.update`, so a slow
         model's bar moves with every answer rather than with every batch.
         """
-        workers = self.workers_for(model)
+        workers = self.workers_for(model, task)
         if workers > 1 and source.rows() >= PARALLEL_MIN_ROWS:
             yield from self._pooled(source, task, workers, bar)
             return

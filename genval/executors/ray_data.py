@@ -83,13 +83,13 @@ class RayExecutor:
         self.started = False
         if not self.ray.is_initialized():
             kwargs = {"address": settings.address, "include_dashboard": False, "log_to_driver": False,
-                      "logging_level": logging.WARNING, "configure_logging": True}
+                      "logging_level": logging.ERROR, "configure_logging": True}
             if settings.address is None and settings.num_cpus is not None:
                 kwargs["num_cpus"] = settings.num_cpus
             self.ray.init(**kwargs)
             self.started = True
         for name in ("ray", "ray.data"):  # the stage shows its own progress; Ray's notes go to its log files
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(logging.ERROR)
         context = self.ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # the rows come back in the source's order
         context.enable_progress_bars = False  # the stage shows its own bar
@@ -98,11 +98,10 @@ class RayExecutor:
             # pool holding every CPU never frees; v1 reads with the resources given below.
             context.use_datasource_v2 = False
 
-    def workers(self, model: bool) -> int:
-        """Gives the actors of a pool: as configured, else one per CPU the cluster has."""
-        if self.settings.workers is not None:
-            return self.settings.workers
-        return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+    def workers(self, task=None) -> int:
+        """Gives the actors of a pool: as configured, else one per CPU the cluster has; never more than the task takes."""
+        wanted = self.settings.workers or max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+        return min(wanted, getattr(task, "max_workers", None) or wanted)
 
     def map(self, source: Source, task: Callable, model: bool = False, bar=None) -> Iterator[pd.DataFrame]:
         """Yields `task(batch)` for each batch of `source`, in the source's order; `bar` counts source rows done."""
@@ -115,7 +114,7 @@ class RayExecutor:
             if model:
                 data = data.map_batches(worker_class(task), batch_size=self.batch_rows,
                                         batch_format="pandas", num_cpus=1, num_gpus=self.settings.gpus_per_worker or None,
-                                        compute=self.ray.data.ActorPoolStrategy(size=self.workers(model)))
+                                        compute=self.ray.data.ActorPoolStrategy(size=self.workers(task)))
             else:
                 data = data.map_batches(functools.partial(count, task), batch_size=self.batch_rows,
                                         batch_format="pandas")

@@ -237,24 +237,39 @@ class ReplayBackend(Backend):
         self.labels = tuple(labels) if labels else None
         self.records = replay_records(self.path, self.labels)
         self.missing = 0
-        self._cursor: Iterator | None = None
-        self._next = None  # the record after the last one read in file order: (data, where) or None
-        self._handle = None  # the file, for records read through the index
+        self._file = None  # the file, read line after line from `_offset` (line `_line` next)
+        self._offset, self._line = 0, 1
+        self._next = None  # the record at the cursor: (data, where), or None at the end
 
     def fingerprint(self) -> str:
         return f"replay:{file_sha256(self.path)}"
 
     def __getstate__(self):  # a worker reads the file with its own cursor
-        return {**self.__dict__, "_cursor": None, "_next": None, "_handle": None}
+        return {**self.__dict__, "_file": None, "_offset": 0, "_line": 1, "_next": None}
 
     def _advance(self) -> None:
-        record = next(self._cursor, None)
-        self._next = None if record is None else (record.data, record.where)
+        """Reads the next record at the cursor (blank lines skipped); a line a lone \\r splits ends the straight read."""
+        self._next = None
+        while True:
+            if self._file.tell() != self._offset:
+                self._file.seek(self._offset)
+            raw = self._file.readline()
+            if not raw:
+                return
+            start, self._offset, line = self._offset, self._offset + len(raw), self._line
+            self._line += 1
+            text = (raw[3:] if start == 0 and raw.startswith(b"\xef\xbb\xbf") else raw).decode("utf-8")
+            if "\r" in text.rstrip("\r\n") or text.endswith("\r"):  # numbered apart by iter_lines: use the index
+                return
+            if text.strip():
+                self._next = (parse_json(text, self.path, line), f"{self.path}:{line}")
+                return
 
     def _find(self, ident: str) -> tuple[dict, str] | None:
-        """Gives a request's record: the next one in file order when it is the one, else through the index."""
-        if self._cursor is None:
-            self._cursor = iter_jsonl(self.path, "replay")
+        """Gives a request's record: the one at the cursor when it is the one, else through the index (and the
+        cursor moves on from there, so a file in order after a jump is read straight again)."""
+        if self._file is None:
+            self._file = open(self.path, "rb")
             self._advance()
         if self._next is not None and str(self._next[0].get("id")) == ident:
             found = self._next
@@ -264,9 +279,13 @@ class ReplayBackend(Backend):
         position = index.positions([ident])[0]
         if position is None:
             return None
-        self._handle = self._handle or open(self.path, "rb")
-        data = index.read(position, self._handle)
-        return (data, f"{self.path}:{int(index.lines[position])}") if str(data.get("id")) == ident else None
+        data = index.read(position, self._file)
+        if str(data.get("id")) != ident:
+            return None
+        if index.parts[position] == 0:  # read on from the line after it
+            self._offset, self._line = self._file.tell(), int(index.lines[position]) + 1
+            self._advance()
+        return data, f"{self.path}:{int(index.lines[position])}"
 
     def generate(self, requests: list[Request]) -> Iterator[Completion]:
         """Yields each request's record, in request order."""
@@ -318,6 +337,6 @@ class ReplayBackend(Backend):
         return f"missing from replay file {self.path.name}"
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-        self._cursor, self._next, self._handle = None, None, None
+        if self._file is not None:
+            self._file.close()
+        self._file, self._offset, self._line, self._next = None, 0, 1, None
