@@ -27,7 +27,7 @@ from genval.runfolder import BATCH_ROWS, Run
 
 WINDOW = 65536          # examples made dense at once (a multiple of every block size that reads windows)
 READ_ROWS = 65536       # rows of a long table read at once
-FLUSH_BYTES = 4 << 20   # a window's pending rows go to its files past this size
+FLUSH_BYTES = 8 << 20   # pending rows go to their windows' files past this size
 Key = tuple[str, str]   # (pair, metric)
 
 
@@ -86,7 +86,7 @@ class ColumnStore:
         self.stats: dict[Key, list] = {}
         count = max(1, -(-n // self.window))
         self._pending: list[list[tuple]] = [[] for _ in range(count)]
-        self._bytes = [0] * count
+        self._bytes = 0
         self._folder: Path | None = None
 
     def __enter__(self) -> "ColumnStore":
@@ -125,9 +125,11 @@ class ColumnStore:
             here = which == w
             part = (positions[here].astype(np.int32), np.full(int(here.sum()), code, np.int32), values[here])
             self._pending[w].append(part)
-            self._bytes[w] += part[0].size * 16
-            if len(self._pending) > 1 and self._bytes[w] > FLUSH_BYTES:
-                self._flush(int(w))
+            self._bytes += part[0].size * 16
+        if len(self._pending) > 1 and self._bytes > FLUSH_BYTES:
+            for w in range(len(self._pending)):
+                self._flush(w)
+            self._bytes = 0
 
     def _files(self, w: int) -> list[Path]:
         if self._folder is None:
@@ -135,11 +137,13 @@ class ColumnStore:
         return [self._folder / f"{w}.{kind}" for kind in ("pos", "key", "val")]
 
     def _flush(self, w: int) -> None:
+        if not self._pending[w]:
+            return
         for path, arrays in zip(self._files(w), zip(*self._pending[w])):
             with open(path, "ab") as fh:
                 for arr in arrays:
                     arr.tofile(fh)
-        self._pending[w], self._bytes[w] = [], 0
+        self._pending[w] = []
 
     def _rows(self, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         parts: list[list[np.ndarray]] = [[], [], []]

@@ -235,13 +235,13 @@ class Poisson:
         rows = _rows(features, partitions)
         if self.features is None:
             self.features = sorted(features, key=repr)
-        matrix = self._matrix(features, rows)
-        valid = ~np.isnan(matrix)
-        both = np.concatenate([np.where(valid, matrix, 0.0), valid], axis=1)
         groups = {"all": np.zeros(rows, dtype=np.int64), **{k: np.asarray(v) for k, v in partitions.items()}}
         for start in range(lo - lo % BLOCK, lo + rows, BLOCK):
             a, b = max(start, lo) - lo, min(start + BLOCK, lo + rows) - lo
-            self._block(start, a + lo - start, both[a:b], {name: codes[a:b] for name, codes in groups.items()})
+            matrix = self._matrix({name: values[a:b] for name, values in features.items()}, b - a)
+            valid = ~np.isnan(matrix)
+            both = np.concatenate([np.where(valid, matrix, 0.0), valid], axis=1)
+            self._block(start, a + lo - start, both, {name: codes[a:b] for name, codes in groups.items()})
 
     def _block(self, start: int, offset: int, part: np.ndarray, groups: dict) -> None:
         """Adds one block's examples: exact sums, and per resample chunk the weighted sums of every group."""

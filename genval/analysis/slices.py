@@ -106,9 +106,10 @@ def difficulty_levels(store) -> tuple[np.ndarray | None, str | None]:
     if set(np.unique(quality)) <= {0.0, 1.0}:
         levels[valid] = np.where(quality == 1.0, LEVELS.index("easy"), LEVELS.index("hard"))
     else:
-        ranks = np.empty(quality.size, dtype=np.int64)
-        ranks[np.lexsort((valid, quality))] = np.arange(1, quality.size + 1)
-        _, edges = pd.qcut(np.arange(1, quality.size + 1), 3, retbins=True, labels=False)
+        ranks = np.empty(quality.size, dtype=np.int32)
+        ranks[np.lexsort((valid, quality))] = np.arange(1, quality.size + 1, dtype=np.int32)
+        # pd.qcut(ranks, 3)'s bins: the linear quantiles of 1..m at 0, 1/3, 2/3, 1; a rank on an edge is in the lower bin.
+        edges = np.quantile(np.arange(1, quality.size + 1), np.linspace(0, 1, 4))
         levels[valid] = np.searchsorted(edges[1:3], ranks, side="left")
     return levels, f"derived: tertiles of teacher~reference {metric}" if metric != "label_correct" else \
         "derived: teacher~reference label_correct (hard = teacher wrong)"
