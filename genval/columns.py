@@ -79,8 +79,8 @@ class ColumnStore:
     context manager) to remove the spill folder. `stats[key]` is (rows, values, min, max).
     """
 
-    def __init__(self, run: Run, n: int, window: int = WINDOW):
-        self.run, self.n, self.window = run, n, max(1, window)
+    def __init__(self, run: Run, n: int, window: int = WINDOW, flush_bytes: int = FLUSH_BYTES):
+        self.run, self.n, self.window, self.flush_bytes = run, n, max(1, window), flush_bytes
         self.keys: list[Key] = []
         self._code: dict[Key, int] = {}
         self.stats: dict[Key, list] = {}
@@ -126,7 +126,7 @@ class ColumnStore:
             part = (positions[here].astype(np.int32), np.full(int(here.sum()), code, np.int32), values[here])
             self._pending[w].append(part)
             self._bytes += part[0].size * 16
-        if len(self._pending) > 1 and self._bytes > FLUSH_BYTES:
+        if len(self._pending) > 1 and self._bytes > self.flush_bytes:
             for w in range(len(self._pending)):
                 self._flush(w)
             self._bytes = 0

@@ -92,3 +92,30 @@ def test_old_summary_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", str(run.root)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--force aggregate" in err
+
+
+def test_a_large_eval_set_shows_a_seeded_sample_of_every_slice_and_failure_kind(tmp_path):
+    from genval.report import drilldown
+    from genval.runfolder import read_summary
+
+    run = full_run(tmp_path)
+    summary = read_summary(run.path("summary.json"))
+    every = {r["id"]: r for r in drilldown.rows(run, summary)}
+    assert len(every) == N   # under ALL_ROWS: every example
+    sample = drilldown.rows(run, summary, seed=0, all_rows=20, per_stratum=4)
+    assert sample == drilldown.rows(run, summary, seed=0, all_rows=20, per_stratum=4)   # seeded
+    assert [r["id"] for r in sample] != [r["id"] for r in drilldown.rows(run, summary, seed=1, all_rows=20,
+                                                                          per_stratum=4)]
+    assert all(row == every[row["id"]] for row in sample)   # a sampled row is the row, whole
+    strata = {("failure", k) for r in every.values() for k in r["failures"]} | \
+        {(f, v) for r in every.values() for f, v in r["slices"].items()}
+    assert len(sample) <= 4 * (len(strata) + 1)
+    for field, value in strata:
+        members = [r for r in every.values() if (value in r["failures"] if field == "failure"
+                                                 else r["slices"].get(field) == value)]
+        shown = [r for r in sample if r in members]
+        assert len(shown) >= min(4, len(members)), (field, value)
+    from genval.report import html
+
+    assert f"{len(sample)} of {N} examples: a seeded sample" in html.render(summary, sample, {"latency": {}})
+    assert "a seeded sample" not in html.render(summary, list(every.values()), {"latency": {}})

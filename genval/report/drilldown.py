@@ -105,16 +105,16 @@ def _slice_values(frame: pd.DataFrame, levels, lo: int, rare: list[str], source:
 
 
 class _Sample:
-    """Keeps, per stratum, the PER_STRATUM examples with the smallest seeded keys seen so far."""
+    """Keeps, per stratum, the `size` examples with the smallest seeded keys seen so far."""
 
-    def __init__(self):
-        self.kept: dict = {}
+    def __init__(self, size: int):
+        self.size, self.kept = size, {}
 
     def add(self, stratum, positions: np.ndarray, keys: np.ndarray) -> None:
         old_pos, old_keys = self.kept.get(stratum, (np.empty(0, np.int64), np.empty(0)))
         pos, key = np.concatenate([old_pos, positions]), np.concatenate([old_keys, keys])
-        if key.size > PER_STRATUM:
-            best = np.argpartition(key, PER_STRATUM - 1)[:PER_STRATUM]
+        if key.size > self.size:
+            best = np.argpartition(key, self.size - 1)[:self.size]
             pos, key = pos[best], key[best]
         self.kept[stratum] = (pos, key)
 
@@ -128,8 +128,8 @@ def _source(columns, summary: dict) -> str:
     return label_source if label_source.startswith("field:") and "reference" in columns else "label"
 
 
-def rows(run: Run, summary: dict, seed: int = 0) -> list[dict]:
-    """Gives the drill-down rows: every example of a small eval set, else a stratified seeded sample."""
+def rows(run: Run, summary: dict, seed: int = 0, all_rows: int = ALL_ROWS, per_stratum: int = PER_STRATUM) -> list[dict]:
+    """Gives the drill-down rows: every example of an eval set up to `all_rows`, else a stratified seeded sample."""
     n = run.table_rows("examples")
     positions = Positions(run)
     roles = list(role_blocks(run)) if run.has("outputs") else []
@@ -139,7 +139,7 @@ def rows(run: Run, summary: dict, seed: int = 0) -> list[dict]:
     flags = _Flags(run, summary, positions)
     wanted = [c for c in columns if c.startswith("slice_")] + \
         ([c for c in ("label", "reference") if c in columns] if rare else [])
-    kinds, slices, sample = {}, {}, _Sample()
+    kinds, slices, sample = {}, {}, _Sample(per_stratum)
     with flags.store:
         for w, frame in enumerate(windows(run, roles, wanted, ("error",), flags.store.window)):
             window = flags.store.window_at(w)
@@ -149,7 +149,7 @@ def rows(run: Run, summary: dict, seed: int = 0) -> list[dict]:
             found = flags.kinds(window, errors)
             values = _slice_values(frame, flags.levels, window.lo, rare, source)
             at = np.arange(window.lo, window.hi)
-            if n > ALL_ROWS:
+            if n > all_rows:
                 keys = np.random.default_rng([seed, w]).random(len(frame))
                 sample.add("all", at, keys)
                 for kind, mask in found.items():
@@ -158,11 +158,11 @@ def rows(run: Run, summary: dict, seed: int = 0) -> list[dict]:
                     for value in {v for v in column if v is not None}:
                         mask = column == value
                         sample.add((field, value), at[mask], keys[mask])
-            keep = np.arange(len(frame)) if n <= ALL_ROWS else np.flatnonzero(np.isin(at, sample.positions()))
+            keep = np.arange(len(frame)) if n <= all_rows else np.flatnonzero(np.isin(at, sample.positions()))
             for k in keep:
                 kinds[int(at[k])] = [kind for kind in FAILURE_KINDS if kind in found and found[kind][k]]
                 slices[int(at[k])] = {field: column[k] for field, column in values.items() if column[k] is not None}
-    chosen = range(n) if n <= ALL_ROWS else sample.positions().tolist()
+    chosen = range(n) if n <= all_rows else sample.positions().tolist()
     return _texts(run, [r for r in roles if r in ("teacher", "student")], set(chosen), kinds, slices, flags.judge)
 
 
