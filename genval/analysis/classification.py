@@ -23,7 +23,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from genval.analysis.numbers import empty
 from genval.config import RunConfig
 from genval.metrics import probabilities as pr
 from genval.metrics.classification import ONLY_STUDENT_WRONG_WARN, SWEEP, applies, label_table, signatures
@@ -261,17 +260,3 @@ def overall_extras(block_: dict, held: Held, config: RunConfig) -> None:
             warnings.append(f"{count} {role} outputs failed or are missing: counted as wrong")
     if held.unknown_gold:
         warnings.append(f"{held.unknown_gold} gold labels are not in the label set and were left out")
-
-
-def rare_listed(held: Held | None, raw: pd.Series, min_share: float) -> list[str] | None:
-    """Gives the rare classes of a classification run: labels under `min_share` of the examples with gold."""
-    if held is None:
-        return None
-    gold = held.arrays["gold"]
-    gold = gold[gold >= 0]
-    shares = np.bincount(gold, minlength=len(held.labels)) / max(len(gold), 1)
-    return [label for k, label in enumerate(held.labels) if not len(gold) or shares[k] < min_share]
-
-
-def empty_ece() -> dict:
-    return {"teacher": empty(), "student": empty()}

@@ -135,9 +135,6 @@ class Exact:
         self.P = {name: np.concatenate(parts) for name, parts in self._partitions.items()}
         self._features = self._partitions = None
 
-    def codes(self, partition: str) -> list[int]:
-        return sorted(int(c) for c in np.unique(self.P[partition]) if c >= 0) if partition in self.P else []
-
     def _mask(self, group) -> np.ndarray | slice:
         partition, code = group
         return slice(None) if partition == "all" else self.P[partition] == code
@@ -205,7 +202,6 @@ class Poisson:
         self._ratios: list = []
         self._eces: list = []
         self._acc: dict = {}
-        self._codes: dict = defaultdict(set)
 
     def declare(self, ratios=(), eces=()) -> None:
         """Declares the ratios (num, den) and ECE roles to be computed: their sums are gathered as the features pass."""
@@ -257,7 +253,6 @@ class Poisson:
                 if acc is None:
                     acc = self._acc[(partition, int(code))] = [np.zeros((self.boot.n_boot, part.shape[1])),
                                                                np.zeros(part.shape[1])]
-                    self._codes[partition].add(int(code))
                 acc[1] += part[order[s:e]].sum(axis=0)
                 spans.append((acc, slice(int(s), int(e))))
             whole = len(spans) == 1 and spans[0][1] == slice(0, len(codes))
@@ -275,9 +270,6 @@ class Poisson:
     def finish(self) -> None:
         self._index = {name: j for j, name in enumerate(self._columns())}
         self._width = len(self._index)
-
-    def codes(self, partition: str) -> list[int]:
-        return sorted(self._codes.get(partition, ()))
 
     def _sums(self, group, name):
         acc, j = self._acc.get(group), self._index.get(name)

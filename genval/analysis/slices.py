@@ -4,16 +4,14 @@ Three kinds of slice field:
 - every configured slice field (`slice_<field>` columns of `examples`);
 - `difficulty`, when the data do not give one: derived from the teacher's own quality on
   the example (tertiles of its `teacher~reference` score, or right/wrong for a label);
-- `rare_class`: one slice per rare class (classification.json's list, else labels whose
-  share is under `analysis.rare_class_share`).
+- `rare_class`: one slice per rare class: the labels of a classification run's set (else the
+  examples' labels) whose share is under `analysis.rare_class_share` (`rare_listed`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from genval.analysis.table import wide
 
 # Which teacher~reference metric defines derived difficulty, best first: a label's
 # correctness, then the task-quality metrics a team usually trusts most.
@@ -38,40 +36,6 @@ def configured(examples: pd.DataFrame) -> dict[str, dict[str, list[str]]]:
     return out
 
 
-def difficulty(numbers: pd.DataFrame) -> tuple[dict[str, list[str]], str | None]:
-    """Gives hard/medium/easy → ids from the teacher's reference quality, and the basis used.
-
-    Tertiles by rank (ties broken by order), so each level holds a third of the examples;
-    a 0/1 metric gives only hard (teacher wrong) and easy (teacher right).
-    """
-    available = set(numbers.loc[numbers["pair"] == "teacher~reference", "metric"])
-    # A metric on which the teacher scores the same everywhere separates nothing: take the next.
-    for metric in (m for m in DIFFICULTY_METRICS if m in available):
-        quality = wide(numbers, "teacher~reference", metric).dropna()
-        if quality.nunique() > 1:
-            break
-    else:
-        return {}, None
-    if set(quality.unique()) <= {0.0, 1.0}:
-        levels = quality.map({0.0: "hard", 1.0: "easy"})
-    else:
-        levels = pd.qcut(quality.rank(method="first"), 3, labels=list(LEVELS)).astype(str)
-    groups = {level: sorted(levels.index[levels == level]) for level in LEVELS if (levels == level).any()}
-    return groups, f"derived: tertiles of teacher~reference {metric}" if metric != "label_correct" else \
-        "derived: teacher~reference label_correct (hard = teacher wrong)"
-
-
-def rare_classes(labels: pd.Series, listed: list[str] | None, min_share: float) -> dict[str, list[str]]:
-    """Gives rare class → ids: the classes classification.json lists, else those under `min_share`."""
-    known = labels.dropna()
-    if known.empty:
-        return {}
-    if listed is None:
-        shares = known.value_counts(normalize=True)
-        listed = sorted(shares.index[shares < min_share])
-    return {str(c): sorted(known.index[known == c]) for c in listed if (known == c).any()}
-
-
 def rank(blocks: dict[str, dict], min_n: int, headline) -> None:
     """Marks each slice too small to rank or gives it a rank, 1 = weakest by the headline number."""
     scored = []
@@ -89,9 +53,10 @@ def rank(blocks: dict[str, dict], min_n: int, headline) -> None:
 def difficulty_levels(store) -> tuple[np.ndarray | None, str | None]:
     """Gives each example's difficulty as a code into LEVELS (-1: none) from a ColumnStore, and the basis used.
 
-    The same rule as `difficulty`, in examples' order: tertiles by rank, ties broken by the
-    example's position; a 0/1 metric gives only hard (teacher wrong) and easy (right).
-    Holds one column of the eval set (8 bytes an example) while it ranks.
+    The first of DIFFICULTY_METRICS on teacher~reference that varies: tertiles by rank (each
+    level a third of the examples), ties broken by the example's position; a 0/1 metric gives
+    only hard (teacher wrong) and easy (right). Holds one column of the eval set (8 bytes an
+    example) while it ranks.
     """
     for metric in DIFFICULTY_METRICS:
         rows, values, low, high = store.stats.get(("teacher~reference", metric), (0, 0, 0.0, 0.0))

@@ -87,41 +87,6 @@ def example_numbers(run: Run) -> pd.DataFrame:
     return numbers_of(_read(run, "scores"), _read(run, "judgments"), _read(run, "outputs"))
 
 
-def failed_outputs(outputs: pd.DataFrame | None) -> dict[str, set[str]]:
-    """Gives role → ids of the examples whose output failed (or is missing from a replay file)."""
-    if outputs is None or outputs.empty:
-        return {}
-    bad = outputs[outputs["error"].notna()]
-    return {role: set(group["id"].astype(str)) for role, group in bad.groupby("role", sort=True)}
-
-
-def answered(numbers: pd.DataFrame, failed: dict[str, set[str]]) -> pd.DataFrame:
-    """Gives `numbers` without the rows that stand for a failed output: the numbers on answered examples only.
-
-    A row stands for a failed output when its pair names a role (`student`, `student~teacher`)
-    whose output failed on that example; `generation_error` rows stay.
-    """
-    if not failed or numbers.empty:
-        return numbers
-    drop = np.zeros(len(numbers), dtype=bool)
-    pairs = numbers["pair"].astype(str)
-    counted = (numbers["metric"] != "generation_error").to_numpy()
-    for pair in pairs.unique():
-        roles = [r for r in pair.split("~") if r in failed]
-        if not roles:
-            continue
-        here = (pairs == pair).to_numpy() & counted
-        ids = set().union(*(failed[r] for r in roles))
-        drop |= here & numbers["id"].isin(ids).to_numpy()
-    return numbers[~drop]
-
-
-def wide(numbers: pd.DataFrame, pair: str, metric: str) -> pd.Series:
-    """Gives one per-example number as a Series indexed by id (mean over duplicate rows, e.g. judge samples)."""
-    rows = numbers[(numbers["pair"] == pair) & (numbers["metric"] == metric)]
-    return rows.groupby("id")["value"].mean()
-
-
 def example_labels(examples: pd.DataFrame, label_source: str | None) -> pd.Series:
     """Gives each example's gold label (by id): the `label` column, or a field of the reference JSON."""
     ids = examples["id"].astype(str)

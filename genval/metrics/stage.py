@@ -1,8 +1,8 @@
 """The score stage: every configured metric for every pair the data allows, and classification.
 
 Reads `examples` and `outputs`; writes `scores` (one row per example × pair × metric),
-`metrics.json` (each metric column's settings, corpus-level numbers per pair, warnings) and,
-for a classification task or an extraction `label_field`, `classification.json`. Pairs:
+`metrics.json` (each metric column's settings, corpus-level numbers per pair, warnings); for a
+classification task or an extraction `label_field` the label rows too (aggregate summarises them). Pairs:
 `<role>~teacher` for each candidate (fidelity), `<role>~reference` for each role where the
 example has a reference (task quality); a single-output metric (format checks) is scored per
 role, with the role as pair. All pairs of one metric go to it in one call, so a text that
