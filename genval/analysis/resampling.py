@@ -24,6 +24,7 @@ import math
 from collections import defaultdict
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from genval.analysis.numbers import Boot, empty, ratio, resampled_means
 from genval.metrics.probabilities import bin_index, ece
@@ -232,6 +233,13 @@ class Poisson:
         if self.features is None:
             self.features = sorted(features, key=repr)
         groups = {"all": np.zeros(rows, dtype=np.int64), **{k: np.asarray(v) for k, v in partitions.items()}}
+        with threadpool_limits(1, user_api="blas"):
+            self._feed(features, groups, lo, rows)
+
+    def _feed(self, features: dict, groups: dict, lo: int, rows: int) -> None:
+        # One BLAS thread: the products are small (128 resamples × a group's rows × a few dozen columns),
+        # so threads cost more than they give (×4 slower on 2 busy cores), and the sums come out the
+        # same on every machine.
         for start in range(lo - lo % BLOCK, lo + rows, BLOCK):
             a, b = max(start, lo) - lo, min(start + BLOCK, lo + rows) - lo
             matrix = self._matrix({name: values[a:b] for name, values in features.items()}, b - a)
