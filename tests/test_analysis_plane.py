@@ -188,3 +188,15 @@ def test_the_judge_stage_reads_no_labels_and_calibrate_needs_no_model_call(proje
     assert main(["calibrate", str(run_dir), "--labels", str(tmp_path / "more.jsonl"), "--quiet"]) == 0
     assert _judge(run_dir)["calibration"]["n"] == 30
     assert np.isfinite(_judge(run_dir)["calibration"]["kappa"]["value"])
+
+
+def test_calibrate_given_a_config_runs_its_stages_then_adds_the_labels(project, tmp_path):
+    out = tmp_path / "runs"
+    write_jsonl(tmp_path / "more.jsonl", [_rating(i, "h2") for i in range(8, 20)])
+    assert main(["calibrate", str(project), "--out", str(out), "--labels", str(tmp_path / "more.jsonl"),
+                 "--quiet"]) == 0
+    run_dir = out / "p"
+    assert (run_dir / "labels" / "h2.jsonl").exists() and (run_dir / "report.html").exists()
+    assert _judge(run_dir)["calibration"]["n"] == 20
+    assert main(["run", str(project), "--out", str(out), "--quiet"]) == 0
+    assert _judge(run_dir)["calibration"]["n"] == 20

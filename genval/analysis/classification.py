@@ -92,7 +92,7 @@ class Held:
             for k, p in enumerate(table[f"{role}_probs"]):
                 if p is not None:
                     probs[k] = p
-            self._add(f"{role}.probs", probs)
+            self._add(f"{role}.probs", probs if not np.isnan(probs).all() else len(probs))  # a count: none here
             # ECE's sample: examples with a gold label and this role's probabilities.
             has = (gold >= 0) & ~np.isnan(probs).any(axis=1) if len(self.labels) else np.zeros(len(gold), bool)
             conf, hit = np.full(len(gold), np.nan), np.full(len(gold), np.nan)
@@ -107,7 +107,14 @@ class Held:
         self._parts.setdefault(name, []).append(values)
 
     def finish(self) -> None:
-        self.arrays = {name: np.concatenate(parts) for name, parts in self._parts.items()}
+        self.arrays = {name: np.concatenate(parts) for name, parts in self._parts.items()
+                       if not name.endswith(".probs")}
+        for role in ROLES:  # without label probabilities anywhere, a role's matrix has no column (8 bytes a label saved)
+            parts = self._parts.get(f"{role}.probs", [])
+            width = len(self.labels) if any(not isinstance(p, int) for p in parts) else 0
+            self.arrays[f"{role}.probs"] = np.concatenate(
+                [p if not isinstance(p, int) else np.full((p, width), np.nan) for p in parts]) if parts \
+                else np.empty((0, width))
         self._parts = {}
 
     def rows(self, group) -> np.ndarray:

@@ -194,11 +194,55 @@ def _labels(run: Run, config: RunConfig, held_labels: list | None) -> tuple[dict
     return dict(raw), (dict(gold) if gold is not None else None)
 
 
+def _ratios(plan: Plan) -> list:
+    """Gives the ratios every block may ask for: accuracy retention and task retention (and on answered examples)."""
+    out = [(("col", "student~reference", "label_correct"), ("col", "teacher~reference", "label_correct"))]
+    if plan.content:
+        out.append((("col", "student~reference", plan.content), ("col", "teacher~reference", plan.content)))
+    if plan.answered:
+        out += [(("answered", *top[1:]), ("answered", *bottom[1:])) for top, bottom in out]
+    return out
+
+
+class _Groups:
+    """Gives each window's slice groups: configured fields, derived difficulty and rare classes."""
+
+    def __init__(self, run: Run, config: RunConfig, store: ColumnStore, labels: list | None):
+        self.columns = [c for c in run.table_columns("examples") if c.startswith("slice_")]
+        self.codes = {c: Codes() for c in self.columns}
+        self.sources = {c.removeprefix("slice_"): "configured" for c in self.columns}
+        self.levels, basis = (None, None) if "slice_difficulty" in self.columns else difficulty_levels(store)
+        if self.levels is not None:
+            self.sources["difficulty"] = basis
+        self.source = classification.label_source(config)
+        raw, gold = _labels(run, config, labels)
+        self.rare = rare_listed(raw, gold, labels, config.analysis.rare_class_share)
+        if self.rare:
+            self.sources["rare_class"] = RARE
+
+    def of(self, frame: pd.DataFrame, lo: int) -> dict:
+        out = {c.removeprefix("slice_"): self.codes[c].of(frame[c]) for c in self.columns}
+        if self.levels is not None:
+            out["difficulty"] = self.levels[lo:lo + len(frame)].astype(np.int32)
+        if self.rare:
+            index = {label: k for k, label in enumerate(self.rare)}
+            out["rare_class"] = np.array([index.get(None if v is None else str(v), -1)
+                                          for v in example_labels(frame, self.source)], dtype=np.int32)
+        return out
+
+    def fields(self, sizes: Counter) -> dict:
+        """Gives field → [(value, code)] in the order the summary lists them."""
+        out = {c.removeprefix("slice_"): self.codes[c].values() for c in self.columns}
+        if self.levels is not None:
+            out["difficulty"] = [(level, k) for k, level in enumerate(LEVELS) if ("difficulty", k) in sizes]
+        if self.rare:
+            out["rare_class"] = [(label, k) for k, label in enumerate(self.rare)]
+        return out
+
+
 def collect(run: Run, config: RunConfig, gate_rules=(), progress: Progress | None = None) -> Collected:
     """Reads a run's tables in bounded memory and gives every group's resampled sums (see the module's passes)."""
-    progress = progress or Progress(quiet=True)
     n = run.table_rows("examples")
-    boot = Boot.of(config.analysis)
     exact = n <= config.analysis.bootstrap_exact_max
     positions = Positions(run)
     with ColumnStore(run, n, max(n, 1) if exact else WINDOW) as store:
@@ -206,64 +250,38 @@ def collect(run: Run, config: RunConfig, gate_rules=(), progress: Progress | Non
         judges = add_judgments(store, run, positions)
         keys = [k for k in store.keys if store.stats[k][0] and (judges.has_score or not (
             k[1].startswith(JUDGE_PREFIX) and k[1].endswith(":score")))]
-        roles = role_counts(run)
-        slice_cols = [c for c in run.table_columns("examples") if c.startswith("slice_")]
-        fields: dict = {}
-        sources = {c.removeprefix("slice_"): "configured" for c in slice_cols}
-        levels, basis = (None, None) if "slice_difficulty" in slice_cols else difficulty_levels(store)
-        if levels is not None:
-            sources["difficulty"] = basis
-        held_labels = classification.label_set(run, config) if classification.applies(config) else None
-        raw, gold = _labels(run, config, held_labels)
-        rare = rare_listed(raw, gold, held_labels, config.analysis.rare_class_share)
-        if rare:
-            sources["rare_class"] = RARE
-        held = classification.Held(run, config, held_labels) if held_labels is not None else None
+        failed_calls = role_counts(run)
+        labels = classification.label_set(run, config) if classification.applies(config) else None
+        groups = _Groups(run, config, store, labels)
+        held = classification.Held(run, config, labels) if labels is not None else None
         plan = Plan(keys=keys, roles=list(role_blocks(run)) if run.has("outputs") else [],
-                    content=_content_metric(keys), answered=any(f for f, _ in roles.values()), gold=held is not None)
-        collected = Collected(None, Presence(), fields, sources, held, judges, roles, n, plan.answered, [])
+                    content=_content_metric(keys), answered=any(f for f, _ in failed_calls.values()),
+                    gold=held is not None)
         plan.diffs = list(dict.fromkeys(paired_request(rule, metric_keys(keys)) for rule in gate_rules
                                         if rule.non_inferiority is not None))
+        boot = Boot.of(config.analysis)
         engine = Exact(boot, config.analysis.ece_bins) if exact else Poisson(boot, config.analysis.ece_bins)
-        ratios = [(("col", "student~reference", "label_correct"), ("col", "teacher~reference", "label_correct"))]
-        if plan.content:
-            ratios.append((("col", "student~reference", plan.content), ("col", "teacher~reference", plan.content)))
-        if plan.answered:
-            ratios += [(("answered", *top[1:]), ("answered", *bottom[1:])) for top, bottom in ratios]
-        engine.declare(ratios=ratios, eces=list(classification.ROLES) if held is not None else [])
-        codes = {c: Codes() for c in slice_cols}
-        example_columns = slice_cols + sorted(set(run.table_columns("examples")) & {"label", "reference"})
+        engine.declare(ratios=_ratios(plan), eces=list(classification.ROLES) if held is not None else [])
+        presence = Presence()
+        gold = sorted(set(run.table_columns("examples")) & {"label", "reference"})  # what gold labels are read from
+        example_columns = groups.columns + (gold if held is not None or groups.rare else [])
         output_columns = ("error",) + (tuple(c for c in ("text", "label_probs") if c in run.table_columns("outputs"))
                                        if held is not None and run.has("outputs") else ())
-        with progress.bar("aggregate", total=n, unit="example") as bar:
+        with (progress or Progress(quiet=True)).bar("aggregate", total=n, unit="example") as bar:
             for w, frame in enumerate(windows(run, plan.roles, example_columns, output_columns, store.window)):
                 window = store.window_at(w, keys)
-                partitions = {c.removeprefix("slice_"): codes[c].of(frame[c]) for c in slice_cols}
-                if levels is not None:
-                    partitions["difficulty"] = levels[window.lo:window.hi].astype(np.int32)
-                if rare:
-                    found = example_labels(frame, classification.label_source(config)).map(
-                        lambda v: None if v is None else str(v))
-                    partitions["rare_class"] = np.array([rare.index(v) if v in rare else -1 for v in found],
-                                                        dtype=np.int32)
+                partitions = groups.of(frame, window.lo)
                 failed = {role: frame[f"{role}.error"].notna().to_numpy() for role in plan.roles}
                 features = _features(plan, window, failed)
                 if held is not None:
                     features.update(held.feed(frame, partitions))
-                present = dict(window.present)
-                present.update({(role, "generation_error"): np.ones(len(frame), bool) for role in plan.roles})
-                collected.presence.add(present, partitions, len(frame))
+                rows = dict(window.present)
+                rows.update({(role, "generation_error"): np.ones(len(frame), bool) for role in plan.roles})
+                presence.add(rows, partitions, len(frame))
                 engine.feed(features, partitions, window.lo)
                 bar.update(len(frame))
     engine.finish()
     if held is not None:
         held.finish()
-    for c in slice_cols:
-        fields[c.removeprefix("slice_")] = codes[c].values()
-    if levels is not None:
-        fields["difficulty"] = [(level, k) for k, level in enumerate(LEVELS) if (("difficulty", k) in
-                                                                               collected.presence.sizes)]
-    if rare:
-        fields["rare_class"] = [(label, k) for k, label in enumerate(rare)]
-    collected.engine, collected.diffs = engine, plan.diffs
-    return collected
+    return Collected(engine, presence, groups.fields(presence.sizes), groups.sources, held, judges, failed_calls, n,
+                     plan.answered, plan.diffs)

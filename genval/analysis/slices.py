@@ -73,7 +73,7 @@ def difficulty_levels(store) -> tuple[np.ndarray | None, str | None]:
     else:
         ranks = np.empty(quality.size, dtype=np.int32)
         ranks[np.lexsort((valid, quality))] = np.arange(1, quality.size + 1, dtype=np.int32)
-        # pd.qcut(ranks, 3)'s bins: the linear quantiles of 1..m at 0, 1/3, 2/3, 1; a rank on an edge is in the lower bin.
+        # pd.qcut(ranks, 3)'s bins: the linear quantiles of 1..m at 0, 1/3, 2/3, 1; an edge's rank is in the lower bin.
         edges = np.quantile(np.arange(1, quality.size + 1), np.linspace(0, 1, 4))
         levels[valid] = np.searchsorted(edges[1:3], ranks, side="left")
     return levels, f"derived: tertiles of teacher~reference {metric}" if metric != "label_correct" else \

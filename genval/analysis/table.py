@@ -117,11 +117,16 @@ def add_scores(store, run: Run, positions, keep: set | None = None) -> None:
     if not run.has("scores"):
         return
     for frame in run.iter_table("scores", columns=["id", "pair", "metric", "value"], batch_size=READ_ROWS):
-        at = positions.of(frame["id"])
+        found = {key: rows for key, rows in frame.groupby(["pair", "metric"], sort=False).indices.items()
+                 if keep is None or key in keep}
+        if not found:
+            continue
+        wanted = np.concatenate(list(found.values()))
+        at = np.full(len(frame), -1, dtype=np.int64)
+        at[wanted] = positions.of(frame["id"].to_numpy()[wanted])  # ids hashed only for the columns kept
         values = pd.to_numeric(frame["value"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        for (pair, metric), rows in frame.groupby(["pair", "metric"], sort=False).indices.items():
-            if keep is None or (pair, metric) in keep:
-                store.add((str(pair), str(metric)), at[rows], values[rows])
+        for (pair, metric), rows in found.items():
+            store.add((str(pair), str(metric)), at[rows], values[rows])
 
 
 class JudgeCounts:
