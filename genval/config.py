@@ -214,7 +214,7 @@ class Analysis(Strict):
     max_failure_rate: float = Field(0.01, ge=0, le=1)  # above it, for any role or judge: decision INCOMPLETE
     # Eval sets with more examples get the streaming Poisson bootstrap (genval.analysis.resampling);
     # up to it, every interval resamples example indices exactly as genval.stats does.
-    bootstrap_exact_max: int = Field(20000, ge=0)
+    bootstrap_exact_max: int = Field(10000, ge=0)
 
 
 DEFAULT_METRICS = {
