@@ -1,7 +1,8 @@
-"""The per-example numbers of a run in one long table: scores, judge verdicts, failed generations.
+"""The per-example numbers of a run: scores, judge verdicts, failed generations — as rows, read in batches.
 
-Every aggregate (overall, per slice, per run in `compare`) is a group-by over this table, so
-a number in summary.json always means the same mean over the same examples.
+aggregate deals the rows into per-example columns (`add_scores`, `add_judgments` into a
+genval.columns.ColumnStore) with the judgments' and outputs' counts; `compare` reads them as one
+long table (`example_numbers`). Either way a number means the same mean over the same examples.
 """
 
 from __future__ import annotations
