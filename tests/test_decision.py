@@ -117,7 +117,7 @@ def _quality_run(tmp_path, scores: list[int]):
     path = write_yaml(tmp_path / "run.yaml", config)
     loaded = load_config(path)
     run = prepare(loaded, tmp_path / "runs")
-    run_stages(run, loaded, Progress(quiet=True), only=["generate", "judge", "aggregate"])
+    run_stages(run, loaded, Progress(quiet=True), only=["generate", "judge", "calibrate", "aggregate"])
     return run, loaded
 
 
