@@ -27,7 +27,7 @@ def test_poisson_counts_follow_poisson_one():
 
 
 def test_block_weights_are_the_inverse_poisson_cdf_of_one_seeded_stream():
-    """The documented recipe, written out: uniforms of default_rng([seed, block]) at 24 bits, counted against the CDF."""
+    """The documented recipe, written out: default_rng([seed, block])'s uniforms at 24 bits against the CDF."""
     u = np.random.default_rng([5, 3]).random((300, BLOCK), dtype=np.float32)
     x = np.floor(u.astype(np.float64) * 2**24)
     thresholds = np.round(poisson.cdf(np.arange(30), 1.0) * 2**24)
@@ -134,7 +134,8 @@ def test_a_column_store_gives_the_same_columns_from_files_as_from_memory(tmp_pat
             np.testing.assert_array_equal(store.column(("p", key)), expected)
     window = stores[1].window_at(1, [("p", "x")])
     assert (window.lo, window.hi) == (7, 14)
-    np.testing.assert_array_equal(window.present[("p", "x")], np.isin(np.arange(7, 14), rows.loc[rows.key == "x", "pos"]))
+    has_x = np.isin(np.arange(7, 14), rows.loc[rows.key == "x", "pos"])
+    np.testing.assert_array_equal(window.present[("p", "x")], has_x)
     for store in stores:
         store.close()
     assert not list(tmp_path.glob(".columns-*"))

@@ -109,7 +109,7 @@ class Held:
     def finish(self) -> None:
         self.arrays = {name: np.concatenate(parts) for name, parts in self._parts.items()
                        if not name.endswith(".probs")}
-        for role in ROLES:  # without label probabilities anywhere, a role's matrix has no column (8 bytes a label saved)
+        for role in ROLES:  # with no label probabilities anywhere, a role's matrix has no column: nothing held
             parts = self._parts.get(f"{role}.probs", [])
             width = len(self.labels) if any(not isinstance(p, int) for p in parts) else 0
             self.arrays[f"{role}.probs"] = np.concatenate(

@@ -128,7 +128,8 @@ def _source(columns, summary: dict) -> str:
     return label_source if label_source.startswith("field:") and "reference" in columns else "label"
 
 
-def rows(run: Run, summary: dict, seed: int = 0, all_rows: int = ALL_ROWS, per_stratum: int = PER_STRATUM) -> list[dict]:
+def rows(run: Run, summary: dict, seed: int = 0, all_rows: int = ALL_ROWS,
+         per_stratum: int = PER_STRATUM) -> list[dict]:
     """Gives the drill-down rows: every example of an eval set up to `all_rows`, else a stratified seeded sample."""
     n = run.table_rows("examples")
     positions = Positions(run)
