@@ -1,8 +1,8 @@
 """The score stage: every configured metric for every pair the data allows, and classification.
 
 Reads `examples` and `outputs`; writes `scores` (one row per example × pair × metric),
-`metrics.json` (each metric column's settings, corpus-level numbers per pair, warnings) and,
-for a classification task or an extraction `label_field`, `classification.json`. Pairs:
+`metrics.json` (each metric column's settings, corpus-level numbers per pair, warnings); for a
+classification task or an extraction `label_field` the label rows too (aggregate summarises them). Pairs:
 `<role>~teacher` for each candidate (fidelity), `<role>~reference` for each role where the
 example has a reference (task quality); a single-output metric (format checks) is scored per
 role, with the role as pair. All pairs of one metric go to it in one call, so a text that
@@ -137,8 +137,6 @@ def score(run: Run, config: RunConfig, progress: Progress) -> dict:
     if classification.applies(config):
         frames.append(_classify(run, config, examples, outputs, progress))
         record["classification"] = True
-    elif run.has("classification.json"):
-        run.path("classification.json").unlink()  # a stale one from an earlier config would mislead
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
     run.write_table("scores", scores[SCORE_COLUMNS])
     run.write_json("metrics.json", summary)
@@ -160,12 +158,8 @@ def _merge(summary: dict, result: MetricResult) -> None:
 
 
 def _classify(run: Run, config: RunConfig, examples, outputs, progress: Progress) -> pd.DataFrame:
-    """Writes classification.json; gives its per-example rows for the scores table."""
+    """Gives the per-example label rows for the scores table (the aggregate stage summarises them)."""
     from genval.metrics.classification import label_table, score_rows, signatures
-    from genval.metrics.classification_summary import summarise
 
-    progress.say("score: classification (labels, calibration, bootstrap intervals)")
-    table, labels = label_table(examples, outputs, config)
-    signed = signatures(config)
-    run.write_json("classification.json", {**summarise(table, labels, config), "signatures": signed})
-    return score_rows(table, signed["kl"])
+    table, _ = label_table(examples, outputs, config)
+    return score_rows(table, signatures(config)["kl"])
