@@ -47,7 +47,7 @@ def check_inputs(config: RunConfig, out_dir: Path | None = None) -> Checked:
     scopes = _check_judges(config, evalset)
     for i, ref in enumerate(config.judge):
         _check_model(ref.model, config, ("judge", i, "model"), None)
-    ratings = _check_labels(config, scopes)
+    ratings = _check_labels(config, scopes, Path(out_dir) / config.name if out_dir is not None else None)
     _check_gate(config)
     if out_dir is not None:
         _check_run_folder(config, Path(out_dir))
@@ -131,12 +131,15 @@ def _check_judges(config: RunConfig, evalset: EvalSet) -> list:
     return scopes
 
 
-def _check_labels(config: RunConfig, scopes: list) -> int | None:
-    if config.human_labels is None:
-        return None
-    from genval.judging.labels import read_labels
+def _check_labels(config: RunConfig, scopes: list, root: Path | None) -> int | None:
+    """Checks the human labels a run will copy into its `labels` table: the config's file and RUN/labels/*.jsonl."""
+    from genval.judging.labels import label_sources, read_sources
 
-    return len(read_labels(config.human_labels, judges=scopes))
+    sources = label_sources(config.human_labels, root) if root is not None else \
+        ([config.human_labels] if config.human_labels else [])
+    if not sources:
+        return None
+    return len(read_sources(sources, judges=scopes))
 
 
 def _check_gate(config: RunConfig) -> None:

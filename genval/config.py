@@ -212,6 +212,9 @@ class Analysis(Strict):
     rare_class_share: float = Field(0.05, gt=0, lt=1)
     ece_bins: int = Field(10, ge=2)
     max_failure_rate: float = Field(0.01, ge=0, le=1)  # above it, for any role or judge: decision INCOMPLETE
+    # Eval sets with more examples get the streaming Poisson bootstrap (genval.analysis.resampling);
+    # up to it, every interval resamples example indices exactly as genval.stats does.
+    bootstrap_exact_max: int = Field(10000, ge=0)
 
 
 class ExecutorSettings(Strict):

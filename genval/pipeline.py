@@ -1,4 +1,4 @@
-"""The stages in order: generate → score → judge → aggregate → report.
+"""The stages in order: generate → score → judge → calibrate → aggregate → report.
 
 Each stage is a function `(run, config, …) -> record` that reads tables from the run
 folder and writes tables to it. A stage runs only when the hash of its inputs (the tables
@@ -26,7 +26,9 @@ from genval.errors import GenvalError
 from genval.evalset import canonical
 from genval.executors import make_executor
 from genval.generate import generate
-from genval.judging.stage import judge
+from genval.judging.calibrate import calibrate
+from genval.judging.labels import update_table
+from genval.judging.stage import judge, judge_scopes
 from genval.metrics.stage import score
 from genval.models.cache import RequestCache
 from genval.progress import Progress
@@ -88,20 +90,21 @@ STAGES = [
     Stage("judge", judge, ("examples", "outputs"), ("judgments",),
           lambda c: {"judges": _judges_key(c), "task": c.task},
           needs_cache=True, version=4, maps=True),  # 4: streamed, no calibration.json; 3: `equivalent`, unanswered
+    Stage("calibrate", calibrate, ("examples", "outputs", "judgments", "labels"), ("calibration.json",),
+          lambda c: {"judges": _judges_key(c), "analysis": c.analysis.model_dump(
+              mode="json", include={"bootstrap", "confidence", "seed", "min_slice_n"})}),
     Stage("aggregate", aggregate,
-          ("examples", "outputs", "scores", "judgments", "ops.json", "metrics.json", "calibration.json",
-           "classification.json"),
+          ("examples", "outputs", "scores", "judgments", "ops.json", "metrics.json", "calibration.json"),
           ("summary.json",),
           lambda c: {"analysis": c.analysis.model_dump(mode="json"), "slices": c.slices, "critical": c.critical,
                      "labels": c.labels, "label_field": c.label_field, "task": c.task,
                      "gate": c.gate.model_dump(mode="json") if c.gate else None,
                      "baseline": _file_digest(c.gate.baseline / "summary.json" if c.gate.baseline.is_dir()
                                               else c.gate.baseline) if c.gate and c.gate.baseline else None},
-          version=3),  # 3: decision, failures, answered numbers, corrected judge rate, interval gates
-    Stage("report", report,
-          ("summary.json", "examples", "outputs", "scores", "judgments", "classification.json", "calibration.json"),
+          version=4),  # 4: streamed, one source per number, no derived slice members; 3: decision, failures
+    Stage("report", report, ("summary.json", "examples", "outputs", "scores", "judgments"),
           ("report.md", "report.html"),
-          lambda c: {"name": c.name}, version=3),  # 3: the decision and its reasons first
+          lambda c: {"name": c.name, "seed": c.analysis.seed}, version=4),  # 4: a bounded, stratified drill-down
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 
@@ -145,6 +148,7 @@ def prepare(config: RunConfig, out_dir: Path) -> Run:
             for frame in evalset.batches():
                 out.write(frame)
         run.manifest["examples_key"] = key
+    update_table(run, config.human_labels, judge_scopes(config))  # the config's labels and RUN/labels/*.jsonl
     run.manifest["eval_set"] = {"path": str(config.eval_set), "sha256": evalset.sha256, "n": evalset.n}
     run.manifest["config"] = config.resolved()
     run.manifest["environment"] = environment()

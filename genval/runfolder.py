@@ -156,7 +156,9 @@ class Run:
         if not path.exists():
             raise GenvalError(f"{path}: no '{name}' table in this run (run the stage that writes it first)")
         try:
-            return pq.ParquetFile(path)
+            # pre_buffer (pyarrow's default) reads every row group asked for before the first batch: the whole
+            # table in memory. Off, iter_batches holds one row group at a time.
+            return pq.ParquetFile(path, pre_buffer=False)
         except (OSError, ValueError) as exc:
             raise GenvalError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0][:120]}); "
                               f"re-run the stage that writes it (`genval run CONFIG --force STAGE`)") from None

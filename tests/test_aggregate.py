@@ -101,19 +101,38 @@ def test_judge_rate_and_generation_errors(tmp_path):
     assert s["generation"]["student"]["value"] == pytest.approx(0.1)
 
 
-def test_classification_json_overlays_probability_figures(tmp_path):
-    run = make_run(tmp_path / "run", [1] * 40, [1] * 36 + [0] * 4)
-    num = {"value": 0.12, "ci": [0.1, 0.14], "n": 40}
-    run.write_json("classification.json", {
-        "labels": ["pos", "neg"], "label_source": "label", "rare_classes": [],
-        "overall": {"n": 40, "teacher": {"ece": {"value": 0.02, "ci": [0, 0.04], "n": 40}},
-                    "student": {"ece": num}, "spearman": 0.8, "kendall": 0.7},
-        "slices": {}, "temperature": {"value": 1.7, "ece_before": 0.12, "ece_after": 0.03}})
-    s = build_summary(run, make_config(tmp_path))
-    assert s["classification"]["ece"]["student"] == num
-    assert s["classification"]["spearman"] == 0.8
-    assert s["classification"]["temperature"]["value"] == 1.7
-    assert s["classification"]["student"]["accuracy"]["value"] == pytest.approx(0.9)
+def _ece(conf, hit, bins=10):
+    """An independent ECE: explicit bin bounds, the last one closed at 1.0."""
+    total = 0.0
+    for b in range(bins):
+        rows = [i for i, c in enumerate(conf) if b / bins <= c < (b + 1) / bins or (b == bins - 1 and c == 1.0)]
+        if rows:
+            total += len(rows) / len(conf) * abs(np.mean([hit[i] for i in rows]) - np.mean([conf[i] for i in rows]))
+    return total
+
+
+def test_probability_figures_come_from_the_outputs_label_probs(tmp_path):
+    from scipy.stats import kendalltau, spearmanr
+
+    rng = np.random.default_rng(3)
+    gold = [0 if i % 2 else 1 for i in range(40)]  # make_run's gold: "pos" (index 0) for odd i, else "neg"
+    probs = {role: [[p, 1 - p] for p in rng.uniform(0.05, 0.95, 40)] for role in ("teacher", "student")}
+    run = make_run(tmp_path / "run", [1] * 40, [1] * 36 + [0] * 4, probs=probs)
+    cls = build_summary(run, make_config(tmp_path))["classification"]
+    for role in ("teacher", "student"):
+        conf = [max(p) for p in probs[role]]
+        hit = [float(int(np.argmax(p)) == g) for p, g in zip(probs[role], gold)]
+        assert cls["ece"][role]["value"] == pytest.approx(_ece(conf, hit))
+        lo, hi = cls["ece"][role]["ci"]
+        assert lo <= cls["ece"][role]["value"] <= hi and cls["ece"][role]["n"] == 40
+        brier = np.mean([(p[0] - (g == 0)) ** 2 + (p[1] - (g == 1)) ** 2 for p, g in zip(probs[role], gold)])
+        assert cls[role]["brier"] == pytest.approx(brier)
+    t_conf, s_conf = [max(p) for p in probs["teacher"]], [max(p) for p in probs["student"]]
+    assert cls["spearman"] == pytest.approx(spearmanr(t_conf, s_conf).statistic)
+    assert cls["kendall"] == pytest.approx(kendalltau(t_conf, s_conf).statistic)
+    assert cls["temperature"]["nll_after"] <= cls["temperature"]["nll_before"] + 1e-9
+    assert sum(row["n"] for row in cls["reliability"]["student"]) == 40
+    assert cls["student"]["accuracy"]["value"] == pytest.approx(0.9)  # from the label_correct rows
 
 
 def test_written_summary_follows_the_schema(run_and_config):

@@ -26,8 +26,11 @@ def make_config(tmp_path: Path, **extra):
 
 def make_run(root: Path, teacher_correct, student_correct, region=None, sha="abc123", kl=None,
              rouge_student=None, rouge_teacher=None, json_valid=None, verdicts=None, latency=None,
-             errors=None) -> Run:
-    """Writes a run folder with per-example label rows (and optional text metrics, judgments, ops)."""
+             errors=None, probs=None) -> Run:
+    """Writes a run folder with per-example label rows (and optional text metrics, judgments, ops).
+
+    `probs`: role → per example [p(pos), p(neg)], written as the outputs' label_probs.
+    """
     n = len(teacher_correct)
     ids = [f"e{i:03d}" for i in range(n)]
     region = region or ["a"] * n
@@ -67,7 +70,9 @@ def make_run(root: Path, teacher_correct, student_correct, region=None, sha="abc
         for k, i in enumerate(ids):
             err = "timeout" if k < errors.get(role, 0) else None
             outputs.append({"id": i, "role": role, "text": None if err else labels[k], "prompt_tokens": 5,
-                            "completion_tokens": 1, "latency_s": latency[role][k], "label_probs": None,
+                            "completion_tokens": 1, "latency_s": latency[role][k],
+                            "label_probs": json.dumps(dict(zip(LABELS, probs[role][k])))
+                            if probs and role in probs else None,
                             "error": err, "cached": False})
     run.write_table("outputs", pd.DataFrame(outputs))
     if verdicts is not None:

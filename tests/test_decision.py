@@ -12,6 +12,7 @@ from genval import registry
 from genval.analysis.decision import decide, failures
 from genval.analysis.numbers import minimum_detectable_effect
 from genval.analysis.stage import aggregate, build_summary
+from genval.analysis.table import JudgeCounts
 from genval.config import load_config
 from genval.pipeline import prepare, run_stages
 from genval.progress import Progress
@@ -46,11 +47,13 @@ def test_decision_verdicts_and_incomplete_first():
 
 
 def test_failures_count_unparsed_verdicts_as_the_judges_and_unanswered_rows_as_the_roles():
-    outputs = pd.DataFrame({"id": ["a", "b", "a", "b"], "role": ["teacher", "teacher", "student", "student"],
-                            "error": [None, None, None, "timeout"]})
-    judgments = pd.DataFrame({"id": ["a", "b", "c"], "judge": "j", "parsed": [False, False, True],
-                              "requests": [1, 0, 1], "failed_requests": [0, 0, 0]})
-    found = failures(outputs, judgments, 0.01)
+    judgments = pd.DataFrame({"id": ["a", "b", "c"], "pair": "student~teacher", "judge": "j",
+                              "verdict": [None, None, "equivalent"], "equivalent": [None, 0.0, 1.0],
+                              "parsed": [False, False, True], "requests": [1, 0, 1], "failed_requests": [0, 0, 0]})
+    counts = JudgeCounts()
+    counts.add(judgments)
+    assert counts.rates[("j", "student~teacher")] == [1, 1.0, 1]  # judged, equivalent, unanswered
+    found = failures({"teacher": [0, 2], "student": [1, 2]}, counts.asked, 0.01)
     assert found["roles"]["student"] == {"failed": 1, "n": 2, "rate": 0.5}
     # b made no request (its student output failed): it is the student's failure, not the judge's.
     assert found["judges"]["j"] == {"failed": 1, "n": 2, "rate": 0.5, "requests_failed": 0}
@@ -114,7 +117,7 @@ def _quality_run(tmp_path, scores: list[int]):
     path = write_yaml(tmp_path / "run.yaml", config)
     loaded = load_config(path)
     run = prepare(loaded, tmp_path / "runs")
-    run_stages(run, loaded, Progress(quiet=True), only=["generate", "judge", "aggregate"])
+    run_stages(run, loaded, Progress(quiet=True), only=["generate", "judge", "calibrate", "aggregate"])
     return run, loaded
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from genval.analysis.diagnosis import status
@@ -67,21 +68,25 @@ def test_weak_critical_slice(tmp_path):
     assert "weak_critical_slice" not in kinds(silent)
 
 
-def _calibration_json(run, ece):
-    run.write_json("classification.json", {
-        "labels": ["pos", "neg"], "label_source": "label", "rare_classes": [], "slices": {},
-        "overall": {"n": N, "student": {"ece": {"value": ece, "ci": [ece - 0.02, ece + 0.02], "n": N}},
-                    "teacher": {"ece": {"value": 0.02, "ci": [0.0, 0.04], "n": N}}},
-        "temperature": {"value": 1.8, "ece_before": ece, "ece_after": 0.04}})
+def _confident(tmp_path, confidence):
+    """A clean run whose student gives the gold label (wrong on one in five examples) with this confidence."""
+    gold = [0 if i % 2 else 1 for i in range(N)]  # make_run's labels: pos (0) for odd i, else neg (1)
+    said = [g if i % 5 else 1 - g for i, g in enumerate(gold)]
+    probs = {"teacher": [[0.9, 0.1] if g == 0 else [0.1, 0.9] for g in gold],
+             "student": [[confidence, 1 - confidence] if s == 0 else [1 - confidence, confidence] for s in said]}
+    teacher = [1] * 57 + [0] * 3
+    return make_run(tmp_path / f"run{confidence}", teacher, list(teacher), kl=[0.01] * N, probs=probs)
 
 
 def test_poor_calibration_names_the_temperature(tmp_path):
-    run = clean(tmp_path)
-    _calibration_json(run, 0.2)
-    found = [d for d in build_summary(run, make_config(tmp_path))["diagnoses"] if d["kind"] == "poor_calibration"]
-    assert len(found) == 1 and "T = 1.80" in found[0]["message"]
-    _calibration_json(run, 0.03)
-    assert "poor_calibration" not in kinds(build_summary(run, make_config(tmp_path)))
+    summary = build_summary(_confident(tmp_path, 0.99), make_config(tmp_path))  # right 80 %, 99 % sure
+    found = [d for d in summary["diagnoses"] if d["kind"] == "poor_calibration"]
+    assert summary["classification"]["ece"]["student"]["value"] == pytest.approx(0.99 - 0.8)
+    t = summary["classification"]["temperature"]["value"]
+    # The fitted temperature softens 0.99 to the 0.8 the student earns: 0.8 = 0.99^(1/T) / (0.99^(1/T) + 0.01^(1/T)).
+    assert t == pytest.approx(np.log(0.99 / 0.01) / np.log(0.8 / 0.2), rel=1e-3)
+    assert len(found) == 1 and f"T = {t:.2f}" in found[0]["message"]
+    assert "poor_calibration" not in kinds(build_summary(_confident(tmp_path, 0.8), make_config(tmp_path)))
 
 
 def test_latency_better_cost_not(tmp_path):

@@ -112,15 +112,14 @@ def test_short_form_rule_mistake_names_the_key(tmp_path, run_dir, capsys):
 # --- rules on intervals -------------------------------------------------------------------
 def _summary_and_gate(tmp_path, teacher, student, rules, region=None, verdicts=None):
     from genval.analysis.gate import evaluate
-    from genval.analysis.stage import build_summary
-    from genval.analysis.table import example_numbers
+    from genval.analysis.stage import build_summary, paired_numbers
     from genval.config import GateConfig
 
     run = make_run(tmp_path / "run", teacher, student, region=region, verdicts=verdicts)
-    summary = build_summary(run, make_config(tmp_path))
-    members = {"region": {v: [f"e{i:03d}" for i, r in enumerate(region or ["a"] * len(teacher)) if r == v]
-                          for v in set(region or ["a"])}}
-    return summary, evaluate(GateConfig.model_validate({"rules": rules}), summary, None, example_numbers(run), members)
+    config = make_config(tmp_path)
+    summary = build_summary(run, config)
+    gate = GateConfig.model_validate({"rules": rules})
+    return summary, evaluate(gate, summary, None, paired_numbers(run, config, gate.rules))
 
 
 def test_a_point_rule_passes_where_the_lower_end_of_the_interval_does_not(tmp_path):

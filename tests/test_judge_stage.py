@@ -46,7 +46,7 @@ def _setup(tmp_path, judge: list[dict], labels: list[dict], good=lambda i: i % 2
 def _run(config_path, tmp_path):
     config = load_config(config_path)
     run = prepare(config, tmp_path / "runs")
-    run_stages(run, config, Progress(quiet=True), only=["generate", "judge"])
+    run_stages(run, config, Progress(quiet=True), only=["generate", "judge", "calibrate"])
     return run
 
 

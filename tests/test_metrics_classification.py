@@ -64,23 +64,6 @@ def test_temperature_minimises_student_nll():
     assert pr.with_temperature(probs, 1.0) == pytest.approx(pr.clip(probs))  # T = 1 changes nothing
 
 
-def test_a_block_with_no_examples_says_so_instead_of_failing(tmp_path):
-    import pandas as pd
-
-    from genval.config import parse_config
-    from genval.metrics.classification_summary import summarise
-
-    config = parse_config({"name": "x", "task": "classification", "eval_set": "e.jsonl", "prompt": "{input}",
-                           "labels": ["a", "b"], "models": {"teacher": {"backend": "replay", "path": "t"},
-                                                            "student": {"backend": "replay", "path": "s"}}}, tmp_path)
-    empty = pd.DataFrame({c: [] for c in ("id", "gold_raw", "gold", "teacher", "student", "teacher_present",
-                                          "student_present", "teacher_probs", "student_probs")})
-    data = summarise(empty, ["a", "b"], config)
-    assert data["overall"]["n"] == 0 and data["overall"]["student"]["accuracy"]["value"] is None
-    assert any("no example has a gold label" in w for w in data["overall"]["warnings"])
-    assert data["temperature"] is None and data["rare_classes"] == ["a", "b"]
-
-
 def test_kl_and_ece_signatures_name_the_label_delimiter_and_each_role_source(tmp_path):
     from genval.config import parse_config
     from genval.metrics.classification import signatures

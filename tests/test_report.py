@@ -17,21 +17,15 @@ N = 60
 
 
 def full_run(tmp_path, gate=None):
-    """A run with every artifact the report plots: classification.json, calibration.json, judgments, latencies."""
+    """A run with everything the report plots: label probabilities, calibration.json, judgments, latencies."""
     teacher = [1] * N
     student = [1] * 30 + [0] * 9 + [1] * 21
+    probs = {"teacher": [[0.6 + 0.3 * (i % 4) / 3, 0.4 - 0.3 * (i % 4) / 3] for i in range(N)],
+             "student": [[0.5 + 0.4 * (i % 5) / 4, 0.5 - 0.4 * (i % 5) / 4] for i in range(N)]}
     run = make_run(tmp_path / "run", teacher, student, region=["a"] * 30 + ["b"] * 30, kl=[0.05] * N,
                    json_valid=[1] * 57 + [0] * 3, rouge_student=[0.6] * N, rouge_teacher=[0.7] * N,
-                   verdicts=["equivalent"] * 50 + ["not_equivalent"] * 10,
+                   verdicts=["equivalent"] * 50 + ["not_equivalent"] * 10, probs=probs,
                    latency={"teacher": [1.0 + i / 100 for i in range(N)], "student": [0.3 + i / 200 for i in range(N)]})
-    run.write_json("classification.json", {
-        "labels": ["pos", "neg"], "label_source": "label", "rare_classes": [], "slices": {}, "overall": {"n": N},
-        "temperature": {"value": 1.3, "ece_before": 0.08, "ece_after": 0.03},
-        "sweep": [{"temperature": t, "accuracy": 0.85 + t / 100, "kl": 0.3 / t} for t in (0.5, 1, 2, 4)],
-        "reliability": {"teacher": [{"lo": 0.5, "hi": 0.75, "n": 20, "confidence": 0.6, "accuracy": 0.65},
-                                    {"lo": 0.75, "hi": 1.0, "n": 40, "confidence": 0.9, "accuracy": 0.92}],
-                        "student": [{"lo": 0.5, "hi": 0.75, "n": 25, "confidence": 0.62, "accuracy": 0.5},
-                                    {"lo": 0.75, "hi": 1.0, "n": 35, "confidence": 0.88, "accuracy": 0.8}]}})
     run.write_json("calibration.json", {"judges": {"j1": {
         "validated": True, "min_kappa": 0.6, "n": 40, "kappa": {"value": 0.7, "ci": [0.6, 0.8], "n": 40},
         "confusion": {"labels": ["equivalent", "not_equivalent"], "matrix": [[25, 3], [2, 10]]}}}, "ranking": ["j1"]})
@@ -98,3 +92,30 @@ def test_old_summary_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", str(run.root)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--force aggregate" in err
+
+
+def test_a_large_eval_set_shows_a_seeded_sample_of_every_slice_and_failure_kind(tmp_path):
+    from genval.report import drilldown
+    from genval.runfolder import read_summary
+
+    run = full_run(tmp_path)
+    summary = read_summary(run.path("summary.json"))
+    every = {r["id"]: r for r in drilldown.rows(run, summary)}
+    assert len(every) == N   # under ALL_ROWS: every example
+    sample = drilldown.rows(run, summary, seed=0, all_rows=20, per_stratum=4)
+    assert sample == drilldown.rows(run, summary, seed=0, all_rows=20, per_stratum=4)   # seeded
+    assert [r["id"] for r in sample] != [r["id"] for r in drilldown.rows(run, summary, seed=1, all_rows=20,
+                                                                          per_stratum=4)]
+    assert all(row == every[row["id"]] for row in sample)   # a sampled row is the row, whole
+    strata = {("failure", k) for r in every.values() for k in r["failures"]} | \
+        {(f, v) for r in every.values() for f, v in r["slices"].items()}
+    assert len(sample) <= 4 * (len(strata) + 1)
+    for field, value in strata:
+        members = [r for r in every.values() if (value in r["failures"] if field == "failure"
+                                                 else r["slices"].get(field) == value)]
+        shown = [r for r in sample if r in members]
+        assert len(shown) >= min(4, len(members)), (field, value)
+    from genval.report import html
+
+    assert f"{len(sample)} of {N} examples: a seeded sample" in html.render(summary, sample, {"latency": {}})
+    assert "a seeded sample" not in html.render(summary, list(every.values()), {"latency": {}})

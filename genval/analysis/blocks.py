@@ -1,98 +1,92 @@
-"""One block of headline numbers over a set of examples: the shape of the whole run and of each slice.
+"""One block of headline numbers over a group of examples: the shape of the whole run and of each slice.
 
 A block holds `n`, `metrics` {pair → metric → number}, `fidelity`, `classification`,
-`judge` and `generation` (failed calls per role); every number is {value, ci, n}.
+`judge` and `generation` (failed calls per role); every number is {value, ci, n}, read from
+the run's resampling method (genval.analysis.resampling) through a `View`.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from dataclasses import dataclass
 
-from genval.analysis.numbers import Boot, mean, ratio
-from genval.analysis.table import JUDGE_PREFIX, wide
+import numpy as np
+
+from genval.analysis import classification
+from genval.analysis.numbers import empty
+from genval.analysis.table import JUDGE_PREFIX
 
 # Task-quality metrics a headline prefers, best first; otherwise the first metric by name.
 PREFERRED = ("fields_f1", "fields", "rougeL", "chrf", "bertscore_f1", "embedding", "bleu")
 LABEL_METRICS = ("label_correct", "label_agree", "kl")
+ERROR_KINDS = classification.ERROR_KINDS
+ERRORS = "errors"  # the pseudo-pair of the per-example error kinds (teacher and student right or wrong)
 
 
-def metrics(numbers: pd.DataFrame, boot: Boot) -> dict:
-    """Gives pair → metric → {value, ci, n} for every score metric in `numbers`."""
-    out: dict = {}
-    rows = numbers[~numbers["metric"].str.startswith(JUDGE_PREFIX) & (numbers["metric"] != "generation_error")]
-    for (pair, metric), group in rows.groupby(["pair", "metric"], sort=True):
-        out.setdefault(pair, {})[metric] = mean(group["value"], boot)
-    return out
+@dataclass
+class View:
+    """The numbers of one group of examples under one family of features: every row ('col') or answered ones.
 
-
-def _paired(numbers: pd.DataFrame, left: tuple, right: tuple) -> pd.DataFrame:
-    return pd.concat([wide(numbers, *left).rename("left"), wide(numbers, *right).rename("right")],
-                     axis=1, join="inner").dropna()
-
-
-def _errors(pairs: pd.DataFrame) -> dict | None:
-    if pairs.empty:
-        return None
-    t, s = pairs["left"] == 1, pairs["right"] == 1
-    n = len(pairs)
-    return {"both_correct": float((t & s).sum() / n), "both_wrong": float((~t & ~s).sum() / n),
-            "only_student_wrong": float((t & ~s).sum() / n), "only_teacher_wrong": float((~t & s).sum() / n),
-            "n": int(n)}
-
-
-def classification(numbers: pd.DataFrame, boot: Boot, detail: dict | None) -> dict | None:
-    """Gives the classification figures from per-example label rows, overlaid with classification.json's.
-
-    `detail` is classification.json's BLOCK for the same examples (overall or one slice) when
-    the score stage wrote one: its ECE, Spearman/Kendall and numbers computed from
-    probabilities win, since only it has the probabilities.
+    `present` counts the group's rows of each (pair, metric): a metric with no row in the
+    group is not in its block.
     """
-    has = set(numbers.loc[numbers["metric"].isin(LABEL_METRICS), "metric"])
-    if not has and not detail:
-        return None
-    teacher = wide(numbers, "teacher~reference", "label_correct")
-    student = wide(numbers, "student~reference", "label_correct")
-    pairs = _paired(numbers, ("teacher~reference", "label_correct"), ("student~reference", "label_correct"))
-    out = {
-        "teacher": {"accuracy": mean(teacher, boot)},
-        "student": {"accuracy": mean(student, boot)},
-        "accuracy_retention": ratio(pairs["right"], pairs["left"], boot),
-        "agreement_rate": mean(wide(numbers, "student~teacher", "label_agree"), boot),
-        "kl_teacher_student": mean(wide(numbers, "student~teacher", "kl"), boot),
-        "ece": {"teacher": None, "student": None},
-        "errors": _errors(pairs),
-        "spearman": None, "kendall": None,
-    }
-    if detail:
-        _overlay(out, detail)
+
+    engine: object
+    group: tuple
+    family: str
+    present: dict
+    n: int
+
+    def has(self, pair: str, metric: str) -> bool:
+        return self.present.get((pair, metric), 0) > 0
+
+    def keys(self) -> list[tuple[str, str]]:
+        return sorted(key for key, count in self.present.items() if count)
+
+    def mean(self, pair: str, metric: str, gold: bool = False) -> dict:
+        """Gives the mean of a per-example number over the group (`gold`: over the examples with a gold label)."""
+        if not self.has(pair, metric):
+            return empty()
+        return self.engine.mean(self.group, ("gold" if gold else self.family, pair, metric))
+
+    def ratio(self, top: str, bottom: str, metric: str) -> dict:
+        """Gives mean(top) / mean(bottom) of one metric over the examples that have both (paired resamples)."""
+        if not (self.has(top, metric) and self.has(bottom, metric)):
+            return empty()
+        return self.engine.ratio(self.group, (self.family, top, metric), (self.family, bottom, metric))
+
+    def ece(self, role: str) -> dict:
+        return self.engine.ece(self.group, role)
+
+    def errors(self) -> dict | None:
+        """Gives the shares of examples both right, both wrong, only one wrong (teacher vs student label_correct)."""
+        if not self.engine.count(self.group, (self.family, ERRORS, ERROR_KINDS[0])):
+            return None
+        return {kind: self.engine.mean(self.group, (self.family, ERRORS, kind))["value"] for kind in ERROR_KINDS}
+
+    def feature(self, pair: str, metric: str) -> dict:
+        """Gives the mean of a derived per-example feature (no row count to check: format and gate features)."""
+        return self.engine.mean(self.group, (self.family, pair, metric))
+
+
+def metrics(view: View) -> dict:
+    """Gives pair → metric → {value, ci, n} for every score metric the group has rows of."""
+    out: dict = {}
+    for pair, metric in view.keys():
+        if not metric.startswith(JUDGE_PREFIX) and metric != "generation_error":
+            out.setdefault(pair, {})[metric] = view.mean(pair, metric)
     return out
 
 
-def _overlay(out: dict, detail: dict) -> None:
-    for role in ("teacher", "student"):
-        figures = detail.get(role) or {}
-        for key, value in figures.items():
-            if value is not None and key != "ece":
-                out[role][key] = value
-        if figures.get("ece") is not None:
-            out["ece"][role] = figures["ece"]
-    for key in ("accuracy_retention", "agreement_rate", "kl_teacher_student", "errors", "spearman", "kendall",
-                "kl_band", "confusion", "warnings"):
-        if detail.get(key) is not None:
-            out[key] = detail[key]
-
-
-def judge(numbers: pd.DataFrame, boot: Boot, primary: str | None, pair: str | None) -> dict | None:
+def judge(view: View, primary: str | None, pair: str | None) -> dict | None:
     """Gives each judge's equivalence rate (and mean score) per pair, and the primary judge's headline."""
-    rows = numbers[numbers["metric"].str.startswith(JUDGE_PREFIX)]
-    if rows.empty:
-        return None
     judges: dict = {}
-    for (jpair, metric), group in rows.groupby(["pair", "metric"], sort=True):
-        _, name, what = metric.split(":", 2)
-        key = "equivalence_rate" if what == "equivalent" else "mean_score"
-        judges.setdefault(name, {}).setdefault(jpair, {})[key] = mean(group["value"], boot)
+    for jpair, metric in view.keys():
+        if metric.startswith(JUDGE_PREFIX):
+            _, name, what = metric.split(":", 2)
+            key = "equivalence_rate" if what == "equivalent" else "mean_score"
+            judges.setdefault(name, {}).setdefault(jpair, {})[key] = view.mean(jpair, metric)
+    if not judges:
+        return None
     primary = primary if primary in judges else sorted(judges)[0]
     pairs = judges[primary]
     pair = pair if pair in pairs else sorted(pairs)[0]
@@ -100,10 +94,9 @@ def judge(numbers: pd.DataFrame, boot: Boot, primary: str | None, pair: str | No
             "judges": judges}
 
 
-def generation(numbers: pd.DataFrame, boot: Boot) -> dict:
+def generation(view: View) -> dict:
     """Gives per role the share of model calls that failed, as {value, ci, n}."""
-    rows = numbers[numbers["metric"] == "generation_error"]
-    return {role: mean(group["value"], boot) for role, group in rows.groupby("pair", sort=True)}
+    return {pair: view.mean(pair, metric) for pair, metric in view.keys() if metric == "generation_error"}
 
 
 def fidelity(block: dict) -> dict:
@@ -116,14 +109,12 @@ def fidelity(block: dict) -> dict:
             "equivalence_rate": equivalence, "metrics": block["metrics"].get("student~teacher", {})}
 
 
-def build(numbers: pd.DataFrame, ids, boot: Boot, detail: dict | None, primary_judge: str | None) -> dict:
-    """Gives the block of headline numbers over the examples `ids`."""
-    ids = set(map(str, ids))
-    subset = numbers[numbers["id"].isin(ids)]
-    block = {"n": len(ids), "metrics": metrics(subset, boot),
-             "classification": classification(subset, boot, detail),
-             "judge": judge(subset, boot, primary_judge, "student~teacher"),
-             "generation": generation(subset, boot)}
+def build(view: View, held, primary_judge: str | None, min_slice_n: int) -> dict:
+    """Gives the block of headline numbers over a view's examples (`held`: the run's labels, or None)."""
+    block = {"n": view.n, "metrics": metrics(view),
+             "classification": classification.block(view, held, min_slice_n),
+             "judge": judge(view, primary_judge, "student~teacher"),
+             "generation": generation(view)}
     block["fidelity"] = fidelity(block)
     return block
 

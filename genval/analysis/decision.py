@@ -9,8 +9,6 @@ block a release are given as caveats of a READY.
 
 from __future__ import annotations
 
-import pandas as pd
-
 from genval.analysis.diagnosis import pct
 
 BLOCKING = ("weak_critical_slice", "small_slice", "student_only_errors", "format_failures")
@@ -20,30 +18,27 @@ def _share(failed: int, n: int) -> dict:
     return {"failed": int(failed), "n": int(n), "rate": failed / n if n else 0.0}
 
 
-def failures(outputs: pd.DataFrame | None, judgments: pd.DataFrame | None, max_failure_rate: float) -> dict:
+def failures(roles: dict[str, list[int]], judges: dict[str, list[int]], max_failure_rate: float) -> dict:
     """Gives per role the failed requests and per judge the verdicts it failed to give, each as {failed, n, rate}.
 
-    A judge's failure is a row that asked it and got no usable verdict: a failed request or an
-    answer that could not be parsed (both leave the example unjudged). Rows that asked nothing
-    (the pair's own output failed) are the role's failures, not the judge's.
+    `roles` is role → [failed calls, outputs] (genval.analysis.table.role_counts); `judges` is
+    judge → [asked rows, unreadable verdicts, failed requests] (JudgeCounts.asked). A judge's
+    failure is a row that asked it and got no usable verdict: a failed request or an answer that
+    could not be parsed (both leave the example unjudged). Rows that asked nothing (the pair's own
+    output failed) are the role's failures, not the judge's.
     """
-    roles = {}
-    if outputs is not None and not outputs.empty:
-        for role, group in outputs.groupby("role", sort=True):
-            roles[role] = _share(group["error"].notna().sum(), len(group))
-    judges = {}
-    if judgments is not None and not judgments.empty:
-        asked = judgments[pd.to_numeric(judgments["requests"], errors="coerce").fillna(1) > 0] \
-            if "requests" in judgments else judgments
-        for name, group in asked.groupby("judge", sort=True):
-            judges[name] = _share((~group["parsed"].fillna(False).astype(bool)).sum(), len(group))
-            judges[name]["requests_failed"] = int(pd.to_numeric(group.get("failed_requests"), errors="coerce")
-                                                  .fillna(0).sum()) if "failed_requests" in group else 0
-    over = [f"role {r}" for r, v in roles.items() if v["rate"] > max_failure_rate] + \
-        [f"judge {j}" for j, v in judges.items() if v["rate"] > max_failure_rate]
-    return {"max_failure_rate": max_failure_rate, "roles": roles, "judges": judges, "over_limit": over,
-            "requests_failed": int(sum(v["failed"] for v in roles.values())
-                                   + sum(v["requests_failed"] for v in judges.values())),
+    found_roles = {role: _share(failed, n) for role, (failed, n) in sorted(roles.items())}
+    found_judges = {}
+    for name, (asked, unreadable, requests_failed) in sorted(judges.items()):
+        if not asked:
+            continue
+        found_judges[name] = _share(unreadable, asked)
+        found_judges[name]["requests_failed"] = int(requests_failed)
+    over = [f"role {r}" for r, v in found_roles.items() if v["rate"] > max_failure_rate] + \
+        [f"judge {j}" for j, v in found_judges.items() if v["rate"] > max_failure_rate]
+    return {"max_failure_rate": max_failure_rate, "roles": found_roles, "judges": found_judges, "over_limit": over,
+            "requests_failed": int(sum(v["failed"] for v in found_roles.values())
+                                   + sum(v["requests_failed"] for v in found_judges.values())),
             "counted_as": "a failed or missing output takes its number's worst value (accuracy: wrong; "
                           "a score: the bad end of its range); `answered` gives the numbers without them"}
 

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 from pydantic import ValidationError
 
 from genval import registry
 from genval.analysis.diagnosis import value
-from genval.analysis.numbers import Boot, paired_difference
 from genval.analysis.significance import holm, one_sided_p
-from genval.analysis.table import wide
 from genval.config import GateConfig, GateRule, read_yaml, validation_error
 from genval.errors import GenvalError
 from genval.runfolder import read_summary
@@ -129,48 +126,34 @@ def _not_validated(summary: dict, rule: GateRule) -> str | None:
     return f"judge not validated: {judge.get('name', 'no judge')} — {why}"
 
 
-def _paired(rule: GateRule, summary: dict, numbers: pd.DataFrame, ids: list[str] | None) -> dict:
-    """Gives sign·(student − teacher) on the rule's number as {value, ci, n}, paired by example."""
+def paired_request(rule: GateRule, metrics: dict) -> tuple[str, str, str, int]:
+    """Gives (student pair, teacher pair, metric, sign) of a non-inferiority rule's paired number, or raises.
+
+    `metrics` is the summary's pair → metric → number (only its keys are read); `sign` turns a
+    lower-is-better number around, so student − teacher ≥ −margin always means "not worse".
+    """
     metric = "label_correct" if rule.metric == "accuracy" else rule.metric
-    pairs = summary.get("metrics") or {}
     pair = "student~reference" if rule.metric == "accuracy" else rule.pair or next(
-        (p for p in ("student~reference", "student") if metric in (pairs.get(p) or {})), None)
+        (p for p in ("student~reference", "student") if metric in (metrics.get(p) or {})), None)
     teacher = "teacher" + pair[len("student"):] if pair and pair.split("~")[0] == "student" else None
-    if teacher is None or teacher.endswith("~teacher") or metric not in (pairs.get(teacher) or {}):
+    if teacher is None or teacher.endswith("~teacher") or metric not in (metrics.get(teacher) or {}):
         raise GenvalError(f"gate rule '{describe(rule)}': non_inferiority needs a number both teacher and student "
                           "have (accuracy, a ~reference metric such as rougeL, a format check such as json_valid)")
-    rows = numbers if ids is None else numbers[numbers["id"].isin(set(ids))]
-    both = pd.concat([wide(rows, pair, metric).rename("s"), wide(rows, teacher, metric).rename("t")],
-                     axis=1, join="inner").dropna()
-    settings = summary.get("settings") or {}
-    boot = Boot(settings.get("bootstrap", 1000), settings.get("confidence", 0.95), settings.get("seed", 0))
-    sign = (registry.spec(metric) or registry.SHARE).sign or 1
-    return paired_difference(sign * both["s"], sign * both["t"], boot)
+    return pair, teacher, metric, (registry.spec(metric) or registry.SHARE).sign or 1
 
 
-def _members(summary: dict, members: dict | None, rule: GateRule) -> list[str] | None:
-    if not rule.slice:
-        return None
-    field, _, wanted = rule.slice.partition("=")
-    found = ((members or {}).get(field) or (summary.get("derived_slices") or {}).get(field) or {}).get(wanted)
-    if found is None:
-        raise GenvalError(f"gate rule '{describe(rule)}': the members of slice {rule.slice} are unknown here")
-    return found
-
-
-def _interval_tests(rule: GateRule, num, summary: dict, numbers, members) -> list[dict]:
+def _interval_tests(rule: GateRule, num, summary: dict, paired) -> list[dict]:
     """Gives the rule's interval tests: kind, bound, the number tested, and its one-sided p-value."""
     confidence = (summary.get("settings") or {}).get("confidence", 0.95)
     tests = [{"kind": kind, "bound": bound, "number": num if isinstance(num, dict) else None}
              for kind, bound in (("lower", rule.lower), ("upper", rule.upper)) if bound is not None]
     if rule.non_inferiority is not None:
         margin = rule.non_inferiority.margin
-        if numbers is None:
+        if paired is None:
             tests.append({"kind": "non_inferiority", "bound": -margin, "number": None,
                           "missing": "non_inferiority needs the run's tables (run `genval gate RUN_FOLDER`)"})
         else:
-            diff = _paired(rule, summary, numbers, _members(summary, members, rule))
-            tests.append({"kind": "non_inferiority", "bound": -margin, "number": diff})
+            tests.append({"kind": "non_inferiority", "bound": -margin, "number": paired(rule)})
     for test in tests:
         n = test["number"] or {}
         test["p"] = one_sided_p(n.get("value"), n.get("ci") or [None, None], test["bound"], confidence,
@@ -183,7 +166,7 @@ def _side(test: dict) -> str:
     return "upper" if test["kind"] == "upper" else "lower"
 
 
-def check(rule: GateRule, summary: dict, baseline: dict | None, numbers=None, members=None) -> dict:
+def check(rule: GateRule, summary: dict, baseline: dict | None, paired=None) -> dict:
     """Gives one rule's outcome: the value, interval tests, the baseline value, passed, and why not.
 
     `passed` here covers the point and baseline bounds; `evaluate` decides the interval tests
@@ -203,7 +186,7 @@ def check(rule: GateRule, summary: dict, baseline: dict | None, numbers=None, me
     current = value(num)
     out["value"], out["ci"] = current, num.get("ci") if isinstance(num, dict) else None
     reasons = [r for r in (_not_validated(summary, rule),) if r]
-    out["tests"] = _interval_tests(rule, num, summary, numbers, members)
+    out["tests"] = _interval_tests(rule, num, summary, paired)
     if current is None:
         if (rule.min, rule.max, rule.lower, rule.upper, rule.max_regression) != (None,) * 5:
             reasons.append("the number is missing in this run")
@@ -250,14 +233,14 @@ def _test_reason(test: dict, alpha: float, family: int) -> str | None:
     return None
 
 
-def evaluate(gate: GateConfig, summary: dict, baseline: dict | None, numbers: pd.DataFrame | None = None,
-             members: dict | None = None) -> dict:
+def evaluate(gate: GateConfig, summary: dict, baseline: dict | None, paired=None) -> dict:
     """Gives the gate's outcome: passed, every rule's result, and the failing rules in one line each.
 
-    `numbers` (the run's per-example table) and `members` (field → value → ids) are needed
-    by non-inferiority rules, which test a paired interval the summary does not hold.
+    `paired` (a rule → {value, ci, n} of its paired student − teacher difference on its slice,
+    from the run's tables: genval.analysis.stage.paired_numbers) is needed by non-inferiority
+    rules, which test a paired interval the summary does not hold.
     """
-    results = [check(rule, summary, baseline, numbers, members) for rule in expand(gate.rules, summary)]
+    results = [check(rule, summary, baseline, paired) for rule in expand(gate.rules, summary)]
     confidence = (summary.get("settings") or {}).get("confidence", 0.95)
     alpha = (1 - confidence) / 2  # one-sided: the interval's end at this confidence
     family = [t for r in results if r["slice"] for t in r["tests"]]

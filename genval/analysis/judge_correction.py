@@ -19,7 +19,6 @@ would be too narrow (Lang & Reiczigel 2014, Prev Vet Med 113(1):13–22).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from genval.stats import percentile_interval
 
@@ -89,11 +88,13 @@ def counted(corrected: dict, unanswered: int) -> dict:
             "on_judged": {"value": corrected["value"], "ci": corrected["ci"], "n": corrected["n"]}}
 
 
-def corrected_rate(rows: pd.DataFrame, calibration: dict | None, meaning: dict | None, n_boot: int = 1000,
-                   confidence: float = 0.95, seed: int = 0) -> dict | None:
-    """Gives one judge's corrected rate on one pair from its judgments rows, its calibration block and its meaning.
+def corrected_rate(positive: float, judged: int, unanswered: int, calibration: dict | None, meaning: dict | None,
+                   n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict | None:
+    """Gives one judge's corrected rate on one pair from its counts, its calibration block and its meaning.
 
-    None without a human-agreement confusion matrix or a recorded meaning (calibration.json).
+    `positive` of `judged` asked examples were called equivalent; `unanswered` examples had
+    nothing to judge. None without a human-agreement confusion matrix or a recorded meaning
+    (calibration.json).
     """
     if not calibration or not meaning or not calibration.get("confusion"):
         return None
@@ -104,7 +105,4 @@ def corrected_rate(rows: pd.DataFrame, calibration: dict | None, meaning: dict |
                        else (lambda label: label in equivalent))
     if table is None:
         return None
-    asked = pd.to_numeric(rows["requests"], errors="coerce").fillna(1) > 0
-    judged = rows.loc[asked, "equivalent"].dropna()
-    result = rogan_gladen(int(judged.sum()), len(judged), table, n_boot, confidence, seed)
-    return counted(result, int((~asked).sum()))
+    return counted(rogan_gladen(int(positive), judged, table, n_boot, confidence, seed), unanswered)

@@ -4,15 +4,14 @@ Three kinds of slice field:
 - every configured slice field (`slice_<field>` columns of `examples`);
 - `difficulty`, when the data do not give one: derived from the teacher's own quality on
   the example (tertiles of its `teacher~reference` score, or right/wrong for a label);
-- `rare_class`: one slice per rare class (classification.json's list, else labels whose
-  share is under `analysis.rare_class_share`).
+- `rare_class`: one slice per rare class: the labels of a classification run's set (else the
+  examples' labels) whose share is under `analysis.rare_class_share` (`rare_listed`).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
-
-from genval.analysis.table import wide
 
 # Which teacher~reference metric defines derived difficulty, best first: a label's
 # correctness, then the task-quality metrics a team usually trusts most.
@@ -37,40 +36,6 @@ def configured(examples: pd.DataFrame) -> dict[str, dict[str, list[str]]]:
     return out
 
 
-def difficulty(numbers: pd.DataFrame) -> tuple[dict[str, list[str]], str | None]:
-    """Gives hard/medium/easy → ids from the teacher's reference quality, and the basis used.
-
-    Tertiles by rank (ties broken by order), so each level holds a third of the examples;
-    a 0/1 metric gives only hard (teacher wrong) and easy (teacher right).
-    """
-    available = set(numbers.loc[numbers["pair"] == "teacher~reference", "metric"])
-    # A metric on which the teacher scores the same everywhere separates nothing: take the next.
-    for metric in (m for m in DIFFICULTY_METRICS if m in available):
-        quality = wide(numbers, "teacher~reference", metric).dropna()
-        if quality.nunique() > 1:
-            break
-    else:
-        return {}, None
-    if set(quality.unique()) <= {0.0, 1.0}:
-        levels = quality.map({0.0: "hard", 1.0: "easy"})
-    else:
-        levels = pd.qcut(quality.rank(method="first"), 3, labels=list(LEVELS)).astype(str)
-    groups = {level: sorted(levels.index[levels == level]) for level in LEVELS if (levels == level).any()}
-    return groups, f"derived: tertiles of teacher~reference {metric}" if metric != "label_correct" else \
-        "derived: teacher~reference label_correct (hard = teacher wrong)"
-
-
-def rare_classes(labels: pd.Series, listed: list[str] | None, min_share: float) -> dict[str, list[str]]:
-    """Gives rare class → ids: the classes classification.json lists, else those under `min_share`."""
-    known = labels.dropna()
-    if known.empty:
-        return {}
-    if listed is None:
-        shares = known.value_counts(normalize=True)
-        listed = sorted(shares.index[shares < min_share])
-    return {str(c): sorted(known.index[known == c]) for c in listed if (known == c).any()}
-
-
 def rank(blocks: dict[str, dict], min_n: int, headline) -> None:
     """Marks each slice too small to rank or gives it a rank, 1 = weakest by the headline number."""
     scored = []
@@ -83,3 +48,72 @@ def rank(blocks: dict[str, dict], min_n: int, headline) -> None:
             scored.append((num["value"], value))
     for position, (_, value) in enumerate(sorted(scored), start=1):
         blocks[value]["rank"] = position
+
+
+def difficulty_levels(store) -> tuple[np.ndarray | None, str | None]:
+    """Gives each example's difficulty as a code into LEVELS (-1: none) from a ColumnStore, and the basis used.
+
+    The first of DIFFICULTY_METRICS on teacher~reference that varies: tertiles by rank (each
+    level a third of the examples), ties broken by the example's position; a 0/1 metric gives
+    only hard (teacher wrong) and easy (right). Holds one column of the eval set (8 bytes an
+    example) while it ranks.
+    """
+    for metric in DIFFICULTY_METRICS:
+        rows, values, low, high = store.stats.get(("teacher~reference", metric), (0, 0, 0.0, 0.0))
+        if values and low != high:  # a metric on which the teacher scores the same everywhere separates nothing
+            break
+    else:
+        return None, None
+    column = store.column(("teacher~reference", metric))
+    valid = np.flatnonzero(~np.isnan(column))
+    quality = column[valid]
+    levels = np.full(column.size, -1, dtype=np.int8)
+    if set(np.unique(quality)) <= {0.0, 1.0}:
+        levels[valid] = np.where(quality == 1.0, LEVELS.index("easy"), LEVELS.index("hard"))
+    else:
+        ranks = np.empty(quality.size, dtype=np.int32)
+        ranks[np.lexsort((valid, quality))] = np.arange(1, quality.size + 1, dtype=np.int32)
+        # pd.qcut(ranks, 3)'s bins: the linear quantiles of 1..m at 0, 1/3, 2/3, 1; an edge's rank is in the lower bin.
+        edges = np.quantile(np.arange(1, quality.size + 1), np.linspace(0, 1, 4))
+        levels[valid] = np.searchsorted(edges[1:3], ranks, side="left")
+    return levels, f"derived: tertiles of teacher~reference {metric}" if metric != "label_correct" else \
+        "derived: teacher~reference label_correct (hard = teacher wrong)"
+
+
+def rare_listed(raw: dict[str, int], gold: dict[str, int] | None, labels: list[str] | None,
+                min_share: float) -> list[str]:
+    """Gives the rare classes that have examples: labels under `min_share` of the examples with a gold label.
+
+    `raw` counts each example's gold label as the examples give it; for a classification run,
+    `gold` counts the labels matched to the label set `labels` (every label of the set whose
+    share is under `min_share` is rare), else the rare labels are those of `raw`.
+    """
+    total = sum(raw.values())
+    if not total:
+        return []
+    if labels is not None:
+        matched = sum((gold or {}).values())
+        listed = [label for label in labels if not matched or (gold or {}).get(label, 0) / matched < min_share]
+    else:
+        listed = sorted(label for label, count in raw.items() if count / total < min_share)
+    return [label for label in listed if raw.get(label)]
+
+
+class Codes:
+    """Gives each value of a slice field a code, in the order first seen; `values()` sorted by value."""
+
+    def __init__(self):
+        self.code: dict[str, int] = {}
+
+    def of(self, values) -> np.ndarray:
+        """Gives the codes of a batch of values (-1 for a missing value)."""
+        values = pd.Series(values, dtype=object).reset_index(drop=True)
+        out = np.full(len(values), -1, dtype=np.int32)
+        known = values.notna().to_numpy()
+        local, uniques = pd.factorize(values[known].astype(str))
+        mapping = np.array([self.code.setdefault(u, len(self.code)) for u in uniques], dtype=np.int32)
+        out[known] = mapping[local] if len(local) else []
+        return out
+
+    def values(self) -> list[tuple[str, int]]:
+        return sorted(self.code.items())

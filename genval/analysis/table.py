@@ -1,7 +1,8 @@
-"""The per-example numbers of a run in one long table: scores, judge verdicts, failed generations.
+"""The per-example numbers of a run: scores, judge verdicts, failed generations — as rows, read in batches.
 
-Every aggregate (overall, per slice, per run in `compare`) is a group-by over this table, so
-a number in summary.json always means the same mean over the same examples.
+aggregate deals the rows into per-example columns (`add_scores`, `add_judgments` into a
+genval.columns.ColumnStore) with the judgments' and outputs' counts; `compare` reads them as one
+long table (`example_numbers`). Either way a number means the same mean over the same examples.
 """
 
 from __future__ import annotations
@@ -87,41 +88,6 @@ def example_numbers(run: Run) -> pd.DataFrame:
     return numbers_of(_read(run, "scores"), _read(run, "judgments"), _read(run, "outputs"))
 
 
-def failed_outputs(outputs: pd.DataFrame | None) -> dict[str, set[str]]:
-    """Gives role → ids of the examples whose output failed (or is missing from a replay file)."""
-    if outputs is None or outputs.empty:
-        return {}
-    bad = outputs[outputs["error"].notna()]
-    return {role: set(group["id"].astype(str)) for role, group in bad.groupby("role", sort=True)}
-
-
-def answered(numbers: pd.DataFrame, failed: dict[str, set[str]]) -> pd.DataFrame:
-    """Gives `numbers` without the rows that stand for a failed output: the numbers on answered examples only.
-
-    A row stands for a failed output when its pair names a role (`student`, `student~teacher`)
-    whose output failed on that example; `generation_error` rows stay.
-    """
-    if not failed or numbers.empty:
-        return numbers
-    drop = np.zeros(len(numbers), dtype=bool)
-    pairs = numbers["pair"].astype(str)
-    counted = (numbers["metric"] != "generation_error").to_numpy()
-    for pair in pairs.unique():
-        roles = [r for r in pair.split("~") if r in failed]
-        if not roles:
-            continue
-        here = (pairs == pair).to_numpy() & counted
-        ids = set().union(*(failed[r] for r in roles))
-        drop |= here & numbers["id"].isin(ids).to_numpy()
-    return numbers[~drop]
-
-
-def wide(numbers: pd.DataFrame, pair: str, metric: str) -> pd.Series:
-    """Gives one per-example number as a Series indexed by id (mean over duplicate rows, e.g. judge samples)."""
-    rows = numbers[(numbers["pair"] == pair) & (numbers["metric"] == metric)]
-    return rows.groupby("id")["value"].mean()
-
-
 def example_labels(examples: pd.DataFrame, label_source: str | None) -> pd.Series:
     """Gives each example's gold label (by id): the `label` column, or a field of the reference JSON."""
     ids = examples["id"].astype(str)
@@ -139,3 +105,101 @@ def example_labels(examples: pd.DataFrame, label_source: str | None) -> pd.Serie
     if "label" in examples:
         return pd.Series(examples["label"].where(examples["label"].notna(), None).tolist(), index=ids)
     return pd.Series([None] * len(ids), index=ids)
+
+
+READ_ROWS = 65536  # rows of scores or judgments read at once
+
+
+def add_scores(store, run: Run, positions, keep: set | None = None) -> None:
+    """Deals the scores table's rows into a ColumnStore (genval.columns), one column per (pair, metric).
+
+    `keep`: only these (pair, metric) columns.
+    """
+    if not run.has("scores"):
+        return
+    for frame in run.iter_table("scores", columns=["id", "pair", "metric", "value"], batch_size=READ_ROWS):
+        found = {key: rows for key, rows in frame.groupby(["pair", "metric"], sort=False).indices.items()
+                 if keep is None or key in keep}
+        if not found:
+            continue
+        wanted = np.concatenate(list(found.values()))
+        at = np.full(len(frame), -1, dtype=np.int64)
+        at[wanted] = positions.of(frame["id"].to_numpy()[wanted])  # ids hashed only for the columns kept
+        values = pd.to_numeric(frame["value"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        for (pair, metric), rows in found.items():
+            store.add((str(pair), str(metric)), at[rows], values[rows])
+
+
+class JudgeCounts:
+    """What aggregation needs of the judgments besides per-example numbers: verdicts, rates' counts, failures.
+
+    A row asked its judge unless `requests` is 0 (the pair's own output failed: nothing to judge).
+    """
+
+    def __init__(self):
+        self.verdicts: dict = {}   # (judge, pair) → verdict → count (rows with a verdict)
+        self.rates: dict = {}      # (judge, pair) → [judged, equivalent, unanswered]
+        self.asked: dict = {}      # judge → [asked, unreadable, failed requests]
+        self.has_score = False
+
+    def add(self, frame: pd.DataFrame) -> None:
+        asked = pd.to_numeric(frame["requests"], errors="coerce").fillna(1).to_numpy() > 0 \
+            if "requests" in frame else np.ones(len(frame), bool)
+        equivalent = pd.to_numeric(frame["equivalent"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        parsed = frame["parsed"].fillna(False).astype(bool).to_numpy() if "parsed" in frame \
+            else np.ones(len(frame), bool)
+        failed = pd.to_numeric(frame["failed_requests"], errors="coerce").fillna(0).to_numpy() \
+            if "failed_requests" in frame else np.zeros(len(frame))
+        if "score" in frame and frame["score"].notna().any():
+            self.has_score = True
+        for (judge, pair), rows in frame.groupby(["judge", "pair"], sort=False).indices.items():
+            verdicts = self.verdicts.setdefault((judge, pair), {})
+            for verdict, count in frame["verdict"].iloc[rows].dropna().astype(str).value_counts().items():
+                verdicts[verdict] = verdicts.get(verdict, 0) + int(count)
+            judged = asked[rows] & ~np.isnan(equivalent[rows])
+            rate = self.rates.setdefault((judge, pair), [0, 0.0, 0])
+            rate[0] += int(judged.sum())
+            rate[1] += float(equivalent[rows][judged].sum())
+            rate[2] += int((~asked[rows]).sum())
+        for judge, rows in frame.groupby("judge", sort=False).indices.items():
+            mine = asked[rows]
+            count = self.asked.setdefault(judge, [0, 0, 0])
+            count[0] += int(mine.sum())
+            count[1] += int((mine & ~parsed[rows]).sum())
+            count[2] += int(failed[rows][mine].sum())
+
+
+def add_judgments(store, run: Run, positions) -> JudgeCounts:
+    """Deals the judgments into a ColumnStore: per pair, each judge's `equivalent` and score; gives the counts."""
+    counts = JudgeCounts()
+    if not run.has("judgments"):
+        return counts
+    present = set(run.table_columns("judgments"))
+    if "equivalent" not in present:  # a run folder from before the judge stage wrote the meaning
+        raise GenvalError("judgments.parquet has no 'equivalent' column (written by an older genval); "
+                          "re-run the judge stage: `genval run CONFIG --force judge`")
+    wanted = [c for c in ("id", "pair", "judge", "verdict", "score", "equivalent", "parsed", "requests",
+                          "failed_requests") if c in present]
+    for frame in run.iter_table("judgments", columns=wanted, batch_size=READ_ROWS):
+        counts.add(frame)
+        at = positions.of(frame["id"])
+        equivalent = pd.to_numeric(frame["equivalent"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        score = pd.to_numeric(frame["score"], errors="coerce").to_numpy(dtype=float, na_value=np.nan) \
+            if "score" in frame else np.full(len(frame), np.nan)
+        for (judge, pair), rows in frame.groupby(["judge", "pair"], sort=False).indices.items():
+            store.add((str(pair), judge_metric(judge)), at[rows], equivalent[rows])
+            store.add((str(pair), judge_metric(judge, "score")), at[rows], score[rows])
+    return counts
+
+
+def role_counts(run: Run) -> dict[str, list[int]]:
+    """Gives per role of the outputs table [failed calls, outputs], read in batches."""
+    out: dict[str, list[int]] = {}
+    if not run.has("outputs"):
+        return out
+    for frame in run.iter_table("outputs", columns=["role", "error"], batch_size=READ_ROWS):
+        for role, group in frame.groupby("role", sort=False)["error"]:
+            count = out.setdefault(str(role), [0, 0])
+            count[0] += int(group.notna().sum())
+            count[1] += int(len(group))
+    return dict(sorted(out.items()))

@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, what in (("generate", "run teacher, student and other candidates over the eval set"),
                        ("score", "score the outputs with the configured metrics"),
-                       ("judge", "ask the configured judges, and calibrate them against human labels"),
+                       ("judge", "ask the configured judges (`genval calibrate` checks them against people)"),
                        ("aggregate", "aggregate every number per slice with intervals into summary.json")):
         p = sub.add_parser(name, help=f"{what} (`run` up to this stage)")
         p.add_argument("config", help="the run config (YAML)")

@@ -34,8 +34,7 @@ def _run_config(run):
 
 def _cmd_gate(args) -> int:
     from genval.analysis.gate import evaluate, load_gate, read_baseline
-    from genval.analysis.slices import configured
-    from genval.analysis.table import example_numbers
+    from genval.analysis.stage import paired_numbers
     from genval.runfolder import open_run, read_summary
 
     run = open_run(args.run)
@@ -50,9 +49,9 @@ def _cmd_gate(args) -> int:
     if args.baseline:
         gate.baseline = Path(args.baseline)
     # The run's own tables: non-inferiority rules test paired intervals that summary.json does not hold.
-    members = configured(run.read_table("examples")) if run.has("examples") else {}
-    numbers = example_numbers(run) if run.has("examples") else None
-    result = evaluate(gate, read_summary(run.root), read_baseline(gate.baseline), numbers, members)
+    paired = paired_numbers(run, _run_config(run), gate.rules) \
+        if run.has("examples") and any(rule.non_inferiority for rule in gate.rules) else None
+    result = evaluate(gate, read_summary(run.root), read_baseline(gate.baseline), paired)
     print(f"gate: {'PASS' if result['passed'] else 'FAIL'} ({len(result['rules'])} rules, "
           f"{len(result['failing'])} failing)")
     for rule in result["rules"]:

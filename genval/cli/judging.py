@@ -47,17 +47,51 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_calibrate(args) -> int:
-    from genval.judging.stage import calibration_for
+    """Adds a labels file to the run's `labels` folder (checked first) and re-runs calibrate, aggregate and report."""
+    from genval.config import load_config, parse_config
+    from genval.judging.labels import (
+        FOLDER,
+        copy_name,
+        label_sources,
+        read_labels,
+        read_sources,
+        update_table,
+        write_labels,
+    )
+    from genval.judging.stage import judge_scopes
+    from genval.pipeline import STAGE_NAMES, outcome, prepare, report_path, run_stages
+    from genval.progress import Progress
+    from genval.runfolder import open_run
 
-    run, config = _open(args.target, args.out, ["generate", "judge"], args.quiet)
-    if args.labels:
-        config.human_labels = Path(args.labels).resolve()
-    if config.human_labels is None:
-        raise GenvalError(f"{args.target}: no human labels (add 'human_labels:' to the config or pass --labels)")
+    target = Path(args.target)
+    if target.is_dir():
+        run = open_run(target)
+        if "config" not in run.manifest:
+            raise GenvalError(f"{target}/manifest.json: no config recorded; run `genval run CONFIG` first")
+        config = parse_config(run.manifest["config"], run.root, source=f"{target}/manifest.json")
+        root, stages = run.root, ["calibrate", "aggregate", "report"]
+    else:
+        config = load_config(target)
+        root, stages = Path(args.out) / config.name, STAGE_NAMES
     if not config.judge:
         raise GenvalError(f"{args.target}: no judge in the config (add a 'judge:' entry)")
-    result = calibration_for(config, run.read_table("judgments"), run.read_table("examples"), run.read_table("outputs"))
-    run.write_json("calibration.json", result)
+    scopes = judge_scopes(config)
+    copy = None
+    if args.labels:  # every check before anything is written
+        incoming = read_labels(args.labels, judges=scopes)
+        copy = root / FOLDER / f"{copy_name(incoming, Path(args.labels))}.jsonl"
+        sources = [s for s in label_sources(config.human_labels, root) if s != copy]
+        read_sources(sources + [Path(args.labels)], judges=scopes)
+    elif not label_sources(config.human_labels, root):
+        raise GenvalError(f"{args.target}: no human labels (add 'human_labels:' to the config or pass --labels)")
+    if not target.is_dir():
+        run = prepare(config, Path(args.out))
+    if copy is not None:
+        write_labels(incoming, copy)
+        update_table(run, config.human_labels, scopes)
+        run.save_manifest()
+    run_stages(run, config, Progress(quiet=args.quiet), only=stages)
+    result = run.read_json("calibration.json")
     print(f"{'judge':<28} {'n':>4} {'agreement':>9} {'kappa':>7} {'kappa 95% CI':>17} {'alpha':>7} validated")
     for name in result["ranking"]:
         b = result["judges"][name]
@@ -66,7 +100,8 @@ def _cmd_calibrate(args) -> int:
               f"{'[' + _f(ci[0]) + ', ' + _f(ci[1]) + ']':>17} {_f(b['alpha']['value']):>7} "
               f"{'yes' if b['validated'] else 'NO'} (min {b['min_kappa']})")
     print(run.path("calibration.json"))
-    return 0
+    print(report_path(run))
+    return 3 if outcome(run, stages)["failed_requests"] else 0  # requests to retry; the decision is the report's
 
 
 def _cmd_labels(args) -> int:
@@ -130,9 +165,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_sample)
 
-    p = subparsers.add_parser("calibrate", help="measure each judge's agreement with the human labels; writes calibration.json")
-    p.add_argument("target", metavar="RUN_OR_CONFIG", help="a run folder, or a config (generate and judge run first)")
-    p.add_argument("--labels", help="human labels (JSONL or CSV) instead of the config's human_labels")
+    p = subparsers.add_parser("calibrate", help="measure each judge's agreement with the human labels; re-runs "
+                                                "calibrate, aggregate and report")
+    p.add_argument("target", metavar="RUN_OR_CONFIG", help="a run folder, or a config (its stages run first)")
+    p.add_argument("--labels", help="more human labels (JSONL or CSV), copied into the run's labels/ folder")
     p.add_argument("--out", default="runs", help="folder that holds run folders (default: runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_calibrate)

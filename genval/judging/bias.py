@@ -81,13 +81,15 @@ def _spearman(x, y) -> float | None:
     return _float(sps.spearmanr(x[keep], y[keep])[0])
 
 
-def bias_checks(rows: pd.DataFrame, joined: pd.DataFrame, examples: pd.DataFrame, outputs: pd.DataFrame,
+def bias_checks(totals, joined: pd.DataFrame, examples: pd.DataFrame, outputs: pd.DataFrame,
                 definition: Definition) -> dict:
-    """Gives the flip rate under order swap, length bias (judge vs people) and positive rates."""
-    swapped = rows["swap_consistent"].dropna()
+    """Gives the flip rate under order swap, length bias (judge vs people) and positive rates.
+
+    `totals` (genval.judging.calibration.Totals) holds the judge's order swaps and flips.
+    """
     out = {
-        "flip_rate": _float(float((~swapped.astype(bool)).mean())) if len(swapped) else None,
-        "flip_n": int(len(swapped)),
+        "flip_rate": _float(totals.flips / totals.swapped) if totals.swapped else None,
+        "flip_n": int(totals.swapped),
     }
     if not len(joined):
         return out

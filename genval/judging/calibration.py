@@ -7,7 +7,7 @@ gate ignores an unvalidated judge and the report shows its numbers under a warni
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -148,26 +148,63 @@ def headline(joined: pd.DataFrame, definition: Definition, s: Settings) -> dict:
     return out
 
 
-def _cost(rows: pd.DataFrame, price) -> tuple[float | None, float]:
+@dataclass
+class Totals:
+    """A judge's asked rows summed: the pairs it answered, judgments, unparsed, order swaps and flips, tokens, seconds.
+
+    Summed batch by batch (`add`), so a judge's calibration needs in memory only the rows
+    people rated, whatever the number of judgments.
+    """
+
+    pairs: set = field(default_factory=set)
+    judgments: int = 0
+    unparsed: int = 0
+    swapped: int = 0
+    flips: int = 0
+    seconds: float = 0.0
+    prompt_tokens: float = 0.0
+    completion_tokens: float = 0.0
+
+    def add(self, rows: pd.DataFrame) -> "Totals":
+        self.pairs |= set(rows["pair"])
+        self.judgments += len(rows)
+        self.unparsed += int((~rows["parsed"].astype(bool)).sum())
+        swapped = rows["swap_consistent"].dropna() if "swap_consistent" in rows else pd.Series(dtype=bool)
+        self.swapped += len(swapped)
+        self.flips += int((~swapped.astype(bool)).sum())
+        for name in ("seconds", "prompt_tokens", "completion_tokens"):
+            column = "latency_s" if name == "seconds" else name
+            if column in rows:
+                setattr(self, name, getattr(self, name) + float(rows[column].fillna(0).sum()))
+        return self
+
+
+def _cost(totals: Totals, price) -> tuple[float | None, float]:
     """Gives the judge's cost (from its model's price) and its model seconds, over its judgments."""
-    seconds = float(rows["latency_s"].fillna(0).sum()) if "latency_s" in rows else 0.0
+    seconds = totals.seconds
     if price is None:
         return None, seconds
     cost = 0.0
-    if price.per_million_input_tokens is not None and "prompt_tokens" in rows:
-        cost += float(rows["prompt_tokens"].fillna(0).sum()) * price.per_million_input_tokens / 1e6
-    if price.per_million_output_tokens is not None and "completion_tokens" in rows:
-        cost += float(rows["completion_tokens"].fillna(0).sum()) * price.per_million_output_tokens / 1e6
+    if price.per_million_input_tokens is not None:
+        cost += totals.prompt_tokens * price.per_million_input_tokens / 1e6
+    if price.per_million_output_tokens is not None:
+        cost += totals.completion_tokens * price.per_million_output_tokens / 1e6
     if price.per_gpu_hour is not None:
         cost += seconds / 3600 * price.per_gpu_hour * price.gpus  # summed latency: an upper bound under concurrency
     return cost, seconds
 
 
 def calibrate_judge(rows: pd.DataFrame, labels: pd.DataFrame, definition: Definition, examples: pd.DataFrame,
-                    outputs: pd.DataFrame, s: Settings, aspect: str | None = None) -> dict:
-    """Gives one judge's calibration block (the shape calibration.json holds per judge)."""
+                    outputs: pd.DataFrame, s: Settings, aspect: str | None = None,
+                    totals: Totals | None = None) -> dict:
+    """Gives one judge's calibration block (the shape calibration.json holds per judge).
+
+    `rows` are the judge's asked judgments — all of them, or (with `totals` summed over all
+    of them) those of the items people rated; `examples` and `outputs` need hold only those items.
+    """
     aspect = aspect or definition.aspect
-    pairs = set(rows["pair"])
+    totals = totals or Totals().add(rows)
+    pairs = totals.pairs
     mine = labels[labels["pair"].isin(pairs)]
     if aspect is not None:
         mine = mine[mine["aspect"].isna() | (mine["aspect"] == aspect)]
@@ -179,9 +216,9 @@ def calibrate_judge(rows: pd.DataFrame, labels: pd.DataFrame, definition: Defini
     if not len(rated):
         warnings.append(f"no human rating of this judge's pairs ({', '.join(sorted(pairs))}) on its scale "
                         f"({'scores' if definition.scale.kind == 'ordinal' else ', '.join(definition.scale.labels)})")
-    unparsed = int((~rows["parsed"].astype(bool)).sum())
+    unparsed = totals.unparsed
     if unparsed:
-        warnings.append(f"{unparsed} of {len(rows)} judgments could not be parsed; they are left out")
+        warnings.append(f"{unparsed} of {totals.judgments} judgments could not be parsed; they are left out")
     if len(joined) < s.min_slice_n:
         warnings.append(f"only {len(joined)} items are rated by both the judge and people (fewer than {s.min_slice_n})")
     block = headline(joined, definition, s)
@@ -190,15 +227,15 @@ def calibrate_judge(rows: pd.DataFrame, labels: pd.DataFrame, definition: Defini
     if not validated:
         warnings.append(f"kappa's interval lower end {lo if lo is None else round(lo, 3)} is below min_kappa "
                         f"{s.min_kappa}: the gate ignores this judge")
-    cost, seconds = _cost(rows, s.price)
+    cost, seconds = _cost(totals, s.price)
     return {
         "validated": validated, "min_kappa": s.min_kappa, "n": int(len(joined)), "aspect": aspect,
         **block,
         "annotators": annotator_agreement(rated, joined, definition, s),
-        "bias": bias_checks(rows, joined, examples, outputs, definition),
+        "bias": bias_checks(totals, joined, examples, outputs, definition),
         "per_slice": per_slice(joined, examples, definition, s.min_slice_n),
         "threshold": best_threshold(joined, definition, s.seed),
-        "unparsed": unparsed, "judgments": int(len(rows)), "warnings": warnings,
+        "unparsed": unparsed, "judgments": int(totals.judgments), "warnings": warnings,
         "cost": cost, "seconds": seconds,
     }
 

@@ -160,3 +160,82 @@ def write_labels(frame: pd.DataFrame, path: str | Path) -> Path:
             for rec in records:
                 fh.write(json.dumps({k: v for k, v in rec.items() if v is not None}, ensure_ascii=False) + "\n")
     return path
+
+
+# --- labels in the run folder ---------------------------------------------------------------
+# A run keeps its human ratings as the `labels` table: the config's `human_labels` file plus
+# every `RUN/labels/*.jsonl` (where `genval calibrate RUN --labels FILE` puts a copy of FILE,
+# and a rating page writes its raters' files), one row per example × pair × annotator.
+FOLDER = "labels"
+TABLE_COLUMNS = [*LABEL_COLUMNS, "source"]
+
+
+def label_sources(human_labels: Path | None, root: Path) -> list[Path]:
+    """Gives the files a run's labels come from: the config's `human_labels`, then `RUN/labels/*.jsonl` by name."""
+    folder = Path(root) / FOLDER
+    return ([Path(human_labels)] if human_labels else []) + \
+        (sorted(folder.glob("*.jsonl")) if folder.is_dir() else [])
+
+
+def read_sources(sources: list[Path], judges=None) -> pd.DataFrame:
+    """Gives the ratings of every source as one table (TABLE_COLUMNS), each checked against the judges.
+
+    The same person's rating of the same item in two files is kept once when it is the same
+    rating; two different ratings are an error naming both files (keep one).
+    """
+    frames, seen = [], {}
+    for path in sources:
+        frame = read_labels(path, judges=judges)
+        keep = []
+        for row in frame.itertuples(index=False):
+            key = (row.id, row.pair, row.annotator, row.aspect)
+            rating = (row.verdict, None if pd.isna(row.score) else row.score)
+            if key in seen:
+                if seen[key][1] != rating:
+                    raise GenvalError(f"{path}: annotator '{row.annotator}' rated '{row.id}' ({row.pair}) "
+                                      f"differently in {seen[key][0]}; keep one of the two ratings")
+                keep.append(False)
+                continue
+            seen[key] = (path, rating)
+            keep.append(True)
+        frames.append(frame[keep].assign(source=Path(path).name))
+    if not frames:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[TABLE_COLUMNS].astype({"score": "float64"})
+
+
+def copy_name(frame: pd.DataFrame, path: Path) -> str:
+    """Gives the name a labels file is copied under into RUN/labels: its one annotator, else its file's stem."""
+    annotators = frame["annotator"].dropna().unique()
+    name = str(annotators[0]) if len(annotators) == 1 else Path(path).stem
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "labels"
+
+
+def labels_key(sources: list[Path]) -> str | None:
+    """Gives a digest of the label sources (their names and contents), None when there are none."""
+    import hashlib
+
+    if not sources:
+        return None
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(Path(path).name.encode("utf-8") + b"\0" + Path(path).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def update_table(run, human_labels: Path | None, judges=None) -> None:
+    """Writes the run's `labels` table when its sources changed, and removes it when there are none.
+
+    The sources are read and checked first (`read_sources`): a mistake leaves the table as it was.
+    """
+    sources = label_sources(human_labels, run.root)
+    key = labels_key(sources)
+    if key is None:
+        run.path("labels").unlink(missing_ok=True)
+        run.manifest.pop("labels_key", None)
+        return
+    if run.manifest.get("labels_key") == key and run.has("labels"):
+        return
+    frame = read_sources(sources, judges)
+    run.write_table("labels", frame)
+    run.manifest["labels_key"] = key

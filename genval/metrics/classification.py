@@ -102,12 +102,17 @@ def _errors(batch: pd.DataFrame, role: str) -> list:
     return [None if e is None or (isinstance(e, float) and np.isnan(e)) else e for e in batch[f"{role}.error"]]
 
 
+def gold_labels(batch: pd.DataFrame, config: RunConfig, labels: list[str]) -> tuple[list, list]:
+    """Gives the examples' gold labels as given and as matched to `labels` (None where none matches)."""
+    raw = [_gold(r, lab, config) for r, lab in zip(_column(batch, "reference"), _column(batch, "label"))]
+    return raw, [_match(g, labels) if g is not None else None for g in raw]
+
+
 def label_table(batch: pd.DataFrame, config: RunConfig, labels: list[str]) -> pd.DataFrame:
     """Gives one row per example of a joined batch (genval.pairs.joined): the gold label, each role's
     predicted label and probability vector over `labels`, and whether its output was answered."""
     table = batch[["id"] + [c for c in batch.columns if c.startswith("slice_")]].copy()
-    table["gold_raw"] = [_gold(r, lab, config) for r, lab in zip(_column(batch, "reference"), _column(batch, "label"))]
-    table["gold"] = [_match(g, labels) if g is not None else None for g in table["gold_raw"]]
+    table["gold_raw"], table["gold"] = gold_labels(batch, config, labels)
     for role in ROLES:
         present = [e is None for e in _errors(batch, role)]
         raw = [_raw_prediction(t, config) if ok else None for t, ok in zip(batch[f"{role}.text"], present)]

@@ -79,7 +79,6 @@ def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float | 
     if confidence.size == 0:
         return None
     idx = bin_index(confidence, bins)
-    counts = np.bincount(idx, minlength=bins)
     conf_sum = np.bincount(idx, weights=confidence, minlength=bins)
     acc_sum = np.bincount(idx, weights=np.asarray(correct, dtype=float), minlength=bins)
     return float(np.abs(acc_sum - conf_sum).sum() / confidence.size)

@@ -27,7 +27,7 @@ from genval.executors import Source
 from genval.metrics import MetricContext, MetricResult, get_metric
 from genval.metrics import classification as cls
 from genval.numbers import FAILED_DETAIL
-from genval.pairs import REFERENCE, Pair, score_pairs
+from genval.pairs import REFERENCE, score_pairs
 from genval.progress import Progress
 from genval.runfolder import Run, table_schema
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import resource
 import sys
-from collections import Counter
 
 import numpy as np
 

@@ -9,7 +9,7 @@ from importlib import resources
 from genval import registry
 from genval.report import plots
 from genval.report.decision import ci, decision, failure_line, headline_rows, num, slice_rows
-from genval.report.drilldown import FAILURE_KINDS
+from genval.report.drilldown import FAILURE_KINDS, PER_STRATUM
 
 VERDICT_CLASS = {"READY": "v-ready", "NOT READY": "v-not", "INCOMPLETE": "v-incomplete", "NO DECISION": "v-none"}
 
@@ -46,14 +46,13 @@ def _plots(summary: dict, extras: dict) -> str:
     metric = next((r["metric"] for r in slice_rows(summary) if r["metric"]), "headline")
     found = registry.spec(metric.split(" ")[0])
     direction = f" ({found.better} is better)" if found and found.better else ""
-    cls = extras.get("classification") or {}
-    cal = ((extras.get("calibration") or {}).get("judges") or {}).get((summary.get("judge") or {}).get("name")) or {}
-    conf = cal.get("confusion") or {}
+    cls = summary.get("classification") or {}
+    conf = ((summary.get("judge") or {}).get("calibration") or {}).get("confusion") or {}
     figures = [
         _figure(plots.slice_bars(rows, f"Per slice: {metric}{direction}", found.high if found else None),
                 "Bars: point value; whiskers: 95 % bootstrap interval; grey: too small to rank.", "No slices."),
         _figure(plots.reliability(cls.get("reliability") or {}), "Dashed diagonal: perfect calibration.",
-                "No reliability data (needs label probabilities: classification.json)."),
+                "No reliability data (needs label probabilities)."),
         _figure(plots.latency(extras.get("latency") or {}), "Dashed lines: median (p50).", "No latency data."),
         _figure(plots.sweep(cls.get("sweep") or []), "Student accuracy and KL as its softmax temperature varies.",
                 "No temperature sweep (needs label probabilities)."),
@@ -117,7 +116,7 @@ def _ops_table(summary: dict) -> str:
         '<p class="muted">No ops.json in this run.</p>'
 
 
-def _examples(rows: list[dict]) -> str:
+def _examples(rows: list[dict], total: int) -> str:
     slices = sorted({f"{k}={v}" for r in rows for k, v in r["slices"].items()})
     present = {f for r in rows for f in r["failures"]}
     slice_opts = '<option value="">all slices</option>' + "".join(
@@ -127,7 +126,10 @@ def _examples(rows: list[dict]) -> str:
     data = json.dumps(rows, ensure_ascii=False).replace("</", "<\\/")
     head = "".join(f"<th>{h}</th>" for h in ("id", "input", "teacher", "student", "reference", "scores", "verdict",
                                               "slices", "failure"))
-    return (f'<div class="filters"><label>Slice <select id="filter-slice">{slice_opts}</select></label>'
+    sampled = "" if len(rows) >= total else (
+        f'<p class="muted">{len(rows)} of {total} examples: a seeded sample of up to {PER_STRATUM} of each slice, '
+        'each failure kind and the whole set; the run folder holds every example.</p>')
+    return (sampled + f'<div class="filters"><label>Slice <select id="filter-slice">{slice_opts}</select></label>'
             f'<label>Failure kind <select id="filter-failure">{fail_opts}</select></label>'
             '<label>Search <input id="filter-text" type="search" placeholder="id or text"></label>'
             '<span id="row-count" class="muted"></span></div>'
@@ -136,7 +138,7 @@ def _examples(rows: list[dict]) -> str:
 
 
 def render(summary: dict, examples: list[dict], extras: dict) -> str:
-    """Gives report.html: summary plus drill-down rows plus plot data (classification, calibration, latency)."""
+    """Gives report.html: the summary (numbers and plot data), the drill-down rows and the latencies."""
     ev, s = summary["eval_set"], summary["settings"]
     headline = _table(["number", "value", "95 % CI", "n"],
                       [[name, (num(n), n.get("value")), ci(n), n.get("n") if n.get("n") is not None else "–"]
@@ -150,5 +152,5 @@ def render(summary: dict, examples: list[dict], extras: dict) -> str:
             f"<h2>Plots</h2>{_plots(summary, extras)}"
             f'<h2>Slices</h2><p class="muted">Click a column to sort.</p>{_slice_table(summary)}'
             f"<h2>Metrics</h2>{_metrics_table(summary)}<h2>Operations</h2>{_ops_table(summary)}"
-            f"<h2>Examples</h2>{_examples(examples)}{footer}"
+            f"<h2>Examples</h2>{_examples(examples, ev['n'])}{footer}"
             f"<script>{_asset('report.js')}</script></body></html>\n")

@@ -1,10 +1,12 @@
 """The report stage: summary.json rendered for people — report.md (a PR comment) and report.html (self-contained).
 
-Reads `summary.json`, `examples`, `outputs`, `scores`, `judgments`, and `classification.json`
-and `calibration.json` when present (for the plots).
+Reads `summary.json` (every number and plot's data), and from the tables only bounded samples:
+the drill-down's rows (genval.report.drilldown) and the latencies of teacher and student.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from genval.config import RunConfig
 from genval.progress import Progress
@@ -12,22 +14,22 @@ from genval.report import drilldown, html, markdown
 from genval.runfolder import Run, read_summary
 
 
-def _latency(run: Run) -> dict[str, list[float]]:
-    if not run.has("outputs"):
+def _latency(run: Run) -> dict[str, np.ndarray]:
+    """Gives teacher's and student's latency per answered call, read in batches (8 bytes an output)."""
+    if not run.has("outputs") or "latency_s" not in run.table_columns("outputs"):
         return {}
-    outputs = run.read_table("outputs")
-    ok = outputs[outputs["error"].isna()]
-    return {role: group["latency_s"].dropna().astype(float).tolist()
-            for role, group in ok.groupby("role", sort=True) if role in ("teacher", "student")}
+    found: dict[str, list] = {}
+    for frame in run.iter_table("outputs", columns=["role", "latency_s", "error"]):
+        ok = frame[frame["error"].isna() & frame["role"].isin(["teacher", "student"])]
+        for role, group in ok.groupby("role", sort=True):
+            found.setdefault(role, []).append(group["latency_s"].dropna().to_numpy(dtype=float))
+    return {role: np.concatenate(parts) for role, parts in sorted(found.items())}
 
 
 def report(run: Run, config: RunConfig, progress: Progress) -> dict:
     """Writes report.md and report.html from the run's summary; gives their paths."""
     summary = read_summary(run.path("summary.json"))
     run.write_text("report.md", markdown.render(summary))
-    extras = {"classification": run.read_json("classification.json") if run.has("classification.json") else None,
-              "calibration": run.read_json("calibration.json") if run.has("calibration.json") else None,
-              "latency": _latency(run)}
-    rows = drilldown.rows(run, summary)
-    run.write_text("report.html", html.render(summary, rows, extras))
+    rows = drilldown.rows(run, summary, config.analysis.seed)
+    run.write_text("report.html", html.render(summary, rows, {"latency": _latency(run)}))
     return {"report": str(run.path("report.md")), "html": str(run.path("report.html")), "examples": len(rows)}

@@ -1,0 +1,286 @@
+"""Aggregation's passes over a run's tables, in bounded memory: per-example numbers in, resampled sums out.
+
+1. `scores` and `judgments` are dealt into per-example columns (genval.columns), and the
+   judgments' and outputs' failures are counted.
+2. What needs the whole eval set is fixed first: difficulty from the teacher's reference
+   quality (one column), the rare classes and a classification run's label set (a pass over
+   the examples).
+3. One pass over the examples, joined with each role's outputs (genval.pairs.joined), window
+   by window: each example's features — every per-example number, and the few derived from
+   them (the error kinds, format failures, paired differences, the numbers on answered
+   examples) — and its slice groups go to the resampling method (genval.analysis.resampling),
+   which keeps sums, not examples (up to analysis.bootstrap_exact_max examples it keeps them:
+   the exact bootstrap needs them).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from genval.analysis import classification
+from genval.analysis.blocks import ERROR_KINDS, ERRORS, PREFERRED, View
+from genval.analysis.gate import paired_request
+from genval.analysis.numbers import Boot
+from genval.analysis.resampling import ALL, Exact, Poisson
+from genval.analysis.slices import LEVELS, Codes, difficulty_levels, rare_listed
+from genval.analysis.table import (
+    FORMAT_METRICS,
+    JUDGE_PREFIX,
+    JudgeCounts,
+    add_judgments,
+    add_scores,
+    example_labels,
+    role_counts,
+)
+from genval.columns import WINDOW, ColumnStore, Positions, windows
+from genval.config import RunConfig
+from genval.errors import GenvalError
+from genval.metrics.classification import gold_labels
+from genval.pairs import role_blocks
+from genval.progress import Progress
+from genval.runfolder import Run
+
+RARE = "classes under analysis.rare_class_share of examples"
+
+
+@dataclass
+class Plan:
+    """Which features each window gives: the run's columns and what is derived from them."""
+
+    keys: list
+    roles: list
+    content: str | None = None
+    diffs: list = field(default_factory=list)
+    answered: bool = False
+    gold: bool = False
+
+
+def _features(plan: Plan, window, failed: dict) -> dict:
+    """Gives one window's features, name → values by example (NaN: the example has no such number)."""
+    col = {key: window.value(key) for key in plan.keys}
+    for role in plan.roles:
+        col[(role, "generation_error")] = failed[role].astype(float)
+    out = {("col", *key): values for key, values in col.items()}
+    out.update(_errors("col", col))
+    if plan.gold:
+        gold = window.present.get(("teacher~reference", "label_correct"), np.zeros(window.hi - window.lo, bool))
+        for metric in ("label_agree", "kl"):
+            out[("gold", "student~teacher", metric)] = np.where(gold, window.value(("student~teacher", metric)), np.nan)
+    for role in ("teacher", "student"):
+        for metric in FORMAT_METRICS:
+            if (role, metric) in col:
+                passed = col[(role, metric)]
+                out[("col", f"fail:{role}", metric)] = 1.0 - passed
+                if plan.content:
+                    quality = window.value((f"{role}~reference", plan.content))
+                    out[("col", f"valid:{role}", metric)] = np.where(passed == 1.0, quality, np.nan)
+    for pair, teacher, metric, sign in plan.diffs:
+        s, t = window.value((pair, metric)), window.value((teacher, metric))
+        out[("col", f"diff:{pair}|{teacher}", metric)] = sign * s - sign * t
+    if plan.answered:
+        kept = {}
+        for (pair, metric), values in col.items():
+            gone = np.zeros(len(values), bool)
+            if metric != "generation_error":
+                for role in pair.split("~"):
+                    if role in failed:
+                        gone |= failed[role]
+            kept[(pair, metric)] = np.where(gone, np.nan, values)
+        out.update({("answered", *key): values for key, values in kept.items()})
+        out.update(_errors("answered", kept))
+    return out
+
+
+def _errors(family: str, col: dict) -> dict:
+    """Gives the four error kinds per example (1.0 or 0.0) where both teacher and student have label_correct."""
+    t, s = col.get(("teacher~reference", "label_correct")), col.get(("student~reference", "label_correct"))
+    if t is None or s is None:
+        return {}
+    both = ~(np.isnan(t) | np.isnan(s))
+    right_t, right_s = t == 1, s == 1
+    kinds = (right_t & right_s, ~right_t & ~right_s, right_t & ~right_s, ~right_t & right_s)
+    return {(family, ERRORS, kind): np.where(both, cells.astype(float), np.nan)
+            for kind, cells in zip(ERROR_KINDS, kinds)}
+
+
+class Presence:
+    """Counts, per group, its examples and its rows of each (pair, metric): which numbers a block lists."""
+
+    def __init__(self):
+        self.rows: dict = defaultdict(Counter)
+        self.sizes: Counter = Counter()
+
+    def add(self, present: dict, partitions: dict, rows: int) -> None:
+        for partition, codes in {"all": np.zeros(rows, dtype=np.int64), **partitions}.items():
+            codes = np.asarray(codes)
+            valid = codes >= 0
+            if not valid.any():
+                continue
+            width = int(codes[valid].max()) + 1
+            for code in np.flatnonzero(np.bincount(codes[valid], minlength=width)):
+                self.sizes[(partition, int(code))] += int((codes == code).sum())
+            for key, mask in present.items():
+                counts = np.bincount(codes[valid & mask], minlength=width)
+                for code in np.flatnonzero(counts):
+                    self.rows[(partition, int(code))][key] += int(counts[code])
+
+
+@dataclass
+class Collected:
+    """What aggregation's passes gathered: the resampling method's sums, groups, counts and held labels."""
+
+    engine: object
+    presence: Presence
+    fields: dict          # field → [(value, code)], in the order the summary lists them
+    sources: dict         # field → where its slices come from
+    held: object          # classification.Held or None
+    judges: JudgeCounts
+    roles: dict           # role → [failed calls, outputs]
+    n: int
+    answered: bool
+    diffs: list
+
+    def view(self, group=ALL, family: str = "col") -> View:
+        return View(self.engine, group, family, dict(self.presence.rows.get(group, {})),
+                    self.n if group == ALL else self.presence.sizes.get(group, 0))
+
+    def group(self, slice_ref: str):
+        """Gives the group of 'field=value', None when the run has no such slice."""
+        name, _, wanted = slice_ref.partition("=")
+        return next(((name, code) for value, code in self.fields.get(name, []) if value == wanted), None)
+
+    def paired(self, rule) -> dict:
+        """Gives a non-inferiority rule's student − teacher difference on its slice, paired by example."""
+        pair, teacher, metric, _ = paired_request(rule, metric_keys(self.view().keys()))
+        group = ALL if not rule.slice else self.group(rule.slice)
+        if group is None:
+            raise GenvalError(f"gate rule on {rule.slice}: the run has no such slice")
+        return self.engine.mean(group, ("col", f"diff:{pair}|{teacher}", metric))
+
+
+def metric_keys(keys) -> dict:
+    """Gives pair → metric → True for every score metric among `keys` (the summary's `metrics` keys)."""
+    out: dict = {}
+    for pair, metric in keys:
+        if not metric.startswith(JUDGE_PREFIX) and metric != "generation_error":
+            out.setdefault(pair, {})[metric] = True
+    return out
+
+
+def _content_metric(keys: list) -> str | None:
+    names = sorted(metric for pair, metric in keys if pair == "student~reference"
+                   and metric not in ("label_correct", "label_agree", "kl"))
+    return next((m for m in PREFERRED if m in names), names[0] if names else None)
+
+
+def _labels(run: Run, config: RunConfig, held_labels: list | None) -> tuple[dict, dict | None]:
+    """Gives the counts of the examples' gold labels as given and, for a classification run, as matched to its set."""
+    present = set(run.table_columns("examples"))
+    source = classification.label_source(config)
+    if not (source.startswith("field:") and "reference" in present) and "label" not in present:
+        return {}, None
+    raw: Counter = Counter()
+    gold: Counter | None = Counter() if held_labels is not None else None
+    cfg = config.model_copy(update={"labels": held_labels}) if held_labels is not None else None
+    for frame in run.iter_table("examples", columns=["id", *sorted(present & {"label", "reference"})]):
+        raw.update(str(v) for v in example_labels(frame, source) if v is not None)
+        if gold is not None:
+            gold.update(g for g in gold_labels(frame, cfg, held_labels)[1] if isinstance(g, str))
+    return dict(raw), (dict(gold) if gold is not None else None)
+
+
+def _ratios(plan: Plan) -> list:
+    """Gives the ratios every block may ask for: accuracy retention and task retention (and on answered examples)."""
+    out = [(("col", "student~reference", "label_correct"), ("col", "teacher~reference", "label_correct"))]
+    if plan.content:
+        out.append((("col", "student~reference", plan.content), ("col", "teacher~reference", plan.content)))
+    if plan.answered:
+        out += [(("answered", *top[1:]), ("answered", *bottom[1:])) for top, bottom in out]
+    return out
+
+
+class _Groups:
+    """Gives each window's slice groups: configured fields, derived difficulty and rare classes."""
+
+    def __init__(self, run: Run, config: RunConfig, store: ColumnStore, labels: list | None):
+        self.columns = [c for c in run.table_columns("examples") if c.startswith("slice_")]
+        self.codes = {c: Codes() for c in self.columns}
+        self.sources = {c.removeprefix("slice_"): "configured" for c in self.columns}
+        self.levels, basis = (None, None) if "slice_difficulty" in self.columns else difficulty_levels(store)
+        if self.levels is not None:
+            self.sources["difficulty"] = basis
+        self.source = classification.label_source(config)
+        raw, gold = _labels(run, config, labels)
+        self.rare = rare_listed(raw, gold, labels, config.analysis.rare_class_share)
+        if self.rare:
+            self.sources["rare_class"] = RARE
+
+    def of(self, frame: pd.DataFrame, lo: int) -> dict:
+        out = {c.removeprefix("slice_"): self.codes[c].of(frame[c]) for c in self.columns}
+        if self.levels is not None:
+            out["difficulty"] = self.levels[lo:lo + len(frame)].astype(np.int32)
+        if self.rare:
+            index = {label: k for k, label in enumerate(self.rare)}
+            out["rare_class"] = np.array([index.get(None if v is None else str(v), -1)
+                                          for v in example_labels(frame, self.source)], dtype=np.int32)
+        return out
+
+    def fields(self, sizes: Counter) -> dict:
+        """Gives field → [(value, code)] in the order the summary lists them."""
+        out = {c.removeprefix("slice_"): self.codes[c].values() for c in self.columns}
+        if self.levels is not None:
+            out["difficulty"] = [(level, k) for k, level in enumerate(LEVELS) if ("difficulty", k) in sizes]
+        if self.rare:
+            out["rare_class"] = [(label, k) for k, label in enumerate(self.rare)]
+        return out
+
+
+def collect(run: Run, config: RunConfig, gate_rules=(), progress: Progress | None = None) -> Collected:
+    """Reads a run's tables in bounded memory and gives every group's resampled sums (see the module's passes)."""
+    n = run.table_rows("examples")
+    exact = n <= config.analysis.bootstrap_exact_max
+    positions = Positions(run)
+    with ColumnStore(run, n, max(n, 1) if exact else WINDOW) as store:
+        add_scores(store, run, positions)
+        judges = add_judgments(store, run, positions)
+        keys = [k for k in store.keys if store.stats[k][0] and (judges.has_score or not (
+            k[1].startswith(JUDGE_PREFIX) and k[1].endswith(":score")))]
+        failed_calls = role_counts(run)
+        labels = classification.label_set(run, config) if classification.applies(config) else None
+        groups = _Groups(run, config, store, labels)
+        held = classification.Held(run, config, labels) if labels is not None else None
+        plan = Plan(keys=keys, roles=list(role_blocks(run)) if run.has("outputs") else [],
+                    content=_content_metric(keys), answered=any(f for f, _ in failed_calls.values()),
+                    gold=held is not None)
+        plan.diffs = list(dict.fromkeys(paired_request(rule, metric_keys(keys)) for rule in gate_rules
+                                        if rule.non_inferiority is not None))
+        boot = Boot.of(config.analysis)
+        engine = Exact(boot, config.analysis.ece_bins) if exact else Poisson(boot, config.analysis.ece_bins)
+        engine.declare(ratios=_ratios(plan), eces=list(classification.ROLES) if held is not None else [])
+        presence = Presence()
+        gold = sorted(set(run.table_columns("examples")) & {"label", "reference"})  # what gold labels are read from
+        example_columns = groups.columns + (gold if held is not None or groups.rare else [])
+        output_columns = ("error",) + (tuple(c for c in ("text", "label_probs") if c in run.table_columns("outputs"))
+                                       if held is not None and run.has("outputs") else ())
+        with (progress or Progress(quiet=True)).bar("aggregate", total=n, unit="example") as bar:
+            for w, frame in enumerate(windows(run, plan.roles, example_columns, output_columns, store.window)):
+                window = store.window_at(w, keys)
+                partitions = groups.of(frame, window.lo)
+                failed = {role: frame[f"{role}.error"].notna().to_numpy() for role in plan.roles}
+                features = _features(plan, window, failed)
+                if held is not None:
+                    features.update(held.feed(frame, partitions))
+                rows = dict(window.present)
+                rows.update({(role, "generation_error"): np.ones(len(frame), bool) for role in plan.roles})
+                presence.add(rows, partitions, len(frame))
+                engine.feed(features, partitions, window.lo)
+                bar.update(len(frame))
+    engine.finish()
+    if held is not None:
+        held.finish()
+    return Collected(engine, presence, groups.fields(presence.sizes), groups.sources, held, judges, failed_calls, n,
+                     plan.answered, plan.diffs)

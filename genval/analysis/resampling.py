@@ -1,0 +1,320 @@
+"""Intervals for every number of one summary: the percentile bootstrap, exact or streamed.
+
+Both methods take the run's per-example features window by window (`feed`: name → values
+by example position, NaN where an example has no value; partition → group code per example,
+-1 for none) and then give each group's numbers as {value, ci, n}:
+
+- `Exact`, for eval sets up to `analysis.bootstrap_exact_max` examples: the seeded percentile
+  bootstrap of genval.stats, resampling example indices (Efron & Tibshirani 1993, ch. 13), so
+  its intervals are those genval has always given. Numbers of one group with the same n are
+  resampled on the same indices, drawn once.
+- `Poisson`, for larger ones: every example gets, per resample, a Poisson(1) count as its
+  weight — the streaming form of the bootstrap, whose multinomial counts it approaches as n
+  grows (Hanley & MacGibbon 2006, Comput Methods Programs Biomed 83(1):57–62; Chamandy,
+  Muralidharan, Najmi & Naik 2012, "Estimating uncertainty for massive data streams", Google).
+  The weights of the examples at positions [b·BLOCK, (b+1)·BLOCK) come from a generator seeded
+  with (seed, b), so every number, slice and pass sees the same weights on the same examples
+  and paired numbers stay paired. A number is a ratio of weighted sums: memory holds n_boot
+  sums per feature and group, never the examples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from genval.analysis.numbers import Boot, empty, ratio, resampled_means
+from genval.metrics.probabilities import bin_index, ece
+from genval.stats import bootstrap_ci, percentile_interval
+
+BLOCK = 8192            # examples whose Poisson weights one (seed, block) generator draws
+RESAMPLE_CHUNK = 128    # resamples drawn and multiplied at once (bounds the weights in memory: 4 MB)
+ALL = ("all", 0)        # the group of every example
+
+
+def _poisson_thresholds(bits: int = 24) -> np.ndarray:
+    """Gives T_k = round(P(X ≤ k) · 2^bits) for X ~ Poisson(1), k = 0, 1, …, while under 2^bits."""
+    out, cdf, term = [], 0.0, math.exp(-1.0)
+    for k in range(32):
+        cdf += term
+        term /= k + 1
+        t = round(cdf * 2**bits)
+        if t >= 2**bits:
+            break
+        out.append(t)
+    return np.array(out, dtype=np.uint32)
+
+
+_THRESHOLDS = _poisson_thresholds()
+
+
+def _bucket_table() -> np.ndarray:
+    """Gives the count of each 2^16 bucket of 24-bit draws, 255 where a threshold falls inside the bucket."""
+    starts = np.arange(2**16, dtype=np.uint32) << 8
+    low = np.searchsorted(_THRESHOLDS, starts, side="right")
+    high = np.searchsorted(_THRESHOLDS, starts + 255, side="right")
+    return np.where(low == high, low, 255).astype(np.uint8)
+
+
+_TABLE = _bucket_table()
+
+
+def poisson_counts(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Gives Poisson(1) counts (float32) by the inverse CDF of 24-bit uniforms: count = #{k : T_k ≤ u·2^24}.
+
+    A table of 2^16 buckets answers all but the draws that fall in a bucket holding a
+    threshold (about 1 in 6,500); those are looked up exactly.
+    """
+    x = (rng.random(shape, dtype=np.float32) * np.float32(2**24)).astype(np.uint32)
+    counts = _TABLE[x >> 8]
+    edge = counts == 255
+    if edge.any():
+        counts[edge] = np.searchsorted(_THRESHOLDS, x[edge], side="right")
+    return counts.astype(np.float32)
+
+
+def block_weights(seed: int, block: int, n_boot: int, rows: int) -> np.ndarray:
+    """Gives the (n_boot × rows) Poisson weights of block `block`: every pass draws the same ones."""
+    rng = np.random.default_rng([seed, block])
+    return np.concatenate([poisson_counts(rng, (min(RESAMPLE_CHUNK, n_boot - r), rows))
+                           for r in range(0, n_boot, RESAMPLE_CHUNK)])
+
+
+def interval_of(statistic, n: int, boot: Boot) -> dict:
+    """Gives {value, ci, n} of a statistic of example indices 0..n-1 (the statistic may give None)."""
+    if n == 0:
+        return empty()
+    value = statistic(np.arange(n))
+
+    def safe(idx):
+        out = statistic(idx.astype(int))
+        return np.nan if out is None else out
+
+    lo, hi = bootstrap_ci(np.arange(n, dtype=float), statistic=safe, n_boot=boot.n_boot,
+                          confidence=boot.confidence, seed=boot.seed)
+    lo = None if lo is None or np.isnan(lo) else lo
+    hi = None if hi is None or np.isnan(hi) else hi
+    return {"value": None if value is None else float(value), "ci": [lo, hi], "n": int(n)}
+
+
+def _rows(features: dict, partitions: dict) -> int:
+    return len(next(iter(partitions.values()))) if partitions else len(next(iter(features.values())))
+
+
+class Exact:
+    """The exact percentile bootstrap over resampled example indices (genval.stats), for eval sets that fit."""
+
+    name = "percentile bootstrap, resampled example indices"
+
+    def __init__(self, boot: Boot, bins: int):
+        self.boot, self.bins = boot, bins
+        self._features: dict = {}
+        self._partitions: dict = defaultdict(list)
+        self._rows = 0
+        self._means: dict = {}
+
+    def declare(self, ratios=(), eces=()) -> None:
+        """Nothing to declare: every number is computed from the stored features when asked."""
+
+    def feed(self, features: dict, partitions: dict, lo: int) -> None:
+        rows = _rows(features, partitions)
+        for name, values in features.items():
+            parts = self._features.setdefault(name, [np.full(self._rows, np.nan)])  # first seen in a later window
+            parts.append(np.asarray(values, dtype=float))
+        for name, parts in self._features.items():
+            if name not in features:
+                parts.append(np.full(rows, np.nan))
+        for name, codes in partitions.items():
+            self._partitions[name].append(np.asarray(codes))
+        self._rows += rows
+
+    def finish(self) -> None:
+        self.F = {name: np.concatenate(parts) for name, parts in self._features.items()}
+        self.P = {name: np.concatenate(parts) for name, parts in self._partitions.items()}
+        self._features = self._partitions = None
+
+    def _mask(self, group) -> np.ndarray | slice:
+        partition, code = group
+        return slice(None) if partition == "all" else self.P[partition] == code
+
+    def _values(self, group, name) -> np.ndarray:
+        found = self.F.get(name)
+        if found is None:
+            return np.empty(0)
+        values = found[self._mask(group)]
+        return values[~np.isnan(values)]
+
+    def mean(self, group, name) -> dict:
+        """Gives the mean of a feature over the group's examples that have it, as genval.stats.number does."""
+        if (group, name) not in self._means:
+            self._fill(group, name[0] if isinstance(name, tuple) else name)
+        return dict(self._means.get((group, name)) or empty())
+
+    def _fill(self, group, family) -> None:
+        """Computes every mean of one feature family in a group, drawing the indices once per n."""
+        by_size: dict[int, list] = defaultdict(list)
+        for name in self.F:
+            if (name[0] if isinstance(name, tuple) else name) == family:
+                values = self._values(group, name)
+                by_size[values.size].append((name, values))
+        alpha = (1 - self.boot.confidence) / 2
+        for size, items in by_size.items():
+            for name, values in items:
+                self._means[(group, name)] = {"value": float(values.mean()) if size else None,
+                                              "ci": [None, None], "n": int(size)}
+            if size < 2:
+                continue
+            for (name, _), resampled in zip(items, resampled_means([values for _, values in items], self.boot)):
+                lo, hi = np.quantile(resampled, [alpha, 1 - alpha])  # as genval.stats.bootstrap_ci
+                self._means[(group, name)]["ci"] = [float(lo), float(hi)]
+
+    def ratio(self, group, num, den) -> dict:
+        if num not in self.F or den not in self.F:
+            return empty()
+        mask = self._mask(group)
+        return ratio(self.F[num][mask], self.F[den][mask], self.boot)
+
+    def ece(self, group, role) -> dict:
+        """Gives a role's ECE with its interval: the statistic recomputed on each resample of the examples."""
+        conf, hit = self.F.get(("conf", role)), self.F.get(("hit", role))
+        if conf is None:
+            return empty()
+        mask = self._mask(group)
+        conf, hit = conf[mask], hit[mask]
+        keep = ~np.isnan(conf)
+        conf, hit = conf[keep], hit[keep]
+        return interval_of(lambda i: ece(conf[i], hit[i], self.bins), conf.size, self.boot)
+
+    def count(self, group, name) -> int:
+        return int(self._values(group, name).size)
+
+
+class Poisson:
+    """The streaming Poisson bootstrap: n_boot weighted sums per feature and group, accumulated block by block."""
+
+    name = "Poisson bootstrap, weights drawn per block of 8192 examples from (seed, block)"
+
+    def __init__(self, boot: Boot, bins: int):
+        self.boot, self.bins = boot, bins
+        self.features: list | None = None  # fixed by the first window: every window gives the same names
+        self._ratios: list = []
+        self._eces: list = []
+        self._acc: dict = {}
+
+    def declare(self, ratios=(), eces=()) -> None:
+        """Declares the ratios (num, den) and ECE roles to be computed: their sums are gathered as the features pass."""
+        self._ratios += [r for r in ratios if r not in self._ratios]
+        self._eces += [r for r in eces if r not in self._eces]
+
+    def _columns(self) -> list:
+        cols = list(self.features or []) + [("ratio", r, side) for r in self._ratios for side in (0, 1)]
+        return cols + [("ecebin", role, j) for role in self._eces for j in range(self.bins)]
+
+    def _matrix(self, features: dict, rows: int) -> np.ndarray:
+        nan = np.full(rows, np.nan)
+        cols = [np.asarray(features.get(name, nan), dtype=float) for name in self.features]
+        for num, den in self._ratios:
+            a, b = features.get(num, nan), features.get(den, nan)
+            both = ~(np.isnan(a) | np.isnan(b))
+            cols += [np.where(both, a, np.nan), np.where(both, b, np.nan)]
+        for role in self._eces:
+            conf, hit = features.get(("conf", role), nan), features.get(("hit", role), nan)
+            has = ~np.isnan(conf)
+            which = bin_index(np.where(has, conf, 0.0), self.bins)
+            gap = hit - conf
+            cols += [np.where(has, np.where(which == j, gap, 0.0), np.nan) for j in range(self.bins)]
+        return np.stack(cols, axis=1) if cols else np.empty((rows, 0))
+
+    def feed(self, features: dict, partitions: dict, lo: int) -> None:
+        rows = _rows(features, partitions)
+        if self.features is None:
+            self.features = sorted(features, key=repr)
+        groups = {"all": np.zeros(rows, dtype=np.int64), **{k: np.asarray(v) for k, v in partitions.items()}}
+        with threadpool_limits(1, user_api="blas"):
+            self._feed(features, groups, lo, rows)
+
+    def _feed(self, features: dict, groups: dict, lo: int, rows: int) -> None:
+        # One BLAS thread: the products are small (128 resamples × a group's rows × a few dozen columns),
+        # so threads cost more than they give (×4 slower on 2 busy cores), and the sums come out the
+        # same on every machine.
+        for start in range(lo - lo % BLOCK, lo + rows, BLOCK):
+            a, b = max(start, lo) - lo, min(start + BLOCK, lo + rows) - lo
+            matrix = self._matrix({name: values[a:b] for name, values in features.items()}, b - a)
+            valid = ~np.isnan(matrix)
+            both = np.concatenate([np.where(valid, matrix, 0.0), valid], axis=1)
+            self._block(start, a + lo - start, both, {name: codes[a:b] for name, codes in groups.items()})
+
+    def _block(self, start: int, offset: int, part: np.ndarray, groups: dict) -> None:
+        """Adds one block's examples: exact sums, and per resample chunk the weighted sums of every group."""
+        plans = []
+        for partition, codes in groups.items():
+            order = np.argsort(codes, kind="stable")
+            ranked = codes[order]
+            present = np.unique(ranked[ranked >= 0])
+            spans = []
+            for code, s, e in zip(present, np.searchsorted(ranked, present, "left"),
+                                  np.searchsorted(ranked, present, "right")):
+                acc = self._acc.get((partition, int(code)))
+                if acc is None:
+                    acc = self._acc[(partition, int(code))] = [np.zeros((self.boot.n_boot, part.shape[1])),
+                                                               np.zeros(part.shape[1])]
+                acc[1] += part[order[s:e]].sum(axis=0)
+                spans.append((acc, slice(int(s), int(e))))
+            whole = len(spans) == 1 and spans[0][1] == slice(0, len(codes))
+            plans.append((None if whole else order, spans))
+        x32 = part.astype(np.float32)
+        rng = np.random.default_rng([self.boot.seed, start // BLOCK])
+        for r in range(0, self.boot.n_boot, RESAMPLE_CHUNK):
+            k = min(RESAMPLE_CHUNK, self.boot.n_boot - r)
+            weights = poisson_counts(rng, (k, BLOCK))[:, offset:offset + len(part)]
+            for order, spans in plans:
+                w, x = (weights, x32) if order is None else (weights[:, order], x32[order])
+                for acc, cut in spans:
+                    acc[0][r:r + k] += w[:, cut] @ x[cut]
+
+    def finish(self) -> None:
+        self._index = {name: j for j, name in enumerate(self._columns())}
+        self._width = len(self._index)
+
+    def _sums(self, group, name):
+        acc, j = self._acc.get(group), self._index.get(name)
+        if acc is None or j is None:
+            return None
+        return acc[0][:, j], acc[0][:, self._width + j], acc[1][j], acc[1][self._width + j]
+
+    def _number(self, value, stats: np.ndarray, n: float) -> dict:
+        ci = percentile_interval(stats, self.boot.confidence) if n >= 2 and value is not None else [None, None]
+        return {"value": value, "ci": ci, "n": int(round(n))}
+
+    def mean(self, group, name) -> dict:
+        found = self._sums(group, name)
+        if found is None or found[3] == 0:
+            return empty()
+        total, counts, point, n = found
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self._number(float(point / n), total / counts, n)
+
+    def ratio(self, group, num, den) -> dict:
+        top, bottom = self._sums(group, ("ratio", (num, den), 0)), self._sums(group, ("ratio", (num, den), 1))
+        if top is None or top[3] == 0 or bottom[2] == 0:
+            return {"value": None, "ci": [None, None], "n": 0 if top is None else int(round(top[3]))}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self._number(float(top[2] / bottom[2]), top[0] / bottom[0], top[3])
+
+    def ece(self, group, role) -> dict:
+        bins = [self._sums(group, ("ecebin", role, j)) for j in range(self.bins)]
+        if bins[0] is None or bins[0][3] == 0:
+            return empty()
+        n = bins[0][3]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stats = sum(np.abs(b[0]) for b in bins) / bins[0][1]
+        return self._number(float(sum(abs(b[2]) for b in bins) / n), stats, n)
+
+    def count(self, group, name) -> int:
+        found = self._sums(group, name)
+        return 0 if found is None else int(round(found[3]))
+
+
