@@ -18,7 +18,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -116,8 +116,11 @@ def create_app(browser: Browser, rating=None) -> Starlette:
         except GenvalError as exc:
             return _bad(exc)
 
+    async def no_icon(request: Request):
+        return Response(status_code=204)  # no icon, and no 404 in the browser's console for the one it asks for
+
     return Starlette(routes=[
-        Route("/", page), Route("/rate", rate_page),
+        Route("/", page), Route("/rate", rate_page), Route("/favicon.ico", no_icon),
         Route("/api/run", run_info), Route("/api/examples", examples), Route("/api/examples/{ident:path}", example),
         Route("/api/rate/next", rate_next), Route("/api/labels", labels, methods=["POST"]),
         Route("/api/labels/undo", undo, methods=["POST"]),
