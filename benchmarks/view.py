@@ -132,7 +132,8 @@ start = time.perf_counter()
 frames = {t: pd.read_parquet(f"{sys.argv[1]}/{t}.parquet") for t in ("examples", "outputs", "scores", "judgments")}
 wide = frames["scores"].pivot_table(index="id", columns=["pair", "metric"], values="value")
 first = frames["examples"].head(50)
-print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mb": peak}))
 """
 
 
@@ -153,11 +154,13 @@ def main() -> None:
     base = json.loads(subprocess.run([sys.executable, "-c", BASELINE, str(root)], capture_output=True, text=True,
                                      check=True).stdout)
     print(json.dumps({"cold": cold, "warm": warm, "read_whole": base}, indent=2))
-    print(f"first page (index built): {warm['first_page_s'] * 1000:.0f} ms; server ready cold {cold['server_ready_s']:.1f} s "
-          f"(index build), warm {warm['server_ready_s']:.1f} s; server peak RSS {max(cold['server_peak_rss_mb'], warm['server_peak_rss_mb']):.0f} MB "
-          f"vs reading the tables whole {base['peak_rss_mb']:.0f} MB in {base['seconds']:.1f} s")
+    peak = max(cold["server_peak_rss_mb"], warm["server_peak_rss_mb"])
+    print(f"first page (index built): {warm['first_page_s'] * 1000:.0f} ms; server ready cold "
+          f"{cold['server_ready_s']:.1f} s (index build), warm {warm['server_ready_s']:.1f} s; server peak RSS "
+          f"{peak:.0f} MB vs reading the tables whole {base['peak_rss_mb']:.0f} MB in {base['seconds']:.1f} s")
     print(f"ratios: peak RSS whole / server {base['peak_rss_mb'] / max(cold['server_peak_rss_mb'], 1):.1f}x; "
-          f"time to first page whole / warm server {base['seconds'] / (warm['server_ready_s'] + warm['first_page_s']):.1f}x")
+          f"time to first page whole / warm server "
+          f"{base['seconds'] / (warm['server_ready_s'] + warm['first_page_s']):.1f}x")
     print(f"index: {(root / '.view' / 'index.sqlite').stat().st_size / 2**20:.0f} MiB; "
           f"machine: {os.cpu_count()} cores, {resource.getpagesize()} B pages")
 

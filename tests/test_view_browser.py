@@ -9,51 +9,15 @@ Skipped without Chromium unless GENVAL_REQUIRE_BROWSER=1 (as tests/test_report_b
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-import urllib.request
-from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
 
 from genval.cli import main
-from tests.test_report_browser import Page, _browser
+from tests.test_report_browser import Page, page  # noqa: F401 — `page` is the Chromium tab fixture, reused
 from tests.test_view import app_for, demo_run, serving
-
-
-@contextmanager
-def chromium(tmp_path):
-    """Gives a Page (one headless Chromium tab over CDP) with Runtime, Log, Page and Network on."""
-    binary = _browser()
-    import websocket
-
-    profile = tmp_path / "profile"
-    proc = subprocess.Popen([binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                             "--disable-component-update", "--disable-sync", "--no-first-run",
-                             f"--user-data-dir={profile}", "--remote-debugging-port=0", "--window-size=1280,1600",
-                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.time() + 30
-        while not (port_file.exists() and port_file.read_text().strip()) and time.time() < deadline:
-            time.sleep(0.1)
-        port = port_file.read_text().split()[0]
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
-        target = next(t for t in targets if t["type"] == "page")
-        ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
-        tab = Page(ws)
-        for domain in ("Runtime", "Log", "Page", "Network"):
-            tab.call(f"{domain}.enable")
-        yield tab
-        ws.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def goto(tab: Page, url: str) -> None:
@@ -80,11 +44,9 @@ def press(tab: Page, key: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("viewbrowser")
-    run = demo_run(tmp)
-    with chromium(tmp) as tab:
-        yield tab, run
+def setup(page, tmp_path_factory):
+    """The report tests' Chromium tab (tests/test_report_browser.py's `page`), and a demo run to serve."""
+    return page, demo_run(tmp_path_factory.mktemp("viewbrowser"))
 
 
 def test_browse_filter_and_open_an_example(setup):
@@ -100,7 +62,8 @@ def test_browse_filter_and_open_an_example(setup):
         tab.js("var s = document.querySelector('[name=flag]'); s.value = 'format_failure';"
                " s.dispatchEvent(new Event('change', {bubbles: true}))")
         until(tab, "document.getElementById('count').textContent.indexOf('of " + str(critical) + " ') < 0")
-        shown = tab.js("Array.from(document.querySelectorAll('#examples tbody tr td:first-child')).map(t => t.textContent)")
+        shown = tab.js("Array.from(document.querySelectorAll('#examples tbody tr td:first-child'))"
+                       ".map(t => t.textContent)")
         assert urlparse(tab.js("location.href")).query == "slice=critical%3Dtrue&flag=format_failure"
         assert shown and set(examples.set_index("id").loc[shown, "slice_critical"]) == {"true"}
         # open the first: teacher and student side by side, JSON pretty-printed, differing fields marked
