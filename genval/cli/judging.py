@@ -29,20 +29,30 @@ def _open(target: str, out: str, stages: list[str], quiet: bool):
 
 def _cmd_sample(args) -> int:
     from genval.judging.asking import resolve_pairs
-    from genval.judging.labels import write_labels
+    from genval.judging.labels import label_sources, read_sources, write_labels
     from genval.judging.sampling import draw_sample
+    from genval.judging.stage import judge_scopes
 
     run, config = _open(args.target, args.out, ["generate"], args.quiet)
     specs = resolve_pairs([args.pair], config.roles, "--pair")
     if len(specs) != 1:
         raise GenvalError(f"--pair: '{args.pair}' names {len(specs)} pairs; give one, e.g. student~teacher")
+    scopes = judge_scopes(config) if config.judge else []
+    judged = [s for s in scopes if specs[0].name in s.pairs]
+    exclude = set()
+    if args.exclude_labelled:
+        sources = label_sources(config.human_labels, run.root)
+        rated = read_sources(sources, scopes or None)
+        exclude = set(rated.loc[rated["pair"] == specs[0].name, "id"])
     sheet = draw_sample(run.read_table("examples"), run.read_table("outputs"), specs[0], args.n, config.slices,
-                        config.critical, seed=config.analysis.seed, min_critical=args.min_critical)
+                        config.critical, seed=config.analysis.seed, min_critical=args.min_critical, exclude=exclude,
+                        scale=judged[0].definition.scale if judged else None)
     dest = Path(args.to or run.root / f"sample_{specs[0].name.replace('~', '-')}.csv")
     write_labels(sheet, dest)
     counts = ", ".join(f"{ref}: {int((sheet.get('slice_' + ref.split('=')[0]) == ref.split('=')[1]).sum())}"
                        for ref in config.critical if "slice_" + ref.split("=")[0] in sheet)
-    print(f"{dest}: {len(sheet)} items of {specs[0].name} to rate" + (f" ({counts})" if counts else ""))
+    print(f"{dest}: {len(sheet)} items of {specs[0].name} to rate" + (f" ({counts})" if counts else "")
+          + (f"; {len(exclude)} already rated left out" if args.exclude_labelled else ""))
     return 0
 
 
@@ -88,6 +98,7 @@ def _cmd_calibrate(args) -> int:
         run = prepare(config, Path(args.out))
     if copy is not None:
         write_labels(incoming, copy)
+    if copy is not None or target.is_dir():  # a run folder's labels/ may have new ratings (genval view --rate)
         update_table(run, config.human_labels, scopes)
         run.save_manifest()
     run_stages(run, config, Progress(quiet=args.quiet), only=stages)
@@ -107,10 +118,24 @@ def _cmd_calibrate(args) -> int:
 def _cmd_labels(args) -> int:
     from genval.judging.labels import read_labels, write_labels
 
-    frame = read_labels(args.source)
+    judges = None
+    if args.judge:  # every verdict checked against the judge's scale, a wrong one named by its line
+        from genval.judging.definition import load_definition
+        from genval.judging.stage import JudgeScope
+
+        definition = load_definition(args.judge)
+        pairs = {str(r.get("pair")) for r in _raw_records(args.source)}
+        judges = [JudgeScope(definition.name, frozenset(pairs), definition, definition.aspect)]
+    frame = read_labels(args.source, judges=judges)
     write_labels(frame, args.dest)
     print(f"{args.dest}: {len(frame)} ratings")
     return 0
+
+
+def _raw_records(path):
+    from genval.evalset import read_csv, read_jsonl
+
+    return [r.data for r in (read_csv(Path(path)) if str(path).lower().endswith(".csv") else read_jsonl(Path(path)))]
 
 
 def _cmd_import(args) -> int:
@@ -161,6 +186,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--min-critical", type=count0, default=30,
                    help="items each critical slice gets at least (default 30)")
     p.add_argument("--to", help="the sheet to write, .csv or .jsonl (default: in the run folder)")
+    p.add_argument("--exclude-labelled", action="store_true",
+                   help="leave out items of the pair anyone already rated (the run's human labels and labels/)")
     p.add_argument("--out", default="runs", help="folder that holds run folders (default: runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_sample)
@@ -176,6 +203,7 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("labels", help="convert human labels between JSONL and CSV (checked on the way)")
     p.add_argument("source", help="ratings, .jsonl or .csv")
     p.add_argument("dest", help="where to write them, .jsonl or .csv")
+    p.add_argument("--judge", help="a judge file (judges/*.yaml): refuse a verdict or score off its scale, by line")
     p.set_defaults(func=_cmd_labels)
 
     p = subparsers.add_parser("import", help="import a public human-rated set (summeval)")

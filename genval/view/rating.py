@@ -1,0 +1,219 @@
+"""Rating: the sample people rate, shown blind, and each rating written into the run's labels as it is given.
+
+The sample is `genval sample`'s (genval.judging.sampling.pick: critical slices first, then
+strata by slice), drawn once when the server starts from the items nobody should rate again:
+those the annotator already rated, or with `fresh` those anyone rated. Reloading the page
+asks the server for the next unrated item of that sample, so closing it loses nothing.
+
+Blind: the page never sees a role name; each item's A/B order is drawn per annotator and
+item (seeded, so a reload shows the same order) and recorded with the rating (`order`: `ab`
+shows the pair's candidate as A). A rating is in the pair's own order: for a choice scale
+the page turns "A" back into the role shown as A. Each rating is one JSON line appended to
+`labels/<annotator>.jsonl` (the human_labels format plus `order`, `guideline` — the sha256
+of the guideline text shown — and `rated_at`), which genval.judging.labels reads for the
+calibrate stage; undo removes the annotator's last line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genval.errors import GenvalError
+from genval.judging.agreement import cohen_kappa, raw_agreement
+from genval.judging.labels import FOLDER, _check, check_ratings, label_sources, read_sources
+from genval.judging.sampling import pick, scale_text
+
+ANNOTATOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def guideline(definition) -> str:
+    """Gives the guideline text the page shows: the judge's description, its scale, and its instructions."""
+    parts = [definition.description.strip(), f"Scale — {scale_text(definition.scale)}"]
+    if definition.scale.kind == "ordinal" and definition.scale.anchors:
+        parts.append(definition.scale.describe())
+    parts.append(definition.prompt.user.strip())
+    return "\n\n".join(p for p in parts if p)
+
+
+def check_annotator(name: str | None) -> str:
+    if not name or not ANNOTATOR.match(name):
+        raise GenvalError(f"annotator {name!r}: give a name of letters, digits, '.', '_' or '-' "
+                          "(it names the file labels/NAME.jsonl)")
+    return name
+
+
+class RateSession:
+    """One rating session: the pair, the judge whose scale is used, the drawn sample and the labels folder."""
+
+    def __init__(self, run, config, browser, pair: str, n: int, fresh: bool = False, annotator: str | None = None,
+                 judge: str | None = None):
+        from genval.judging.stage import judge_scopes
+
+        self.run, self.config, self.browser, self.pair = run, config, browser, pair
+        self.scopes = judge_scopes(config)
+        mine = [s for s in self.scopes if pair in s.pairs and (judge is None or s.name == judge)]
+        if not mine:
+            answered = sorted({p for s in self.scopes for p in s.pairs})
+            raise GenvalError(f"--pair {pair}: no judge{' ' + judge if judge else ''} answers this pair, so there is "
+                              f"no scale to rate on (judged pairs: {', '.join(answered) or 'none'})")
+        self.scope = mine[0]
+        self.definition = self.scope.definition
+        self.guideline = guideline(self.definition)
+        self.guideline_hash = "sha256:" + hashlib.sha256(self.guideline.encode("utf-8")).hexdigest()
+        self.folder = Path(run.root) / FOLDER
+        self.lock = threading.Lock()
+        rated = self.ratings()
+        rated = rated[rated["pair"] == pair]
+        if not fresh and annotator:
+            rated = rated[rated["annotator"] == annotator]
+        self.sample = self._draw(n, set(rated["id"]) if (fresh or annotator) else set())
+
+    # --- the sample ---------------------------------------------------------------------------
+    def _draw(self, n: int, exclude: set) -> list[str]:
+        """Gives the ids to rate: items of the pair where both sides exist, not excluded, drawn as `genval sample`."""
+        candidate, _, other = self.pair.partition("~")
+        b = self.browser
+        slices = [s for s in self.config.slices if s in b.meta["slices"]]
+        select = ", ".join(["ex.id", *[f'ex."slice_{s}"' for s in slices]])
+        answered = "EXISTS (SELECT 1 FROM out o WHERE o.pos = ex.pos AND o.role = ? AND o.error IS NULL)"
+        where, args = [answered], [candidate]
+        if other == "reference":
+            where.append("ex.reference IS NOT NULL")
+        elif other:
+            where.append(answered)
+            args.append(other)
+        rows = b.con.execute(f"SELECT {select} FROM ex WHERE {' AND '.join(where)}", args)
+        items = pd.DataFrame(rows.fetchall(), columns=["id", *[f"slice_{s}" for s in slices]]).set_index("id")
+        items = items.drop(index=[i for i in exclude if i in items.index])
+        ids = pick(items, n, self.config.critical, seed=self.config.analysis.seed)
+        order = {ident: b.position(ident) for ident in ids}
+        return sorted(ids, key=order.get)
+
+    def order(self, annotator: str, ident: str) -> str:
+        """Gives the A/B order an annotator sees an item in: `ab` or `ba`, drawn once per (annotator, item)."""
+        digest = hashlib.sha256(f"{self.config.analysis.seed}|{annotator}|{ident}".encode()).digest()
+        return "ab" if digest[0] % 2 == 0 else "ba"
+
+    # --- what has been rated ------------------------------------------------------------------
+    def ratings(self) -> pd.DataFrame:
+        """Gives every rating of the run so far (the config's human labels and labels/*.jsonl), checked."""
+        return read_sources(label_sources(self.config.human_labels, self.run.root), self.scopes)
+
+    def state(self, annotator: str) -> dict:
+        """Gives the next item to rate (blind), progress, the scale, the guideline and the agreement so far."""
+        check_annotator(annotator)
+        ratings = self.ratings()
+        mine = set(ratings[(ratings["annotator"] == annotator) & (ratings["pair"] == self.pair)]["id"])
+        todo = [i for i in self.sample if i not in mine]
+        out = {"annotator": annotator, "pair": self.pair, "judge": self.scope.name,
+               "progress": {"done": len(self.sample) - len(todo), "n": len(self.sample)},
+               "scale": self.scale(), "guideline": self.guideline, "guideline_hash": self.guideline_hash,
+               "can_undo": bool(self._lines(annotator)), "agreement": agreement(ratings, self.pair),
+               "item": None}
+        if todo:
+            out["item"] = self.blind(todo[0], self.order(annotator, todo[0]))
+        return out
+
+    def scale(self) -> dict:
+        s = self.definition.scale
+        if s.kind == "ordinal":
+            return {"kind": s.kind, "values": list(range(s.min, s.max + 1)), "anchors": s.anchors, "field": "score"}
+        return {"kind": s.kind, "values": list(s.labels), "field": "verdict"}
+
+    def blind(self, ident: str, order: str) -> dict:
+        """Gives an item as the page shows it: input, the two outputs as A and B, no role name."""
+        item = self.browser.items([self.browser.position(ident)])[0]
+        candidate, _, other = self.pair.partition("~")
+        texts = [item["outputs"][candidate]["text"],
+                 item["reference"] if other == "reference" else item["outputs"].get(other, {}).get("text")]
+        if order == "ba":
+            texts.reverse()
+        return {"id": ident, "order": order, "input": item["input"], "a": texts[0], "b": texts[1]}
+
+    # --- writing ------------------------------------------------------------------------------
+    def path(self, annotator: str) -> Path:
+        return self.folder / f"{check_annotator(annotator)}.jsonl"
+
+    def _lines(self, annotator: str) -> list[str]:
+        path = self.path(annotator)
+        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] \
+            if path.exists() else []
+
+    def add(self, body) -> dict:
+        """Checks one rating (the POST body) and appends it to labels/<annotator>.jsonl; raises before any write."""
+        where = "POST /api/labels"
+        if not isinstance(body, dict):
+            raise GenvalError(f"{where}: the body should be one JSON object (id, pair, annotator, verdict or score)")
+        known = {"id", "pair", "annotator", "verdict", "score", "note", "aspect", "order"}
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise GenvalError(f"{where}: unknown key {unknown[0]!r} (keys: {', '.join(sorted(known))})")
+        body = {"pair": self.pair, **body}
+        rating = _check(body, where)
+        if rating is None:
+            raise GenvalError(f"{where}: the rating has no annotator and neither verdict nor score")
+        check_annotator(rating["annotator"])
+        if body.get("order") not in (None, "ab", "ba"):
+            raise GenvalError(f"{where}: order {body['order']!r} should be 'ab' or 'ba'")
+        if self.browser.position(rating["id"]) is None:
+            raise GenvalError(f"{where}: no example with id {rating['id']!r} in this run")
+        check_ratings([rating], [where], self.scopes)
+        with self.lock:
+            ratings = self.ratings()
+            same = ratings[(ratings["id"] == rating["id"]) & (ratings["pair"] == rating["pair"])
+                           & (ratings["annotator"] == rating["annotator"])]
+            if len(same):
+                raise GenvalError(f"{where}: {rating['annotator']} already rated {rating['id']!r} ({rating['pair']}) "
+                                  f"in {same['source'].iloc[0]}; undo it first to rate it again")
+            record = {k: v for k, v in rating.items() if v is not None}
+            if record.get("score") is not None and float(record["score"]).is_integer():
+                record["score"] = int(record["score"])
+            record.update(order=body.get("order") or "ab", guideline=self.guideline_hash,
+                          rated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            path = self.path(rating["annotator"])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        return record
+
+    def undo(self, annotator: str) -> dict | None:
+        """Removes the annotator's last rating (the file rewritten whole, then renamed); gives it, or None."""
+        with self.lock:
+            lines = self._lines(annotator)
+            if not lines:
+                return None
+            path = self.path(annotator)
+            tmp = path.with_name(f".{path.name}.undo")
+            tmp.write_text("".join(line + "\n" for line in lines[:-1]), encoding="utf-8")
+            os.replace(tmp, path)
+            if len(lines) == 1:
+                path.unlink()
+            return json.loads(lines[-1])
+
+
+def agreement(ratings: pd.DataFrame, pair: str) -> list[dict]:
+    """Gives, per two annotators who rated the same items of `pair`, the items shared, raw agreement and Cohen's kappa."""
+    rows = ratings[ratings["pair"] == pair]
+    values = rows["verdict"].where(rows["verdict"].notna(), rows["score"].astype(object))
+    table = pd.DataFrame({"id": rows["id"], "annotator": rows["annotator"], "value": values.astype(str)})
+    wide = table.drop_duplicates(["id", "annotator"]).pivot(index="id", columns="annotator", values="value")
+    out = []
+    for a, b in combinations(sorted(wide.columns), 2):
+        both = wide[[a, b]].dropna()
+        if len(both):
+            kappa = cohen_kappa(both[a].to_numpy(), both[b].to_numpy())
+            out.append({"annotators": [a, b], "n": len(both), "agreement": raw_agreement(both[a], both[b]),
+                        "kappa": None if kappa is None or not np.isfinite(kappa) else float(kappa)})
+    return out

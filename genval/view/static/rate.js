@@ -1,0 +1,89 @@
+// Rate: one blind item at a time, a key per verdict, each rating POSTed (and so written) as it is given.
+"use strict";
+
+const annotator = new URLSearchParams(location.search).get("annotator") || "";
+let current = null;
+
+function keyOf(scale, k) {
+  // An ordinal scale of single digits is rated by its own digits; otherwise the verdicts are numbered 1, 2, ...
+  const digits = scale.kind === "ordinal" && scale.values.every(v => v >= 0 && v <= 9);
+  return digits ? String(scale.values[k]) : String(k + 1);
+}
+
+// The verdict in the pair's own order: on a choice scale the page's "A" is the role shown first.
+function canonical(value, scale, order) {
+  if (scale.kind !== "choice" || order === "ab") return value;
+  const [a, b] = scale.values;
+  return value === a ? b : value === b ? a : value;
+}
+
+function show(state) {
+  current = state;
+  document.getElementById("who").textContent = `${state.annotator} · ${state.pair} · scale of judge ${state.judge}`;
+  document.getElementById("progress").textContent = `${state.progress.done} / ${state.progress.n} rated`;
+  document.getElementById("guideline").textContent = state.guideline;
+  document.getElementById("guideline-hash").textContent = state.guideline_hash.slice(0, 19);
+  document.getElementById("undo").disabled = !state.can_undo;
+  document.querySelector("#agreement tbody").innerHTML = state.agreement.length
+    ? "<tr><th>annotators</th><th>shared items</th><th>agreement</th><th>Cohen's kappa</th></tr>" + state.agreement.map(a =>
+      `<tr><td>${esc(a.annotators.join(" & "))}</td><td>${a.n}</td><td>${(a.agreement * 100).toFixed(1)} %</td>` +
+      `<td>${a.kappa == null ? "–" : a.kappa.toFixed(3)}</td></tr>`).join("")
+    : "<tr><td class=\"muted\">no items rated by two annotators yet</td></tr>";
+  const item = state.item;
+  document.getElementById("item").hidden = !item;
+  document.getElementById("done").hidden = !!item;
+  if (!item) return;
+  document.getElementById("input").textContent = item.input;
+  document.getElementById("a").innerHTML = compared(item.a, item.b);
+  document.getElementById("b").innerHTML = compared(item.b, item.a);
+  const anchors = state.scale.anchors || {};
+  document.getElementById("scale").innerHTML = state.scale.values.map((v, k) =>
+    `<button type="button" data-k="${k}"><kbd>${keyOf(state.scale, k)}</kbd> ${esc(v)}${anchors[v] ? ` <span class="muted">${esc(anchors[v])}</span>` : ""}</button>`).join("");
+  document.getElementById("note").value = "";
+}
+
+async function refresh() {
+  try {
+    show(await getJSON(`/api/rate/next?annotator=${encodeURIComponent(annotator)}`));
+    document.getElementById("message").textContent = "";
+  } catch (e) { document.getElementById("message").textContent = e.message; }
+}
+
+let busy = false;
+async function rate(k) {
+  if (!current || !current.item || busy) return;
+  busy = true;
+  const scale = current.scale, value = scale.values[k];
+  const body = {id: current.item.id, pair: current.pair, annotator, order: current.item.order};
+  body[scale.field] = scale.field === "score" ? value : canonical(value, scale, current.item.order);
+  const note = document.getElementById("note").value.trim();
+  if (note) body.note = note;
+  try {
+    await getJSON("/api/labels", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+    await refresh();
+  } catch (e) { document.getElementById("message").textContent = e.message; }
+  busy = false;
+}
+
+async function undo() {
+  if (busy) return;
+  busy = true;
+  try {
+    await getJSON("/api/labels/undo", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({annotator})});
+    await refresh();
+  } catch (e) { document.getElementById("message").textContent = e.message; }
+  busy = false;
+}
+
+document.addEventListener("keydown", e => {
+  const note = document.getElementById("note");
+  if (document.activeElement === note) { if (e.key === "Escape") note.blur(); return; }
+  if (e.ctrlKey || e.metaKey || e.altKey || !current) return;
+  if (e.key === "u") { e.preventDefault(); undo(); return; }
+  if (e.key === "n") { e.preventDefault(); note.focus(); return; }
+  const k = current.scale.values.findIndex((_, i) => keyOf(current.scale, i) === e.key);
+  if (k >= 0) { e.preventDefault(); rate(k); }
+});
+document.getElementById("scale").addEventListener("click", e => { const b = e.target.closest("button"); if (b) rate(+b.dataset.k); });
+document.getElementById("undo").addEventListener("click", undo);
+refresh();
