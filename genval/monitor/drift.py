@@ -14,6 +14,7 @@ length: PSI = Σ (p − q) · ln(p / q) over bins, an empty bin counted at 0.000
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -78,7 +79,9 @@ def change_test(number: str, now: dict, rows_now, base: dict, confidence: float)
             return None
         if a.var() == 0 and b.var() == 0:
             return 1.0 if a[0] == b[0] else 0.0
-        return float(sps.ttest_ind(a, b, equal_var=False).pvalue)
+        with warnings.catch_warnings():  # nearly constant 0/1 columns: scipy warns, the p-value stands
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return float(sps.ttest_ind(a, b, equal_var=False).pvalue)
     z = _NORMAL.inv_cdf(0.5 + confidence / 2)
     ses = []
     for side in (now, base):
@@ -129,7 +132,7 @@ def input_drift(window, baseline: Baseline | None, slices: list[str], boot) -> d
                                    "n": int(window.lengths.sum())}
     if baseline.covered is not None:
         outside = sum(count for values, count in window.combos.items()
-                      if any(v not in baseline.covered.get(f, set()) for f, v in zip(slices, values)))
+                      if any(f in baseline.covered and v not in baseline.covered[f] for f, v in zip(slices, values)))
         out["uncovered_share"] = share_number(window.n, outside, boot)
     return out
 
@@ -202,7 +205,7 @@ def baseline_from_run(path, slices: list[str], task: str) -> Baseline:
                                                              "n": found.get("n")}
     columns = [f"slice_{s}" for s in slices if f"slice_{s}" in run.table_columns("examples")]
     has_input = "input" in run.table_columns("examples")
-    base.covered = {s: set() for s in slices}
+    base.covered = {c.removeprefix("slice_"): set() for c in columns}  # a field the eval set lacks covers nothing
     base.lengths = np.zeros(len(LENGTH_EDGES) + 1, dtype=np.int64)
     for frame in run.iter_table("examples", columns=columns + (["input"] if has_input else [])):
         for column in columns:
