@@ -33,7 +33,8 @@ def traffic(week: int, n: int, seed: int, drop_from: int | None = None, prefix: 
         rate = 0.5 if drop_from is not None and week >= drop_from and segment == "enterprise" else 0.97
         output = truth if rng.random() < rate else LABELS[(LABELS.index(truth) + 1) % 3]
         stamp = MONDAY + timedelta(weeks=week, seconds=int(rng.integers(7 * 86400)))
-        log.append({"id": ident, "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"), "input": "x" * int(rng.integers(20, 200)),
+        log.append({"id": ident, "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "input": "x" * int(rng.integers(20, 200)),
                     "output": output, "segment": segment, "channel": "web" if rng.random() < 0.7 else "email"})
         teacher.append({"id": ident, "text": truth})
     return log, teacher
@@ -154,3 +155,11 @@ def test_bad_records_are_one_line_errors_with_file_and_line_and_nothing_is_writt
     assert main(["monitor", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and message in err
+
+
+def test_the_shipped_example_config_is_valid():
+    from tests.conftest import ROOT
+
+    config = load_monitor_config(ROOT / "configs" / "monitor" / "prod-support.yaml")
+    assert config.reference.backend == "hf" and config.window_length == timedelta(days=7)
+    assert [r.slice for r in config.alerts] == [None, "segment=enterprise", None, "segment=*", None]

@@ -1,4 +1,4 @@
-"""genval monitor with a live reference (a real server on 127.0.0.1), a baseline run, people's labels and the reports."""
+"""genval monitor with a live reference (a real server on 127.0.0.1), a baseline run, people's labels, reports."""
 
 from __future__ import annotations
 

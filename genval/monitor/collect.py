@@ -143,7 +143,8 @@ class Collector:
             window.lengths[np.searchsorted(LENGTH_EDGES, len(as_text(text)), side="right")] += 1
         ident = str(data[c.id_field]) if data.get(c.id_field) is not None else f"{record.digest:016x}"
         if ident in self.human:
-            window.labelled.append((values, float(not failed and same_answer(as_text(output), self.human[ident], c.labels))))
+            right = not failed and same_answer(as_text(output), self.human[ident], c.labels)
+            window.labelled.append((values, float(right)))
         self._sample(window, record, stamp, ident, values, None if failed else as_text(output))
 
     def _sample(self, window: Window, record: LogRecord, stamp, ident, values, output) -> None:
@@ -156,7 +157,8 @@ class Collector:
         if len(window.heap) < sample.per_window:
             heapq.heappush(window.heap, (-rank, record.digest, self._row(record, stamp, ident, values, output, rank)))
         elif -window.heap[0][0] > rank:
-            heapq.heapreplace(window.heap, (-rank, record.digest, self._row(record, stamp, ident, values, output, rank)))
+            row = self._row(record, stamp, ident, values, output, rank)
+            heapq.heapreplace(window.heap, (-rank, record.digest, row))
 
     def _row(self, record: LogRecord, stamp, ident, values, output, rank) -> dict:
         c, data = self.config, record.data

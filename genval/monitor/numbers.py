@@ -41,7 +41,7 @@ def reference_label(text: str | None, probs: dict | None, labels: list[str]) -> 
 
 
 def score_sample(rows: pd.DataFrame, config: MonitorConfig) -> tuple[pd.DataFrame, dict]:
-    """Gives the sample with per-row numbers (`agree`, `ref_failed`, one column per metric) and the metrics' settings."""
+    """Gives the sample with per-row numbers (`agree`, `ref_failed`, one per metric) and the metrics' settings."""
     rows = rows.copy()
     answered = rows["reference"].notna()
     rows["ref_failed"] = (~answered).astype(float)

@@ -99,7 +99,8 @@ def html(config: MonitorConfig, windows: pd.DataFrame, result: dict) -> str:
             f"<h2>Alerts</h2><table><thead><tr><th>window</th><th>slice</th><th>rule</th><th>why</th></tr></thead>"
             f"<tbody>{rows or '<tr><td colspan=4>none</td></tr>'}</tbody></table>"
             f"<h2>Trends</h2>{''.join(figures)}"
-            f"<p class=\"muted\">{result['windows']} windows of {escape(s['window'])}; baseline: {escape(s['baseline'])};"
+            f"<p class=\"muted\">{result['windows']} windows of {escape(s['window'])}; "
+            f"baseline: {escape(s['baseline'])};"
             f" {s['confidence'] * 100:.0f} % percentile bootstrap, {s['bootstrap']} resamples, seed {s['seed']}.</p>"
             "</body></html>\n")
 

@@ -10,7 +10,6 @@ window being written replace any that a killed invocation left, and the traffic 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +74,7 @@ def read_new(config: MonitorConfig, run: Run, human: dict, progress: Progress) -
 
 def label_sample(config: MonitorConfig, sample: pd.DataFrame, cache: RequestCache | None,
                  progress: Progress) -> tuple[pd.DataFrame, CallStats]:
-    """Gives the sample with the reference's answer (`reference`, `reference_error`), asked through the request cache."""
+    """Gives the sample with the reference's answer (`reference`, `reference_error`), through the request cache."""
     stats = CallStats()
     sample = sample.assign(reference=None, reference_error=None)
     if config.reference is None or not len(sample):
@@ -111,7 +110,7 @@ def _append(run: Run, name: str, frame: pd.DataFrame, starts: set[str]) -> None:
         writer.write(frame)
 
 
-def _baseline(config: MonitorConfig, windows: pd.DataFrame, run: Run, start: str, pending: dict) -> drift.Baseline | None:
+def _baseline(config: MonitorConfig, windows: pd.DataFrame, start: str, pending: dict) -> drift.Baseline | None:
     """Gives the baseline a window is compared with (None while the window is itself one of the first windows)."""
     if config.baseline is not None:
         return pending.setdefault("run", drift.baseline_from_run(config.baseline, config.slices, config.task))
@@ -154,7 +153,8 @@ def monitor(config: MonitorConfig, out_dir: Path, progress: Progress) -> dict:
         scored, _settings = score_sample(part, config) if len(part) else (part.assign(agree=[], ref_failed=[]), {})
         numbers = window_numbers(window, scored, config, boot)
         lab = pd.DataFrame([{**{f"slice_{f}": v for f, v in zip(config.slices, values)}, "correct": c}
-                            for values, c in window.labelled], columns=[*[f"slice_{f}" for f in config.slices], "correct"])
+                            for values, c in window.labelled],
+                           columns=[*[f"slice_{f}" for f in config.slices], "correct"])
         labelled.append(lab.assign(window_start=label))
         mix.append(_mix_rows(window, config, label))
         scored_all.append(scored)
@@ -163,7 +163,7 @@ def monitor(config: MonitorConfig, out_dir: Path, progress: Progress) -> dict:
         tables["mix"] = pd.concat([tables["mix"], mix[-1]], ignore_index=True)
         pending["tables"] = lambda: (tables["sample"], tables["labelled"], tables["mix"])
         draft = pd.concat([windows, pd.DataFrame({"window_start": [label], "number": ["failure_rate"]})])
-        baseline = _baseline(config, draft, run, label, pending)
+        baseline = _baseline(config, draft, label, pending)
         numbers.setdefault("all", {}).update(drift.input_drift(window, baseline, config.slices, boot))
         per_rows = _per_request(scored, config)
         block = pd.DataFrame(drift.drift_rows(numbers, per_rows, baseline, config.analysis.confidence))
@@ -177,8 +177,9 @@ def monitor(config: MonitorConfig, out_dir: Path, progress: Progress) -> dict:
         _append(run, "labelled", pd.concat(labelled, ignore_index=True), starts)
         _append(run, "mix", pd.concat(mix, ignore_index=True), starts)
         _append(run, "windows", _typed(pd.concat(blocks, ignore_index=True)), starts)
-    seen = run.read_table("seen_rows")["digest"].to_numpy(dtype=np.uint64) if run.has("seen_rows") else np.array([], np.uint64)
-    run.write_table("seen_rows", pd.DataFrame({"digest": np.union1d(seen, np.frombuffer(new.digests, dtype=np.uint64))}))
+    _, seen, _ = _state(run)
+    read = np.union1d(seen, np.frombuffer(new.digests, dtype=np.uint64))
+    run.write_table("seen_rows", pd.DataFrame({"digest": read}))
     files = run.manifest.setdefault("monitor", {}).setdefault("files", {})
     files.update({path: info["sha256"] for path, info in new.files.items()})
     run.save_manifest()
