@@ -1,0 +1,165 @@
+"""genval monitor on synthetic traffic: windows, alerts, re-runs, new files, drift and bad input."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from genval.cli import main
+from genval.errors import GenvalError
+from genval.monitor.config import load_monitor_config
+from genval.monitor.stage import monitor
+from genval.progress import Progress
+from tests.conftest import write_jsonl, write_yaml
+
+LABELS = ["billing", "shipping", "account"]
+MONDAY = datetime(2026, 3, 2, tzinfo=timezone.utc)  # a Monday: 7-day windows start here
+
+
+def traffic(week: int, n: int, seed: int, drop_from: int | None = None, prefix: str = "") -> tuple[list, list]:
+    """Gives (log records, the teacher's replay records) of one week: the student agrees 97 % of the time,
+    50 % in segment=enterprise from week `drop_from` on."""
+    rng = np.random.default_rng(seed)
+    log, teacher = [], []
+    for i in range(n):
+        ident = f"{prefix}w{week}-{i}"
+        segment = "enterprise" if rng.random() < 0.5 else "smb"
+        truth = LABELS[rng.integers(3)]
+        rate = 0.5 if drop_from is not None and week >= drop_from and segment == "enterprise" else 0.97
+        output = truth if rng.random() < rate else LABELS[(LABELS.index(truth) + 1) % 3]
+        stamp = MONDAY + timedelta(weeks=week, seconds=int(rng.integers(7 * 86400)))
+        log.append({"id": ident, "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "input": "x" * int(rng.integers(20, 200)),
+                    "output": output, "segment": segment, "channel": "web" if rng.random() < 0.7 else "email"})
+        teacher.append({"id": ident, "text": truth})
+    return log, teacher
+
+
+def setup(tmp_path, weeks=4, n=300, drop_from=None, alerts=None, **extra):
+    """Writes one traffic file per week, the teacher's replay file and the config; gives the config path."""
+    teacher = []
+    for week in range(weeks):
+        log, answers = traffic(week, n, seed=week, drop_from=drop_from)
+        write_jsonl(tmp_path / "logs" / f"week{week}.jsonl", log)
+        teacher += answers
+    write_jsonl(tmp_path / "teacher.jsonl", teacher)
+    config = {"name": "prod", "task": "classification", "traffic": "logs/*.jsonl", "timestamp_field": "timestamp",
+              "output_field": "output", "prompt": "Classify: {input}", "labels": LABELS,
+              "reference": {"backend": "replay", "path": "teacher.jsonl"}, "sample": {"per_window": 1000, "seed": 0},
+              "window": "7d", "slices": ["segment", "channel"],
+              "alerts": alerts if alerts is not None else ["agreement_rate lower >= 0.85 on segment=*"],
+              "analysis": {"bootstrap": 200}, **extra}
+    return write_yaml(tmp_path / "monitor.yaml", config)
+
+
+def run_monitor(path, out):
+    return monitor(load_monitor_config(path), out, Progress(quiet=True))
+
+
+def test_stable_log_raises_nothing_and_numbers_match_the_log(tmp_path):
+    config = setup(tmp_path)
+    result = run_monitor(config, tmp_path / "runs")
+    assert result["alerts"] == [] and result["exit_code"] == 0
+    windows = pd.read_parquet(tmp_path / "runs" / "prod" / "windows.parquet")
+    assert sorted(windows["window_start"].unique()) == [(MONDAY + timedelta(weeks=w)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                                                        for w in range(4)]
+    # the agreement of week 1 on segment=smb, computed independently from the files
+    log = [json.loads(line) for line in (tmp_path / "logs" / "week1.jsonl").read_text().splitlines()]
+    truth = {r["id"]: r["text"] for r in map(json.loads, (tmp_path / "teacher.jsonl").read_text().splitlines())}
+    log.sort(key=lambda r: (r["timestamp"], r["id"]))  # the sample's order: time, then id
+    smb = [float(r["output"] == truth[r["id"]]) for r in log if r["segment"] == "smb"]
+    row = windows[(windows["window_start"] == "2026-03-09T00:00:00Z") & (windows["slice"] == "segment=smb")
+                  & (windows["number"] == "agreement_rate")].iloc[0]
+    assert row["value"] == pytest.approx(np.mean(smb)) and row["n"] == len(smb)
+    assert row["ci_lo"] < row["value"] < row["ci_hi"]
+    # its interval is genval's seeded percentile bootstrap of those rows
+    rng = np.random.default_rng(0)
+    means = np.asarray(smb)[rng.integers(0, len(smb), size=(200, len(smb)))].mean(axis=1)
+    assert [row["ci_lo"], row["ci_hi"]] == pytest.approx(list(np.quantile(means, [0.025, 0.975])))
+    # drift against the first window: Welch's t-test on the per-request values, as scipy gives it
+    log0 = [json.loads(line) for line in (tmp_path / "logs" / "week0.jsonl").read_text().splitlines()]
+    base = [float(r["output"] == truth[r["id"]]) for r in log0 if r["segment"] == "smb"]
+    assert row["baseline"] == pytest.approx(np.mean(base))
+    assert row["p"] == pytest.approx(sps.ttest_ind(smb, base, equal_var=False).pvalue)
+
+
+def test_a_drop_in_one_slice_alerts_that_slice_from_that_window_only(tmp_path):
+    config = setup(tmp_path, drop_from=2)
+    result = run_monitor(config, tmp_path / "runs")
+    got = {(a["window_start"], a["slice"]) for a in result["alerts"]}
+    assert got == {("2026-03-16T00:00:00Z", "segment=enterprise"), ("2026-03-23T00:00:00Z", "segment=enterprise")}
+    assert result["exit_code"] == 1
+    saved = json.loads((tmp_path / "runs" / "prod" / "monitor.json").read_text())
+    assert {(a["window_start"], a["slice"]) for a in saved["alerts"]} == got
+    assert set(saved["alerts"][0]) >= {"rule", "window_start", "slice", "value", "ci"}
+    windows = pd.read_parquet(tmp_path / "runs" / "prod" / "windows.parquet")
+    late = windows[(windows["slice"] == "segment=enterprise") & (windows["number"] == "agreement_rate")
+                   & (windows["window_start"] >= "2026-03-16")]
+    assert late["drift"].all() and (late["change"] < -0.3).all()
+
+
+def test_rerun_on_the_same_files_makes_no_call_and_appends_nothing_and_a_new_file_adds_its_windows(tmp_path):
+    config = setup(tmp_path, weeks=2)
+    out = tmp_path / "runs"
+    assert main(["monitor", str(config), "--out", str(out), "--quiet"]) == 0
+    folder = out / "prod"
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    again = run_monitor(config, out)
+    assert again["this_invocation"]["model_calls"] == 0 and again["this_invocation"]["files_read"] == 0
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+    log, answers = traffic(2, 300, seed=2)
+    write_jsonl(tmp_path / "logs" / "week2.jsonl", log)
+    write_jsonl(tmp_path / "teacher.jsonl", [json.loads(x) for x in (tmp_path / "teacher.jsonl").read_text().splitlines()]
+                + answers)
+    old = pd.read_parquet(folder / "windows.parquet")
+    third = run_monitor(config, out)
+    new = pd.read_parquet(folder / "windows.parquet")
+    assert third["this_invocation"]["windows_added"] == 1 and third["this_invocation"]["rows_new"] == 300
+    assert set(new["window_start"]) - set(old["window_start"]) == {"2026-03-16T00:00:00Z"}
+    pd.testing.assert_frame_equal(new[new["window_start"] < "2026-03-16"].reset_index(drop=True), old)
+
+
+def test_a_file_with_old_and_new_rows_adds_only_the_new_rows(tmp_path):
+    config = setup(tmp_path, weeks=1)
+    run_monitor(config, tmp_path / "runs")
+    first = (tmp_path / "logs" / "week0.jsonl").read_text()
+    log, answers = traffic(1, 50, seed=9)
+    (tmp_path / "logs" / "week0.jsonl").write_text(first + "".join(json.dumps(r) + "\n" for r in log))
+    write_jsonl(tmp_path / "teacher.jsonl", [json.loads(x) for x in (tmp_path / "teacher.jsonl").read_text().splitlines()]
+                + answers)
+    result = run_monitor(config, tmp_path / "runs")
+    step = result["this_invocation"]
+    assert step["rows_new"] == 50 and step["rows_read_before"] == 300 and step["windows_added"] == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.pop("timestamp"), "week0.jsonl:5: no timestamp in field 'timestamp'"),
+    (lambda r: r.update(timestamp="last tuesday"), "week0.jsonl:5: 'timestamp' is 'last tuesday', not an ISO 8601"),
+    (lambda r: r.pop("output"), "week0.jsonl:5: no output field 'output'"),
+])
+def test_bad_records_are_one_line_errors_with_file_and_line_and_nothing_is_written(tmp_path, change, message,
+                                                                                    capsys):
+    config = setup(tmp_path, weeks=1)
+    path = tmp_path / "logs" / "week0.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    change(rows[4])
+    write_jsonl(path, rows)
+    with pytest.raises(GenvalError, match=message.replace("(", r"\(")):
+        run_monitor(config, tmp_path / "runs")
+    assert not (tmp_path / "runs" / "prod").exists()
+    assert main(["monitor", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err
+
+
+def test_the_shipped_example_config_is_valid():
+    from tests.conftest import ROOT
+
+    config = load_monitor_config(ROOT / "configs" / "monitor" / "prod-support.yaml")
+    assert config.reference.backend == "hf" and config.window_length == timedelta(days=7)
+    assert [r.slice for r in config.alerts] == [None, "segment=enterprise", None, "segment=*", None]
