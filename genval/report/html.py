@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from html import escape
 from importlib import resources
 
 from genval import registry
-from genval.report import plots
+from genval.report import judges, plots, why
 from genval.report.decision import ci, decision, failure_line, headline_rows, num, slice_rows
 from genval.report.drilldown import FAILURE_KINDS, PER_STRATUM
+from genval.viewfilter import parse_filter, view_command, view_url
 
 VERDICT_CLASS = {"READY": "v-ready", "NOT READY": "v-not", "INCOMPLETE": "v-incomplete", "NO DECISION": "v-none"}
 
@@ -62,7 +64,7 @@ def _plots(summary: dict, extras: dict) -> str:
     return '<div class="plots">' + "".join(figures) + "</div>"
 
 
-def _header(summary: dict) -> str:
+def _header(summary: dict, run_label: str) -> str:
     verdict, reasons = decision(summary)
     out = [f'<h1>genval · {escape(summary["name"])}: <span class="verdict {VERDICT_CLASS[verdict]}" id="verdict">'
            f"{escape(verdict)}</span></h1>", f'<p class="why">{escape(reasons[0])}.</p>']
@@ -71,16 +73,78 @@ def _header(summary: dict) -> str:
     failed = failure_line(summary)
     if failed:
         out.append(f'<p class="failures">{escape(failed)}</p>')
+    out.append(_why(summary, run_label))
+    return "".join(out)
+
+
+def _link(filter_text: str | None, run_label: str, drill: dict | None = None) -> str:
+    """Gives the links to a filter's examples: the viewer's URL, its command, and the drill-down below."""
+    if filter_text is None:
+        return ' <span class="muted">(no per-example rows behind this number)</span>'
+    out = (f' <a class="view" href="{escape(view_url(filter_text))}">examples in genval view</a>'
+           f' <span class="muted">(a local app, running only once started:</span> '
+           f'<code>{escape(view_command(run_label, filter_text))}</code><span class="muted">)</span>')
+    if drill:
+        out += (f' · <a class="drill" href="#examples" data-slice="{escape(drill.get("slice") or "")}" '
+                f'data-failure="{escape(drill.get("failure") or "")}">show them below</a>')
+    return out
+
+
+def _drill(filter_text: str | None) -> dict | None:
+    """Gives the static drill-down's filters for a view filter (slice, failure kind), where they have one."""
+    if filter_text is None:
+        return None
+    terms = parse_filter(filter_text)
+    failure = {"student_only_error": "student_only_wrong", "format_failure": "format_failure"}.get(terms.get("flag"))
+    if terms.get("verdict"):
+        failure = "not_equivalent"
+    return {"slice": terms.get("slice"), "failure": failure}
+
+
+def _why(summary: dict, run_label: str) -> str:
+    """Gives the why section: failing rules, weakest slices, the judge's trust, the diagnoses — each with its examples."""
+    out = ['<section id="why"><h2>Why</h2>']
     gate = summary.get("gate")
     if gate is not None:
         state = "PASS" if gate["passed"] else "FAIL"
-        out.append(f'<p>Gate: <span class="gate-{state.lower()}">{state}</span> ({len(gate["rules"])} rules)</p>')
-        if gate["failing"]:
-            out.append("<ul>" + "".join(f"<li>{escape(line)}</li>" for line in gate["failing"]) + "</ul>")
+        out.append(f'<p>Gate: <span class="gate-{state.lower()}" id="gate-state">{state}</span> '
+                   f'({len(gate["rules"])} rules)</p>')
+        failing = why.failing_rules(summary)
+        if failing:
+            out.append('<ul class="evidence" id="failing-rules">' + "".join(
+                f'<li><b>{escape(r["text"])}</b>: {escape(r["reason"])} (95 % CI {ci(r)})'
+                f'{_link(r["filter"], run_label, _drill(r["filter"]))}</li>' for r in failing) + "</ul>")
+    weakest = why.slice_lines(summary)
+    if weakest:
+        out.append('<p>Weakest slices:</p><ul class="evidence" id="weakest-slices">' + "".join(
+            f'<li>{escape(r["text"])}{_link(r["filter"], run_label, _drill(r["filter"]))}</li>' for r in weakest)
+            + "</ul>")
+    trust = why.judge_line(summary)
+    if trust:
+        out.append(f'<p id="judge-trust">{escape(trust)} <a href="#judges">The judges ↓</a></p>')
     if summary.get("diagnoses"):
-        out.append('<h2>What to look at</h2><ul class="diag">' + "".join(
-            f"<li><b>{escape(d['kind'].replace('_', ' '))}</b>: {escape(d['message'])}</li>"
+        out.append('<h3>What to look at</h3><ul class="diag evidence">' + "".join(
+            f"<li><b>{escape(d['kind'].replace('_', ' '))}</b>: {escape(d['message'])}"
+            f"{_link(why.diagnosis_filter(d), run_label, _drill(why.diagnosis_filter(d)))}</li>"
             for d in summary["diagnoses"]) + "</ul>")
+    return "".join(out) + "</section>"
+
+
+def _judges(summary: dict, calibration: dict | None) -> str:
+    """Gives the judge section: every judge ranked by agreement, its figures, and its per-slice agreement."""
+    found = judges.rows(summary, calibration)
+    if not found:
+        return '<p class="muted">No judge in this run.</p>'
+    out = ['<p class="muted">Ranked by agreement with humans (calibration.json). A judge\'s rates are trusted '
+           "only as far as its κ: validated when the interval's lower end reaches min κ.</p>",
+           _table(judges.HEAD, [judges.cells(r) for r in found], "judges",
+                  ["" if r["verdict"] == "validated" else "untrusted" for r in found])]
+    for r in found:
+        if r["per_slice"]:
+            out.append(f'<details><summary>{escape(r["judge"])}: agreement per slice</summary>'
+                       + _table(["slice", "n", "agreement", "κ"], r["per_slice"]) + "</details>")
+        for line in r["warnings"]:
+            out.append(f'<p class="muted">{escape(r["judge"])}: {escape(line)}</p>')
     return "".join(out)
 
 
@@ -143,14 +207,15 @@ def render(summary: dict, examples: list[dict], extras: dict) -> str:
     headline = _table(["number", "value", "95 % CI", "n"],
                       [[name, (num(n), n.get("value")), ci(n), n.get("n") if n.get("n") is not None else "–"]
                        for name, n in headline_rows(summary)])
-    footer = (f'<p class="muted">Eval set {escape(ev["path"])} · n={ev["n"]} · sha256 {escape((ev["sha256"] or "")[:12])}'
+    footer = (f'<p class="muted">Eval set {escape(Path(ev["path"]).name)} · n={ev["n"]} · sha256 {escape((ev["sha256"] or "")[:12])}'
               f' · {s["confidence"] * 100:.0f} % percentile bootstrap, {s["bootstrap"]} resamples, seed {s["seed"]} · '
               f'slices under n={s["min_slice_n"]} are not ranked.</p>')
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>genval · {escape(summary['name'])}</title><style>{_asset('report.css')}</style></head><body>"
-            f"{_header(summary)}<h2>Headline numbers</h2>{headline}"
+            f"{_header(summary, extras.get('run_label') or 'RUN')}<h2>Headline numbers</h2>{headline}"
+            f'<h2 id="judges">Judges</h2>{_judges(summary, extras.get("calibration"))}'
             f"<h2>Plots</h2>{_plots(summary, extras)}"
             f'<h2>Slices</h2><p class="muted">Click a column to sort.</p>{_slice_table(summary)}'
             f"<h2>Metrics</h2>{_metrics_table(summary)}<h2>Operations</h2>{_ops_table(summary)}"
-            f"<h2>Examples</h2>{_examples(examples, ev['n'])}{footer}"
+            f'<h2 id="examples">Examples</h2>{_examples(examples, ev["n"])}{footer}'
             f"<script>{_asset('report.js')}</script></body></html>\n")

@@ -2,13 +2,63 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from genval.report import judges, why
 from genval.report.decision import ci, decision, failure_line, headline_rows, num, slice_rows
+from genval.viewfilter import view_command
 
 MAX_SLICES = 12  # a PR comment shows the weakest; report.html has them all
 
 
-def render(summary: dict) -> str:
-    """Gives report.md for a summary: the decision and its reasons first."""
+def _details(title: str, lines: list[str]) -> list[str]:
+    """Gives lines folded into a <details> block (GitHub renders the Markdown table inside it)."""
+    return [f"<details><summary>{title}</summary>", ""] + lines + ["", "</details>", ""]
+
+
+def _command(filter_text: str | None, run_label: str) -> str:
+    if filter_text is None:
+        return ""
+    return f" — examples: `{view_command(run_label, filter_text)}`"
+
+
+def _why(summary: dict, run_label: str) -> list[str]:
+    """Gives the why: failing rules, weakest slices, the judge's trust, the diagnoses, each with its examples' command."""
+    out = []
+    gate = summary.get("gate")
+    if gate is not None:
+        out.append(f"**Gate: {'PASS' if gate['passed'] else 'FAIL'}** ({len(gate['rules'])} rules)")
+        out += [f"- ❌ `{r['text']}`: {r['reason']} (95 % CI {ci(r)}){_command(r['filter'], run_label)}"
+                for r in why.failing_rules(summary)] + [""]
+    weakest = why.slice_lines(summary)
+    if weakest:
+        out += ["**Weakest slices**", ""] + [f"- {r['text']}{_command(r['filter'], run_label)}" for r in weakest] + [""]
+    trust = why.judge_line(summary)
+    if trust:
+        out += [f"**Judge**: {trust}", ""]
+    if summary.get("diagnoses"):
+        out += ["### What to look at", ""] + [f"- **{d['kind'].replace('_', ' ')}**: {d['message']}"
+                                             f"{_command(why.diagnosis_filter(d), run_label)}"
+                                             for d in summary["diagnoses"]] + [""]
+    out.append("<sub>`genval view` is a local app: the command serves the run and opens its examples, filtered.</sub>")
+    return out + [""]
+
+
+def _judges(summary: dict, calibration: dict | None) -> list[str]:
+    found = judges.rows(summary, calibration)
+    if not found:
+        return []
+    head = ["rank", "judge", "scale", "κ vs humans (95 % CI)", "n", "min κ", "trust", "annotators' ceiling", "unparsed"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join(str(c) for c in [r["rank"], r["judge"], r["scale"], r["kappa"], r["n"], r["min_kappa"],
+                                                  r["verdict"], r["ceiling"], r["unparsed"]]) + " |" for r in found]
+    return ["### Judges", ""] + lines + [""]
+
+
+def render(summary: dict, extras: dict | None = None) -> str:
+    """Gives report.md for a summary: the decision and its reasons first, then why."""
+    extras = extras or {}
+    run_label = extras.get("run_label") or "RUN"
     verdict, reasons = decision(summary)
     ev = summary["eval_set"]
     out = [f"## genval · {summary['name']}: **{verdict}**", "", f"{reasons[0]}."]
@@ -16,19 +66,13 @@ def render(summary: dict) -> str:
     failed = failure_line(summary)
     if failed:
         out += [failed, ""]
-    gate = summary.get("gate")
-    if gate is not None:
-        out.append(f"**Gate: {'PASS' if gate['passed'] else 'FAIL'}** ({len(gate['rules'])} rules)")
-        out += [f"- ❌ {line}" for line in gate["failing"]] + [""]
-    if summary.get("diagnoses"):
-        out += ["### What to look at", ""] + [f"- **{d['kind'].replace('_', ' ')}**: {d['message']}"
-                                             for d in summary["diagnoses"]] + [""]
+    out += _why(summary, run_label)
     out += ["### Headline numbers", "", "| number | value | 95 % CI | n |", "| --- | --- | --- | --- |"]
     out += [f"| {name} | {num(n)} | {ci(n)} | {n.get('n') if n.get('n') is not None else '–'} |"
             for name, n in headline_rows(summary)]
-    out += [""] + _answered(summary) + _slices(summary) + _metrics(summary) + _ops(summary)
+    out += [""] + _judges(summary, extras.get("calibration")) + _answered(summary) + _slices(summary) + _metrics(summary) + _ops(summary)
     s = summary["settings"]
-    out += ["", f"<sub>Eval set `{ev['path']}` · n={ev['n']} · sha256 `{(ev['sha256'] or '')[:12]}` · "
+    out += ["", f"<sub>Eval set `{Path(ev['path']).name}` · n={ev['n']} · sha256 `{(ev['sha256'] or '')[:12]}` · "
             f"{s['confidence'] * 100:.0f} % percentile bootstrap, {s['bootstrap']} resamples, seed {s['seed']} · "
             f"slices under n={s['min_slice_n']} are not ranked; MDE: the smallest change a slice's n can show "
             f"(80 % power, Bloom 1995).</sub>"]

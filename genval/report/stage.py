@@ -26,10 +26,18 @@ def _latency(run: Run) -> dict[str, np.ndarray]:
     return {role: np.concatenate(parts) for role, parts in sorted(found.items())}
 
 
+def run_label(run: Run) -> str:
+    """Gives the run folder as a reader's command names it: its parent folder and its own name, never absolute."""
+    return f"{run.root.parent.name}/{run.root.name}" if run.root.parent.name else run.root.name
+
+
 def report(run: Run, config: RunConfig, progress: Progress) -> dict:
     """Writes report.md and report.html from the run's summary; gives their paths."""
     summary = read_summary(run.path("summary.json"))
-    run.write_text("report.md", markdown.render(summary))
+    calibration = run.read_json("calibration.json") if run.path("calibration.json").exists() else None
+    price = next((m.price for m in config.models.values() if m.price is not None), None)
+    extras = {"calibration": calibration, "run_label": run_label(run), "currency": price.currency if price else ""}
+    run.write_text("report.md", markdown.render(summary, extras))
     rows = drilldown.rows(run, summary, config.analysis.seed)
-    run.write_text("report.html", html.render(summary, rows, {"latency": _latency(run)}))
+    run.write_text("report.html", html.render(summary, rows, {**extras, "latency": _latency(run)}))
     return {"report": str(run.path("report.md")), "html": str(run.path("report.html")), "examples": len(rows)}
