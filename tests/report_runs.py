@@ -5,6 +5,10 @@ Not a test module: tests/test_report_candidates.py and tests/test_report_browser
 
 from __future__ import annotations
 
+import atexit
+import functools
+import shutil
+import tempfile
 from pathlib import Path
 
 from tests.conftest import ROOT, write_jsonl, write_yaml
@@ -84,3 +88,13 @@ def summarization_run(folder: Path) -> Path:
     from genval.pipeline import run_pipeline
 
     return Path(run_pipeline(write_summarization(folder), out_dir=folder / "runs", quiet=True))
+
+
+@functools.cache
+def demo_run() -> Path:
+    """Runs configs/demo.yaml once per test process (about 20 s: it scores with BERTScore); gives the run folder."""
+    from genval.pipeline import run_pipeline
+
+    folder = Path(tempfile.mkdtemp(prefix="genval-demo-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return Path(run_pipeline(ROOT / "configs" / "demo.yaml", out_dir=folder / "runs", quiet=True))
