@@ -56,7 +56,7 @@ def test_html_is_self_contained_with_plots_and_data(tmp_path):
     assert "<link" not in page and "@import" not in page
     assert page.index('id="verdict"') < page.index("<h2>Plots")       # the decision comes first
     plots = set(re.findall(r'data-plot="(\w+)"', page))
-    assert plots == {"slices", "reliability", "latency", "sweep", "confusion"}
+    assert plots == {"slices", "reliability", "latency", "temperature", "confusion"}
     data = json.loads(re.search(r'<script type="application/json" id="example-data">(.*?)</script>', page, re.S)
                       .group(1).replace("<\\/", "</"))
     assert len(data) == N
