@@ -247,3 +247,46 @@ def demo_run_path():
     from tests.report_runs import demo_run
 
     return demo_run()
+
+
+def test_two_students_and_two_judges_each_get_decision_ops_and_judge_columns(summaries, tmp_path):
+    assert summaries.console_errors() == []
+    summary = json.loads((Path(summaries.js("location.pathname")).parent / "summary.json").read_text())
+    # the leaderboard: one row per candidate, each with a decision, its task number, judge rates and ops
+    rows = summaries.js("Array.from(document.querySelectorAll('table.candidates tbody tr'))"
+                        ".map(r => Array.from(r.cells).map(c => c.textContent))")
+    assert [r[0] for r in rows] == ["student", "student_v2"]
+    assert rows[0][1].startswith("NOT READY: the release gate fails")
+    # student_v2 passes rougeL >= 0.9 on its own numbers (it drops fewer words) and the judge rule
+    v2 = summary["metrics"]["student_v2~teacher"]["rougeL"]["value"]
+    assert v2 >= 0.9 and rows[1][1].startswith("READY")
+    heads = _texts(summaries, "table.candidates thead th")
+    assert "judge equivalence" in " ".join(heads) and "judge summary_quality" in " ".join(heads)
+    eq_v2 = summary["judge"]["judges"]["equivalence"]["student_v2~teacher"]["equivalence_rate"]["value"]
+    assert rows[1][heads.index(next(h for h in heads if h.startswith("judge equivalence")))].startswith(
+        f"{eq_v2:.4g}")
+    assert rows[1][-2] == f"{summary['ops']['roles']['student_v2']['latency_p50_s'] * 1000:.0f} ms"
+    assert rows[1][-1].endswith("USD")
+    # ops: a column pair per candidate, with units and direction words
+    ops = _texts(summaries, "table.ops thead th")
+    assert ops == ["figure", "teacher", "student", "student: change", "student_v2", "student_v2: change"]
+    latency = summaries.js("Array.from(document.querySelector('table.ops tbody tr').cells).map(c => c.textContent)")
+    assert latency[0] == "latency p50" and latency[3].endswith("faster") and latency[1].endswith("s")
+    # both judges, ranked by κ, with scale, interval, n and trust; the ordinal one's scale shown as such
+    judges = summaries.js("Array.from(document.querySelectorAll('table.judges tbody tr'))"
+                          ".map(r => Array.from(r.cells).map(c => c.textContent))")
+    calibration = json.loads((Path(summaries.js("location.pathname")).parent / "calibration.json").read_text())
+    assert [r[1] for r in judges] == calibration["ranking"]
+    quality = next(r for r in judges if r[1] == "summary_quality")
+    assert quality[2] == "ordinal 1–5, pass ≥ 4" and quality[6] == "validated"
+    equivalence = next(r for r in judges if r[1] == "equivalence")
+    assert equivalence[6] == ("validated" if calibration["judges"]["equivalence"]["validated"] else "NOT validated")
+    # the metrics pivot: one row per metric, retention = student / teacher task quality
+    row = summaries.js("Array.from(document.querySelectorAll('table.pivot tbody tr'))"
+                       ".map(r => Array.from(r.cells).map(c => c.textContent)).find(r => r[0].startsWith('rougeL'))")
+    s, t = (summary["metrics"][p]["rougeL"]["value"] for p in ("student~reference", "teacher~reference"))
+    assert row[4].startswith(f"{s / t:.4g}")
+    # the trade-off plot has one point per candidate; no KL (text task), so fidelity on x
+    assert {p[0] for p in summaries.js(SIZES)} == {"slices", "latency", "tradeoff", "confusion"}
+    path = screenshot(summaries, tmp_path, "summaries")
+    assert path.stat().st_size > 50_000

@@ -80,6 +80,11 @@ def headline_rows(summary: dict) -> list[tuple[str, dict | None]]:
             for name, n in rows if n is not None]
 
 
+def better(headline: str | None) -> str | None:
+    """Gives the direction of a slice headline such as 'equivalence_rate (summary_quality)', from the registry."""
+    return registry.better(headline.split(" (")[0]) if headline else None
+
+
 def slice_rows(summary: dict) -> list[dict]:
     """Gives one row per slice with its headline number, weakest first, unranked last, ranked across every field.
 
@@ -102,7 +107,7 @@ def slice_rows(summary: dict) -> list[dict]:
                          "value": head.get("value"), "ci": head.get("ci") or [None, None], "rank": None,
                          "mde": head.get("mde"), "too_small": bool(block.get("too_small_to_rank")),
                          "critical": name in critical, "also": []})
-    sign = -1 if registry.better(next((r["metric"] for r in rows if r["metric"]), "") or "") == "lower" else 1
+    sign = -1 if better(next((r["metric"] for r in rows if r["metric"]), None)) == "lower" else 1
     rows.sort(key=lambda r: (r["value"] is None, r["too_small"], sign * r["value"] if r["value"] is not None else 0))
     for k, r in enumerate(x for x in rows if x["value"] is not None and not x["too_small"]):
         r["rank"] = k + 1
@@ -112,7 +117,7 @@ def slice_rows(summary: dict) -> list[dict]:
 def weakest(summary: dict, count: int = 3) -> list[dict]:
     """Gives the weakest slices by value, small ones included (the reader is told their n), critical ones first."""
     rows = [r for r in slice_rows(summary) if r["value"] is not None]
-    sign = -1 if rows and registry.better(rows[0]["metric"] or "") == "lower" else 1
+    sign = -1 if rows and better(rows[0]["metric"]) == "lower" else 1
     by_value = sorted(rows, key=lambda r: sign * r["value"])
     overall = (summary.get("headline") or {}).get("value")
     below = [r for r in by_value if overall is None or sign * r["value"] < sign * overall]

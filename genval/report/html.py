@@ -7,10 +7,9 @@ from pathlib import Path
 from html import escape
 from importlib import resources
 
-from genval import registry
 from genval.config import GateConfig
 from genval.report import candidates, judges, opsview, pivot, plots, why
-from genval.report.decision import ci, decision, failure_line, headline_rows, num, slice_rows
+from genval.report.decision import better, ci, decision, failure_line, headline_rows, num, slice_rows
 from genval.report.drilldown import FAILURE_KINDS, PER_STRATUM
 from genval.viewfilter import parse_filter, view_command, view_url
 
@@ -81,7 +80,7 @@ def _plots(summary: dict, extras: dict) -> str:
     ece = {role: (n or {}).get("value") for role, n in (cls.get("ece") or {}).items()}
     names = candidates.names(summary)
     figures = [
-        (plots.slice_bars(rows, metric or "headline", registry.better(metric) if metric else None,
+        (plots.slice_bars(rows, metric or "headline", better(metric),
                           (summary.get("headline") or {}).get("value"), gate_threshold(summary, metric)),
          "Weakest at the top. Bars: point value; whiskers: 95 % bootstrap interval; green passes the gate's bound "
          "(or the overall value where no rule bounds it), red does not; hatched: too few examples to rank."),
@@ -158,11 +157,11 @@ def _why(summary: dict, run_label: str) -> str:
     trust = why.judge_line(summary)
     if trust:
         out.append(f'<p id="judge-trust">{escape(trust)} <a href="#judges">The judges ↓</a></p>')
-    if summary.get("diagnoses"):
+    if why.diagnoses(summary):
         out.append('<h3>What to look at</h3><ul class="diag evidence">' + "".join(
             f"<li><b>{escape(d['kind'].replace('_', ' '))}</b>: {escape(d['message'])}"
             f"{_link(why.diagnosis_filter(d), run_label, _drill(why.diagnosis_filter(d)))}</li>"
-            for d in summary["diagnoses"]) + "</ul>")
+            for d in why.diagnoses(summary)) + "</ul>")
     return "".join(out) + "</section>"
 
 

@@ -48,13 +48,15 @@ def show(key: str, value, currency: str = "") -> str:
 
 def change(key: str, teacher, candidate) -> str:
     """Gives the candidate's change against the teacher in words ('71.1 % faster'), '–' where either is missing."""
-    if teacher in (None, 0) or candidate is None:
+    if teacher is None or candidate is None:
+        return "–"
+    if candidate == teacher:
+        return "same"
+    if teacher == 0:
         return "–"
     better = registry.better(key)
     kind = FIGURES.get(key, ("", "count"))[1]
     good, bad = WORDS.get(kind, ("better", "worse"))
-    if candidate == teacher:
-        return "same"
     if better == "lower":   # a share saved: (teacher − candidate) / teacher
         saved = (teacher - candidate) / teacher * 100
         return f"{saved:.1f} % {good}" if saved > 0 else f"{-saved:.1f} % {bad}"

@@ -166,7 +166,7 @@ def latency(samples: dict[str, np.ndarray], candidates: list[str], bins: int = 3
         ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
         ax.set_xlabel("seconds per call")
         ax.set_ylabel("share of calls")
-        ax.legend(fontsize=8, frameon=False)
+        fig.legend(loc="outside upper right", fontsize=8, frameon=False)
         ax.set_title("Latency per call; dashed: median", loc="left")
     return _svg(fig, "latency", "Latency distribution")
 
@@ -186,7 +186,8 @@ def confusion(labels: list[str], matrix: list[list[float]], title: str) -> str:
             for j in range(k):
                 ax.text(j, i, f"{counts[i, j]:g}", ha="center", va="center", fontsize=8,
                         color="white" if counts[i, j] > peak / 2 else "#222")
-        ax.set_xticks(range(k), labels, rotation=30 if k > 2 else 0, ha="right" if k > 2 else "center")
+        turn = k > 2 or max(len(s) for s in labels) > 8    # long labels side by side would overprint
+        ax.set_xticks(range(k), labels, rotation=30 if turn else 0, ha="right" if turn else "center")
         ax.set_yticks(range(k), labels)
         ax.set_xlabel("judge")
         ax.set_ylabel("humans")

@@ -37,8 +37,8 @@ def report(run: Run, config: RunConfig, progress: Progress) -> dict:
     calibration = run.read_json("calibration.json") if run.path("calibration.json").exists() else None
     price = next((m.price for m in config.models.values() if m.price is not None), None)
     extras = {"calibration": calibration, "run_label": run_label(run), "currency": price.currency if price else ""}
-    run.write_text("report.md", markdown.render(summary, extras))
     extras["retention"] = pivot.retention(run, summary)
+    run.write_text("report.md", markdown.render(summary, extras))
     rows = drilldown.rows(run, summary, config.analysis.seed)
     run.write_text("report.html", html.render(summary, rows, {**extras, "latency": _latency(run)}))
     return {"report": str(run.path("report.md")), "html": str(run.path("report.html")), "examples": len(rows)}

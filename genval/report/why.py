@@ -8,7 +8,7 @@ A filter is `genval.viewfilter`'s syntax: report.html links to `view_url(filter)
 from __future__ import annotations
 
 from genval import registry
-from genval.report.decision import ci, num, weakest
+from genval.report.decision import ci, num, slice_rows, weakest
 from genval.viewfilter import filter_string
 
 # Numbers whose examples are the ones where the student alone is wrong (the classification family).
@@ -48,6 +48,13 @@ def rule_filter(rule: dict, summary: dict) -> str | None:
 def diagnosis_filter(diagnosis: dict) -> str:
     """Gives the filter of the examples a diagnosis is about (its kind, and its slice where it names one)."""
     return filter_string(diagnosis=diagnosis["kind"], slice=(diagnosis.get("numbers") or {}).get("slice"))
+
+
+def diagnoses(summary: dict) -> list[dict]:
+    """Gives the summary's diagnoses less those about a slice folded into its twin (rare_class=legal, when it holds
+    exactly category=legal's examples, is said once)."""
+    folded = {name for r in slice_rows(summary) for name in r["also"]}
+    return [d for d in summary.get("diagnoses") or [] if (d.get("numbers") or {}).get("slice") not in folded]
 
 
 def failing_rules(summary: dict) -> list[dict]:
