@@ -46,5 +46,5 @@ class Loaded(Mapping):
 
 
 def load(run: str | Path) -> Loaded:
-    """Gives a finished run as {table name: DataFrame} (examples, outputs, scores, judgments, labels) plus `.summary`."""
+    """Gives a finished run as {table name: DataFrame} (examples, outputs, scores, judgments, labels), `.summary`."""
     return Loaded(Path(run))

@@ -72,7 +72,7 @@ def _client(tracking_uri: str | None):
 
 def export(run: Run, summary: dict, tracking_uri: str | None = None, experiment: str = "genval") -> str:
     """Logs the run to MLflow (one MLflow run per genval run); gives the MLflow run id."""
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     client = _client(tracking_uri)
     found = client.get_experiment_by_name(experiment)

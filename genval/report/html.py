@@ -60,7 +60,8 @@ def _tradeoff(summary: dict) -> str:
         return ""
     use_kl = all(r["kl"] for r in found)
     x_key = "kl" if use_kl else "fidelity"
-    x_name = "KL(teacher‖student), lower is better" if use_kl else f"fidelity: student~teacher {found[0]['fidelity_metric']}"
+    x_name = "KL(teacher‖student), lower is better" if use_kl else \
+        f"fidelity: student~teacher {found[0]['fidelity_metric']}"
     metric = found[0]["task_metric"]
     usable = [r for r in found if r[x_key] and r["task"]]
     sign_x = -1 if use_kl else 1
@@ -137,7 +138,7 @@ def _drill(filter_text: str | None) -> dict | None:
 
 
 def _why(summary: dict, run_label: str) -> str:
-    """Gives the why section: failing rules, weakest slices, the judge's trust, the diagnoses — each with its examples."""
+    """Gives the why section: failing rules, weakest slices, the judge's trust, diagnoses — each with its examples."""
     out = ['<section id="why"><h2>Why</h2>']
     gate = summary.get("gate")
     if gate is not None:
@@ -250,8 +251,8 @@ def _candidates(summary: dict, currency: str) -> str:
                      (f"{num(r['task'])} ({ci(r['task'])})", (r["task"] or {}).get("value")),
                      (f"{num(r['fidelity'])} ({ci(r['fidelity'])})", (r["fidelity"] or {}).get("value")),
                      (f"{num(r['kl'])} ({ci(r['kl'])})" if r["kl"] else "–", (r["kl"] or {}).get("value"))]
-                    + [(f"{num(r['judges'].get(j))} ({ci(r['judges'].get(j))})", (r["judges"].get(j) or {}).get("value"))
-                       for j in judge_names]
+                    + [(f"{num(r['judges'].get(j))} ({ci(r['judges'].get(j))})",
+                        (r["judges"].get(j) or {}).get("value")) for j in judge_names]
                     + [(opsview.show("latency_p50_s", r["latency_p50_s"]), r["latency_p50_s"]),
                        (opsview.show("cost_per_1k_calls", r["cost_per_1k_calls"], currency), r["cost_per_1k_calls"])])
     note = ('<p class="muted">The student\'s decision is the summary\'s; a further candidate\'s re-checks the gate '

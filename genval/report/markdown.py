@@ -23,7 +23,7 @@ def _command(filter_text: str | None, run_label: str) -> str:
 
 
 def _why(summary: dict, run_label: str) -> list[str]:
-    """Gives the why: failing rules, weakest slices, the judge's trust, the diagnoses, each with its examples' command."""
+    """Gives the why: failing rules, weakest slices, the judge's trust, diagnoses, each with its examples' command."""
     out = []
     gate = summary.get("gate")
     if gate is not None:
@@ -71,8 +71,8 @@ def render(summary: dict, extras: dict | None = None) -> str:
     out += [f"| {name} | {num(n)} | {ci(n)} | {n.get('n') if n.get('n') is not None else '–'} |"
             for name, n in headline_rows(summary)]
     currency = extras.get("currency") or ""
-    out += [""] + _candidates(summary, currency) + _judges(summary, extras.get("calibration")) + _answered(summary) + _slices(summary) + _metrics(summary, extras.get("retention") or {}) + \
-        _ops(summary, currency)
+    out += [""] + _candidates(summary, currency) + _judges(summary, extras.get("calibration")) + _answered(summary)
+    out += _slices(summary) + _metrics(summary, extras.get("retention") or {}) + _ops(summary, currency)
     s = summary["settings"]
     out += ["", f"<sub>Eval set `{Path(ev['path']).name}` · n={ev['n']} · sha256 `{(ev['sha256'] or '')[:12]}` · "
             f"{s['confidence'] * 100:.0f} % percentile bootstrap, {s['bootstrap']} resamples, seed {s['seed']} · "

@@ -83,7 +83,7 @@ def rows(ops: dict, candidates: list[str], currency: str = "") -> list[list[str]
 
 
 def _timed_change(key: str, teacher: dict, candidate: dict) -> str:
-    """Gives the change, or why none: figures from timings compare only on one basis (both measured or both replayed)."""
+    """Gives the change, or why none: timed figures compare only on one basis (both measured or both replayed)."""
     timed = key.startswith("latency") or key.endswith("_per_s") or key == "wall_s" or \
         (key == "cost_per_1k_calls" and "per_gpu_hour" in f"{teacher.get('cost_basis')}{candidate.get('cost_basis')}")
     if timed and teacher.get("basis_kind") != candidate.get("basis_kind"):
