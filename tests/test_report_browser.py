@@ -235,10 +235,15 @@ def test_demo_leads_with_the_decision_and_why(demo, tmp_path):
     demo.js("document.querySelector('#failing-rules a.drill').click()")
     assert demo.js("document.getElementById('filter-slice').value") == "critical=true"
     assert demo.js("document.getElementById('filter-failure').value") == "student_only_wrong"
-    shown = demo.js("document.getElementById('row-count').textContent")
-    summary = json.loads((demo_run_path() / "summary.json").read_text())
-    teacher_right = summary["slices"]["critical"]["true"]["classification"]
-    assert shown.endswith("of 400 examples") and int(shown.split()[0]) > 0, teacher_right
+    import pandas as pd
+
+    folder = demo_run_path()
+    scores = pd.read_parquet(folder / "scores.parquet")
+    correct = scores[scores["metric"] == "label_correct"].pivot(index="id", columns="pair", values="value")
+    examples = pd.read_parquet(folder / "examples.parquet").set_index("id")
+    critical = examples["slice_critical"].astype(str).str.lower() == "true"
+    expected = int(((correct["teacher~reference"] == 1) & (correct["student~reference"] == 0) & critical).sum())
+    assert demo.js("document.getElementById('row-count').textContent") == f"{expected} of 400 examples"
     path = screenshot(demo, tmp_path, "demo")
     assert path.stat().st_size > 50_000
 
@@ -290,3 +295,40 @@ def test_two_students_and_two_judges_each_get_decision_ops_and_judge_columns(sum
     assert {p[0] for p in summaries.js(SIZES)} == {"slices", "latency", "tradeoff", "confusion"}
     path = screenshot(summaries, tmp_path, "summaries")
     assert path.stat().st_size > 50_000
+
+
+def test_demo_plots_metrics_and_ops_read(demo):
+    summary = json.loads((demo_run_path() / "summary.json").read_text())
+    assert {p[0] for p in demo.js(SIZES)} == {"slices", "reliability", "temperature", "latency", "confusion"}
+    # slices: sorted by value, weakest at the top, labelled with n; the gate's bound and the overall value drawn
+    labels = demo.js("Array.from(document.querySelectorAll('svg[data-plot=slices] text'))"
+                     ".map(t => t.textContent).filter(t => t.includes('(n='))")
+    tops = demo.js("Array.from(document.querySelectorAll('svg[data-plot=slices] text'))"
+                   ".filter(t => t.textContent.includes('(n=')).map(t => t.getBoundingClientRect().top)")
+    ordered = [label for _, label in sorted(zip(tops, labels))]
+    assert ordered[0] == "category=fraud (n=29)" and ordered[-1] == "category=billing (n=100)"
+    words = " ".join(demo.js("Array.from(document.querySelectorAll('svg[data-plot=slices] text'))"
+                             ".map(t => t.textContent)"))
+    assert "gate 0.9" in words and f"overall {summary['headline']['value']:.3g}" in words
+    # reliability: every non-empty bin's count written by it, ECEs in the legend
+    texts = demo.js("Array.from(document.querySelectorAll('svg[data-plot=reliability] text')).map(t => t.textContent)")
+    counts = {str(b["n"]) for role in ("teacher", "student") for b in summary["classification"]["reliability"][role]
+              if b["n"]}
+    assert counts <= set(texts) and "teacher (ECE 0.042)" in texts and "student (ECE 0.080)" in texts
+    # the temperature plot is NLL/ECE against T, not a flat accuracy line; ticks do not overprint
+    texts = demo.js("Array.from(document.querySelectorAll('svg[data-plot=temperature] text')).map(t => t.textContent)")
+    assert "NLL (left)" in texts and "ECE (right)" in texts and "accuracy" not in " ".join(texts)
+    boxes = demo.js("Array.from(document.querySelectorAll('svg[data-plot=temperature] text'))"
+                    ".filter(t => /^[0-9.]+$/.test(t.textContent)).map(t => {const r = t.getBoundingClientRect();"
+                    " return [r.left, r.right, r.top, r.bottom]})")
+    for a, b in itertools.combinations(boxes, 2):
+        assert a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2], (a, b)
+    # metrics pivot: grouped rows, each metric once
+    groups = _texts(demo, "table.pivot tr.group th")
+    assert groups == ["lexical", "semantic", "format", "classification"]
+    # ops in units with direction words
+    ops = {r[0]: r for r in demo.js("Array.from(document.querySelectorAll('table.ops tbody tr'))"
+                                    ".map(r => Array.from(r.cells).map(c => c.textContent))")}
+    assert ops["latency p50"][1:] == ["1.27 s", "366 ms", "71.1 % faster"]
+    assert ops["cost per 1,000 calls"][3] == "91.7 % cheaper" and ops["cost per 1,000 calls"][1].endswith(" USD")
+    assert ops["throughput"][2].endswith("requests/s") and ops["throughput"][3].endswith("% more")
