@@ -16,6 +16,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+source"
 
 from genval.errors import GenvalError  # noqa: E402
+from genval.load import load  # noqa: E402
 
 
 def run(config_path, out_dir="runs", force=(), quiet=False):
@@ -29,4 +30,4 @@ def run(config_path, out_dir="runs", force=(), quiet=False):
     return run_pipeline(config_path, out_dir=out_dir, force=force, quiet=quiet)
 
 
-__all__ = ["GenvalError", "__version__", "run"]
+__all__ = ["GenvalError", "__version__", "load", "run"]

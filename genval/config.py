@@ -41,6 +41,7 @@ class Price(Strict):
     gpus: int = Field(1, ge=1)
     per_million_input_tokens: float | None = Field(None, ge=0)
     per_million_output_tokens: float | None = Field(None, ge=0)
+    currency: str = "USD"  # what the prices are in; the report prints it next to every cost
 
 
 class Generation(Strict):

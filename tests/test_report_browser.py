@@ -20,6 +20,8 @@ import pytest
 
 from tests.test_report import full_run
 
+SIZES = ("Array.from(document.querySelectorAll('svg.plot')).map(s => {const r = s.getBoundingClientRect();"
+         " return [s.dataset.plot, r.width, r.height, s.querySelectorAll('path,use,rect,text').length]})")
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 
@@ -80,41 +82,75 @@ class Page:
         return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    binary = _browser()
-    import websocket
+class Browser:
+    """One headless Chromium over CDP; `open(path)` gives a fresh tab on a file."""
 
-    tmp = tmp_path_factory.mktemp("browser")
-    run = full_run(tmp)
-    profile = tmp / "profile"
-    proc = subprocess.Popen([binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-                             f"--user-data-dir={profile}", "--remote-debugging-port=0", "--window-size=1280,1600",
-                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    def __init__(self, binary: str, profile: Path):
+        self.proc = subprocess.Popen([binary, "--headless", "--no-sandbox", "--disable-gpu",
+                                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                                      "--no-first-run", "--hide-scrollbars", f"--user-data-dir={profile}",
+                                      "--remote-debugging-port=0", "--window-size=1280,1600", "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = profile / "DevToolsActivePort"
         deadline = time.time() + 30
         while not (port_file.exists() and port_file.read_text().strip()) and time.time() < deadline:
             time.sleep(0.1)
-        port = port_file.read_text().split()[0]
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
-        target = next(t for t in targets if t["type"] == "page")
+        self.port = port_file.read_text().split()[0]
+        self.sockets = []
+
+    def open(self, path: Path) -> Page:
+        import websocket
+
+        new = urllib.request.Request(f"http://127.0.0.1:{self.port}/json/new?about:blank", method="PUT")
+        target = json.loads(urllib.request.urlopen(new, timeout=10).read()) \
+            if self.sockets else next(t for t in json.loads(urllib.request.urlopen(
+                f"http://127.0.0.1:{self.port}/json/list", timeout=10).read()) if t["type"] == "page")
         ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
+        self.sockets.append(ws)
         tab = Page(ws)
         for domain in ("Runtime", "Log", "Page", "Network"):
             tab.call(f"{domain}.enable")
-        tab.call("Page.navigate", url=Path(run.path("report.html")).as_uri())
+        tab.call("Page.navigate", url=Path(path).as_uri())
         tab.wait_for("Page.loadEventFired")
-        tab.run = run
-        yield tab
-        ws.close()
-    finally:
-        proc.terminate()
+        return tab
+
+    def close(self):
+        for ws in self.sockets:
+            ws.close()
+        self.proc.terminate()
         try:
-            proc.wait(timeout=10)
+            self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    found = Browser(_browser(), tmp_path_factory.mktemp("browser") / "profile")
+    yield found
+    found.close()
+
+
+def screenshot(tab: Page, folder: Path, name: str) -> Path:
+    """Saves the whole page as a PNG (Page.captureScreenshot beyond the viewport); gives its path.
+
+    GENVAL_SCREENSHOTS=DIR keeps them in DIR to look at; else they go to the test's temporary folder.
+    """
+    height = tab.js("Math.ceil(document.documentElement.scrollHeight)")
+    shot = tab.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                    clip={"x": 0, "y": 0, "width": 1280, "height": min(height, 12000), "scale": 1})
+    out = Path(os.environ.get("GENVAL_SCREENSHOTS") or folder) / f"{name}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(base64.b64decode(shot["data"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def page(browser, tmp_path_factory):
+    run = full_run(tmp_path_factory.mktemp("hand"))
+    tab = browser.open(run.path("report.html"))
+    tab.run = run
+    return tab
 
 
 def test_loads_without_console_errors_or_network(page):
@@ -124,9 +160,8 @@ def test_loads_without_console_errors_or_network(page):
 
 
 def test_plots_render_with_size(page):
-    sizes = page.js("Array.from(document.querySelectorAll('svg.plot')).map(s => {const r = s.getBoundingClientRect();"
-                    " return [s.dataset.plot, r.width, r.height, s.querySelectorAll('rect,circle,polyline,line').length]})")
-    assert {s[0] for s in sizes} == {"slices", "reliability", "latency", "sweep", "confusion"}
+    sizes = page.js(SIZES)
+    assert {s[0] for s in sizes} == {"slices", "reliability", "latency", "temperature", "confusion"}
     for name, width, height, marks in sizes:
         assert width > 100 and height > 60 and marks > 3, name
 
@@ -155,7 +190,145 @@ def test_slice_table_sorts(page):
 
 
 def test_screenshot(page, tmp_path):
-    shot = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
-    path = tmp_path / "report.png"
-    path.write_bytes(shot)
-    assert shot[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
+    path = screenshot(page, tmp_path, "hand")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
+
+
+@pytest.fixture(scope="module")
+def demo(browser):
+    from tests.report_runs import demo_run
+
+    return browser.open(demo_run() / "report.html")
+
+
+@pytest.fixture(scope="module")
+def summaries(browser, tmp_path_factory):
+    from tests.report_runs import summarization_run
+
+    return browser.open(summarization_run(tmp_path_factory.mktemp("summaries")) / "report.html")
+
+
+def _texts(tab: Page, selector: str) -> list[str]:
+    return tab.js(f"Array.from(document.querySelectorAll({json.dumps(selector)})).map(e => e.textContent.trim())")
+
+
+def test_demo_leads_with_the_decision_and_why(demo, tmp_path):
+    assert demo.console_errors() == []
+    assert demo.js("document.getElementById('verdict').textContent") == "NOT READY"
+    # the decision, then why: the failing rule, linked to its examples in the viewer and below
+    assert demo.js("document.getElementById('verdict').getBoundingClientRect().top") < \
+        demo.js("document.getElementById('why').getBoundingClientRect().top") < \
+        demo.js("document.getElementById('judges').getBoundingClientRect().top")
+    rules = _texts(demo, "#failing-rules li")
+    assert len(rules) == 1 and rules[0].startswith("accuracy_retention >= 0.9 on critical=true: 0.7407 < min 0.9")
+    link = demo.js("document.querySelector('#failing-rules a.view').href")
+    assert link == "http://127.0.0.1:8765/?slice=critical%3Dtrue&flag=student_only_error"
+    assert "genval view runs/demo --filter" in rules[0] and "running only once started" in rules[0]
+    # the weakest slices include the 29-example fraud slice, named with its n and the caution it deserves
+    weakest = _texts(demo, "#weakest-slices li")
+    assert weakest[0].startswith("category=fraud: accuracy_retention 0.517") and "n=29" in weakest[0]
+    assert "confirm with more examples" in weakest[0]
+    assert "the same examples as rare_class=legal" in weakest[1]
+    trust = demo.js("document.getElementById('judge-trust').textContent")
+    assert "κ 0.77 (95 % CI 0.651 – 0.869, n=145)" in trust and "validated" in trust
+    # the static drill-down: "show them below" narrows the examples to the rule's slice and failure kind
+    demo.js("document.querySelector('#failing-rules a.drill').click()")
+    assert demo.js("document.getElementById('filter-slice').value") == "critical=true"
+    assert demo.js("document.getElementById('filter-failure').value") == "student_only_wrong"
+    import pandas as pd
+
+    folder = demo_run_path()
+    scores = pd.read_parquet(folder / "scores.parquet")
+    correct = scores[scores["metric"] == "label_correct"].pivot(index="id", columns="pair", values="value")
+    examples = pd.read_parquet(folder / "examples.parquet").set_index("id")
+    critical = examples["slice_critical"].astype(str).str.lower() == "true"
+    expected = int(((correct["teacher~reference"] == 1) & (correct["student~reference"] == 0) & critical).sum())
+    assert demo.js("document.getElementById('row-count').textContent") == f"{expected} of 400 examples"
+    path = screenshot(demo, tmp_path, "demo")
+    assert path.stat().st_size > 50_000
+
+
+def demo_run_path():
+    from tests.report_runs import demo_run
+
+    return demo_run()
+
+
+def test_two_students_and_two_judges_each_get_decision_ops_and_judge_columns(summaries, tmp_path):
+    assert summaries.console_errors() == []
+    summary = json.loads((Path(summaries.js("location.pathname")).parent / "summary.json").read_text())
+    # the leaderboard: one row per candidate, each with a decision, its task number, judge rates and ops
+    rows = summaries.js("Array.from(document.querySelectorAll('table.candidates tbody tr'))"
+                        ".map(r => Array.from(r.cells).map(c => c.textContent))")
+    assert [r[0] for r in rows] == ["student", "student_v2"]
+    assert rows[0][1].startswith("NOT READY: the release gate fails")
+    # student_v2 passes rougeL >= 0.9 on its own numbers (it drops fewer words) and the judge rule
+    v2 = summary["metrics"]["student_v2~teacher"]["rougeL"]["value"]
+    assert v2 >= 0.9 and rows[1][1].startswith("READY")
+    heads = _texts(summaries, "table.candidates thead th")
+    assert "judge equivalence" in " ".join(heads) and "judge summary_quality" in " ".join(heads)
+    eq_v2 = summary["judge"]["judges"]["equivalence"]["student_v2~teacher"]["equivalence_rate"]["value"]
+    assert rows[1][heads.index(next(h for h in heads if h.startswith("judge equivalence")))].startswith(
+        f"{eq_v2:.4g}")
+    assert rows[1][-2] == f"{summary['ops']['roles']['student_v2']['latency_p50_s'] * 1000:.0f} ms"
+    assert rows[1][-1].endswith("USD")
+    # ops: a column pair per candidate, with units and direction words
+    ops = _texts(summaries, "table.ops thead th")
+    assert ops == ["figure", "teacher", "student", "student: change", "student_v2", "student_v2: change"]
+    latency = summaries.js("Array.from(document.querySelector('table.ops tbody tr').cells).map(c => c.textContent)")
+    assert latency[0] == "latency p50" and latency[3].endswith("faster") and latency[1].endswith("s")
+    # both judges, ranked by κ, with scale, interval, n and trust; the ordinal one's scale shown as such
+    judges = summaries.js("Array.from(document.querySelectorAll('table.judges tbody tr'))"
+                          ".map(r => Array.from(r.cells).map(c => c.textContent))")
+    calibration = json.loads((Path(summaries.js("location.pathname")).parent / "calibration.json").read_text())
+    assert [r[1] for r in judges] == calibration["ranking"]
+    quality = next(r for r in judges if r[1] == "summary_quality")
+    assert quality[2] == "ordinal 1–5, pass ≥ 4" and quality[6] == "validated"
+    equivalence = next(r for r in judges if r[1] == "equivalence")
+    assert equivalence[6] == ("validated" if calibration["judges"]["equivalence"]["validated"] else "NOT validated")
+    # the metrics pivot: one row per metric, retention = student / teacher task quality
+    row = summaries.js("Array.from(document.querySelectorAll('table.pivot tbody tr'))"
+                       ".map(r => Array.from(r.cells).map(c => c.textContent)).find(r => r[0].startsWith('rougeL'))")
+    s, t = (summary["metrics"][p]["rougeL"]["value"] for p in ("student~reference", "teacher~reference"))
+    assert row[4].startswith(f"{s / t:.4g}")
+    # the trade-off plot has one point per candidate; no KL (text task), so fidelity on x
+    assert {p[0] for p in summaries.js(SIZES)} == {"slices", "latency", "tradeoff", "confusion"}
+    path = screenshot(summaries, tmp_path, "summaries")
+    assert path.stat().st_size > 50_000
+
+
+def test_demo_plots_metrics_and_ops_read(demo):
+    summary = json.loads((demo_run_path() / "summary.json").read_text())
+    assert {p[0] for p in demo.js(SIZES)} == {"slices", "reliability", "temperature", "latency", "confusion"}
+    # slices: sorted by value, weakest at the top, labelled with n; the gate's bound and the overall value drawn
+    labels = demo.js("Array.from(document.querySelectorAll('svg[data-plot=slices] text'))"
+                     ".map(t => t.textContent).filter(t => t.includes('(n='))")
+    tops = demo.js("Array.from(document.querySelectorAll('svg[data-plot=slices] text'))"
+                   ".filter(t => t.textContent.includes('(n=')).map(t => t.getBoundingClientRect().top)")
+    ordered = [label for _, label in sorted(zip(tops, labels))]
+    assert ordered[0] == "category=fraud (n=29)" and ordered[-1] == "category=billing (n=100)"
+    words = " ".join(demo.js("Array.from(document.querySelectorAll('svg[data-plot=slices] text'))"
+                             ".map(t => t.textContent)"))
+    assert "gate 0.9" in words and f"overall {summary['headline']['value']:.3g}" in words
+    # reliability: every non-empty bin's count written by it, ECEs in the legend
+    texts = demo.js("Array.from(document.querySelectorAll('svg[data-plot=reliability] text')).map(t => t.textContent)")
+    counts = {str(b["n"]) for role in ("teacher", "student") for b in summary["classification"]["reliability"][role]
+              if b["n"]}
+    assert counts <= set(texts) and "teacher (ECE 0.042)" in texts and "student (ECE 0.080)" in texts
+    # the temperature plot is NLL/ECE against T, not a flat accuracy line; ticks do not overprint
+    texts = demo.js("Array.from(document.querySelectorAll('svg[data-plot=temperature] text')).map(t => t.textContent)")
+    assert "NLL (left)" in texts and "ECE (right)" in texts and "accuracy" not in " ".join(texts)
+    boxes = demo.js("Array.from(document.querySelectorAll('svg[data-plot=temperature] text'))"
+                    ".filter(t => /^[0-9.]+$/.test(t.textContent)).map(t => {const r = t.getBoundingClientRect();"
+                    " return [r.left, r.right, r.top, r.bottom]})")
+    for a, b in itertools.combinations(boxes, 2):
+        assert a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2], (a, b)
+    # metrics pivot: grouped rows, each metric once
+    groups = _texts(demo, "table.pivot tr.group th")
+    assert groups == ["lexical", "semantic", "format", "classification"]
+    # ops in units with direction words
+    ops = {r[0]: r for r in demo.js("Array.from(document.querySelectorAll('table.ops tbody tr'))"
+                                    ".map(r => Array.from(r.cells).map(c => c.textContent))")}
+    assert ops["latency p50"][1:] == ["1.27 s", "366 ms", "71.1 % faster"]
+    assert ops["cost per 1,000 calls"][3] == "91.7 % cheaper" and ops["cost per 1,000 calls"][1].endswith(" USD")
+    assert ops["throughput"][2].endswith("requests/s") and ops["throughput"][3].endswith("% more")

@@ -89,7 +89,9 @@ def judge(view: View, primary: str | None, pair: str | None) -> dict | None:
         return None
     primary = primary if primary in judges else sorted(judges)[0]
     pairs = judges[primary]
-    pair = pair if pair in pairs else sorted(pairs)[0]
+    # The student's own pair before any other candidate's (sorted, "student_v2~…" would come first).
+    pair = pair if pair in pairs else next((p for p in ("student~reference", "student") if p in pairs),
+                                           sorted(pairs)[0])
     return {"name": primary, "pair": pair, "equivalence_rate": pairs[pair].get("equivalence_rate"),
             "judges": judges}
 

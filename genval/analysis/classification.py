@@ -241,7 +241,8 @@ def _calibration(held: Held, rows: np.ndarray, bins: int) -> dict:
     for t in sorted({*SWEEP, round(t_best, 4)}):
         m = pr.with_temperature(mat, t)
         kl = float(pr.kl_per_example(teacher, m[has_teacher]).mean()) if teacher is not None else None
-        out["sweep"].append({"temperature": t, "accuracy": float((m.argmax(axis=1) == gidx).mean()), "kl": kl})
+        out["sweep"].append({"temperature": t, "accuracy": float((m.argmax(axis=1) == gidx).mean()), "kl": kl,
+                             "nll": pr.nll(m, gidx), "ece": ece_of(m)})   # what temperature scaling changes
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from genval import registry
+
 
 def decision(summary: dict) -> tuple[str, list[str]]:
     """Gives (verdict as shown, its reasons): READY, NOT READY, INCOMPLETE or NO DECISION, from summary.decision."""
@@ -78,15 +80,45 @@ def headline_rows(summary: dict) -> list[tuple[str, dict | None]]:
             for name, n in rows if n is not None]
 
 
+def better(headline: str | None) -> str | None:
+    """Gives the direction of a slice headline such as 'equivalence_rate (summary_quality)', from the registry."""
+    return registry.better(headline.split(" (")[0]) if headline else None
+
+
 def slice_rows(summary: dict) -> list[dict]:
-    """Gives one row per slice with its headline number, weakest ranked first, unranked last."""
-    rows = []
+    """Gives one row per slice with its headline number, weakest first, unranked last, ranked across every field.
+
+    A derived slice that repeats a configured one (`rare_class=legal` holding exactly the
+    examples of `category=legal`: same value, n and number) is folded into it (`also`). The rank
+    runs over every rankable slice of every field, weakest first, in the headline's direction.
+    """
+    rows: list[dict] = []
     critical = set(summary.get("critical") or [])
     for field, values in (summary.get("slices") or {}).items():
         for value, block in values.items():
             head = block.get("headline") or {}
-            rows.append({"slice": f"{field}={value}", "n": block["n"], "metric": head.get("metric"),
-                         "value": head.get("value"), "ci": head.get("ci") or [None, None], "rank": block.get("rank"),
-                         "mde": head.get("mde"),
-                         "too_small": block.get("too_small_to_rank"), "critical": f"{field}={value}" in critical})
-    return sorted(rows, key=lambda r: (r["value"] is None, r["too_small"], r["value"] if r["value"] is not None else 0))
+            twin = next((r for r in rows if r["value_name"] == str(value) and r["n"] == block["n"]
+                         and r["value"] == head.get("value") and r["ci"] == (head.get("ci") or [None, None])), None)
+            name = f"{field}={value}"
+            if twin is not None:
+                twin["also"].append(name)
+                continue
+            rows.append({"slice": name, "value_name": str(value), "n": block["n"], "metric": head.get("metric"),
+                         "value": head.get("value"), "ci": head.get("ci") or [None, None], "rank": None,
+                         "mde": head.get("mde"), "too_small": bool(block.get("too_small_to_rank")),
+                         "critical": name in critical, "also": []})
+    sign = -1 if better(next((r["metric"] for r in rows if r["metric"]), None)) == "lower" else 1
+    rows.sort(key=lambda r: (r["value"] is None, r["too_small"], sign * r["value"] if r["value"] is not None else 0))
+    for k, r in enumerate(x for x in rows if x["value"] is not None and not x["too_small"]):
+        r["rank"] = k + 1
+    return rows
+
+
+def weakest(summary: dict, count: int = 3) -> list[dict]:
+    """Gives the weakest slices by value, small ones included (the reader is told their n), critical ones first."""
+    rows = [r for r in slice_rows(summary) if r["value"] is not None]
+    sign = -1 if rows and better(rows[0]["metric"]) == "lower" else 1
+    by_value = sorted(rows, key=lambda r: sign * r["value"])
+    overall = (summary.get("headline") or {}).get("value")
+    below = [r for r in by_value if overall is None or sign * r["value"] < sign * overall]
+    return below[:count]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from html import escape
 from importlib import resources
 
-from genval import registry
-from genval.report import plots
-from genval.report.decision import ci, decision, failure_line, headline_rows, num, slice_rows
+from genval.config import GateConfig
+from genval.report import candidates, judges, opsview, pivot, plots, why
+from genval.report.decision import better, ci, decision, failure_line, headline_rows, num, slice_rows
 from genval.report.drilldown import FAILURE_KINDS, PER_STRATUM
+from genval.viewfilter import parse_filter, view_command, view_url
 
 VERDICT_CLASS = {"READY": "v-ready", "NOT READY": "v-not", "INCOMPLETE": "v-incomplete", "NO DECISION": "v-none"}
 
@@ -40,29 +42,65 @@ def _figure(svg: str, caption: str, missing: str) -> str:
     return f"<figure>{body}<figcaption>{escape(caption)}</figcaption></figure>"
 
 
+def gate_threshold(summary: dict, metric: str | None) -> float | None:
+    """Gives the gate's bound on the headline metric (a min or max rule, on any slice), None when no rule bounds it."""
+    for found in (summary.get("gate") or {}).get("rules") or []:
+        if found["metric"] == metric and not found.get("pair"):
+            rule = GateConfig(rules=[found["rule"]]).rules[0]
+            bound = rule.min if rule.min is not None else rule.max
+            if bound is not None:
+                return bound
+    return None
+
+
+def _tradeoff(summary: dict) -> str:
+    """Gives the candidates' task number against KL (or, without label probabilities, against fidelity)."""
+    found = candidates.rows(summary)
+    if len(found) < 2:
+        return ""
+    use_kl = all(r["kl"] for r in found)
+    x_key = "kl" if use_kl else "fidelity"
+    x_name = "KL(teacher‖student), lower is better" if use_kl else \
+        f"fidelity: student~teacher {found[0]['fidelity_metric']}"
+    metric = found[0]["task_metric"]
+    usable = [r for r in found if r[x_key] and r["task"]]
+    sign_x = -1 if use_kl else 1
+    frontier = candidates.pareto([(sign_x * -r[x_key]["value"], r["task"]["value"]) for r in usable],
+                                 candidates.direction(metric))
+    points = [{"label": r["candidate"], "x": r[x_key]["value"], "x_lo": r[x_key]["ci"][0], "x_hi": r[x_key]["ci"][1],
+               "y": r["task"]["value"], "y_lo": r["task"]["ci"][0], "y_hi": r["task"]["ci"][1], "frontier": f}
+              for r, f in zip(usable, frontier)]
+    return plots.tradeoff(points, x_name, f"task: student~reference {metric}")
+
+
 def _plots(summary: dict, extras: dict) -> str:
-    rows = [{"label": r["slice"], "value": r["value"], "lo": r["ci"][0], "hi": r["ci"][1], "muted": r["too_small"]}
-            for r in sorted(slice_rows(summary), key=lambda r: r["slice"])]
-    metric = next((r["metric"] for r in slice_rows(summary) if r["metric"]), "headline")
-    found = registry.spec(metric.split(" ")[0])
-    direction = f" ({found.better} is better)" if found and found.better else ""
+    rows = [{"label": r["slice"], "value": r["value"], "lo": r["ci"][0], "hi": r["ci"][1], "n": r["n"],
+             "small": r["too_small"]} for r in slice_rows(summary)]
+    metric = next((r["metric"] for r in slice_rows(summary) if r["metric"]), None)
     cls = summary.get("classification") or {}
-    conf = ((summary.get("judge") or {}).get("calibration") or {}).get("confusion") or {}
+    ece = {role: (n or {}).get("value") for role, n in (cls.get("ece") or {}).items()}
+    names = candidates.names(summary)
     figures = [
-        _figure(plots.slice_bars(rows, f"Per slice: {metric}{direction}", found.high if found else None),
-                "Bars: point value; whiskers: 95 % bootstrap interval; grey: too small to rank.", "No slices."),
-        _figure(plots.reliability(cls.get("reliability") or {}), "Dashed diagonal: perfect calibration.",
-                "No reliability data (needs label probabilities)."),
-        _figure(plots.latency(extras.get("latency") or {}), "Dashed lines: median (p50).", "No latency data."),
-        _figure(plots.sweep(cls.get("sweep") or []), "Student accuracy and KL as its softmax temperature varies.",
-                "No temperature sweep (needs label probabilities)."),
-        _figure(plots.confusion(conf.get("labels") or [], conf.get("matrix") or [], "Judge vs human labels"),
-                "Rows: human verdict; columns: the judge's.", "No judge calibration (needs human_labels and a judge)."),
+        (plots.slice_bars(rows, metric or "headline", better(metric),
+                          (summary.get("headline") or {}).get("value"), gate_threshold(summary, metric)),
+         "Weakest at the top. Bars: point value; whiskers: 95 % bootstrap interval; green passes the gate's bound "
+         "(or the overall value where no rule bounds it), red does not; hatched: too few examples to rank."),
+        (plots.reliability(cls.get("reliability") or {}, ece), "Dashed diagonal: perfect calibration."),
+        (plots.temperature(cls.get("sweep") or [], cls.get("temperature")),
+         "Post-hoc temperature moves calibration (NLL, ECE), never accuracy."),
+        (plots.latency(extras.get("latency") or {}, names), "Share of calls per latency bin, per role."),
+        (_tradeoff(summary), "One point per candidate with 95 % intervals both ways."),
     ]
-    return '<div class="plots">' + "".join(figures) + "</div>"
+    for row in judges.rows(summary, extras.get("calibration")):
+        conf = (((extras.get("calibration") or {}).get("judges") or {}).get(row["judge"]) or {}).get("confusion") or {}
+        figures.append((plots.confusion(conf.get("labels") or [], conf.get("matrix") or [],
+                                        f"Judge {row['judge']}\nagainst humans"), "Rows: the humans' verdict; columns: "
+                        "the judge's."))
+    return '<div class="plots">' + "".join(f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
+                                           for svg, caption in figures if svg) + "</div>"
 
 
-def _header(summary: dict) -> str:
+def _header(summary: dict, run_label: str) -> str:
     verdict, reasons = decision(summary)
     out = [f'<h1>genval · {escape(summary["name"])}: <span class="verdict {VERDICT_CLASS[verdict]}" id="verdict">'
            f"{escape(verdict)}</span></h1>", f'<p class="why">{escape(reasons[0])}.</p>']
@@ -71,16 +109,78 @@ def _header(summary: dict) -> str:
     failed = failure_line(summary)
     if failed:
         out.append(f'<p class="failures">{escape(failed)}</p>')
+    out.append(_why(summary, run_label))
+    return "".join(out)
+
+
+def _link(filter_text: str | None, run_label: str, drill: dict | None = None) -> str:
+    """Gives the links to a filter's examples: the viewer's URL, its command, and the drill-down below."""
+    if filter_text is None:
+        return ' <span class="muted">(no per-example rows behind this number)</span>'
+    out = (f' <a class="view" href="{escape(view_url(filter_text))}">examples in genval view</a>'
+           f' <span class="muted">(a local app, running only once started:</span> '
+           f'<code>{escape(view_command(run_label, filter_text))}</code><span class="muted">)</span>')
+    if drill:
+        out += (f' · <a class="drill" href="#examples" data-slice="{escape(drill.get("slice") or "")}" '
+                f'data-failure="{escape(drill.get("failure") or "")}">show them below</a>')
+    return out
+
+
+def _drill(filter_text: str | None) -> dict | None:
+    """Gives the static drill-down's filters for a view filter (slice, failure kind), where they have one."""
+    if filter_text is None:
+        return None
+    terms = parse_filter(filter_text)
+    failure = {"student_only_error": "student_only_wrong", "format_failure": "format_failure"}.get(terms.get("flag"))
+    if terms.get("verdict"):
+        failure = "not_equivalent"
+    return {"slice": terms.get("slice"), "failure": failure}
+
+
+def _why(summary: dict, run_label: str) -> str:
+    """Gives the why section: failing rules, weakest slices, the judge's trust, diagnoses — each with its examples."""
+    out = ['<section id="why"><h2>Why</h2>']
     gate = summary.get("gate")
     if gate is not None:
         state = "PASS" if gate["passed"] else "FAIL"
-        out.append(f'<p>Gate: <span class="gate-{state.lower()}">{state}</span> ({len(gate["rules"])} rules)</p>')
-        if gate["failing"]:
-            out.append("<ul>" + "".join(f"<li>{escape(line)}</li>" for line in gate["failing"]) + "</ul>")
-    if summary.get("diagnoses"):
-        out.append('<h2>What to look at</h2><ul class="diag">' + "".join(
-            f"<li><b>{escape(d['kind'].replace('_', ' '))}</b>: {escape(d['message'])}</li>"
-            for d in summary["diagnoses"]) + "</ul>")
+        out.append(f'<p>Gate: <span class="gate-{state.lower()}" id="gate-state">{state}</span> '
+                   f'({len(gate["rules"])} rules)</p>')
+        failing = why.failing_rules(summary)
+        if failing:
+            out.append('<ul class="evidence" id="failing-rules">' + "".join(
+                f'<li><b>{escape(r["text"])}</b>: {escape(r["reason"])} (95 % CI {ci(r)})'
+                f'{_link(r["filter"], run_label, _drill(r["filter"]))}</li>' for r in failing) + "</ul>")
+    weakest = why.slice_lines(summary)
+    if weakest:
+        out.append('<p>Weakest slices:</p><ul class="evidence" id="weakest-slices">' + "".join(
+            f'<li>{escape(r["text"])}{_link(r["filter"], run_label, _drill(r["filter"]))}</li>' for r in weakest)
+            + "</ul>")
+    trust = why.judge_line(summary)
+    if trust:
+        out.append(f'<p id="judge-trust">{escape(trust)} <a href="#judges">The judges ↓</a></p>')
+    if why.diagnoses(summary):
+        out.append('<h3>What to look at</h3><ul class="diag evidence">' + "".join(
+            f"<li><b>{escape(d['kind'].replace('_', ' '))}</b>: {escape(d['message'])}"
+            f"{_link(why.diagnosis_filter(d), run_label, _drill(why.diagnosis_filter(d)))}</li>"
+            for d in why.diagnoses(summary)) + "</ul>")
+    return "".join(out) + "</section>"
+
+
+def _judges(summary: dict, calibration: dict | None) -> str:
+    """Gives the judge section: every judge ranked by agreement, its figures, and its per-slice agreement."""
+    found = judges.rows(summary, calibration)
+    if not found:
+        return '<p class="muted">No judge in this run.</p>'
+    out = ['<p class="muted">Ranked by agreement with humans (calibration.json). A judge\'s rates are trusted '
+           "only as far as its κ: validated when the interval's lower end reaches min κ.</p>",
+           _table(judges.HEAD, [judges.cells(r) for r in found], "judges",
+                  ["" if r["verdict"] == "validated" else "untrusted" for r in found])]
+    for r in found:
+        if r["per_slice"]:
+            out.append(f'<details><summary>{escape(r["judge"])}: agreement per slice</summary>'
+                       + _table(["slice", "n", "agreement", "κ"], r["per_slice"]) + "</details>")
+        for line in r["warnings"]:
+            out.append(f'<p class="muted">{escape(r["judge"])}: {escape(line)}</p>')
     return "".join(out)
 
 
@@ -97,23 +197,67 @@ def _slice_table(summary: dict) -> str:
         if rows else '<p class="muted">No slices configured.</p>'
 
 
-def _metrics_table(summary: dict) -> str:
-    rows = [[pair, metric, (num(n), n["value"]), ci(n), (n["n"], n["n"])]
-            for pair, metrics in sorted(summary.get("metrics", {}).items()) for metric, n in metrics.items()]
-    return _table(["pair", "metric", "value", "95 % CI", "n"], rows, "sortable")
+def _metrics_table(summary: dict, kept: dict) -> str:
+    """Gives the metrics pivot: one row per metric, grouped, with fidelity, task quality and retention."""
+    found = pivot.rows(summary, kept)
+    if not found:
+        return '<p class="muted">No metrics in this run.</p>'
+    out = ['<table class="pivot"><thead><tr><th>metric</th><th>fidelity: student~teacher</th>'
+           "<th>student~reference</th><th>teacher~reference</th><th>retention: student / teacher</th></tr></thead>"]
+    group = None
+    for r in found:
+        if r["group"] != group:
+            group = r["group"]
+            out.append(f'<tbody><tr class="group"><th colspan="5">{escape(group)}</th></tr>')
+        title = f' title="{escape(r["signature"])}"' if r["signature"] else ""
+        cells = [_with_ci(r[k]) for k in ("fidelity", "student", "teacher")]
+        kept_ = r["retention"]
+        cells.append(_with_ci(kept_) + (f'<br><span class="muted">{escape(kept_["note"])}</span>'
+                                        if kept_ and kept_.get("note") else ""))
+        out.append(f'<tr><td{title}><details><summary>{escape(r["metric"])}</summary><code>'
+                   f'{escape(r["signature"] or "no signature recorded")}</code></details></td>'
+                   + "".join(f'<td class="num">{c}</td>' for c in cells) + "</tr>")
+    return "".join(out) + "</tbody></table>"
 
 
-def _ops_table(summary: dict) -> str:
+def _with_ci(n: dict | None) -> str:
+    if not n or n.get("value") is None:
+        return "–"
+    return f'{escape(num(n))} <span class="muted">({escape(ci(n))}, n={n.get("n")})</span>'
+
+
+def _ops_table(summary: dict, currency: str) -> str:
     ops = summary.get("ops") or {}
-    teacher, student, savings = ops.get("teacher") or {}, ops.get("student") or {}, ops.get("savings") or {}
+    names = [c for c in candidates.names(summary) if c in (ops.get("roles") or {"student": 1})]
+    found = opsview.rows(ops, names, currency)
+    if not found:
+        return '<p class="muted">No ops.json in this run.</p>'
+    head = ["figure", "teacher"] + [h for c in names for h in (c, f"{c}: change")]
+    notes = [n for n in (opsview.basis_note(ops, currency), opsview.memory_note(ops)) if n]
+    return _table(head, found, "ops") + "".join(f'<p class="muted">{escape(n)}</p>' for n in notes)
+
+
+def _candidates(summary: dict, currency: str) -> str:
+    """Gives the leaderboard of candidates against the one teacher: decision, task, fidelity, judge rates, ops."""
+    found = candidates.rows(summary)
+    judge_names = sorted({j for r in found for j in r["judges"]})
+    head = ["candidate", "decision", f"task: {found[0]['task_metric'] or '–'}",
+            f"fidelity: {found[0]['fidelity_metric'] or '–'}", "KL(teacher‖student)"] + \
+        [f"judge {j}" for j in judge_names] + ["latency p50", "cost per 1,000 calls"]
     rows = []
-    for key in sorted(set(teacher) | set(student)):
-        t, s = teacher.get(key), student.get(key)
-        if isinstance(t, (int, float)) or isinstance(s, (int, float)):
-            saving = savings.get(f"{key}_pct")
-            rows.append([key, (num(t), t), (num(s), s), ("–" if saving is None else f"{saving:+.1f} %", saving)])
-    return _table(["figure", "teacher", "student", "saving"], rows, "sortable") if rows else \
-        '<p class="muted">No ops.json in this run.</p>'
+    for r in found:
+        verdict = r["decision"]["verdict"].replace("_", " ")
+        rows.append([r["candidate"], f"{verdict}: {'; '.join(r['decision']['reasons'])}",
+                     (f"{num(r['task'])} ({ci(r['task'])})", (r["task"] or {}).get("value")),
+                     (f"{num(r['fidelity'])} ({ci(r['fidelity'])})", (r["fidelity"] or {}).get("value")),
+                     (f"{num(r['kl'])} ({ci(r['kl'])})" if r["kl"] else "–", (r["kl"] or {}).get("value"))]
+                    + [(f"{num(r['judges'].get(j))} ({ci(r['judges'].get(j))})",
+                        (r["judges"].get(j) or {}).get("value")) for j in judge_names]
+                    + [(opsview.show("latency_p50_s", r["latency_p50_s"]), r["latency_p50_s"]),
+                       (opsview.show("cost_per_1k_calls", r["cost_per_1k_calls"], currency), r["cost_per_1k_calls"])])
+    note = ('<p class="muted">The student\'s decision is the summary\'s; a further candidate\'s re-checks the gate '
+            "rules on its own numbers (slices are computed for the student only).</p>") if len(found) > 1 else ""
+    return _table(head, rows, "sortable candidates") + note
 
 
 def _examples(rows: list[dict], total: int) -> str:
@@ -140,17 +284,21 @@ def _examples(rows: list[dict], total: int) -> str:
 def render(summary: dict, examples: list[dict], extras: dict) -> str:
     """Gives report.html: the summary (numbers and plot data), the drill-down rows and the latencies."""
     ev, s = summary["eval_set"], summary["settings"]
+    currency = extras.get("currency") or ""
     headline = _table(["number", "value", "95 % CI", "n"],
                       [[name, (num(n), n.get("value")), ci(n), n.get("n") if n.get("n") is not None else "–"]
                        for name, n in headline_rows(summary)])
-    footer = (f'<p class="muted">Eval set {escape(ev["path"])} · n={ev["n"]} · sha256 {escape((ev["sha256"] or "")[:12])}'
+    footer = (f'<p class="muted">Eval set {escape(Path(ev["path"]).name)} · n={ev["n"]} · sha256 {escape((ev["sha256"] or "")[:12])}'
               f' · {s["confidence"] * 100:.0f} % percentile bootstrap, {s["bootstrap"]} resamples, seed {s["seed"]} · '
               f'slices under n={s["min_slice_n"]} are not ranked.</p>')
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>genval · {escape(summary['name'])}</title><style>{_asset('report.css')}</style></head><body>"
-            f"{_header(summary)}<h2>Headline numbers</h2>{headline}"
+            f"{_header(summary, extras.get('run_label') or 'RUN')}<h2>Headline numbers</h2>{headline}"
+            f'<h2 id="judges">Judges</h2>{_judges(summary, extras.get("calibration"))}'
             f"<h2>Plots</h2>{_plots(summary, extras)}"
             f'<h2>Slices</h2><p class="muted">Click a column to sort.</p>{_slice_table(summary)}'
-            f"<h2>Metrics</h2>{_metrics_table(summary)}<h2>Operations</h2>{_ops_table(summary)}"
-            f"<h2>Examples</h2>{_examples(examples, ev['n'])}{footer}"
+            f'<h2 id="candidates">Candidates against the teacher</h2>{_candidates(summary, currency)}'
+            f'<h2>Metrics</h2>{_metrics_table(summary, extras.get("retention") or {})}'
+            f"<h2>Operations</h2>{_ops_table(summary, currency)}"
+            f'<h2 id="examples">Examples</h2>{_examples(examples, ev["n"])}{footer}'
             f"<script>{_asset('report.js')}</script></body></html>\n")

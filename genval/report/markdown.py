@@ -2,13 +2,63 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from genval.report import candidates, judges, opsview, pivot, why
 from genval.report.decision import ci, decision, failure_line, headline_rows, num, slice_rows
+from genval.viewfilter import view_command
 
 MAX_SLICES = 12  # a PR comment shows the weakest; report.html has them all
 
 
-def render(summary: dict) -> str:
-    """Gives report.md for a summary: the decision and its reasons first."""
+def _details(title: str, lines: list[str]) -> list[str]:
+    """Gives lines folded into a <details> block (GitHub renders the Markdown table inside it)."""
+    return [f"<details><summary>{title}</summary>", ""] + lines + ["", "</details>", ""]
+
+
+def _command(filter_text: str | None, run_label: str) -> str:
+    if filter_text is None:
+        return ""
+    return f" — examples: `{view_command(run_label, filter_text)}`"
+
+
+def _why(summary: dict, run_label: str) -> list[str]:
+    """Gives the why: failing rules, weakest slices, the judge's trust, diagnoses, each with its examples' command."""
+    out = []
+    gate = summary.get("gate")
+    if gate is not None:
+        out.append(f"**Gate: {'PASS' if gate['passed'] else 'FAIL'}** ({len(gate['rules'])} rules)")
+        out += [f"- ❌ `{r['text']}`: {r['reason']} (95 % CI {ci(r)}){_command(r['filter'], run_label)}"
+                for r in why.failing_rules(summary)] + [""]
+    weakest = why.slice_lines(summary)
+    if weakest:
+        out += ["**Weakest slices**", ""] + [f"- {r['text']}{_command(r['filter'], run_label)}" for r in weakest] + [""]
+    trust = why.judge_line(summary)
+    if trust:
+        out += [f"**Judge**: {trust}", ""]
+    if why.diagnoses(summary):
+        out += ["### What to look at", ""] + [f"- **{d['kind'].replace('_', ' ')}**: {d['message']}"
+                                             f"{_command(why.diagnosis_filter(d), run_label)}"
+                                             for d in why.diagnoses(summary)] + [""]
+    out.append("<sub>`genval view` is a local app: the command serves the run and opens its examples, filtered.</sub>")
+    return out + [""]
+
+
+def _judges(summary: dict, calibration: dict | None) -> list[str]:
+    found = judges.rows(summary, calibration)
+    if not found:
+        return []
+    head = ["rank", "judge", "scale", "κ vs humans (95 % CI)", "n", "min κ", "trust", "annotators' ceiling", "unparsed"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join(str(c) for c in [r["rank"], r["judge"], r["scale"], r["kappa"], r["n"], r["min_kappa"],
+                                                  r["verdict"], r["ceiling"], r["unparsed"]]) + " |" for r in found]
+    return ["### Judges", ""] + lines + [""]
+
+
+def render(summary: dict, extras: dict | None = None) -> str:
+    """Gives report.md for a summary: the decision and its reasons first, then why."""
+    extras = extras or {}
+    run_label = extras.get("run_label") or "RUN"
     verdict, reasons = decision(summary)
     ev = summary["eval_set"]
     out = [f"## genval · {summary['name']}: **{verdict}**", "", f"{reasons[0]}."]
@@ -16,19 +66,15 @@ def render(summary: dict) -> str:
     failed = failure_line(summary)
     if failed:
         out += [failed, ""]
-    gate = summary.get("gate")
-    if gate is not None:
-        out.append(f"**Gate: {'PASS' if gate['passed'] else 'FAIL'}** ({len(gate['rules'])} rules)")
-        out += [f"- ❌ {line}" for line in gate["failing"]] + [""]
-    if summary.get("diagnoses"):
-        out += ["### What to look at", ""] + [f"- **{d['kind'].replace('_', ' ')}**: {d['message']}"
-                                             for d in summary["diagnoses"]] + [""]
+    out += _why(summary, run_label)
     out += ["### Headline numbers", "", "| number | value | 95 % CI | n |", "| --- | --- | --- | --- |"]
     out += [f"| {name} | {num(n)} | {ci(n)} | {n.get('n') if n.get('n') is not None else '–'} |"
             for name, n in headline_rows(summary)]
-    out += [""] + _answered(summary) + _slices(summary) + _metrics(summary) + _ops(summary)
+    currency = extras.get("currency") or ""
+    out += [""] + _candidates(summary, currency) + _judges(summary, extras.get("calibration")) + _answered(summary)
+    out += _slices(summary) + _metrics(summary, extras.get("retention") or {}) + _ops(summary, currency)
     s = summary["settings"]
-    out += ["", f"<sub>Eval set `{ev['path']}` · n={ev['n']} · sha256 `{(ev['sha256'] or '')[:12]}` · "
+    out += ["", f"<sub>Eval set `{Path(ev['path']).name}` · n={ev['n']} · sha256 `{(ev['sha256'] or '')[:12]}` · "
             f"{s['confidence'] * 100:.0f} % percentile bootstrap, {s['bootstrap']} resamples, seed {s['seed']} · "
             f"slices under n={s['min_slice_n']} are not ranked; MDE: the smallest change a slice's n can show "
             f"(80 % power, Bloom 1995).</sub>"]
@@ -53,8 +99,7 @@ def _slices(summary: dict) -> list[str]:
         return []
     shown = [r for r in rows if r["critical"]] + [r for r in rows if not r["critical"]]
     shown = sorted(shown[:MAX_SLICES], key=lambda r: (r["value"] is None, r["too_small"], r["value"] or 0))
-    out = ["### Slices, weakest first", "", "| slice | n | headline | value | 95 % CI | MDE | rank |",
-           "| --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| slice | n | headline | value | 95 % CI | MDE | rank |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in shown:
         rank = "too small to rank" if r["too_small"] else (r["rank"] or "–")
         name = f"**{r['slice']}** (critical)" if r["critical"] else r["slice"]
@@ -62,31 +107,48 @@ def _slices(summary: dict) -> list[str]:
                    f"{num(r['mde'], 3)} | {rank} |")
     if len(rows) > len(shown):
         out.append(f"| … {len(rows) - len(shown)} more in report.html | | | | | | |")
+    return _details(f"Slices, weakest first ({len(rows)})", out)
+
+
+def _cell(n: dict | None) -> str:
+    return "–" if not n or n.get("value") is None else f"{num(n)} ({ci(n)})"
+
+
+def _metrics(summary: dict, kept: dict) -> list[str]:
+    """Gives the metrics pivot, folded: one row per metric with fidelity, task quality and retention."""
+    found = pivot.rows(summary, kept)
+    if not found:
+        return []
+    lines = ["| kind | metric | fidelity: student~teacher | student~reference | teacher~reference | retention |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['group']} | {r['metric']} | {_cell(r['fidelity'])} | {_cell(r['student'])} | "
+              f"{_cell(r['teacher'])} | {_cell(r['retention'])} |" for r in found]
+    return _details(f"Metrics ({len(found)}, with 95 % intervals)", lines)
+
+
+def _candidates(summary: dict, currency: str) -> list[str]:
+    """Gives the candidates' leaderboard (only when the run has more than the student)."""
+    found = candidates.rows(summary)
+    if len(found) < 2:
+        return []
+    out = ["### Candidates against the teacher", "",
+           f"| candidate | decision | task: {found[0]['task_metric']} | fidelity: {found[0]['fidelity_metric']} | "
+           "judges | latency p50 | cost per 1,000 calls |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in found:
+        rates = "; ".join(f"{j} {num(n)}" for j, n in r["judges"].items() if n) or "–"
+        out.append(f"| {r['candidate']} | **{r['decision']['verdict'].replace('_', ' ')}** | {_cell(r['task'])} | "
+                   f"{_cell(r['fidelity'])} | {rates} | {opsview.show('latency_p50_s', r['latency_p50_s'])} | "
+                   f"{opsview.show('cost_per_1k_calls', r['cost_per_1k_calls'], currency)} |")
     return out + [""]
 
 
-def _metrics(summary: dict) -> list[str]:
-    out = ["### Metrics", "", "| pair | metric | value | 95 % CI | n |", "| --- | --- | --- | --- | --- |"]
-    for pair, metrics in sorted(summary.get("metrics", {}).items()):
-        out += [f"| {pair} | {m} | {num(n)} | {ci(n)} | {n['n']} |" for m, n in metrics.items()]
-    return out + [""] if len(out) > 4 else []
-
-
-def _ops(summary: dict) -> list[str]:
+def _ops(summary: dict, currency: str) -> list[str]:
     ops = summary.get("ops") or {}
-    teacher, student = ops.get("teacher") or {}, ops.get("student") or {}
-    if not teacher and not student:
+    names = [c for c in candidates.names(summary) if c in (ops.get("roles") or {})]
+    found = opsview.rows(ops, names, currency)
+    if not found:
         return []
-    out = ["### Operations (teacher → student)", "", "| figure | teacher | student | saving |", "| --- | --- | --- | --- |"]
-    savings = ops.get("savings") or {}
-    for key in ("latency_p50_s", "latency_p95_s", "cost_per_1k_calls", "peak_memory_bytes", "requests_per_s"):
-        if teacher.get(key) is None and student.get(key) is None:
-            continue
-        saving = savings.get(f"{key}_pct") if key != "requests_per_s" else savings.get("throughput_gain_pct")
-        out.append(f"| {key} | {num(teacher.get(key))} | {num(student.get(key))} | "
-                   f"{'–' if saving is None else f'{saving:+.1f} %'} |")
-    errors = summary.get("errors") or {}
-    if any(e["failed"] for e in errors.values()):
-        out.append("| failed calls | " + " | ".join(f"{errors.get(r, {}).get('failed', '–')}" for r in ("teacher", "student"))
-                   + " | |")
-    return out
+    head = ["figure", "teacher"] + [h for c in names for h in (c, "change")]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)] + ["| " + " | ".join(r) + " |" for r in found]
+    notes = [n for n in (opsview.basis_note(ops, currency), opsview.memory_note(ops)) if n]
+    return _details("Operations (teacher → candidates)", lines + [""] + notes)

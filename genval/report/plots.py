@@ -1,190 +1,226 @@
-"""Plots as inline SVG strings: no library, no network, so report.html opens anywhere.
+"""Plots drawn with matplotlib and inlined as SVG, so report.html stays one self-contained file.
 
-Each function gives one `<svg class="plot">` element with a `<title>`, sized in pixels,
-or an empty string when there is nothing to draw.
+Each function gives one `<svg class="plot" data-plot="NAME">` element, or "" when there is
+nothing to draw (no empty boxes). matplotlib's tick locators give nice tick values and its
+constrained layout makes room for every label. No pyplot: each plot is its own `Figure`, so
+nothing global is touched and a plot can be drawn from any thread. The SVG keeps text as text
+(`svg.fonttype: none`) and fixed ids (`svg.hashsalt`), so a re-run writes the same bytes.
 """
 
 from __future__ import annotations
 
-from html import escape
+import io
+import re
 
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-TEACHER, STUDENT, GREY = "#1f77b4", "#d62728", "#999999"
-FONT = 'font-family="system-ui, sans-serif" font-size="11"'
-
-
-def _svg(width: int, height: int, title: str, body: list[str], name: str) -> str:
-    return (f'<svg class="plot" data-plot="{name}" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-            f'height="{height}" viewBox="0 0 {width} {height}" role="img"><title>{escape(title)}</title>'
-            + "".join(body) + "</svg>")
+TEACHER, STUDENT, GREY, PASS, FAIL = "#1f77b4", "#d62728", "#9e9e9e", "#2e7d32", "#c62828"
+CANDIDATE_COLOURS = ["#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+STYLE = {"svg.fonttype": "none", "svg.hashsalt": "genval", "font.size": 9, "axes.titlesize": 10,
+         "axes.spines.top": False, "axes.spines.right": False}
 
 
-def _text(x, y, s, anchor="start", extra="") -> str:
-    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" {FONT} {extra}>{escape(str(s))}</text>'
+def colour(role: str, candidates: list[str] | None = None) -> str:
+    if role == "teacher":
+        return TEACHER
+    order = candidates or ["student"]
+    return CANDIDATE_COLOURS[order.index(role) % len(CANDIDATE_COLOURS)] if role in order else GREY
 
 
-def _axes(x0, y0, x1, y1, xlabel, ylabel, xticks, yticks, sx, sy) -> list[str]:
-    out = [f'<line x1="{x0}" y1="{y1}" x2="{x1}" y2="{y1}" stroke="#333"/>',
-           f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="#333"/>']
-    for t in xticks:
-        out.append(_text(sx(t), y1 + 14, f"{t:.3g}", "middle"))
-    for t in yticks:
-        out.append(_text(x0 - 4, sy(t) + 4, f"{t:.3g}", "end"))
-        out.append(f'<line x1="{x0}" y1="{sy(t):.1f}" x2="{x1}" y2="{sy(t):.1f}" stroke="#eee"/>')
-    out.append(_text((x0 + x1) / 2, y1 + 30, xlabel, "middle"))
-    out.append(_text(12, (y0 + y1) / 2, ylabel, "middle", f'transform="rotate(-90 12 {(y0 + y1) / 2:.1f})"'))
-    return out
+def _svg(fig: Figure, name: str, title: str) -> str:
+    """Gives the figure as an inline <svg> element named for the page's tests and styles."""
+    buffer = io.StringIO()
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    return re.sub(r"<svg ", f'<svg class="plot" data-plot="{name}" role="img" aria-label="{title}" ', text, count=1)
 
 
-def _legend(x, y, items) -> list[str]:
-    out = []
-    for k, (label, color) in enumerate(items):
-        out.append(f'<rect x="{x}" y="{y + 16 * k}" width="10" height="10" fill="{color}"/>')
-        out.append(_text(x + 14, y + 9 + 16 * k, label))
-    return out
+def _figure(width: float, height: float) -> Figure:
+    with matplotlib.rc_context(STYLE):
+        return Figure(figsize=(width, height), layout="constrained")
 
 
-def slice_bars(rows: list[dict], title: str, high: float | None = None, width: int = 640) -> str:
-    """Gives horizontal bars with interval whiskers: rows of {label, value, lo, hi, muted}.
+def slice_bars(rows: list[dict], metric: str, better: str | None, overall: float | None,
+               threshold: float | None) -> str:
+    """Gives the slices as horizontal bars sorted by value (weakest at the top), with interval whiskers,
+    the overall value and the gate's threshold drawn, coloured pass/fail against the threshold.
 
-    The axis runs to the number's top of range (`high`, from genval.registry) when every
-    value fits under it, so a BLEU of 40 is drawn against 100; else to the largest value.
+    rows: {label, value, lo, hi, n, small}. Without a threshold, a bar is coloured against the
+    overall value instead (below it in the bad direction: red). Small slices are hatched.
     """
     rows = [r for r in rows if r.get("value") is not None]
     if not rows:
         return ""
-    top, row_h, left, right = 26, 20, 190, width - 60
-    height = top + row_h * len(rows) + 34
-    hi_all = max([r["hi"] if r.get("hi") is not None else r["value"] for r in rows] + [1e-9])
-    if high is not None and hi_all <= high:
-        scale = high
-    else:
-        scale = 1.0 if hi_all <= 1.0 else hi_all * 1.05
-    sx = lambda v: left + (right - left) * max(0.0, v) / scale  # noqa: E731
-    body = [_text(8, 16, title, extra='font-weight="bold"')]
-    for k, r in enumerate(rows):
-        y = top + k * row_h
-        color = GREY if r.get("muted") else STUDENT
-        body.append(_text(left - 6, y + 13, r["label"][:32], "end"))
-        body.append(f'<rect class="bar" x="{left}" y="{y + 3}" width="{max(1.0, sx(r["value"]) - left):.1f}" '
-                    f'height="{row_h - 6}" fill="{color}" opacity="0.75"><title>{escape(r["label"])}: '
-                    f'{r["value"]:.4g}</title></rect>')
-        if r.get("lo") is not None and r.get("hi") is not None:
-            body.append(f'<line x1="{sx(r["lo"]):.1f}" y1="{y + row_h / 2}" x2="{sx(r["hi"]):.1f}" '
-                        f'y2="{y + row_h / 2}" stroke="#222" stroke-width="1.5"/>')
-        body.append(_text(sx(r["value"]) + 4 if r.get("hi") is None else sx(r["hi"]) + 4, y + 13, f"{r['value']:.3g}"))
-    axis_y = top + row_h * len(rows) + 4
-    body.append(f'<line x1="{left}" y1="{axis_y}" x2="{right}" y2="{axis_y}" stroke="#333"/>')
-    for t in np.linspace(0, scale, 5):
-        body.append(_text(sx(t), axis_y + 14, f"{t:.2g}", "middle"))
-    return _svg(width, height, title, body, "slices")
+    sign = -1 if better == "lower" else 1
+    rows = sorted(rows, key=lambda r: sign * r["value"], reverse=True)   # weakest last → drawn at the top
+    line = threshold if threshold is not None else overall
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(6.4, 0.9 + 0.28 * len(rows))
+        ax = fig.add_subplot()
+        y = np.arange(len(rows))
+        values = np.array([r["value"] for r in rows])
+        good = [line is None or sign * (v - line) >= 0 for v in values]
+        colours = [PASS if g else FAIL for g in good]
+        bars = ax.barh(y, values, color=colours, alpha=0.8, height=0.65)
+        for bar, r in zip(bars, rows):
+            if r.get("small"):
+                bar.set_hatch("///")
+                bar.set_alpha(0.45)
+        lo = np.array([r["lo"] if r.get("lo") is not None else r["value"] for r in rows])
+        hi = np.array([r["hi"] if r.get("hi") is not None else r["value"] for r in rows])
+        ax.errorbar(values, y, xerr=[values - lo, hi - values], fmt="none", ecolor="#222", elinewidth=1, capsize=2)
+        ax.set_yticks(y, [f"{r['label']} (n={r['n']})" for r in rows])
+        if overall is not None:
+            ax.axvline(overall, color="#333", linestyle="--", linewidth=1, label=f"overall {overall:.3g}")
+        if threshold is not None:
+            ax.axvline(threshold, color=FAIL, linestyle=":", linewidth=1.5, label=f"gate {threshold:g}")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+        ax.set_xlabel(f"{metric} ({better} is better)" if better else metric)
+        fig.legend(loc="outside upper right", ncols=2, fontsize=8, frameon=False)
+        ax.set_title(f"Per slice: {metric}", loc="left")
+    return _svg(fig, "slices", f"Per slice: {metric}")
 
 
-def reliability(bins: dict[str, list[dict]], width: int = 360, height: int = 320) -> str:
-    """Gives the reliability diagram: accuracy against confidence per bin, teacher and student, with the diagonal."""
-    if not any(bins.get(role) for role in ("teacher", "student")):
+def reliability(bins: dict[str, list[dict]], ece: dict[str, float | None]) -> str:
+    """Gives the reliability diagram: accuracy against confidence per bin, each bin's marker sized by its count
+    with the count written by it, so a 1-example bin reads as one example and not as a full bin."""
+    roles = [r for r in ("teacher", "student") if any(b.get("n") for b in bins.get(r) or [])]
+    if not roles:
         return ""
-    x0, y0, x1, y1 = 48, 24, width - 16, height - 44
-    sx = lambda v: x0 + (x1 - x0) * v  # noqa: E731
-    sy = lambda v: y1 - (y1 - y0) * v  # noqa: E731
-    ticks = [0, 0.25, 0.5, 0.75, 1]
-    body = [_text(8, 14, "Reliability: accuracy vs confidence", extra='font-weight="bold"')]
-    body += _axes(x0, y0, x1, y1, "confidence", "accuracy", ticks, ticks, sx, sy)
-    body.append(f'<line x1="{sx(0)}" y1="{sy(0)}" x2="{sx(1)}" y2="{sy(1)}" stroke="#aaa" stroke-dasharray="4 3"/>')
-    for role, color in (("teacher", TEACHER), ("student", STUDENT)):
-        points = [b for b in bins.get(role) or [] if b.get("n") and b.get("confidence") is not None]
-        if not points:
-            continue
-        path = " ".join(f"{sx(b['confidence']):.1f},{sy(b['accuracy']):.1f}" for b in points)
-        body.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
-        for b in points:
-            body.append(f'<circle cx="{sx(b["confidence"]):.1f}" cy="{sy(b["accuracy"]):.1f}" r="3" fill="{color}">'
-                        f'<title>{role}: confidence {b["confidence"]:.2f}, accuracy {b["accuracy"]:.2f}, '
-                        f'n={b["n"]}</title></circle>')
-    body += _legend(x0 + 8, y0 + 4, [("teacher", TEACHER), ("student", STUDENT)])
-    return _svg(width, height, "Reliability diagram", body, "reliability")
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(4.4, 4.0)
+        ax = fig.add_subplot()
+        ax.plot([0, 1], [0, 1], color="#aaa", linestyle="--", linewidth=1)
+        total = max(sum(b["n"] for b in bins[r] if b.get("n")) for r in roles)
+        for role in roles:
+            points = [b for b in bins[role] if b.get("n") and b.get("confidence") is not None]
+            x = [b["confidence"] for b in points]
+            y = [b["accuracy"] for b in points]
+            size = [20 + 600 * b["n"] / total for b in points]
+            found = ece.get(role)
+            label = f"{role}" + (f" (ECE {found:.3f})" if found is not None else "")
+            ax.scatter(x, y, s=size, color=colour(role), alpha=0.45, edgecolors=colour(role), label=label)
+            for b in points:
+                ax.annotate(str(b["n"]), (b["confidence"], b["accuracy"]), textcoords="offset points",
+                            xytext=(6, -10 if role == "student" else 4), fontsize=7, color=colour(role))
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(-0.03, 1.05)
+        ax.set_xlabel("confidence (bin mean)")
+        ax.set_ylabel("accuracy")
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        ax.set_title("Reliability: marker area = examples in the bin", loc="left")
+    return _svg(fig, "reliability", "Reliability diagram")
 
 
-def latency(samples: dict[str, list[float]], width: int = 420, height: int = 260, bins: int = 30) -> str:
-    """Gives overlaid latency histograms (seconds per call), teacher vs student."""
+def temperature(sweep: list[dict], fitted: dict | None) -> str:
+    """Gives the student's NLL and ECE against its softmax temperature — what temperature scaling changes
+    (it cannot move accuracy: the arg-max is the same at every temperature) — with the fitted temperature marked."""
+    points = [p for p in sweep or [] if p.get("nll") is not None]
+    if len(points) < 2:
+        return ""
+    t = [p["temperature"] for p in points]
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(4.6, 3.4)
+        ax = fig.add_subplot()
+        ax.plot(t, [p["nll"] for p in points], marker="o", color=STUDENT, label="NLL (left)")
+        ax.set_xscale("log", base=2)
+        ticks = [v for k, v in enumerate(t) if k == 0 or np.log2(v / t[k - 1]) > 0.3]   # none that overprint
+        ax.set_xticks(ticks, [f"{v:.3g}" for v in ticks], rotation=45, fontsize=7)
+        ax.minorticks_off()
+        ax.set_xlabel("student temperature T (log scale)")
+        ax.set_ylabel("NLL (nats)", color=STUDENT)
+        right = ax.twinx()
+        right.spines["right"].set_visible(True)
+        right.plot(t, [p["ece"] for p in points], marker="s", color="#555", label="ECE (right)")
+        right.set_ylabel("ECE", color="#555")
+        right.yaxis.set_major_locator(MaxNLocator(nbins=5))
+        if fitted and fitted.get("value"):
+            ax.axvline(fitted["value"], color=PASS, linestyle=":", label=f"fitted T={fitted['value']:.2f}")
+        lines = ax.get_legend_handles_labels()
+        more = right.get_legend_handles_labels()
+        ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, frameon=False, loc="upper center")
+        ax.set_title("Temperature scaling: NLL and ECE vs T", loc="left")
+    return _svg(fig, "temperature", "NLL and ECE against temperature")
+
+
+def latency(samples: dict[str, np.ndarray], candidates: list[str], bins: int = 30) -> str:
+    """Gives overlaid latency histograms (seconds per call), one per role, with each median marked."""
     data = {role: np.asarray([v for v in values if v is not None and np.isfinite(v)], float)
             for role, values in samples.items()}
     data = {role: v for role, v in data.items() if v.size}
     if not data:
         return ""
-    top = max(v.max() for v in data.values()) or 1.0
-    edges = np.linspace(0, top * 1.02, bins + 1)
-    counts = {role: np.histogram(v, edges)[0] / v.size for role, v in data.items()}
-    peak = max(c.max() for c in counts.values()) or 1.0
-    x0, y0, x1, y1 = 48, 24, width - 16, height - 44
-    sx = lambda v: x0 + (x1 - x0) * v / edges[-1]  # noqa: E731
-    sy = lambda v: y1 - (y1 - y0) * v / peak  # noqa: E731
-    body = [_text(8, 14, "Latency per call (s)", extra='font-weight="bold"')]
-    body += _axes(x0, y0, x1, y1, "seconds", "share of calls", np.linspace(0, edges[-1], 5), np.linspace(0, peak, 3), sx, sy)
-    colors = {"teacher": TEACHER, "student": STUDENT}
-    for role, c in counts.items():
-        color = colors.get(role, GREY)
-        for k, share in enumerate(c):
-            if share:
-                body.append(f'<rect x="{sx(edges[k]):.1f}" y="{sy(share):.1f}" width="{sx(edges[k + 1]) - sx(edges[k]):.1f}" '
-                            f'height="{y1 - sy(share):.1f}" fill="{color}" opacity="0.45"/>')
-        p50 = float(np.median(data[role]))
-        body.append(f'<line x1="{sx(p50):.1f}" y1="{y0}" x2="{sx(p50):.1f}" y2="{y1}" stroke="{color}" '
-                    f'stroke-dasharray="3 2"><title>{role} p50 {p50:.3g} s</title></line>')
-    body += _legend(x1 - 80, y0, [(r, colors.get(r, GREY)) for r in counts])
-    return _svg(width, height, "Latency distribution", body, "latency")
+    edges = np.linspace(0, max(v.max() for v in data.values()) * 1.02, bins + 1)
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(4.8, 3.2)
+        ax = fig.add_subplot()
+        for role, values in data.items():
+            ax.hist(values, edges, weights=np.full(values.size, 1 / values.size), color=colour(role, candidates),
+                    alpha=0.45, label=f"{role} (p50 {np.median(values):.3g} s)")
+            ax.axvline(float(np.median(values)), color=colour(role, candidates), linestyle="--", linewidth=1)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+        ax.set_xlabel("seconds per call")
+        ax.set_ylabel("share of calls")
+        fig.legend(loc="outside upper right", fontsize=8, frameon=False)
+        ax.set_title("Latency per call; dashed: median", loc="left")
+    return _svg(fig, "latency", "Latency distribution")
 
 
-def sweep(points: list[dict], width: int = 380, height: int = 280) -> str:
-    """Gives accuracy against KL(teacher‖student) as the student's temperature varies."""
-    points = [p for p in points or [] if p.get("accuracy") is not None and p.get("kl") is not None]
-    if not points:
-        return ""
-    kls = [p["kl"] for p in points]
-    accs = [p["accuracy"] for p in points]
-    kmax = max(kls) * 1.1 or 1.0
-    amin, amax = min(accs), max(accs)
-    pad = max(0.02, (amax - amin) * 0.1)
-    amin, amax = max(0.0, amin - pad), min(1.0, amax + pad)
-    x0, y0, x1, y1 = 52, 24, width - 16, height - 44
-    sx = lambda v: x0 + (x1 - x0) * v / kmax  # noqa: E731
-    sy = lambda v: y1 - (y1 - y0) * (v - amin) / ((amax - amin) or 1)  # noqa: E731
-    body = [_text(8, 14, "Accuracy vs KL over temperatures", extra='font-weight="bold"')]
-    body += _axes(x0, y0, x1, y1, "KL(teacher‖student)", "student accuracy",
-                  np.linspace(0, kmax, 4), np.linspace(amin, amax, 4), sx, sy)
-    line = " ".join(f"{sx(p['kl']):.1f},{sy(p['accuracy']):.1f}" for p in points)
-    body.append(f'<polyline points="{line}" fill="none" stroke="{STUDENT}" stroke-width="1.5"/>')
-    labelled: list[tuple[float, float]] = []
-    for p in points:
-        x, y = sx(p["kl"]), sy(p["accuracy"])
-        body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{STUDENT}">'
-                    f'<title>T={p.get("temperature")}: accuracy {p["accuracy"]:.3f}, KL {p["kl"]:.3f}</title></circle>')
-        # Label a point only where it does not overprint a label already drawn (hover shows every T).
-        if all(abs(x - lx) > 34 or abs(y - ly) > 12 for lx, ly in labelled):
-            body.append(_text(x + 4, y - 5, f"T={p.get('temperature')}", extra='font-size="9"'))
-            labelled.append((x, y))
-    return _svg(width, height, "Accuracy vs KL", body, "sweep")
-
-
-def confusion(labels: list[str], matrix: list[list[float]], title: str, width: int = 320) -> str:
-    """Gives a confusion matrix as a shaded grid: rows the humans' verdict, columns the judge's."""
+def confusion(labels: list[str], matrix: list[list[float]], title: str) -> str:
+    """Gives a confusion matrix, humans' verdicts in rows and the judge's in columns, every label written whole."""
     if not labels or not matrix:
         return ""
+    counts = np.asarray(matrix, float)
     k = len(labels)
-    cell = min(60, (width - 110) // k)
-    x0, y0 = 100, 40
-    height = y0 + cell * k + 40
-    peak = max(max(row) for row in matrix) or 1
-    body = [_text(8, 14, title, extra='font-weight="bold"')]
-    for i, row in enumerate(matrix):
-        body.append(_text(x0 - 4, y0 + i * cell + cell / 2 + 4, labels[i][:14], "end"))
-        for j, v in enumerate(row):
-            shade = int(255 - 200 * v / peak)
-            body.append(f'<rect x="{x0 + j * cell}" y="{y0 + i * cell}" width="{cell}" height="{cell}" '
-                        f'fill="rgb({shade},{shade},255)" stroke="#fff"/>')
-            body.append(_text(x0 + j * cell + cell / 2, y0 + i * cell + cell / 2 + 4, f"{v:g}", "middle"))
-    for j, label in enumerate(labels):
-        body.append(_text(x0 + j * cell + cell / 2, y0 + k * cell + 14, label[:10], "middle"))
-    body.append(_text(x0 + k * cell / 2, y0 + k * cell + 30, "judge →   (rows: humans)", "middle"))
-    return _svg(max(width, x0 + k * cell + 10), height, title, body, "confusion")
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(1.6 + 0.55 * k + 0.06 * max(len(s) for s in labels), 1.4 + 0.5 * k)
+        ax = fig.add_subplot()
+        ax.imshow(counts, cmap="Blues", vmin=0)
+        peak = counts.max() or 1
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, f"{counts[i, j]:g}", ha="center", va="center", fontsize=8,
+                        color="white" if counts[i, j] > peak / 2 else "#222")
+        turn = k > 2 or max(len(s) for s in labels) > 8    # long labels side by side would overprint
+        ax.set_xticks(range(k), labels, rotation=30 if turn else 0, ha="right" if turn else "center")
+        ax.set_yticks(range(k), labels)
+        ax.set_xlabel("judge")
+        ax.set_ylabel("humans")
+        ax.set_title(title, loc="left")
+    return _svg(fig, "confusion", title)
+
+
+def tradeoff(points: list[dict], x_name: str, y_name: str) -> str:
+    """Gives one point per candidate: the task number (y) against KL(teacher‖student) or another fidelity number (x),
+    with interval bars both ways and the Pareto frontier drawn and its members ringed.
+
+    points: {label, x, x_lo, x_hi, y, y_lo, y_hi, frontier}.
+    """
+    points = [p for p in points if p.get("x") is not None and p.get("y") is not None]
+    if not points:
+        return ""
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(4.8, 3.6)
+        ax = fig.add_subplot()
+        for k, p in enumerate(points):
+            xerr = [[p["x"] - p["x_lo"]], [p["x_hi"] - p["x"]]] if p.get("x_lo") is not None else None
+            yerr = [[p["y"] - p["y_lo"]], [p["y_hi"] - p["y"]]] if p.get("y_lo") is not None else None
+            c = CANDIDATE_COLOURS[k % len(CANDIDATE_COLOURS)]
+            ax.errorbar([p["x"]], [p["y"]], xerr=xerr, yerr=yerr, fmt="o", color=c, capsize=3, label=p["label"])
+            if p.get("frontier"):
+                ax.scatter([p["x"]], [p["y"]], s=160, facecolors="none", edgecolors=PASS, linewidths=1.5)
+        front = sorted((p["x"], p["y"]) for p in points if p.get("frontier"))
+        if len(front) > 1:
+            ax.plot(*zip(*front), color=PASS, linestyle="--", linewidth=1, label="Pareto frontier")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.set_xlabel(x_name)
+        ax.set_ylabel(y_name)
+        ax.legend(fontsize=8, frameon=False)
+        ax.set_title("Candidates: task vs fidelity; ringed: Pareto frontier", loc="left")
+    return _svg(fig, "tradeoff", "Candidates: task against fidelity")

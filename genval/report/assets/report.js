@@ -69,3 +69,18 @@
     if (node) renderExamples(JSON.parse(node.textContent));
   });
 })();
+// A "show them below" link sets the drill-down's filters to the examples behind a rule or diagnosis.
+document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("a.drill").forEach(function (a) {
+    a.addEventListener("click", function () {
+      var pairs = [["filter-slice", a.getAttribute("data-slice")], ["filter-failure", a.getAttribute("data-failure")]];
+      pairs.forEach(function (p) {
+        var el = document.getElementById(p[0]);
+        if (!el) return;
+        var wanted = p[1] || "";
+        el.value = Array.prototype.some.call(el.options, function (o) { return o.value === wanted; }) ? wanted : "";
+        el.dispatchEvent(new Event("change"));
+      });
+    });
+  });
+});

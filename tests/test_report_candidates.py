@@ -1,0 +1,112 @@
+"""The report's parts computed from the summary: candidates and their decisions, the Pareto frontier, retention
+with its interval, ops in units, slices ranked once — on a summarization run with two students and two judges."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from genval.analysis.numbers import Boot, ratio
+from genval.report import candidates, opsview, pivot
+from genval.report.decision import slice_rows
+from genval.runfolder import Run, read_summary
+from tests.report_runs import demo_run, summarization_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return Run(summarization_run(tmp_path_factory.mktemp("summaries")))
+
+
+def test_every_candidate_gets_a_decision_from_the_gate_rules_on_its_own_numbers(run):
+    summary = read_summary(run.root)
+    assert candidates.names(summary) == ["student", "student_v2"]
+    scores = run.read_table("scores")
+    rouge = scores[(scores["metric"] == "rougeL")].groupby("pair")["value"].mean()
+    assert rouge["student~teacher"] < 0.9 <= rouge["student_v2~teacher"]      # what the gate's first rule tests
+    judged = run.read_table("judgments")
+    v2 = judged[(judged["judge"] == "equivalence") & (judged["pair"] == "student_v2~teacher")]
+    assert v2["equivalent"].astype(float).mean() >= 0.5                       # and its second
+    assert candidates.decision(summary, "student") == summary["decision"]
+    assert candidates.decision(summary, "student_v2")["verdict"] == "READY"
+    # a rule on a slice cannot be checked on a candidate the aggregate stage did not slice: INCOMPLETE, said why
+    sliced = {**summary, "gate": {**summary["gate"], "rules": summary["gate"]["rules"] + [
+        {**summary["gate"]["rules"][0], "rule": "rougeL [student~teacher] >= 0.5 on domain=news", "passed": True}]}}
+    found = candidates.decision(sliced, "student_v2")
+    assert found["verdict"] == "INCOMPLETE" and "slices are computed for the student only" in found["reasons"][1]
+    row = {r["candidate"]: r for r in candidates.rows(summary)}["student_v2"]
+    assert row["fidelity"]["value"] == pytest.approx(rouge["student_v2~teacher"])
+    assert row["judges"]["equivalence"]["value"] == pytest.approx(v2["equivalent"].astype(float).mean())
+
+
+def test_the_pareto_frontier_is_the_points_nothing_beats():
+    rng = np.random.default_rng(3)
+    points = [(float(a), float(b)) for a, b in rng.random((12, 2)).round(1)]
+    found = candidates.pareto(points, "higher")          # lower first coordinate and higher second are better
+    for k, (x, y) in enumerate(points):
+        beaten = any((ox <= x and oy >= y) and (ox, oy) != (x, y) for ox, oy in points)
+        assert found[k] == (not beaten), (x, y)
+    assert candidates.pareto([(1.0, 0.8), (0.5, 0.9), (2.0, 0.95)], "higher") == [False, True, True]
+
+
+def test_retention_has_the_paired_interval_of_the_per_example_scores(run):
+    summary = read_summary(run.root)
+    kept = pivot.retention(run, summary)
+    scores = run.read_table("scores")
+    wide = scores[scores["metric"] == "rouge1"].pivot(index="id", columns="pair", values="value")
+    s = summary["settings"]
+    expected = ratio(wide["student~reference"].to_numpy(), wide["teacher~reference"].to_numpy(),
+                     Boot(s["bootstrap"], s["confidence"], s["seed"]))
+    assert kept["rouge1"]["value"] == pytest.approx(wide["student~reference"].mean() / wide["teacher~reference"].mean())
+    assert kept["rouge1"]["ci"] == pytest.approx(expected["ci"])
+    # the headline metric's retention is the number the aggregate stage computed, interval and all
+    task = summary["fidelity"]["task_retention"]
+    assert kept[task["metric"]]["value"] == pytest.approx(task["value"])
+    rows = {r["metric"]: r for r in pivot.rows(summary, kept)}
+    assert set(rows) == {"bleu", "chrf", "rouge1", "rouge2", "rougeL"}
+    assert {r["group"] for r in rows.values()} == {"lexical"}
+    assert rows["bleu"]["signature"].startswith("nrefs:1")
+
+
+def test_ops_are_shown_in_units_with_the_change_in_words():
+    assert opsview.show("latency_p50_s", 0.36595) == "366 ms"
+    assert opsview.show("latency_p50_s", 1.2679) == "1.27 s"
+    assert opsview.show("peak_memory_bytes", 5.29e8) == f"{5.29e8 / 1024 ** 3:.2f} GiB"
+    assert opsview.show("cost_per_1k_calls", 1.48887, "USD") == "1.4889 USD"
+    assert opsview.show("output_tokens_per_s", 11805.2) == "11,805.2 tokens/s"
+    assert opsview.change("latency_p50_s", 1.2679, 0.36595) == f"{(1.2679 - 0.36595) / 1.2679 * 100:.1f} % faster"
+    assert opsview.change("latency_p50_s", 1.0, 1.5) == "50.0 % slower"
+    assert opsview.change("requests_per_s", 0.7649, 2.7137) == f"{(2.7137 - 0.7649) / 0.7649 * 100:.1f} % more"
+    assert opsview.change("cost_per_1k_calls", 2.0, 0.5) == "75.0 % cheaper"
+    assert opsview.change("peak_memory_bytes", 4.0, 5.0) == "25.0 % larger"
+    measured = {"roles": {"teacher": {"memory_kind": "cuda_max_allocated"},
+                          "student": {"memory_kind": "process_peak_rss"}}}
+    assert "whole genval process" in opsview.memory_note(measured)
+
+
+def test_slices_are_ranked_once_across_fields_and_a_repeated_slice_is_folded():
+    summary = read_summary(demo_run())
+    rows = slice_rows(summary)
+    names = [r["slice"] for r in rows]
+    assert "rare_class=legal" not in names and next(r for r in rows if r["slice"] == "category=legal")["also"] == [
+        "rare_class=legal"]
+    ranked = [r for r in rows if r["rank"] is not None]
+    assert [r["rank"] for r in ranked] == list(range(1, len(ranked) + 1))
+    assert [r["value"] for r in ranked] == sorted(r["value"] for r in ranked)   # weakest (lowest retention) first
+    assert all(r["too_small"] == (r["n"] < summary["settings"]["min_slice_n"]) for r in rows)
+
+
+def test_report_md_fits_a_pr_comment_with_no_absolute_path(run):
+    text = run.path("report.md").read_text()
+    assert len(text) < 65536 and not re.search(r"(?<![\w.])/(tmp|home|work|root)/", text)
+    assert text.splitlines()[0] == "## genval · summaries: **NOT READY**"
+    assert "<details><summary>Metrics" in text and "<details><summary>Operations" in text
+    assert 'genval view runs/summaries --filter "pair=student~teacher&metric=rougeL&sort=rougeL&order=asc"' in text
+    assert "| student_v2 | **READY** |" in text
+    calibration = json.loads(run.path("calibration.json").read_text())
+    judges = [line.split(" | ")[1] for line in text.splitlines() if re.match(r"\| [12] \| ", line)]
+    assert judges == calibration["ranking"]
+    assert "ms |" in text and "% faster" in text and "USD" in text
