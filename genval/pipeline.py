@@ -233,7 +233,7 @@ def _jsonable(result: dict) -> dict:
 
 
 def outcome(run: Run | str | Path, stages: list[str] | None = None) -> dict:
-    """Gives how a run ended: failed requests per stage, the decision (when aggregated) and the CLI's exit code.
+    """Gives how a run ended: failed requests per stage, the decision and gate outcome (when aggregated), the exit code.
 
     Exit code 3 when requests failed or the decision is INCOMPLETE, else 0. `stages` limits
     both to the stages a command ran (the decision only when `aggregate` is among them).
@@ -243,11 +243,13 @@ def outcome(run: Run | str | Path, stages: list[str] | None = None) -> dict:
     records = run.manifest.get("stages", {})
     failed = {name: int(records[name].get("failed_requests") or 0) for name in names
               if name in records and records[name].get("failed_requests")}
-    decision = None
+    decision = gate = None
     if "aggregate" in names and run.has("summary.json"):
-        decision = run.read_json("summary.json").get("decision")
+        summary = run.read_json("summary.json")
+        decision, gate = summary.get("decision"), summary.get("gate")
     incomplete = bool(failed) or (decision or {}).get("verdict") == "INCOMPLETE"
-    return {"failed_requests": failed, "decision": decision, "exit_code": 3 if incomplete else 0}
+    return {"failed_requests": failed, "decision": decision, "exit_code": 3 if incomplete else 0,
+            "gate": None if gate is None else {"passed": gate["passed"], "failing": gate.get("failing", [])}}
 
 
 def report_path(run: Run) -> Path:

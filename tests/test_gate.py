@@ -190,3 +190,21 @@ def test_a_rule_on_an_unvalidated_judge_fails(tmp_path):
     rule = result["rules"][0]
     assert rule["value"] == 0.75 and not rule["passed"]
     assert rule["reason"].startswith("judge not validated: j1")
+
+
+def test_a_rerun_that_skips_every_stage_repeats_the_gate_and_the_decision(small_run, tmp_path, capsys):
+    import yaml
+
+    config = yaml.safe_load(small_run.read_text())
+    config["gate"] = {"rules": ["rougeL [student~reference] >= 0.99", "bleu [student~reference] >= 0"]}
+    path = write_yaml(tmp_path / "gated.yaml", config)
+    outs = []
+    for _ in range(2):
+        assert main(["run", str(path), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+        outs.append(capsys.readouterr().out)
+    summary = json.loads((tmp_path / "runs" / "small" / "summary.json").read_text())
+    failing = summary["gate"]["failing"]
+    assert len(failing) == 1 and failing[0].startswith("rougeL [student~reference] >= 0.99")
+    for out in outs:  # the second run skipped every stage and still says both
+        assert f"gate: FAIL\n  failing: {failing[0]}\n" in out
+        assert f"decision: {summary['decision']['verdict'].replace('_', ' ')}" in out

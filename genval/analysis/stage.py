@@ -195,10 +195,7 @@ def aggregate(run: Run, config: RunConfig, progress: Progress) -> dict:
     summary = build_summary(run, config, progress)
     jsonschema.validate(summary, summary_schema())
     run.write_json("summary.json", summary)
-    gate = summary["gate"]
-    if gate is not None:
-        progress.say(f"gate: {'PASS' if gate['passed'] else 'FAIL'}" +
-                     "".join(f"\n  failing: {line}" for line in gate["failing"]))
+    gate = summary["gate"]  # the CLI prints its outcome with the decision, on every run (pipeline.outcome)
     # Not "status": the manifest's stage record keeps that key for done/failed.
     return {"level": summary["status"]["level"], "diagnoses": len(summary["diagnoses"]),
             "gate": None if gate is None else ("pass" if gate["passed"] else "fail"),

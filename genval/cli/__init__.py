@@ -26,7 +26,13 @@ EXIT_BUG = 70  # sysexits.h EX_SOFTWARE: an internal error, not the user's
 
 
 def _say_outcome(result: dict) -> None:
-    """Prints the decision and its reasons, and the failed requests a plain re-run retries (stdout)."""
+    """Prints the gate's outcome, the decision and its reasons, and the failed requests a plain re-run retries (stdout).
+
+    Read from the run folder, so a re-run that skips every stage says them again.
+    """
+    gate = result.get("gate")
+    if gate is not None:
+        print(f"gate: {'PASS' if gate['passed'] else 'FAIL'}" + "".join(f"\n  failing: {line}" for line in gate["failing"]))
     decision = result["decision"]
     if decision:
         print(f"decision: {decision['verdict'].replace('_', ' ')}")

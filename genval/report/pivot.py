@@ -16,7 +16,7 @@ from genval.metrics import METRICS
 from genval.numbers import lookup
 from genval.runfolder import Run
 
-GROUPS = {"lexical": "lexical", "semantic": "semantic", "structure": "format", "classification": "classification",
+GROUPS = {"lexical": "lexical", "bleu": "lexical", "semantic": "semantic", "structure": "format", "classification": "classification",
           "numeric": "numeric"}
 ORDER = ["lexical", "semantic", "format", "classification", "numeric", "other"]
 CLASSIFICATION = ("label_correct", "label_agree", "kl")
