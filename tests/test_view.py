@@ -338,3 +338,45 @@ def test_labels_refuses_a_verdict_off_the_judge_scale_by_line(tmp_path, capsys):
     assert f"{source}:2: verdict 'equivalnt' is not on judge 'equivalence''s scale" in capsys.readouterr().err
     assert not (tmp_path / "out.csv").exists()
     assert main(["labels", str(source), str(tmp_path / "out.csv")]) == 0  # without a judge, no scale to check
+    assert "checked against no scale: the file states none" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("judge", sorted((ROOT / "judges").glob("*.yaml")), ids=lambda p: p.stem)
+def test_a_stated_scale_reads_back_as_the_judge_file_has_it(judge):
+    from genval.judging.definition import load_definition
+    from genval.judging.sampling import scale_text, stated_scale
+
+    scale = load_definition(judge).scale
+    back = stated_scale(scale_text(scale), "sheet.csv:2")
+    assert (back.kind == "ordinal", back.labels, back.min, back.max) == \
+        (scale.kind == "ordinal", list(scale.labels), scale.min, scale.max)
+
+
+def test_labels_without_a_judge_holds_each_row_to_the_scale_its_sheet_states(run, tmp_path, capsys):
+    sheet, fixed = tmp_path / "sheet.jsonl", tmp_path / "fixed.csv"
+    assert main(["sample", str(run), "--n", "6", "--to", str(sheet)]) == 0
+    rows = pd.read_json(sheet, lines=True, dtype=False)
+    rows["annotator"] = "p"
+    rows["verdict"] = ["equivalent", "not_equivalent", "equivalent", "equivalnt", "equivalent", "not_equivalent"]
+    rows.to_json(sheet, orient="records", lines=True, force_ascii=False)
+    capsys.readouterr()
+    assert main(["labels", str(sheet), str(tmp_path / "out.csv")]) == 2
+    assert f"{sheet}:4: verdict 'equivalnt' is off the scale the row states (verdict: equivalent | " \
+        "not_equivalent); give one of equivalent, not_equivalent" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+    assert main(["labels", str(sheet), str(tmp_path / "out.csv"), "--run", str(run)]) == 2  # the run's judges
+    assert f"{sheet}:4: verdict 'equivalnt' is not on judge 'extraction_equivalence''s scale" in capsys.readouterr().err
+    rows.loc[3, "verdict"] = "not_equivalent"
+    rows.to_csv(fixed, index=False)
+    assert main(["labels", str(fixed), str(tmp_path / "out.jsonl")]) == 0
+    assert "6 ratings, checked against the scale each row states" in capsys.readouterr().out
+    assert pd.read_json(tmp_path / "out.jsonl", lines=True)["verdict"].tolist() == rows["verdict"].tolist()
+    ordinal = tmp_path / "scores.csv"  # a score sheet: a score off its range, or a verdict, named by line
+    ordinal.write_text("id,pair,annotator,verdict,score,scale\n"
+                       "a,student~teacher,p,,4,score 1..5 (1: poor; 5: faithful)\n"
+                       "b,student~teacher,p,,9,score 1..5 (1: poor; 5: faithful)\n")
+    assert main(["labels", str(ordinal), str(tmp_path / "o.jsonl")]) == 2
+    assert f"{ordinal}:3: score 9 is off the scale the row states" in capsys.readouterr().err
+    ordinal.write_text(ordinal.read_text().replace(",,9,", ",good,,"))
+    assert main(["labels", str(ordinal), str(tmp_path / "o.jsonl")]) == 2
+    assert f"{ordinal}:3: a verdict ('good') where the scale" in capsys.readouterr().err
