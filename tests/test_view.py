@@ -124,7 +124,8 @@ def test_an_example_carries_its_outputs_scores_and_judge_answer(api, run):
     mine = outputs[outputs["id"] == "T0002"].set_index("role")
     assert {r: o["text"] for r, o in item["outputs"].items()} == mine["text"].to_dict()
     assert item["outputs"]["teacher"]["label_probs"] == json.loads(mine.loc["teacher", "label_probs"])
-    assert item["scores"]["student~teacher"]["bleu"] == pytest.approx(_score(scores, "student~teacher", "bleu")["T0002"])
+    bleu = _score(scores, "student~teacher", "bleu")["T0002"]
+    assert item["scores"]["student~teacher"]["bleu"] == pytest.approx(bleu)
     assert item["details"]["student"]["schema_valid"].startswith("$.severity")  # why the student's output failed
     judged = judgments[judgments["id"] == "T0002"].iloc[0]
     assert item["judgments"][0]["raw"] == judged["raw"] and item["judgments"][0]["verdict"] == judged["verdict"]
@@ -275,7 +276,7 @@ def test_a_session_survives_a_server_restart_and_a_changed_setting_starts_anew(r
     session["orders"][5:] = ["ab" if o == "ba" else "ba" for o in session["orders"][5:]]
     kept.write_text(json.dumps(session))
     app, _, rating = build(view_args(rated_run, rate=True, annotator="zed", n=12))  # the server restarted
-    assert rating.describe("zed").startswith(f"resumed the session started {session['started']}: 5 of 12 rated, 7 to go")
+    assert rating.describe("zed") == f"resumed the session started {session['started']}: 5 of 12 rated, 7 to go"
     redrawn = rating._draw(12, {i for i, _ in first})  # what drawing again would have given: another batch
     assert set(redrawn) - set(session["ids"])
     with serving(app) as base, httpx.Client(base_url=base) as api:

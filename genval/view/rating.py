@@ -87,7 +87,7 @@ class RateSession:
         return self.folder / SESSIONS / f"{check_annotator(annotator)}.json"
 
     def session(self, annotator: str, fresh: bool = False) -> dict:
-        """Gives the annotator's session: resumed from labels/.sessions when it still fits, else drawn and kept there."""
+        """Gives the annotator's session: resumed from labels/.sessions when it still fits, else drawn and kept."""
         if annotator in self.sessions and not fresh:
             return self.sessions[annotator]
         want = {"pair": self.pair, "judge": self.scope.name, "n": self.n, "seed": self.config.analysis.seed,
