@@ -38,7 +38,8 @@ from genval.judging.sampling import pick, scale_text
 
 ANNOTATOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SESSIONS = ".sessions"  # inside labels/: not *.jsonl, so no labels reader takes it for ratings
-MATCH = ("pair", "judge", "n", "seed", "guideline")  # a session is resumed only when all of these are the same
+# A session is resumed only when all of these are the same; each named as the user would change it.
+MATCH = {"pair": "--pair", "judge": "--judge", "n": "--n", "seed": "the config's analysis.seed"}
 
 
 def guideline(definition) -> str:
@@ -114,11 +115,11 @@ class RateSession:
 
     def _stale(self, old: dict, want: dict, annotator: str) -> str | None:
         """Gives why a kept session cannot be resumed (another setting, a changed run, all rated), or None."""
-        for key in MATCH:
+        for key, name in MATCH.items():
             if old.get(key) != want[key]:
-                if key == "guideline":
-                    return "the guideline changed since the last session (its hash differs)"
-                return f"--{key} changed from the last session ({old.get(key)} -> {want[key]})"
+                return f"{name} changed from the last session ({old.get(key)} -> {want[key]})"
+        if old.get("guideline") != want["guideline"]:
+            return "the guideline changed since the last session (its hash differs)"
         missing = [i for i in old["ids"] if self.browser.position(i) is None]
         if missing:
             return f"the run no longer has item {missing[0]!r} of the last session"
@@ -133,10 +134,10 @@ class RateSession:
         mine = set(ratings[(ratings["annotator"] == annotator) & (ratings["pair"] == self.pair)]["id"])
         return [i for i in session["ids"] if i not in mine]
 
-    def describe(self, annotator: str) -> str:
+    def describe(self, annotator: str, todo: list[str] | None = None) -> str:
         """Gives one line on the annotator's session: resumed (with its progress) or new (and why)."""
         session = self.session(annotator)
-        n, left = len(session["ids"]), len(self.todo(annotator))
+        n, left = len(session["ids"]), len(self.todo(annotator) if todo is None else todo)
         if session["resumed"]:
             return f"resumed the session started {session['started']}: {n - left} of {n} rated, {left} to go"
         return f"new session of {n} items ({session['why']})"
@@ -181,7 +182,7 @@ class RateSession:
         out = {"annotator": annotator, "pair": self.pair, "judge": self.scope.name,
                "progress": {"done": n - len(todo), "n": n},
                "session": {"started": session["started"], "resumed": session["resumed"], "why": session["why"],
-                           "line": self.describe(annotator)},
+                           "line": self.describe(annotator, todo)},
                "scale": self.scale(), "guideline": self.guideline, "guideline_hash": self.guideline_hash,
                "can_undo": bool(self._lines(annotator)), "annotators": annotators(ratings, self.pair),
                "agreement": agreement(ratings, self.pair), "item": None}
@@ -286,8 +287,8 @@ def _read_session(path: Path) -> dict:
     try:
         session = json.loads(path.read_text(encoding="utf-8"))
         if not (isinstance(session.get("ids"), list) and isinstance(session.get("orders"), list)
-                and len(session["ids"]) == len(session["orders"])):
-            raise ValueError("no 'ids' and 'orders' of one length")
+                and len(session["ids"]) == len(session["orders"]) and "started" in session):
+            raise ValueError("no 'ids' and 'orders' of one length, or no 'started'")
     except (ValueError, AttributeError) as exc:
         raise GenvalError(f"{path}: not a rating session genval view wrote ({exc}); "
                           "delete it or start with --fresh") from None
