@@ -124,7 +124,8 @@ def test_an_example_carries_its_outputs_scores_and_judge_answer(api, run):
     mine = outputs[outputs["id"] == "T0002"].set_index("role")
     assert {r: o["text"] for r, o in item["outputs"].items()} == mine["text"].to_dict()
     assert item["outputs"]["teacher"]["label_probs"] == json.loads(mine.loc["teacher", "label_probs"])
-    assert item["scores"]["student~teacher"]["bleu"] == pytest.approx(_score(scores, "student~teacher", "bleu")["T0002"])
+    bleu = _score(scores, "student~teacher", "bleu")["T0002"]
+    assert item["scores"]["student~teacher"]["bleu"] == pytest.approx(bleu)
     assert item["details"]["student"]["schema_valid"].startswith("$.severity")  # why the student's output failed
     judged = judgments[judgments["id"] == "T0002"].iloc[0]
     assert item["judgments"][0]["raw"] == judged["raw"] and item["judgments"][0]["verdict"] == judged["verdict"]
@@ -243,6 +244,82 @@ def test_rate_sample_is_stratified_and_agreement_matches_sklearn(rated_run):
     assert found["kappa"] == pytest.approx(cohen_kappa_score(shared["ann_a"], shared["ann_b"]))
 
 
+def _rate_all(api, annotator: str, verdicts=("equivalent", "not_equivalent"), limit: int = 10**6) -> list:
+    """Rates the annotator's next items through the API (verdicts in turn) until none is left or `limit`;
+    gives (id, order) as they were shown."""
+    shown = []
+    while len(shown) < limit:
+        item = api.get(f"/api/rate/next?annotator={annotator}").json()["item"]
+        if item is None:
+            break
+        response = api.post("/api/labels", json={"id": item["id"], "annotator": annotator, "order": item["order"],
+                                                 "verdict": verdicts[len(shown) % len(verdicts)]})
+        assert response.status_code == 201, response.text
+        shown.append((item["id"], item["order"]))
+    return shown
+
+
+def test_a_session_survives_a_server_restart_and_a_changed_setting_starts_anew(rated_run):
+    from genval.cli.view import build
+    from genval.errors import GenvalError
+
+    kept = rated_run / "labels" / ".sessions" / "zed.json"
+    app, _, rating = build(view_args(rated_run, rate=True, annotator="zed", n=12))
+    assert rating.describe("zed") == "new session of 12 items (no earlier session)"
+    session = json.loads(kept.read_text())
+    assert session["ids"] == rating.sample and len(session["orders"]) == 12 and session["n"] == 12
+    assert (session["pair"], session["guideline"]) == ("student~teacher", rating.guideline_hash)
+    with serving(app) as base, httpx.Client(base_url=base) as api:
+        first = _rate_all(api, "zed", limit=5)
+    assert first == list(zip(session["ids"], session["orders"]))[:5]
+    # the rest's A/B orders as kept, flipped: a resumed session must show the file's orders, not draw them again
+    session["orders"][5:] = ["ab" if o == "ba" else "ba" for o in session["orders"][5:]]
+    kept.write_text(json.dumps(session))
+    app, _, rating = build(view_args(rated_run, rate=True, annotator="zed", n=12))  # the server restarted
+    assert rating.describe("zed") == f"resumed the session started {session['started']}: 5 of 12 rated, 7 to go"
+    redrawn = rating._draw(12, {i for i, _ in first})  # what drawing again would have given: another batch
+    assert set(redrawn) - set(session["ids"])
+    with serving(app) as base, httpx.Client(base_url=base) as api:
+        assert api.get("/api/rate/next?annotator=zed").json()["session"]["resumed"] is True
+        rest = _rate_all(api, "zed")
+        assert api.get("/api/rate/next?annotator=zed").json()["progress"] == {"done": 12, "n": 12}
+    assert rest == list(zip(session["ids"], session["orders"]))[5:]
+    rated = {i for i, _ in first + rest}
+    # a session all rated, another --n, --fresh, a changed guideline: each starts a new session and says why
+    _, _, rating = build(view_args(rated_run, rate=True, annotator="zed", n=12))
+    assert rating.describe("zed") == "new session of 12 items (the last session's 12 items are all rated)"
+    assert not set(rating.sample) & rated
+    _, _, rating = build(view_args(rated_run, rate=True, annotator="zed", n=15))
+    assert rating.describe("zed") == "new session of 15 items (--n changed from the last session (12 -> 15))"
+    _, _, rating = build(view_args(rated_run, rate=True, annotator="zed", n=15, fresh=True))
+    assert rating.describe("zed") == "new session of 15 items (--fresh)"
+    session = json.loads(kept.read_text())
+    kept.write_text(json.dumps({**session, "guideline": "sha256:0"}))
+    _, _, rating = build(view_args(rated_run, rate=True, annotator="zed", n=15))
+    assert "the guideline changed" in rating.describe("zed") and json.loads(kept.read_text())["ids"] == rating.sample
+    kept.write_text("{not json")
+    with pytest.raises(GenvalError, match=f"{kept}: not a rating session .* delete it or start with --fresh"):
+        build(view_args(rated_run, rate=True, annotator="zed", n=15))
+
+
+def test_rate_page_counts_every_annotator_and_their_kappa_matches_sklearn(rated_run):
+    from sklearn.metrics import cohen_kappa_score
+
+    p_says = ["equivalent", "equivalent", "not_equivalent", "not_equivalent", "equivalent", "not_equivalent"]
+    q_says = ["equivalent", "not_equivalent", "not_equivalent", "not_equivalent", "equivalent", "equivalent"]
+    with serving(app_for(rated_run, rate=True, annotator="p", n=6)) as base, httpx.Client(base_url=base) as api:
+        p_items = _rate_all(api, "p", p_says)
+        q_items = _rate_all(api, "q", q_says, limit=4)  # q's own session, drawn when q first asks: the same six items
+        state = api.get("/api/rate/next?annotator=q").json()
+    assert [i for i, _ in q_items] == [i for i, _ in p_items][:4] and state["progress"] == {"done": 4, "n": 6}
+    human = pd.read_json(ROOT / "human_labels" / "demo.jsonl", lines=True)
+    counts = human[human["pair"] == "student~teacher"].groupby("annotator")["id"].nunique().to_dict()
+    assert {a["annotator"]: a["rated"] for a in state["annotators"]} == {**counts, "p": 6, "q": 4}
+    both = next(a for a in state["agreement"] if a["annotators"] == ["p", "q"])
+    assert both["n"] == 4 and both["kappa"] == pytest.approx(cohen_kappa_score(p_says[:4], q_says[:4]))
+    assert both["agreement"] == pytest.approx(sum(a == b for a, b in zip(p_says, q_says[:4])) / 4)
+
+
 def test_sample_excludes_labelled_items_and_states_the_scale(run, tmp_path):
     human = pd.read_json(ROOT / "human_labels" / "demo.jsonl", lines=True)
     rated = set(human["id"])
@@ -262,3 +339,45 @@ def test_labels_refuses_a_verdict_off_the_judge_scale_by_line(tmp_path, capsys):
     assert f"{source}:2: verdict 'equivalnt' is not on judge 'equivalence''s scale" in capsys.readouterr().err
     assert not (tmp_path / "out.csv").exists()
     assert main(["labels", str(source), str(tmp_path / "out.csv")]) == 0  # without a judge, no scale to check
+    assert "checked against no scale: the file states none" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("judge", sorted((ROOT / "judges").glob("*.yaml")), ids=lambda p: p.stem)
+def test_a_stated_scale_reads_back_as_the_judge_file_has_it(judge):
+    from genval.judging.definition import load_definition
+    from genval.judging.sampling import scale_text, stated_scale
+
+    scale = load_definition(judge).scale
+    back = stated_scale(scale_text(scale), "sheet.csv:2")
+    assert (back.kind == "ordinal", back.labels, back.min, back.max) == \
+        (scale.kind == "ordinal", list(scale.labels), scale.min, scale.max)
+
+
+def test_labels_without_a_judge_holds_each_row_to_the_scale_its_sheet_states(run, tmp_path, capsys):
+    sheet, fixed = tmp_path / "sheet.jsonl", tmp_path / "fixed.csv"
+    assert main(["sample", str(run), "--n", "6", "--to", str(sheet)]) == 0
+    rows = pd.read_json(sheet, lines=True, dtype=False)
+    rows["annotator"] = "p"
+    rows["verdict"] = ["equivalent", "not_equivalent", "equivalent", "equivalnt", "equivalent", "not_equivalent"]
+    rows.to_json(sheet, orient="records", lines=True, force_ascii=False)
+    capsys.readouterr()
+    assert main(["labels", str(sheet), str(tmp_path / "out.csv")]) == 2
+    assert f"{sheet}:4: verdict 'equivalnt' is off the scale the row states (verdict: equivalent | " \
+        "not_equivalent); give one of equivalent, not_equivalent" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+    assert main(["labels", str(sheet), str(tmp_path / "out.csv"), "--run", str(run)]) == 2  # the run's judges
+    assert f"{sheet}:4: verdict 'equivalnt' is not on judge 'extraction_equivalence''s scale" in capsys.readouterr().err
+    rows.loc[3, "verdict"] = "not_equivalent"
+    rows.to_csv(fixed, index=False)
+    assert main(["labels", str(fixed), str(tmp_path / "out.jsonl")]) == 0
+    assert "6 ratings, checked against the scale each row states" in capsys.readouterr().out
+    assert pd.read_json(tmp_path / "out.jsonl", lines=True)["verdict"].tolist() == rows["verdict"].tolist()
+    ordinal = tmp_path / "scores.csv"  # a score sheet: a score off its range, or a verdict, named by line
+    ordinal.write_text("id,pair,annotator,verdict,score,scale\n"
+                       "a,student~teacher,p,,4,score 1..5 (1: poor; 5: faithful)\n"
+                       "b,student~teacher,p,,9,score 1..5 (1: poor; 5: faithful)\n")
+    assert main(["labels", str(ordinal), str(tmp_path / "o.jsonl")]) == 2
+    assert f"{ordinal}:3: score 9 is off the scale the row states" in capsys.readouterr().err
+    ordinal.write_text(ordinal.read_text().replace(",,9,", ",good,,"))
+    assert main(["labels", str(ordinal), str(tmp_path / "o.jsonl")]) == 2
+    assert f"{ordinal}:3: a verdict ('good') where the scale" in capsys.readouterr().err

@@ -17,6 +17,7 @@ import pytest
 
 from genval.cli import main
 from tests.test_report_browser import Page, browser, page  # noqa: F401 — the Chromium fixtures, reused
+from tests.conftest import ROOT
 from tests.test_view import app_for, demo_run, serving
 
 
@@ -93,6 +94,7 @@ def test_rate_ten_with_the_keyboard_reload_resume_and_calibrate(setup, tmp_path)
     with serving(app_for(run, rate=True, annotator="kim", n=20, fresh=True)) as base:
         goto(tab, f"{base}/rate?annotator=kim")
         until(tab, "document.getElementById('progress').textContent === '0 / 20 rated'")
+        assert tab.js("document.getElementById('session').textContent") == "new session of 20 items (--fresh)"
         assert "equivalent" in tab.js("document.getElementById('guideline').textContent")
         page_text = tab.js("document.body.innerText")
         assert "teacher" not in tab.js("document.querySelector('.rate-grid').innerText").lower()  # blind
@@ -111,6 +113,17 @@ def test_rate_ten_with_the_keyboard_reload_resume_and_calibrate(setup, tmp_path)
         goto(tab, f"{base}/rate?annotator=kim")  # reload: the same next item, progress kept
         until(tab, "document.getElementById('progress').textContent === '10 / 20 rated'")
         assert tab.js("document.getElementById('a').textContent") == shown
+        assert tab.console_errors() == []
+    with serving(app_for(run, rate=True, annotator="kim", n=20)) as base:  # the server restarted: the same session
+        goto(tab, f"{base}/rate?annotator=kim")
+        until(tab, "document.getElementById('progress').textContent === '10 / 20 rated'")
+        assert tab.js("document.getElementById('a').textContent") == shown
+        assert tab.js("document.getElementById('session').textContent").startswith("resumed the session started")
+        counts = tab.js("Array.from(document.querySelectorAll('#annotators tr')).slice(1)"
+                        ".map(r => Array.from(r.cells).map(c => c.textContent))")
+        human = pd.read_json(ROOT / "human_labels" / "demo.jsonl", lines=True)
+        expected = human[human["pair"] == "student~teacher"].groupby("annotator")["id"].nunique()
+        assert {a: int(c) for a, c in counts} == {**expected.to_dict(), "kim": 10}
         assert tab.console_errors() == []
     lines = [json.loads(line) for line in (run / "labels" / "kim.jsonl").read_text().splitlines()]
     assert len(lines) == 10 and len({r["id"] for r in lines}) == 10

@@ -116,9 +116,12 @@ def _cmd_calibrate(args) -> int:
 
 
 def _cmd_labels(args) -> int:
+    """Converts ratings, each checked against --judge's scale, the --run's judges, or else the scale its row states."""
     from genval.judging.labels import read_labels, write_labels
 
-    judges = None
+    judges, against = None, "the scale each row states"
+    if args.judge and args.run:
+        raise GenvalError("--judge and --run: give one (a judge file, or a run folder whose judges to check against)")
     if args.judge:  # every verdict checked against the judge's scale, a wrong one named by its line
         from genval.judging.definition import load_definition
         from genval.judging.stage import JudgeScope
@@ -126,9 +129,22 @@ def _cmd_labels(args) -> int:
         definition = load_definition(args.judge)
         pairs = {str(r.get("pair")) for r in _raw_records(args.source)}
         judges = [JudgeScope(definition.name, frozenset(pairs), definition, definition.aspect)]
-    frame = read_labels(args.source, judges=judges)
+        against = f"judge {definition.name}'s scale"
+    elif args.run:
+        from genval.judging.stage import judge_scopes
+
+        if not Path(args.run).is_dir():
+            raise GenvalError(f"--run {args.run}: not a run folder (give the folder `genval run` wrote)")
+        _, config = _open(args.run, "runs", [], True)
+        if not config.judge:
+            raise GenvalError(f"--run {args.run}: the run has no judge, so no scale to check against")
+        judges = judge_scopes(config)
+        against = "the scales of the run's judges (" + ", ".join(j.name for j in judges) + ")"
+    elif not any(r.get("scale") for r in _raw_records(args.source)):
+        against = "no scale: the file states none (give --judge or --run to check one)"
+    frame = read_labels(args.source, judges=judges, stated=judges is None)
     write_labels(frame, args.dest)
-    print(f"{args.dest}: {len(frame)} ratings")
+    print(f"{args.dest}: {len(frame)} ratings, checked against {against}")
     return 0
 
 
@@ -203,7 +219,9 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("labels", help="convert human labels between JSONL and CSV (checked on the way)")
     p.add_argument("source", help="ratings, .jsonl or .csv")
     p.add_argument("dest", help="where to write them, .jsonl or .csv")
-    p.add_argument("--judge", help="a judge file (judges/*.yaml): refuse a verdict or score off its scale, by line")
+    p.add_argument("--judge", help="a judge file (judges/*.yaml): refuse a verdict or score off its scale, by line "
+                                   "(default: off the scale a sample sheet's row states in its 'scale' column)")
+    p.add_argument("--run", help="a run folder: refuse a verdict or score off the scale of the judges of its pair")
     p.set_defaults(func=_cmd_labels)
 
     p = subparsers.add_parser("import", help="import a public human-rated set (summeval)")

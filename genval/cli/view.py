@@ -65,7 +65,7 @@ def _cmd_view(args) -> int:
     _check_port(args.host, args.port)
     url = f"http://{args.host}:{args.port}{path}"
     if rating is not None:
-        print(f"rating {rating.pair} on judge {rating.scope.name}'s scale: {len(rating.sample)} items; "
+        print(f"rating {rating.pair} on judge {rating.scope.name}'s scale: {rating.describe(args.annotator)}; "
               f"each rating goes to {rating.path(args.annotator)}")
     print(url)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
@@ -99,8 +99,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--annotator", help="with --rate: who rates (ratings go to RUN/labels/NAME.jsonl)")
     p.add_argument("--pair", default="student~teacher", help="with --rate: the pair to rate (default student~teacher)")
     p.add_argument("--n", type=count, default=200, help="with --rate: items in the sample (default 200)")
-    p.add_argument("--fresh", action="store_true", help="with --rate: leave out items anyone rated (default: only "
-                                                        "those this annotator rated)")
+    p.add_argument("--fresh", action="store_true",
+                   help="with --rate: start a new session, leaving out items anyone rated (default: resume this "
+                        "annotator's last session, or draw from the items they have not rated)")
     p.add_argument("--judge", help="with --rate: the judge whose scale to rate on (default: the first of the pair)")
     p.add_argument("--quiet", action="store_true", help="no progress messages while the index is built")
     p.set_defaults(func=_cmd_view)

@@ -8,7 +8,8 @@ is one error naming file:line.
 Read for a run, each rating is also checked against the judges that answer its pair
 (`check_ratings`): a pair no judge answers, a score for a judge that answers with labels (or
 a label for one that scores), a score off the judge's scale (9 on 1–5) or a label not on it
-is an error naming the line — never clipped, never dropped in silence.
+is an error naming the line — never clipped, never dropped in silence. A sample sheet's row
+states its scale (`scale`); `check_stated` holds each rating to it when no judge is at hand.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ def _unique(rows: list[dict], wheres: list[str]) -> None:
         seen[key] = where
 
 
-def _read(path: str | Path) -> tuple[list[dict], list[str]]:
-    """Gives the ratings of a JSONL or CSV file, each with its `file:line`."""
+def _read(path: str | Path) -> tuple[list[dict], list[str], list]:
+    """Gives the ratings of a JSONL or CSV file, each with its `file:line` and the scale its row states (or None)."""
     path = Path(path)
     if not path.exists():
         raise GenvalError(f"{path}: no such human-labels file (check 'human_labels' in the config)")
@@ -77,26 +78,58 @@ def _read(path: str | Path) -> tuple[list[dict], list[str]]:
         if missing:
             raise GenvalError(f"{path}:1: the header lacks {', '.join(sorted(missing))}")
     records = read_csv(path, "human labels") if is_csv else read_jsonl(path, "human labels")
-    rows, wheres = [], []
+    rows, wheres, stated = [], [], []
     for record in records:
         rating = _check(record.data, record.where)
         if rating:
             rows.append(rating)
             wheres.append(record.where)
+            stated.append(record.data.get("scale") or None)
     _unique(rows, wheres)
-    return rows, wheres
+    return rows, wheres, stated
 
 
-def read_labels(path: str | Path, judges=None) -> pd.DataFrame:
+def read_labels(path: str | Path, judges=None, stated: bool = False) -> pd.DataFrame:
     """Gives the ratings in a JSONL or CSV file as a table of LABEL_COLUMNS.
 
     With `judges` (JudgeScope objects: name, pairs, definition, aspect), each rating is first
-    checked against the judges that answer its pair (`check_ratings`).
+    checked against the judges that answer its pair (`check_ratings`); with `stated`, against
+    the scale its own row states (a sample sheet's `scale` column, `check_stated`).
     """
-    rows, wheres = _read(path)
+    rows, wheres, scales = _read(path)
     if judges:
         check_ratings(rows, wheres, judges)
+    if stated:
+        check_stated(rows, wheres, scales)
     return pd.DataFrame(rows, columns=LABEL_COLUMNS).astype({"score": "float64"})
+
+
+def check_stated(rows: list[dict], wheres: list[str], scales: list) -> None:
+    """Raises, naming the line, for the first rating off the scale its row states; a row stating none passes."""
+    from genval.judging.parsing import match_scale
+    from genval.judging.sampling import stated_scale
+
+    read = {}
+    for row, where, text in zip(rows, wheres, scales):
+        if text is None:
+            continue
+        if text not in read:
+            read[text] = stated_scale(str(text), where)
+        scale = read[text]
+        says = f"the scale the row states ({text})"
+        if scale.kind == "ordinal":
+            if row["verdict"] is not None:
+                raise GenvalError(f"{where}: a verdict ({row['verdict']!r}) where {says} asks for a score; "
+                                  "give 'score' instead")
+            if not scale.min <= row["score"] <= scale.max:
+                raise GenvalError(f"{where}: score {row['score']:g} is off {says}; "
+                                  f"give a score in {scale.min}..{scale.max}")
+        elif row["score"] is not None:
+            raise GenvalError(f"{where}: a score ({row['score']:g}) where {says} asks for a verdict; "
+                              f"give 'verdict' ({' or '.join(scale.labels)}) instead")
+        elif match_scale(row["verdict"], scale).verdict is None:
+            raise GenvalError(f"{where}: verdict {row['verdict']!r} is off {says}; "
+                              f"give one of {', '.join(scale.labels)}")
 
 
 def check_ratings(rows: list[dict], wheres: list[str], judges) -> None:

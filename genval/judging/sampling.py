@@ -8,9 +8,12 @@ sample looks like the eval set. Seeded: the same config draws the same sample.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
+from genval.errors import GenvalError
 from genval.judging.asking import PairSpec, pair_items
 
 SHEET_COLUMNS = ["id", "pair", "annotator", "verdict", "score", "note"]
@@ -65,6 +68,23 @@ def scale_text(scale) -> str:
         anchors = "; ".join(f"{k}: {v}" for k, v in sorted(scale.anchors.items()))
         return f"score {scale.min}..{scale.max}" + (f" ({anchors})" if anchors else "")
     return "verdict: " + " | ".join(scale.labels)
+
+
+def stated_scale(text: str, where: str):
+    """Gives the scale a sheet's `scale` column states (scale_text's words read back), or raises naming `where`.
+
+    Only what a rating is checked against comes back: the labels, or min..max (anchors are words for people).
+    """
+    from genval.judging.definition import Scale
+
+    score = re.fullmatch(r"score (-?\d+)\.\.(-?\d+)(?: \(.*\))?", text.strip(), flags=re.S)
+    if score:
+        return Scale.model_construct(kind="ordinal", labels=[], min=int(score.group(1)), max=int(score.group(2)))
+    if text.strip().startswith("verdict: "):
+        labels = [label.strip() for label in text.strip()[len("verdict: "):].split("|") if label.strip()]
+        return Scale.model_construct(kind="binary" if len(labels) == 2 else "choice", labels=labels)
+    raise GenvalError(f"{where}: the 'scale' column says {text!r}, not a scale as `genval sample` states one "
+                      "('verdict: a | b' or 'score 1..5'); correct it, or check against a judge with --judge")
 
 
 def draw_sample(examples: pd.DataFrame, outputs: pd.DataFrame, spec: PairSpec, n: int, slices: list[str],

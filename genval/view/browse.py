@@ -43,7 +43,8 @@ class Browser:
                 "scores": [[p, m] for p, m, _ in self.meta["scores"]],
                 "judges": [{"judge": j, "pair": p, "verdicts": self._verdicts(j)} for p, j in self.meta["judges"]],
                 "slices": self.slices(),
-                "diagnoses": [{"kind": d["kind"], "message": d["message"]} for d in self.summary.get("diagnoses") or []]}
+                "diagnoses": [{"kind": d["kind"], "message": d["message"]}
+                              for d in self.summary.get("diagnoses") or []]}
 
     def _verdicts(self, judge: str) -> list[str]:
         rows = self.con.execute("SELECT DISTINCT verdict FROM jd WHERE judge = ? AND verdict IS NOT NULL ORDER BY 1",
@@ -74,8 +75,8 @@ class Browser:
             return f'ex."slice_{field}" = ?', [value]
         if field == "rare_class":
             return "ex.label = ?", [value]
-        raise GenvalError(f"filter: no slice field {field!r} in this run (it has: "
-                          f"{', '.join(self.meta['slices'] + (['rare_class'] if 'rare_class' in self.slices() else []))})")
+        fields = self.meta["slices"] + (["rare_class"] if "rare_class" in self.slices() else [])
+        raise GenvalError(f"filter: no slice field {field!r} in this run (it has: {', '.join(fields)})")
 
     def _diagnosis(self, kind: str) -> tuple[str, list]:
         found = [d for d in self.summary.get("diagnoses") or [] if d["kind"] == kind]
@@ -155,7 +156,8 @@ class Browser:
         return " AND ".join(parts), args
 
     def order(self, terms: dict) -> str:
-        """Gives the ORDER BY clause: the sort score (worst first by default, by its registered direction), then position."""
+        """Gives the ORDER BY clause: the sort score (worst first by default, by its registered direction), then
+        position."""
         if "sort" not in terms:
             return "ORDER BY ex.pos"
         column = self._column(terms["sort"], terms.get("pair"))

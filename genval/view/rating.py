@@ -1,17 +1,20 @@
 """Rating: the sample people rate, shown blind, and each rating written into the run's labels as it is given.
 
 The sample is `genval sample`'s (genval.judging.sampling.pick: critical slices first, then
-strata by slice), drawn once when the server starts from the items nobody should rate again:
-those the annotator already rated, or with `fresh` those anyone rated. Reloading the page
-asks the server for the next unrated item of that sample, so closing it loses nothing.
+strata by slice), drawn per annotator from the items nobody should rate again: those the
+annotator already rated, or with `fresh` those anyone rated. The drawn session — its ids in
+order, each item's A/B order, the pair, judge, n, seed and guideline hash — is kept in
+`labels/.sessions/<annotator>.json` (written whole, then renamed), so reloading the page or
+restarting the server continues with the rest of the same items; `fresh`, another n, pair
+or judge, a changed guideline or seed, or a session all rated starts a new one, and says why.
 
 Blind: the page never sees a role name; each item's A/B order is drawn per annotator and
-item (seeded, so a reload shows the same order) and recorded with the rating (`order`: `ab`
-shows the pair's candidate as A). A rating is in the pair's own order: for a choice scale
-the page turns "A" back into the role shown as A. Each rating is one JSON line appended to
-`labels/<annotator>.jsonl` (the human_labels format plus `order`, `guideline` — the sha256
-of the guideline text shown — and `rated_at`), which genval.judging.labels reads for the
-calibrate stage; undo removes the annotator's last line.
+item (seeded) and recorded with the rating (`order`: `ab` shows the pair's candidate as A).
+A rating is in the pair's own order: for a choice scale the page turns "A" back into the
+role shown as A. Each rating is one JSON line appended to `labels/<annotator>.jsonl` (the
+human_labels format plus `order`, `guideline` — the sha256 of the guideline text shown — and
+`rated_at`), which genval.judging.labels reads for the calibrate stage; undo removes the
+annotator's last line.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from genval.judging.labels import FOLDER, _check, check_ratings, label_sources, 
 from genval.judging.sampling import pick, scale_text
 
 ANNOTATOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SESSIONS = ".sessions"  # inside labels/: not *.jsonl, so no labels reader takes it for ratings
+# A session is resumed only when all of these are the same; each named as the user would change it.
+MATCH = {"pair": "--pair", "judge": "--judge", "n": "--n", "seed": "the config's analysis.seed"}
 
 
 def guideline(definition) -> str:
@@ -72,11 +78,69 @@ class RateSession:
         self.guideline_hash = "sha256:" + hashlib.sha256(self.guideline.encode("utf-8")).hexdigest()
         self.folder = Path(run.root) / FOLDER
         self.lock = threading.Lock()
-        rated = self.ratings()
-        rated = rated[rated["pair"] == pair]
-        if not fresh and annotator:
-            rated = rated[rated["annotator"] == annotator]
-        self.sample = self._draw(n, set(rated["id"]) if (fresh or annotator) else set())
+        self.n, self.sessions = n, {}
+        self.sample: list[str] = []
+        if annotator:  # the starting annotator's session now, so the command line can say what it is
+            self.sample = self.session(annotator, fresh=fresh)["ids"]
+
+    # --- the session --------------------------------------------------------------------------
+    def session_path(self, annotator: str) -> Path:
+        return self.folder / SESSIONS / f"{check_annotator(annotator)}.json"
+
+    def session(self, annotator: str, fresh: bool = False) -> dict:
+        """Gives the annotator's session: resumed from labels/.sessions when it still fits, else drawn and kept."""
+        if annotator in self.sessions and not fresh:
+            return self.sessions[annotator]
+        want = {"pair": self.pair, "judge": self.scope.name, "n": self.n, "seed": self.config.analysis.seed,
+                "guideline": self.guideline_hash}
+        old, why = None, "--fresh" if fresh else "no earlier session"
+        path = self.session_path(annotator)
+        if not fresh and path.exists():
+            old = _read_session(path)
+            why = self._stale(old, want, annotator)
+        if why is None:
+            session = {**old, "resumed": True, "why": None}
+        else:
+            rated = self.ratings()
+            rated = rated[rated["pair"] == self.pair]
+            if not fresh:
+                rated = rated[rated["annotator"] == annotator]
+            ids = self._draw(self.n, set(rated["id"]))
+            session = {"annotator": annotator, **want, "fresh": fresh, "started": _now(), "ids": ids,
+                       "orders": [self.order(annotator, i) for i in ids]}
+            _replace(path, json.dumps(session, ensure_ascii=False, indent=1) + "\n")
+            session = {**session, "resumed": False, "why": why}
+        self.sessions[annotator] = session
+        return session
+
+    def _stale(self, old: dict, want: dict, annotator: str) -> str | None:
+        """Gives why a kept session cannot be resumed (another setting, a changed run, all rated), or None."""
+        for key, name in MATCH.items():
+            if old.get(key) != want[key]:
+                return f"{name} changed from the last session ({old.get(key)} -> {want[key]})"
+        if old.get("guideline") != want["guideline"]:
+            return "the guideline changed since the last session (its hash differs)"
+        missing = [i for i in old["ids"] if self.browser.position(i) is None]
+        if missing:
+            return f"the run no longer has item {missing[0]!r} of the last session"
+        if not self.todo(annotator, old):
+            return f"the last session's {len(old['ids'])} items are all rated"
+        return None
+
+    def todo(self, annotator: str, session: dict | None = None, ratings: pd.DataFrame | None = None) -> list[str]:
+        """Gives the ids of the annotator's session not yet rated, in the session's order."""
+        session = session or self.session(annotator)
+        ratings = self.ratings() if ratings is None else ratings
+        mine = set(ratings[(ratings["annotator"] == annotator) & (ratings["pair"] == self.pair)]["id"])
+        return [i for i in session["ids"] if i not in mine]
+
+    def describe(self, annotator: str, todo: list[str] | None = None) -> str:
+        """Gives one line on the annotator's session: resumed (with its progress) or new (and why)."""
+        session = self.session(annotator)
+        n, left = len(session["ids"]), len(self.todo(annotator) if todo is None else todo)
+        if session["resumed"]:
+            return f"resumed the session started {session['started']}: {n - left} of {n} rated, {left} to go"
+        return f"new session of {n} items ({session['why']})"
 
     # --- the sample ---------------------------------------------------------------------------
     def _draw(self, n: int, exclude: set) -> list[str]:
@@ -110,18 +174,20 @@ class RateSession:
         return read_sources(label_sources(self.config.human_labels, self.run.root), self.scopes)
 
     def state(self, annotator: str) -> dict:
-        """Gives the next item to rate (blind), progress, the scale, the guideline and the agreement so far."""
+        """Gives the next item to rate (blind), progress, the session, scale, guideline and every annotator's counts."""
         check_annotator(annotator)
-        ratings = self.ratings()
-        mine = set(ratings[(ratings["annotator"] == annotator) & (ratings["pair"] == self.pair)]["id"])
-        todo = [i for i in self.sample if i not in mine]
+        session, ratings = self.session(annotator), self.ratings()
+        todo = self.todo(annotator, session, ratings)
+        n = len(session["ids"])
         out = {"annotator": annotator, "pair": self.pair, "judge": self.scope.name,
-               "progress": {"done": len(self.sample) - len(todo), "n": len(self.sample)},
+               "progress": {"done": n - len(todo), "n": n},
+               "session": {"started": session["started"], "resumed": session["resumed"], "why": session["why"],
+                           "line": self.describe(annotator, todo)},
                "scale": self.scale(), "guideline": self.guideline, "guideline_hash": self.guideline_hash,
-               "can_undo": bool(self._lines(annotator)), "agreement": agreement(ratings, self.pair),
-               "item": None}
+               "can_undo": bool(self._lines(annotator)), "annotators": annotators(ratings, self.pair),
+               "agreement": agreement(ratings, self.pair), "item": None}
         if todo:
-            out["item"] = self.blind(todo[0], self.order(annotator, todo[0]))
+            out["item"] = self.blind(todo[0], session["orders"][session["ids"].index(todo[0])])
         return out
 
     def scale(self) -> dict:
@@ -178,8 +244,7 @@ class RateSession:
             record = {k: v for k, v in rating.items() if v is not None}
             if record.get("score") is not None and float(record["score"]).is_integer():
                 record["score"] = int(record["score"])
-            record.update(order=body.get("order") or "ab", guideline=self.guideline_hash,
-                          rated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            record.update(order=body.get("order") or "ab", guideline=self.guideline_hash, rated_at=_now())
             path = self.path(rating["annotator"])
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a", encoding="utf-8") as fh:
@@ -195,16 +260,49 @@ class RateSession:
             if not lines:
                 return None
             path = self.path(annotator)
-            tmp = path.with_name(f".{path.name}.undo")
-            tmp.write_text("".join(line + "\n" for line in lines[:-1]), encoding="utf-8")
-            os.replace(tmp, path)
             if len(lines) == 1:
                 path.unlink()
+            else:
+                _replace(path, "".join(line + "\n" for line in lines[:-1]))
             return json.loads(lines[-1])
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _replace(path: Path, text: str) -> None:
+    """Writes `text` to `path` whole or not at all: a temporary file beside it, synced, then renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _read_session(path: Path) -> dict:
+    """Gives a kept session, or raises naming the file when it is not one this module wrote."""
+    try:
+        session = json.loads(path.read_text(encoding="utf-8"))
+        if not (isinstance(session.get("ids"), list) and isinstance(session.get("orders"), list)
+                and len(session["ids"]) == len(session["orders"]) and "started" in session):
+            raise ValueError("no 'ids' and 'orders' of one length, or no 'started'")
+    except (ValueError, AttributeError) as exc:
+        raise GenvalError(f"{path}: not a rating session genval view wrote ({exc}); "
+                          "delete it or start with --fresh") from None
+    return session
+
+
+def annotators(ratings: pd.DataFrame, pair: str) -> list[dict]:
+    """Gives, per annotator of `pair`, how many of its items they rated (every source: labels/ and human_labels)."""
+    counts = ratings[ratings["pair"] == pair].drop_duplicates(["id", "annotator"])["annotator"].value_counts()
+    return [{"annotator": str(a), "rated": int(counts[a])} for a in sorted(counts.index)]
+
+
 def agreement(ratings: pd.DataFrame, pair: str) -> list[dict]:
-    """Gives, per two annotators who rated the same items of `pair`, the items shared, raw agreement and Cohen's kappa."""
+    """Gives, per two annotators who rated the same items of `pair`: the items shared, raw agreement, Cohen's kappa."""
     rows = ratings[ratings["pair"] == pair]
     values = rows["verdict"].where(rows["verdict"].notna(), rows["score"].astype(object))
     table = pd.DataFrame({"id": rows["id"], "annotator": rows["annotator"], "value": values.astype(str)})

@@ -43,16 +43,22 @@ function scoreOf(item) {
   const metric = form.elements.sort.value || form.elements.metric.value;
   if (!metric) return "";
   const pair = form.elements.pair.value;
-  const pairs = pair ? [pair] : Object.keys(item.scores).sort((a, b) => (b.includes("~teacher") - a.includes("~teacher")));
-  for (const p of pairs) if (item.scores[p] && metric in item.scores[p]) return `${item.scores[p][metric].toFixed(3)} <span class="muted">${esc(p)}</span>`;
+  const pairs = pair ? [pair]
+    : Object.keys(item.scores).sort((a, b) => (b.includes("~teacher") - a.includes("~teacher")));
+  for (const p of pairs) {
+    if (item.scores[p] && metric in item.scores[p])
+      return `${item.scores[p][metric].toFixed(3)} <span class="muted">${esc(p)}</span>`;
+  }
   return "–";
 }
 
 function row(item, k) {
-  const flags = Object.entries(item.flags).filter(([, on]) => on).map(([f]) => `<span class="flag">${f.replace(/_/g, " ")}</span>`).join("");
+  const flags = Object.entries(item.flags).filter(([, on]) => on)
+    .map(([f]) => `<span class="flag">${f.replace(/_/g, " ")}</span>`).join("");
   const judged = item.judgments.map(j => esc(j.verdict == null ? "(unread)" : j.verdict)).join(", ");
   const student = (item.outputs.student || Object.values(item.outputs).find((_, i) => i > 0) || {}).text || "";
-  return `<tr data-k="${k}"><td>${esc(item.id)}</td><td class="muted">${esc(Object.entries(item.slices).map(([f, v]) => `${f}=${v}`).join(" "))}</td>` +
+  const slices = Object.entries(item.slices).map(([f, v]) => `${f}=${v}`).join(" ");
+  return `<tr data-k="${k}"><td>${esc(item.id)}</td><td class="muted">${esc(slices)}</td>` +
     `<td>${flags}</td><td>${judged}</td><td>${scoreOf(item)}</td><td>${esc(student.slice(0, 90))}</td></tr>`;
 }
 
@@ -70,7 +76,8 @@ async function load() {
   }
   document.querySelector("#examples tbody").innerHTML = state.items.map(row).join("");
   const last = Math.min(state.offset + state.items.length, state.total);
-  document.getElementById("count").textContent = state.total ? `${state.offset + 1}–${last} of ${state.total} examples` : "0 examples";
+  document.getElementById("count").textContent =
+    state.total ? `${state.offset + 1}–${last} of ${state.total} examples` : "0 examples";
   document.getElementById("prev").disabled = state.offset === 0;
   document.getElementById("next").disabled = last >= state.total;
   document.getElementById("detail").hidden = true;
@@ -89,17 +96,28 @@ function sides(item) {
   }
   return cols.map(([name, text, against, out]) => `<div class="side" data-role="${esc(name)}"><h3>${esc(name)}</h3>` +
     (out && out.error ? `<div class="error">failed: ${esc(out.error)}</div>` : compared(text, against)) +
-    (out && out.label_probs ? `<div class="muted">label probabilities: ${esc(Object.entries(out.label_probs).sort((a, b) => b[1] - a[1]).slice(0, 4).map(([l, p]) => `${l} ${(+p).toFixed(3)}`).join(", "))}</div>` : "") +
-    (out && out.latency_s != null ? `<div class="muted">latency ${out.latency_s.toFixed(3)} s</div>` : "") + "</div>").join("");
+    (out && out.label_probs ? `<div class="muted">label probabilities: ${esc(topProbs(out.label_probs))}</div>` : "") +
+    (out && out.latency_s != null ? `<div class="muted">latency ${out.latency_s.toFixed(3)} s</div>` : "") +
+    "</div>").join("");
+}
+
+// The four likeliest labels with their probabilities, likeliest first.
+function topProbs(probs) {
+  return Object.entries(probs).sort((a, b) => b[1] - a[1]).slice(0, 4)
+    .map(([l, p]) => `${l} ${(+p).toFixed(3)}`).join(", ");
 }
 
 function open(k) {
   const item = state.items[k];
   document.querySelectorAll("#examples tbody tr").forEach(tr => tr.classList.toggle("open", +tr.dataset.k === k));
+  const detailOf = (pair, m) => item.details[pair] && item.details[pair][m]
+    ? ` <span class="muted">(${esc(item.details[pair][m])})</span>` : "";
   const scoreRows = Object.entries(item.scores).map(([pair, ms]) => `<tr><th>${esc(pair)}</th><td>${Object.entries(ms)
-    .map(([m, v]) => `${esc(m)} <b>${v.toFixed(3)}</b>` + (item.details[pair] && item.details[pair][m] ? ` <span class="muted">(${esc(item.details[pair][m])})</span>` : "")).join(" · ")}</td></tr>`).join("");
-  const judged = item.judgments.map(j => `<div class="judgment"><b>${esc(j.judge)}</b> on ${esc(j.pair)}: <b class="verdict">${esc(j.verdict == null ? "unreadable" : j.verdict)}</b>` +
-    (j.problem ? ` <span class="error">${esc(j.problem)}</span>` : "") + `<details><summary>judge's raw answer</summary><pre class="raw">${esc(j.raw)}</pre></details></div>`).join("");
+    .map(([m, v]) => `${esc(m)} <b>${v.toFixed(3)}</b>` + detailOf(pair, m)).join(" · ")}</td></tr>`).join("");
+  const judged = item.judgments.map(j => `<div class="judgment"><b>${esc(j.judge)}</b> on ${esc(j.pair)}: ` +
+    `<b class="verdict">${esc(j.verdict == null ? "unreadable" : j.verdict)}</b>` +
+    (j.problem ? ` <span class="error">${esc(j.problem)}</span>` : "") +
+    `<details><summary>judge's raw answer</summary><pre class="raw">${esc(j.raw)}</pre></details></div>`).join("");
   const detail = document.getElementById("detail");
   detail.innerHTML = `<h2>${esc(item.id)}</h2><h3>input</h3><div class="text" id="input">${esc(item.input)}</div>` +
     `<h3>outputs</h3><div class="sides">${sides(item)}</div>` +
@@ -110,9 +128,15 @@ function open(k) {
 
 form.addEventListener("change", () => { state.offset = 0; load(); });
 form.addEventListener("submit", e => { e.preventDefault(); state.offset = 0; load(); });
-document.getElementById("prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - LIMIT); load(); });
+document.getElementById("prev").addEventListener("click", () => {
+  state.offset = Math.max(0, state.offset - LIMIT);
+  load();
+});
 document.getElementById("next").addEventListener("click", () => { state.offset += LIMIT; load(); });
-document.querySelector("#examples tbody").addEventListener("click", e => { const tr = e.target.closest("tr"); if (tr) open(+tr.dataset.k); });
+document.querySelector("#examples tbody").addEventListener("click", e => {
+  const tr = e.target.closest("tr");
+  if (tr) open(+tr.dataset.k);
+});
 
 getJSON("/api/run").then(run => { setUp(run); return load(); })
   .catch(e => { document.getElementById("message").textContent = e.message; });

@@ -2,7 +2,8 @@
 "use strict";
 
 function esc(text) {
-  return String(text == null ? "" : text).replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
+  const entity = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"};
+  return String(text == null ? "" : text).replace(/[&<>"]/g, c => entity[c]);
 }
 
 async function getJSON(url, options) {
@@ -19,7 +20,8 @@ function wordDiff(text, other) {
   const a = String(text).split(/(\s+)/), b = other == null ? [] : String(other).split(/(\s+)/);
   const wa = a.filter((_, i) => i % 2 === 0), wb = b.filter((_, i) => i % 2 === 0);
   const n = wa.length, m = wb.length;
-  if (other == null || n * m > 4e6) return esc(text) + (other != null ? '<div class="muted">(too long to compare)</div>' : "");
+  if (other == null || n * m > 4e6)
+    return esc(text) + (other != null ? '<div class="muted">(too long to compare)</div>' : "");
   const table = Array.from({length: n + 1}, () => new Uint32Array(m + 1));
   for (let i = n - 1; i >= 0; i--)
     for (let j = m - 1; j >= 0; j--)

@@ -17,18 +17,39 @@ function canonical(value, scale, order) {
   return value === a ? b : value === b ? a : value;
 }
 
+function tableRows(head, rows) {
+  return "<tr>" + head.map(h => `<th>${esc(h)}</th>`).join("") + "</tr>" +
+    rows.map(r => "<tr>" + r.map(c => `<td>${esc(c)}</td>`).join("") + "</tr>").join("");
+}
+
+// Every annotator's count on the pair, then each two who share items: how many, raw agreement, Cohen's kappa.
+function showAnnotators(state) {
+  document.querySelector("#annotators tbody").innerHTML = state.annotators.length
+    ? tableRows(["annotator", "items rated"], state.annotators.map(a => [a.annotator, a.rated]))
+    : "<tr><td class=\"muted\">nobody has rated this pair yet</td></tr>";
+  document.querySelector("#agreement tbody").innerHTML = state.agreement.length
+    ? tableRows(["annotators", "shared items", "agreement", "Cohen's kappa"], state.agreement.map(a => [
+      a.annotators.join(" & "), a.n, (a.agreement * 100).toFixed(1) + " %",
+      a.kappa == null ? "–" : a.kappa.toFixed(3)]))
+    : "<tr><td class=\"muted\">no items rated by two annotators yet</td></tr>";
+}
+
+function showScale(scale) {
+  const anchors = scale.anchors || {};
+  document.getElementById("scale").innerHTML = scale.values.map((v, k) =>
+    `<button type="button" data-k="${k}"><kbd>${keyOf(scale, k)}</kbd> ${esc(v)}` +
+    (anchors[v] ? ` <span class="muted">${esc(anchors[v])}</span>` : "") + "</button>").join("");
+}
+
 function show(state) {
   current = state;
   document.getElementById("who").textContent = `${state.annotator} · ${state.pair} · scale of judge ${state.judge}`;
   document.getElementById("progress").textContent = `${state.progress.done} / ${state.progress.n} rated`;
+  document.getElementById("session").textContent = state.session.line;
   document.getElementById("guideline").textContent = state.guideline;
   document.getElementById("guideline-hash").textContent = state.guideline_hash.slice(0, 19);
   document.getElementById("undo").disabled = !state.can_undo;
-  document.querySelector("#agreement tbody").innerHTML = state.agreement.length
-    ? "<tr><th>annotators</th><th>shared items</th><th>agreement</th><th>Cohen's kappa</th></tr>" + state.agreement.map(a =>
-      `<tr><td>${esc(a.annotators.join(" & "))}</td><td>${a.n}</td><td>${(a.agreement * 100).toFixed(1)} %</td>` +
-      `<td>${a.kappa == null ? "–" : a.kappa.toFixed(3)}</td></tr>`).join("")
-    : "<tr><td class=\"muted\">no items rated by two annotators yet</td></tr>";
+  showAnnotators(state);
   const item = state.item;
   document.getElementById("item").hidden = !item;
   document.getElementById("done").hidden = !!item;
@@ -36,9 +57,7 @@ function show(state) {
   document.getElementById("input").textContent = item.input;
   document.getElementById("a").innerHTML = compared(item.a, item.b);
   document.getElementById("b").innerHTML = compared(item.b, item.a);
-  const anchors = state.scale.anchors || {};
-  document.getElementById("scale").innerHTML = state.scale.values.map((v, k) =>
-    `<button type="button" data-k="${k}"><kbd>${keyOf(state.scale, k)}</kbd> ${esc(v)}${anchors[v] ? ` <span class="muted">${esc(anchors[v])}</span>` : ""}</button>`).join("");
+  showScale(state.scale);
   document.getElementById("note").value = "";
 }
 
@@ -47,6 +66,10 @@ async function refresh() {
     show(await getJSON(`/api/rate/next?annotator=${encodeURIComponent(annotator)}`));
     document.getElementById("message").textContent = "";
   } catch (e) { document.getElementById("message").textContent = e.message; }
+}
+
+function post(url, body) {
+  return getJSON(url, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
 }
 
 let busy = false;
@@ -59,7 +82,7 @@ async function rate(k) {
   const note = document.getElementById("note").value.trim();
   if (note) body.note = note;
   try {
-    await getJSON("/api/labels", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+    await post("/api/labels", body);
     await refresh();
   } catch (e) { document.getElementById("message").textContent = e.message; }
   busy = false;
@@ -69,7 +92,7 @@ async function undo() {
   if (busy) return;
   busy = true;
   try {
-    await getJSON("/api/labels/undo", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({annotator})});
+    await post("/api/labels/undo", {annotator});
     await refresh();
   } catch (e) { document.getElementById("message").textContent = e.message; }
   busy = false;
@@ -84,6 +107,9 @@ document.addEventListener("keydown", e => {
   const k = current.scale.values.findIndex((_, i) => keyOf(current.scale, i) === e.key);
   if (k >= 0) { e.preventDefault(); rate(k); }
 });
-document.getElementById("scale").addEventListener("click", e => { const b = e.target.closest("button"); if (b) rate(+b.dataset.k); });
+document.getElementById("scale").addEventListener("click", e => {
+  const b = e.target.closest("button");
+  if (b) rate(+b.dataset.k);
+});
 document.getElementById("undo").addEventListener("click", undo);
 refresh();
