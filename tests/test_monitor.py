@@ -200,3 +200,11 @@ def test_failure_rate_drift_is_the_pooled_two_proportion_z_test(tmp_path):
     assert checked == 5  # all, two segments, two channels
     overall = later[later["slice"] == "all"].iloc[0]
     assert overall["p"] < 0.001 and overall["drift"]
+
+
+def test_baseline_and_eval_set_together_are_a_one_line_error(tmp_path, capsys):
+    config = setup(tmp_path, weeks=1, baseline="runs/release", eval_set="eval.jsonl")
+    assert main(["monitor", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "'baseline'" in err and "'eval_set'" in err and "not both" in err
+    assert not (tmp_path / "runs").exists()

@@ -104,7 +104,8 @@ def trend_svg(rows: pd.DataFrame, number: str, slice_name: str, alert_starts: se
         ci = f" [{_fmt(number, lo[k])}, {_fmt(number, hi[k])}]" if banded[k] else ""
         body.append(f'<circle class="{"alert" if alert else "point"}" cx="{xs[k]:.1f}" cy="{sy(value[k]):.1f}" '
                     f'r="{4 if alert else 2.5}" fill="{RED if alert else BLUE}"><title>{escape(when(start))}: '
-                    f'{_fmt(number, value[k])}{ci}, n {rows["n"].iloc[k]}{" — ALERT" if alert else ""}</title></circle>')
+                    f'{_fmt(number, value[k])}{ci}, n {rows["n"].iloc[k]}{" — ALERT" if alert else ""}'
+                    '</title></circle>')
     return _svg(width, height, f"{number} on {slice_name}", body, "trend")
 
 
