@@ -163,3 +163,48 @@ def test_the_shipped_example_config_is_valid():
     config = load_monitor_config(ROOT / "configs" / "monitor" / "prod-support.yaml")
     assert config.reference.backend == "hf" and config.window_length == timedelta(days=7)
     assert [r.slice for r in config.alerts] == [None, "segment=enterprise", None, "segment=*", None]
+
+
+def test_failure_rate_drift_is_the_pooled_two_proportion_z_test(tmp_path):
+    config = setup(tmp_path, weeks=2, alerts=[])
+    failed = {}
+    for week, every in ((0, 40), (1, 12)):  # about 2.5 % of week 0's requests fail, 8 % of week 1's
+        path = tmp_path / "logs" / f"week{week}.jsonl"
+        rows = [json.loads(x) for x in path.read_text().splitlines()]
+        for k, r in enumerate(rows):
+            if k % every == 3:
+                r["output"] = None
+            elif k % every == 5:
+                r["error"] = "timeout"
+        write_jsonl(path, rows)
+        failed[week] = rows
+    run_monitor(config, tmp_path / "runs")
+    windows = pd.read_parquet(tmp_path / "runs" / "prod" / "windows.parquet")
+    later = windows[(windows["window_start"] == "2026-03-09T00:00:00Z") & (windows["number"] == "failure_rate")]
+    checked = 0
+    for row in later.itertuples(index=False):
+        counts = []
+        for week in (0, 1):  # failures and requests of the slice, read off the files
+            rows = [r for r in failed[week]
+                    if row.slice == "all" or r[row.slice.split("=")[0]] == row.slice.split("=")[1]]
+            counts.append((sum(r["output"] is None or bool(r.get("error")) for r in rows), len(rows)))
+        (k1, n1), (k0, n0) = counts[1], counts[0]
+        pooled = (k0 + k1) / (n0 + n1)
+        z = (k1 / n1 - k0 / n0) / np.sqrt(pooled * (1 - pooled) * (1 / n0 + 1 / n1))
+        assert row.value == pytest.approx(k1 / n1) and row.baseline == pytest.approx(k0 / n0)
+        assert row.p == pytest.approx(2 * sps.norm.sf(abs(z)), rel=1e-9)
+        # the same test as a 2×2 chi-square without continuity correction (its statistic is z²)
+        table = [[k1, n1 - k1], [k0, n0 - k0]]
+        assert row.p == pytest.approx(sps.chi2_contingency(table, correction=False)[1], rel=1e-9)
+        checked += 1
+    assert checked == 5  # all, two segments, two channels
+    overall = later[later["slice"] == "all"].iloc[0]
+    assert overall["p"] < 0.001 and overall["drift"]
+
+
+def test_baseline_and_eval_set_together_are_a_one_line_error(tmp_path, capsys):
+    config = setup(tmp_path, weeks=1, baseline="runs/release", eval_set="eval.jsonl")
+    assert main(["monitor", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "'baseline'" in err and "'eval_set'" in err and "not both" in err
+    assert not (tmp_path / "runs").exists()

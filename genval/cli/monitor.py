@@ -17,15 +17,22 @@ def _cmd_monitor(args) -> int:
           f"added; {step['model_calls']} model calls ({step['cached_answers']} answered by the cache)")
     for start, count in step["late_rows"].items():
         print(f"note: {count} rows for window {start}, already recorded, were not added")
+    by_window: dict[str, list] = {}
+    for alert in result["alerts"]:
+        by_window.setdefault(alert["window_start"], []).append(alert)
+    if by_window:
+        print(f"alerts in {len(by_window)} of {result['windows']} window(s):")
+    for start, alerts in by_window.items():
+        print(f"  window {start[:10]}{' (latest)' if start == result['latest_window'] else ''}: {len(alerts)} alert(s)")
+        for alert in alerts:
+            print(f"    - {alert['slice']}: {alert['rule']} — {alert['reason']}")
     if result["latest_window"] is None:
         print("no window recorded yet")
     elif result["latest_alerts"]:
         print(f"ALERT: latest window {result['latest_window']} raised {len(result['latest_alerts'])} alert(s)")
-        for alert in result["latest_alerts"]:
-            print(f"  - {alert['rule']} on {alert['slice']}: {alert['reason']}")
     else:
         print(f"OK: latest window {result['latest_window']} raised no alert")
-    print(Path(args.out) / config.name / "monitor.html")
+    print(f"report: {Path(args.out) / config.name / 'monitor.html'}")
     return result["exit_code"]
 
 

@@ -60,6 +60,7 @@ class MonitorConfig(Strict):
     alerts: list[GateRule] = Field(default_factory=list)
     baseline: Path | None = path_field(None)  # a `genval run` folder on the frozen eval set
     baseline_windows: int = Field(1, ge=1)  # without `baseline`: the first windows recorded are the baseline
+    eval_set: Path | None = path_field(None)  # without `baseline`: the frozen eval set, for `uncovered_share`
     analysis: Analysis = Field(default_factory=Analysis)
     cache: Path | None = path_field(None)
 
@@ -91,6 +92,8 @@ class MonitorConfig(Strict):
     def _needs(self):
         if self.reference is None and self.human_labels is None:
             raise ValueError("give 'reference' (the teacher that labels the sample) or 'human_labels', or both")
+        if self.baseline is not None and self.eval_set is not None:
+            raise ValueError("give 'baseline' (a run folder, which brings its eval set) or 'eval_set', not both")
         if self.task == "classification" and not self.labels:
             raise ValueError("task 'classification' needs 'labels: [...]', the label set")
         for rule in self.alerts:

@@ -116,25 +116,42 @@ def drift_rows(numbers: dict, rows: dict, baseline: Baseline | None, confidence:
     return out
 
 
-def input_drift(window, baseline: Baseline | None, slices: list[str], boot) -> dict[str, dict]:
-    """Gives the window's input-drift numbers (slice `all`): PSI of each slice field's mix and of input length,
-    and the share of traffic in slices the frozen eval set does not cover."""
+def input_drift(window, baseline: Baseline | None, slices: list[str], boot, covered: dict | None = None) \
+        -> dict[str, dict]:
+    """Gives the window's input-drift numbers (slice `all`): PSI of each slice field's mix and of input length
+    against the baseline, and the share of traffic in slices the frozen eval set does not cover (`covered`:
+    the `eval_set:` file's values; else a baseline run's)."""
     from genval.monitor.numbers import share_number
 
     out: dict[str, dict] = {}
-    if baseline is None:
-        return out
-    for name in slices:
-        mix = {v: c[0] for (f, v), c in window.slices.items() if f == name}
-        out[f"psi:{name}"] = {"value": mix_psi(mix, baseline.mix.get(name) or {}), "ci": [None, None], "n": window.n}
-    if baseline.lengths is not None:
-        out["psi:input_length"] = {"value": psi(window.lengths, baseline.lengths), "ci": [None, None],
-                                   "n": int(window.lengths.sum())}
-    if baseline.covered is not None:
+    covered = covered if covered is not None else baseline.covered if baseline is not None else None
+    if baseline is not None:
+        for name in slices:
+            mix = {v: c[0] for (f, v), c in window.slices.items() if f == name}
+            out[f"psi:{name}"] = {"value": mix_psi(mix, baseline.mix.get(name) or {}), "ci": [None, None],
+                                  "n": window.n}
+        if baseline.lengths is not None:
+            out["psi:input_length"] = {"value": psi(window.lengths, baseline.lengths), "ci": [None, None],
+                                       "n": int(window.lengths.sum())}
+    if covered is not None:
         outside = sum(count for values, count in window.combos.items()
-                      if any(f in baseline.covered and v not in baseline.covered[f] for f, v in zip(slices, values)))
+                      if any(f in covered and v not in covered[f] for f, v in zip(slices, values)))
         out["uncovered_share"] = share_number(window.n, outside, boot)
     return out
+
+
+def covered_by_evalset(path, slices: list[str]) -> dict[str, set]:
+    """Gives slice field → the values the frozen eval set at `path` has (a field no record has is left out:
+    the eval set says nothing about it); a slice lives in a record's `slices` object or at its top level."""
+    from genval.evalset import iter_records, slice_value
+
+    covered: dict[str, set] = {}
+    for record in iter_records(path):
+        nested = record.data.get("slices") if isinstance(record.data.get("slices"), dict) else {}
+        for name in slices:
+            if name in nested or name in record.data:
+                covered.setdefault(name, set()).add(slice_value(nested[name] if name in nested else record.data[name]))
+    return covered
 
 
 def baseline_from_tables(windows: pd.DataFrame, sample: pd.DataFrame, labelled: pd.DataFrame, mix: pd.DataFrame,

@@ -132,6 +132,7 @@ def monitor(config: MonitorConfig, out_dir: Path, progress: Progress) -> dict:
     pending: dict = {}
     if config.baseline is not None:
         pending["run"] = drift.baseline_from_run(config.baseline, config.slices, config.task)
+    covered = drift.covered_by_evalset(config.eval_set, config.slices) if config.eval_set is not None else None
     new, windows = read_new(config, run, human, progress)
     if not new.windows and not new.files:
         return _finish(run, config, windows, new, None)
@@ -164,7 +165,7 @@ def monitor(config: MonitorConfig, out_dir: Path, progress: Progress) -> dict:
         pending["tables"] = lambda: (tables["sample"], tables["labelled"], tables["mix"])
         draft = pd.concat([windows, pd.DataFrame({"window_start": [label], "number": ["failure_rate"]})])
         baseline = _baseline(config, draft, label, pending)
-        numbers.setdefault("all", {}).update(drift.input_drift(window, baseline, config.slices, boot))
+        numbers.setdefault("all", {}).update(drift.input_drift(window, baseline, config.slices, boot, covered))
         per_rows = _per_request(scored, config)
         block = pd.DataFrame(drift.drift_rows(numbers, per_rows, baseline, config.analysis.confidence))
         block.insert(0, "window_end", iso(start + config.window_length))
