@@ -17,7 +17,16 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from genval.metrics.bleu import sacrebleu_signatures
-from genval.metrics.registry import MetricContext, MetricResult, Options, Other, reduce_rows, register, spread, with_references
+from genval.metrics.registry import (
+    MetricContext,
+    MetricResult,
+    Options,
+    Other,
+    reduce_rows,
+    register,
+    spread,
+    with_references,
+)
 from genval.numbers import SCORE_100, SHARE
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
