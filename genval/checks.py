@@ -41,7 +41,7 @@ def check_inputs(config: RunConfig, out_dir: Path | None = None) -> Checked:
     watch_config(config)  # before anything can fail: an error line may quote a server's answer
     evalset = load_evalset(config.eval_set, config.prompt, config.slices, config.system_prompt)
     _check_schema(config)
-    _check_metrics(config)
+    _check_metrics(config, evalset)
     for role, model in config.models.items():
         _check_model(model, config, ("models", role), config.labels)
     scopes = _check_judges(config, evalset)
@@ -70,8 +70,9 @@ def _check_schema(config: RunConfig) -> None:
         raise GenvalError(f"{config.schema_path}: not a valid JSON Schema at {at} ({exc.message})") from None
 
 
-def _check_metrics(config: RunConfig) -> None:
-    """Checks each metric's name and its options against the metric's typed options model."""
+def _check_metrics(config: RunConfig, evalset: EvalSet) -> None:
+    """Checks each metric's name, its options against the metric's typed options model, and that a metric
+    that takes one reference is not given several."""
     from genval.metrics import get_metric
 
     for i, spec in enumerate(config.metric_specs):
@@ -81,6 +82,10 @@ def _check_metrics(config: RunConfig) -> None:
         except GenvalError as exc:
             raise GenvalError(f"{place}: {exc}") from None
         metric.parse_options(spec.options, place)
+        if evalset.max_references > 1 and metric.kind == "pair" and not metric.references:
+            raise GenvalError(f"{place}: metric '{spec.name}' takes one reference, and {evalset.path} gives up to "
+                              f"{evalset.max_references} per example; use a metric that takes several "
+                              "(bleu, chrf, rouge, bertscore, embedding, fields) or give one reference")
 
 
 def _check_model(model, config: RunConfig, loc: tuple, labels) -> None:

@@ -2,7 +2,8 @@
 
 The fingerprint is sha256 over a canonical serialisation of the records (sorted by id, keys
 sorted, compact JSON), so the same set in another file format or order has the same
-fingerprint: it is the frozen yardstick that later comparisons check.
+fingerprint: it is the frozen yardstick that later comparisons check. A record's `reference`
+may be a list of references (SummEval has 11 per document); the fingerprint covers them all.
 """
 
 from __future__ import annotations
@@ -290,6 +291,7 @@ class EvalSet:
     prompt: str = ""
     slices: tuple[str, ...] = ()
     system_prompt: str | None = None
+    max_references: int = 0  # the most references one example gives (a list `reference` counts each)
 
     def batches(self, rows: int = BATCH_RECORDS) -> Iterator[pd.DataFrame]:
         """Yields the `examples` table in frames of at most `rows` rows, reading the file again."""
@@ -333,7 +335,20 @@ def slice_value(value) -> str:
     return str(value)
 
 
-EXAMPLE_COLUMNS = ["id", "prompt", "system", "input", "reference", "label"]
+EXAMPLE_COLUMNS = ["id", "prompt", "system", "input", "reference", "references", "label"]
+
+
+def references_text(value, where: str) -> str | None:
+    """Gives a list `reference` as a JSON array of each reference's text (None for a single reference).
+
+    The `reference` column keeps the field as written (a list shows as JSON to a judge and in the
+    report); `references` is what the metrics read: every reference, each as text.
+    """
+    if not isinstance(value, list):
+        return None
+    if not value:
+        raise GenvalError(f"{where}: 'reference' is an empty list (give one or more references, or leave it out)")
+    return json.dumps([as_text(v) for v in value], ensure_ascii=False)
 
 
 def _example_row(rec: Record, prompt: str, slices: list[str], system_prompt: str | None, needed: list[str]) -> dict:
@@ -359,6 +374,7 @@ def _example_row(rec: Record, prompt: str, slices: list[str], system_prompt: str
         "system": render(system_prompt, lookup) if system_prompt else None,
         "input": as_text(data["input"]) if "input" in data else None,
         "reference": as_text(data["reference"]) if "reference" in data else None,
+        "references": references_text(data.get("reference"), rec.where),
         "label": slice_value(data["label"]) if "label" in data else None,
     }
     for field in slices:
@@ -397,13 +413,15 @@ def load_evalset(path: Path, prompt: str, slices: list[str], system_prompt: str 
     (`id`, `prompt`, `system`, `input`, `reference`, `label`, one `slice_<field>` per configured
     slice, and `record`, the whole record as JSON) again, batch by batch.
     """
-    digest, first, mistake, n = SortedDigest(), None, None, 0
+    digest, first, mistake, n, most = SortedDigest(), None, None, 0, 0
     for row, error, rec in _example_rows(path, prompt, slices, system_prompt):
         if error is not None:
             mistake = mistake or (n, error)
         else:
             digest.add(row["id"], row["record"], rec.where, n)  # the canonical text is what the fingerprint hashes
             first = first or row
+            refs = row["references"]
+            most = max(most, len(json.loads(refs)) if refs is not None else int(row["reference"] is not None))
         n += 1
     if n == 0:
         raise GenvalError(f"{path}: the eval set has no records")
@@ -412,4 +430,4 @@ def load_evalset(path: Path, prompt: str, slices: list[str], system_prompt: str 
     if found:  # the first mistake in file order
         raise min(found, key=lambda m: m[0])[1]
     return EvalSet(path=Path(path), sha256=sha256, n=n, first=first, prompt=prompt, slices=tuple(slices),
-                   system_prompt=system_prompt)
+                   system_prompt=system_prompt, max_references=most)

@@ -24,7 +24,8 @@ def score_frames(result, segments, batch: int = 50) -> list:
     pairs = [pair for pair, a, b in segments for _ in range(a, b)]
     frames = [pd.DataFrame({"pair": pairs, "metric": column, "value": values,
                             "stats": result.stats.get(column, [None] * len(values)),
-                            "signature": result.settings[column]}) for column, values in result.values.items()]
+                            "signature": result.row_settings.get(column, result.settings[column])})
+              for column, values in result.values.items()]
     rows = pd.concat(frames, ignore_index=True)
     return [rows.iloc[i:i + batch] for i in range(0, len(rows), batch)]
 

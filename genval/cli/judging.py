@@ -158,33 +158,63 @@ def _cmd_import(args) -> int:
     from genval.judging.summeval import import_summeval
 
     result = import_summeval(args.file, args.out)
+    low, high = result["references"]
+    refs = f"{low}" if low == high else f"{low}–{high}"
     print(f"{args.out}: {result['documents']} documents × {result['systems']} systems, {result['ratings']} ratings "
-          f"({result['layout']} layout)" + (f"; {result['without_source']} documents lack the source text "
-                                             "(use the .paired.jsonl file for source-based judges)"
-                                             if result["without_source"] else ""))
+          f"of {', '.join(result['aspects'])}, {refs} references per document ({result['layout']} layout)"
+          + (f"; {result['without_source']} documents lack the source text "
+             "(use the .paired.jsonl file for source-based judges)" if result["without_source"] else ""))
+    for note in result["notes"]:
+        print(f"note: {note}")
     print(result["config"])
     return 0
 
 
 def _cmd_metaeval(args) -> int:
     from genval.judging.labels import read_labels
-    from genval.judging.summeval import metaeval
+    from genval.judging.summeval import compare_published, geval_table, metaeval, read_published
 
     run, config = _open(args.run, "runs", [], True)
     labels_path = args.labels or config.human_labels
     if labels_path is None:
         raise GenvalError(f"{args.run}: no human labels (the config has no 'human_labels'; pass --labels)")
+    published = read_published(args.published) if args.published else None  # checked before anything is written
     scores = run.read_table("scores") if run.has("scores") else None
     judgments = run.read_table("judgments") if run.has("judgments") else None
     result = metaeval(scores, judgments, read_labels(labels_path))
+    result["table"] = table = geval_table(result)
+    if published is not None:
+        result["published"] = compare_published(table, published)
     run.write_json("metaeval.json", result)
-    for aspect, table in result["aspects"].items():
-        print(f"\n{aspect} (summary level, {result['summaries']} summaries)")
-        print(f"  {'metric / judge':<32} {'pearson':>8} {'spearman':>8} {'kendall':>8} {'docs':>5}")
-        for column, c in sorted(table.items(), key=lambda kv: -(kv[1]["spearman"] or -9)):
-            print(f"  {column:<32} {_f(c['pearson']):>8} {_f(c['spearman']):>8} {_f(c['kendall']):>8} {c['documents']:>5}")
+    print(_geval_lines(result, table, published))
     print(run.path("metaeval.json"))
     return 0
+
+
+def _geval_lines(result: dict, table: dict, published: dict | None) -> str:
+    """Gives G-Eval's Table 1 layout: a row per metric and judge, ρ and τ per aspect and on average; published
+    figures on the row below, `*` beside each one more than the tolerance away."""
+    aspects = [*result["aspects"], "average"]
+    head = f"{'metric / judge':<30}" + "".join(f" {a[:15]:>15}" for a in aspects)
+    lines = [f"summary level ({result['summaries']} summaries; ρ Spearman, τ Kendall, averaged over documents)",
+             head, f"{'':<30}" + "".join(f"  {'ρ':>7} {'τ':>6}" for _ in aspects)]
+    flagged = {(f["metric"], f["aspect"], f["stat"]) for f in (result.get("published") or {}).get("figures", [])
+               if f["flagged"]}
+    for column, row in sorted(table.items(), key=lambda kv: -(kv[1]["average"]["rho"] or -9)):
+        lines.append(f"{column:<30}" + "".join(f"  {_f(row.get(a, {}).get('rho')):>7} {_f(row.get(a, {}).get('tau')):>6}"
+                                               for a in aspects))
+        if published and column in published:
+            pub = published[column]
+            marks = {(a, st): "*" if (column, a, st) in flagged else "" for a in aspects for st in ("rho", "tau")}
+            lines.append(f"{'  published':<30}" + "".join(
+                f"  {_f(pub.get(a, {}).get('rho')) + marks[a, 'rho']:>7} {_f(pub.get(a, {}).get('tau')) + marks[a, 'tau']:>6}"
+                for a in aspects))
+    if published is not None:
+        found = result["published"]
+        lines.append(f"{found['flagged']} of {len(found['figures'])} published figures differ by more than "
+                     f"{found['tolerance']} (marked *)" + (f"; not in this run: {', '.join(found['missing'])}"
+                                                          if found["missing"] else ""))
+    return "\n".join(lines)
 
 
 def _f(value) -> str:
@@ -224,13 +254,17 @@ def add_commands(subparsers) -> None:
     p.add_argument("--run", help="a run folder: refuse a verdict or score off the scale of the judges of its pair")
     p.set_defaults(func=_cmd_labels)
 
-    p = subparsers.add_parser("import", help="import a public human-rated set (summeval)")
-    p.add_argument("dataset", choices=["summeval"], help="the set's layout")
-    p.add_argument("file", help="model_annotations.aligned[.paired].jsonl, or G-Eval's summeval.json")
+    p = subparsers.add_parser("import", help="import a public human-rated set (SummEval, or any in the "
+                                             "rated-summary layout: docs/judging.md)")
+    p.add_argument("dataset", choices=["summeval", "ratings"], help="summeval, or ratings (the rated-summary layout)")
+    p.add_argument("file", help="model_annotations.aligned[.paired].jsonl, G-Eval's summeval.json, or a JSON/JSONL "
+                                "file of doc_id, system_id, source, references, system_output, scores")
     p.add_argument("--out", required=True, help="folder to write the eval set, replays, labels and config to")
     p.set_defaults(func=_cmd_import)
 
     p = subparsers.add_parser("metaeval", help="each metric's and judge's summary-level correlation with human scores")
     p.add_argument("run", help="a run folder")
     p.add_argument("--labels", help="human labels instead of the config's human_labels")
+    p.add_argument("--published", help="a published table (JSON: metric → aspect → [rho, tau]) to print beside the "
+                                       "run's figures, each more than 0.01 away flagged")
     p.set_defaults(func=_cmd_metaeval)

@@ -10,15 +10,22 @@ min(a, b) = (a + b − |a − b|) / 2. The sentence score is sacrebleu's own
 `_compute_score_from_stats` over those statistics; the statistics are the row's sufficient
 statistics in the scores table, and corpus BLEU per pair is sacrebleu's score of their sum
 (`corpus_bleu`'s `_aggregate_and_compute`), over any split of the rows into batches.
+
+Several references per segment are sacrebleu's multi-reference statistics
+(`BLEU._extract_reference_info`, `_compute_segment_statistics`): each n-gram's reference count
+is its largest count in any reference (an element-wise maximum of the references' count rows),
+and the reference length is the one closest to the hypothesis length, the shorter on a tie
+(`_get_closest_ref_len`). The signature's `nrefs` says how many (`var` when they vary).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import numpy as np
 
-from genval.metrics.registry import Corpus, MetricContext, MetricResult, Options, register
+from genval.metrics.registry import Corpus, MetricContext, MetricResult, Options, Other, reference_lists, register
 from genval.numbers import SCORE_100
 
 # Stands between two texts when a batch is tokenized as one string: no tokenizer rule touches it
@@ -43,6 +50,16 @@ def bleu_scorer(options: BleuOptions, effective_order: bool = True):
                   smooth_method=options.smooth_method)
     scorer.num_refs = 1  # one reference per pair; sacrebleu records it in the signature
     return scorer
+
+
+def sacrebleu_signatures(scorer, others: list[Other]) -> tuple[str, list[str]]:
+    """Gives a sacrebleu scorer's signature for one reference, and each row's (`nrefs` its number of references)."""
+    found: dict[int, str] = {}
+    for k in {len(g) for g in reference_lists(others)} | {1}:
+        scorer.num_refs = k
+        found[k] = str(scorer.get_signature())
+    scorer.num_refs = 1
+    return found[1], [found[len(g)] for g in reference_lists(others)]
 
 
 # sacrebleu's 13a tokenizer (tokenizers/tokenizer_re.py) first puts spaces around every character
@@ -138,34 +155,53 @@ def ngram_counts(words: list[str | None], max_order: int):
     return matrices
 
 
-def statistics(scorer, candidates: list[str], others: list[str]) -> np.ndarray:
+def statistics(scorer, candidates: list[str], others: list[Other]) -> np.ndarray:
     """Gives sacrebleu's segment statistics per pair: [hyp len, ref len, matches per order…, hyp n-grams per order…].
 
     Each distinct text is tokenized and counted once, whichever side of whichever pair it is on.
+    A row whose other side is a tuple of references gets sacrebleu's multi-reference statistics.
     """
     order = scorer.max_ngram_order
     out = np.zeros((len(candidates), 2 + 2 * order), dtype=np.int64)
     if not len(candidates):
         return out
-    distinct = list(dict.fromkeys([*candidates, *others]))
+    groups = reference_lists(others)
+    distinct = list(dict.fromkeys([*candidates, *(r for g in groups for r in g)]))
     index = {text: i for i, text in enumerate(distinct)}
     hyp = np.fromiter((index[c] for c in candidates), dtype=np.int64, count=len(candidates))
-    ref = np.fromiter((index[o] for o in others), dtype=np.int64, count=len(others))
+    # one column per reference; a row with fewer repeats its first (a maximum and a closest length ignore repeats)
+    width = max(len(g) for g in groups)
+    refs = np.array([[index[g[j]] if j < len(g) else index[g[0]] for j in range(width)] for g in groups],
+                    dtype=np.int64)
     matrices = ngram_counts(tokens(scorer, distinct), order)
     unigrams = np.asarray(matrices[0].sum(axis=1)).ravel()
     lengths = np.zeros(len(distinct), dtype=np.int64)
     lengths[:len(unigrams)] = unigrams
-    out[:, 0], out[:, 1] = lengths[hyp], lengths[ref]
+    out[:, 0], out[:, 1] = lengths[hyp], closest_length(lengths[hyp], lengths[refs])
     for n, matrix in enumerate(matrices, start=1):
         totals = np.zeros(len(distinct), dtype=np.int64)
         counted = np.asarray(matrix.sum(axis=1)).ravel()
         totals[:len(counted)] = counted
         if matrix.shape[0] < len(distinct):  # trailing empty texts have no row: pad the matrix
             matrix.resize((len(distinct), matrix.shape[1]))
-        l1 = np.asarray(abs(matrix[hyp] - matrix[ref]).sum(axis=1)).ravel()
-        out[:, 1 + n] = (totals[hyp] + totals[ref] - l1) // 2
+        ref = matrix[refs[:, 0]]
+        for j in range(1, width):
+            ref = ref.maximum(matrix[refs[:, j]])
+        ref_totals = np.asarray(ref.sum(axis=1)).ravel()
+        l1 = np.asarray(abs(matrix[hyp] - ref).sum(axis=1)).ravel()
+        out[:, 1 + n] = (totals[hyp] + ref_totals - l1) // 2
         out[:, 1 + order + n] = totals[hyp]
     return out
+
+
+def closest_length(hyp_lengths: np.ndarray, ref_lengths: np.ndarray) -> np.ndarray:
+    """Gives per row the reference length closest to the hypothesis length, the shorter on a tie.
+
+    sacrebleu's `BLEU._get_closest_ref_len`; `ref_lengths` has one column per reference.
+    """
+    diff = np.abs(ref_lengths - hyp_lengths[:, None])
+    key = diff * (int(ref_lengths.max(initial=0)) + 1) + ref_lengths  # smallest difference, then shortest
+    return ref_lengths[np.arange(len(ref_lengths)), np.argmin(key, axis=1)]
 
 
 def sentence_scores(scorer, stats: np.ndarray) -> list[float]:
@@ -178,11 +214,17 @@ def _signature_settings(signature: str) -> dict[str, str]:
 
 
 def _partial(column: str, rows) -> tuple[np.ndarray, str]:
-    return np.sum(np.stack(rows["stats"].to_numpy()), axis=0), rows["signature"].iloc[0]
+    signatures = rows["signature"].unique()
+    state = np.sum(np.stack(rows["stats"].to_numpy()), axis=0), signatures[0]
+    return _merge(state, (0, signatures[-1]))
 
 
 def _merge(a: tuple, b: tuple) -> tuple:
-    return a[0] + b[0], a[1]
+    """Adds two partials; rows with different numbers of references make `nrefs:var`, as sacrebleu's signature does."""
+    signature = a[1]
+    if a[1] != b[1]:
+        signature = re.sub(r"nrefs:[^|]+", "nrefs:var", a[1])
+    return a[0] + b[0], signature
 
 
 def _finish(state: tuple) -> dict:
@@ -199,11 +241,12 @@ def _finish(state: tuple) -> dict:
     return {"bleu": score, "signature": signature.replace("|eff:yes|", "|eff:no|")}
 
 
-@register("bleu", options=BleuOptions, numbers={"bleu": SCORE_100},
+@register("bleu", options=BleuOptions, numbers={"bleu": SCORE_100}, references=True,
           corpus=Corpus(columns=("bleu",), partial=_partial, merge=_merge, finish=_finish))
-def bleu(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
+def bleu(candidates: list[str], others: list[Other], ctx: MetricContext) -> MetricResult:
     """Gives sentence BLEU (0–100) per pair as sacrebleu's `sentence_bleu` does, with its statistics for corpus BLEU."""
     scorer = bleu_scorer(ctx.options)
     stats = statistics(scorer, candidates, others)
-    return MetricResult({"bleu": sentence_scores(scorer, stats)}, {"bleu": str(scorer.get_signature())},
-                        stats={"bleu": list(stats.astype(np.float64))})
+    one, per_row = sacrebleu_signatures(scorer, others)
+    return MetricResult({"bleu": sentence_scores(scorer, stats)}, {"bleu": one},
+                        stats={"bleu": list(stats.astype(np.float64))}, row_settings={"bleu": per_row})

@@ -11,11 +11,22 @@ tokenized and stemmed once. The score stage spreads batches over the machine's c
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from genval.metrics.registry import MetricContext, MetricResult, Options, register
+from genval.metrics.bleu import sacrebleu_signatures
+from genval.metrics.registry import (
+    MetricContext,
+    MetricResult,
+    Options,
+    Other,
+    reduce_rows,
+    register,
+    spread,
+    with_references,
+)
 from genval.numbers import SCORE_100, SHARE
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -76,21 +87,30 @@ def _chrf_sacrebleu(scorer, candidates: list[str], others: list[str]) -> list[fl
     return out
 
 
-@register("chrf", options=ChrfOptions, numbers={"chrf": SCORE_100})
-def chrf(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
+@register("chrf", options=ChrfOptions, numbers={"chrf": SCORE_100}, references=True)
+def chrf(candidates: list[str], others: list[Other], ctx: MetricContext) -> MetricResult:
     """Gives sentence chrF (0–100) per pair, as sacrebleu's `sentence_chrf` computes it.
 
     With `fastchrf` installed (a Rust chrF whose sentence scores equal sacrebleu's with
     eps_smoothing off, sacrebleu's default) and no word n-grams, the scores come from it,
     each example's texts extracted once; the signature stays sacrebleu's, since the number does.
+    With several references, sacrebleu keeps the statistics of the reference with the best
+    F-score (`CHRF._compute_segment_statistics`), so the sentence score is the largest of the
+    single-reference scores.
     """
     engine = chrf_engine(ctx.options)
     scorer = chrf_scorer(ctx.options)
+    cands, refs, owner = spread(candidates, others)
+    ids = [ctx.ids[i] for i in owner] if ctx.ids is not None else None
     if engine == "sacrebleu":
-        values = _chrf_sacrebleu(scorer, candidates, others)
+        values = _chrf_sacrebleu(scorer, cands, refs)
     else:
-        values = _chrf_fast(candidates, others, ctx.ids, scorer)
-    return MetricResult({"chrf": values}, {"chrf": str(scorer.get_signature())}, summary={"engine": {"chrf": engine}})
+        values = _chrf_fast(cands, refs, ids, scorer)
+    if len(cands) != len(candidates):
+        values = reduce_rows(values, owner, len(candidates), "max")
+    one, per_row = sacrebleu_signatures(scorer, others)
+    return MetricResult({"chrf": values}, {"chrf": one}, summary={"engine": {"chrf": engine}},
+                        row_settings={"chrf": per_row})
 
 
 def chrf_engine(options: ChrfOptions) -> str:
@@ -175,6 +195,7 @@ def _rouge_python(types: list[str], stem: bool, candidates, others) -> list[dict
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(types, use_stemmer=stem)
+    summary_level = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=stem)  # its own newline split
     tokens: dict[str, list[str]] = {}
 
     def tok(text):
@@ -190,6 +211,8 @@ def _rouge_python(types: list[str], stem: bool, candidates, others) -> list[dict
         for t in types:
             if t == "rougeL":
                 row[t] = rouge_scorer._score_lcs(target, prediction)
+            elif t == "rougeLsum":
+                row[t] = summary_level.score(other, cand)[t]
             else:
                 n = int(t[5:])
                 row[t] = rouge_scorer._score_ngrams(rouge_scorer._create_ngrams(target, n),
@@ -208,44 +231,59 @@ def rouge_scores(types: list[str], stem: bool, candidates, others, engine: str) 
 
 
 class RougeOptions(Options):
-    """rouge-score's settings: the ROUGE types, Porter stemming, and the engine."""
+    """rouge-score's settings: the ROUGE types, Porter stemming, the engine, and the reduction over references.
+
+    `reduce: max` is rouge-score's `score_multi` (the reference with the best F-measure);
+    `reduce: mean` the mean F-measure over the references, as SummEval's meta-evaluations
+    (BARTScore's and G-Eval's scripts) compute it.
+    """
 
     types: list[str] = Field(default_factory=lambda: list(ROUGE_TYPES), min_length=1)
     stemmer: bool = True
     engine: Literal["auto", "rouge-score", "rouge-score-rs"] = "auto"
+    reduce: Literal["max", "mean"] = "max"
 
     @field_validator("types")
     @classmethod
     def _known(cls, value):
+        # rouge-score's n-gram types are rouge1…rouge9 (its scorer reads one digit; rouge0 and rouge10 are
+        # not ROUGE-N it defines, and the Rust engine rejects them)
         for t in value:
-            if t not in ("rougeL", "rougeLsum") and not (t.startswith("rouge") and t[5:].isdigit() and t[5:] != "0"):
+            if not re.fullmatch(r"rouge[1-9]|rougeL|rougeLsum", t):
                 raise ValueError(f"unknown ROUGE type '{t}' (use rouge1…rouge9, rougeL, rougeLsum)")
         return value
 
 
-@register("rouge", options=RougeOptions, numbers={"rouge*": SHARE})
-def rouge(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
+@register("rouge", options=RougeOptions, numbers={"rouge*": SHARE}, references=True)
+def rouge(candidates: list[str], others: list[Other], ctx: MetricContext) -> MetricResult:
     """Gives ROUGE F-measures per pair, as rouge-score's `RougeScorer.score(target, prediction)` does.
 
+    Against several references: the largest F-measure (`score_multi`) or their mean (`reduce`).
     A pair where either text is mostly in a script other than Latin gets NaN and a detail
-    instead of rouge-score's silent 0, and a note in metrics.json counts them.
+    instead of rouge-score's silent 0, and a note in metrics.json counts them; a reference in
+    another script is left out of its row's reduction.
     """
     types = list(ctx.options.types)
     stem = ctx.options.stemmer
     engine = rouge_engine(ctx.options.engine)
-    if engine == "rouge-score" and "rougeLsum" in types:
-        engine = "rouge-score-rs"  # the memoised path covers n-grams and rougeL only
-    foreign = {text: other_script(text) for text in set(candidates) | set(others)}
-    scores = rouge_scores(types, stem, candidates, others, engine)
+    cands, refs, owner = spread(candidates, others)
+    foreign = {text: other_script(text) for text in set(cands) | set(refs)}
+    scores = rouge_scores(types, stem, cands, refs, engine)
     columns = {t: [] for t in types}
-    details = []
-    for cand, other, row in zip(candidates, others, scores):
+    scorable = set()
+    for i, cand, other, row in zip(owner, cands, refs, scores):
         bad = foreign[cand] or foreign[other]
-        details.append("text mostly outside a-z: rouge-score keeps only [a-z0-9] and would give 0" if bad else None)
+        if not bad:
+            scorable.add(i)
         for t in types:
             columns[t].append(float("nan") if bad else row[t].fmeasure)
+    if len(cands) != len(candidates):
+        columns = {t: reduce_rows(v, owner, len(candidates), ctx.options.reduce) for t, v in columns.items()}
+    details = ["text mostly outside a-z: rouge-score keeps only [a-z0-9] and would give 0" if i not in scorable
+               else None for i in range(len(candidates))]
     sig = f"rouge-score|fmeasure|stemmer:{'yes' if stem else 'no'}|tokenizer:default[a-z0-9]"
     counts = {"rouge: {} of {} pairs have text mostly outside a-z; their ROUGE is NaN, not 0 "
-              "(rouge-score keeps only [a-z0-9])": [sum(d is not None for d in details), len(details)]}
+              "(rouge-score keeps only [a-z0-9])": [len(candidates) - len(scorable), len(candidates)]}
     return MetricResult(columns, {t: f"{t}|{sig}" for t in types}, details={t: details for t in types},
-                        summary={"engine": {"rouge": engine}}, counts=counts)
+                        summary={"engine": {"rouge": engine}}, counts=counts,
+                        row_settings={t: with_references(f"{t}|{sig}", others, ctx.options.reduce) for t in types})

@@ -12,6 +12,13 @@ sufficient statistics (`MetricResult.stats`) and declares a `Corpus` reducer tha
 map itself needs something of the whole corpus first (BERTScore's idf, the field names), the
 metric declares a `Prepass`: a map over the same batches and a merge, run before its map.
 
+Against the reference, an example may give several references (a list `reference`): a metric
+registered with `references=True` then gets, in that row's place in `others`, a tuple of every
+reference text, and reduces over them the way its library does (sacrebleu's multi-reference
+statistics, rouge-score's `score_multi`, bert-score's max) or as its `reduce` option says; the
+signature of each row names the number of references and the reduction (`row_settings`). A
+fidelity pair's other side is one text, as before.
+
 Each metric declares its options as a pydantic model (strict: `lowercase: "false"` is not a
 boolean, an unknown option is an error). The config's options are checked against it before
 a run writes anything, and the metric function gets the typed object, never a raw dict.
@@ -66,6 +73,49 @@ class MetricResult:
     notes: list[str] = field(default_factory=list)  # warnings for the user, kept in metrics.json
     # note template with `{}` slots → counts, summed over batches; kept when its first count is > 0
     counts: dict[str, list[int]] = field(default_factory=dict)
+    # column name → per-row signature, where rows differ (the number of references); else `settings` holds
+    row_settings: dict[str, list[str]] = field(default_factory=dict)
+
+
+Other = str | tuple  # one text, or (a row with several references) a tuple of reference texts
+
+
+def reference_lists(others: list[Other]) -> list[tuple[str, ...]]:
+    """Gives each row's other side as a tuple of texts (one text: a tuple of one)."""
+    return [o if isinstance(o, tuple) else (o,) for o in others]
+
+
+def spread(candidates: list[str], others: list[Other]) -> tuple[list[str], list[str], list[int]]:
+    """Gives one (candidate, reference) row per reference of each row, and each such row's original row."""
+    cands, refs, owner = [], [], []
+    for i, (cand, group) in enumerate(zip(candidates, reference_lists(others))):
+        cands += [cand] * len(group)
+        refs += list(group)
+        owner += [i] * len(group)
+    return cands, refs, owner
+
+
+def reduce_rows(values, owner: list[int], n: int, how: str) -> list[float]:
+    """Gives per original row the max or mean of its references' values (`spread`'s owner index).
+
+    A reference whose value is NaN (not scorable) is left out of its row's max or mean; a row
+    with no scorable reference is NaN.
+    """
+    import pandas as pd
+
+    groups = pd.Series(values, dtype="float64").groupby(pd.Series(owner, dtype="int64"))
+    out = groups.max() if how == "max" else groups.mean()
+    return [float(v) for v in out.reindex(range(n)).to_numpy(dtype="float64", na_value=float("nan"))]
+
+
+def with_references(signature: str, others: list[Other], reduce: str) -> list[str]:
+    """Gives each row's signature: `signature` plus `|refs:k|reduce:…` where a row has several references.
+
+    A row with one reference (every fidelity pair) keeps `signature` as it was, so single-reference
+    numbers stay comparable with earlier runs.
+    """
+    return [f"{signature}|refs:{len(o)}|reduce:{reduce}" if isinstance(o, tuple) and len(o) > 1 else signature
+            for o in others]
 
 
 @dataclass(frozen=True)
@@ -107,6 +157,7 @@ class Metric:
     corpus: Corpus | None = None
     prepass: Prepass | None = None
     model: bool = False  # holds a model (BERTScore, embeddings): a worker builds it once and keeps it
+    references: bool = False  # takes several references per row (a tuple in `others`)
 
     def worst(self, column: str) -> float | None:
         """Gives the value a failed output counts as in `column` (genval.numbers); None when unbounded or undeclared."""
@@ -142,19 +193,20 @@ METRICS: dict[str, Metric] = {}
 
 def register(name: str, kind: str = "pair", tasks: tuple[str, ...] | None = None, options: type[Options] = Options,
              numbers: dict[str, NumberSpec] | None = None, corpus: Corpus | None = None,
-             prepass: Prepass | None = None, model: bool = False):
+             prepass: Prepass | None = None, model: bool = False, references: bool = False):
     """Registers the decorated function as metric `name`, taking the options model `options`.
 
     The function is called with `ctx.options` already checked into that model; a caller that
     gives a dict (a test, a script) gets it checked on the way in. `numbers` declares what each
     column the metric returns means (`genval.numbers.NumberSpec`: direction, range, printed
     decimals), keyed by column name or pattern (`rouge*`); `corpus` its corpus numbers,
-    `prepass` what its map needs of the whole corpus, `model` whether it holds a model.
+    `prepass` what its map needs of the whole corpus, `model` whether it holds a model,
+    `references` whether it takes several references per row.
     """
 
     def wrap(func):
         metric = Metric(name=name, func=func, kind=kind, tasks=tasks, options=options, numbers=dict(numbers or {}),
-                        corpus=corpus, prepass=prepass, model=model)
+                        corpus=corpus, prepass=prepass, model=model, references=references)
 
         @functools.wraps(func)
         def call(*args):

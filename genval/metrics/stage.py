@@ -54,12 +54,19 @@ def pair_jobs(batch: pd.DataFrame, roles: list[str]) -> tuple[dict[str, pd.DataF
 
     A `<role>~teacher` pair covers every example, a `<role>~reference` pair those with a
     reference; an example of that scope without a row here had a failed or missing output.
+    Where an example gives several references, its `other` against the reference is the tuple
+    of them all (genval.metrics.registry: a metric registered with `references=True` takes it).
     """
     ids = batch["id"].astype(str).to_numpy(dtype=object)
     ok = {role: batch[f"{role}.error"].isna().to_numpy() for role in roles}
     text = {role: _texts(batch, f"{role}.text") for role in roles}
     has_ref = batch["reference"].notna().to_numpy() if "reference" in batch else None
     reference = batch["reference"].to_numpy(dtype=object) if has_ref is not None else None
+    if "references" in batch and batch["references"].notna().any():  # a list `reference`: every text, as a tuple
+        reference = reference.copy()
+        for row, many in enumerate(batch["references"]):
+            if isinstance(many, str):
+                reference[row] = tuple(json.loads(many))
     jobs, missing = {}, {}
     for pair in score_pairs(roles, has_ref is not None and bool(has_ref.any())):
         if pair.other == REFERENCE:
@@ -109,7 +116,7 @@ def _rows(result: MetricResult, batch: pd.DataFrame) -> list[pd.DataFrame]:
             "id": batch["id"].values, "pair": batch["pair"].values, "metric": column,
             "value": pd.array([None if v is None else float(v) for v in values], dtype="Float64"),
             "detail": details if details is not None else [None] * len(values),
-            "signature": result.settings.get(column),
+            "signature": result.row_settings.get(column, result.settings.get(column)),
             "stats": list(stats) if stats is not None else [None] * len(values),
         }))
     return frames
@@ -170,6 +177,10 @@ class ScoreTask:
             frames.extend(_rows(result, stacked))
             frames.extend(failure_rows(metric, result, missing))
             settings.update(result.settings)
+            for column, signatures in result.row_settings.items():  # the multi-reference forms, each named once
+                several = set(signatures) - {result.settings.get(column)}
+                if several:
+                    settings[f"{column}@references"] = sorted(several | set(settings.get(f"{column}@references", [])))
             engines.update(result.summary.get("engine", {}))
             notes.extend(result.notes)
             for template, found in result.counts.items():
@@ -210,7 +221,9 @@ class PrepassTask(ScoreTask):
 
 
 def _source(run: Run, config: RunConfig) -> Source:
-    columns = ["reference"] + (["label"] if cls.applies(config) else [])
+    # `references` (several per example) is in every examples table written since multi-reference eval sets
+    many = ["references"] if "references" in run.table_columns("examples") else []
+    columns = ["reference", *many] + (["label"] if cls.applies(config) else [])
     outputs = ("text", "error", "label_probs") if cls.applies(config) else ("text", "error")
     return Source(run, columns=tuple(columns), roles=tuple(config.roles), output_columns=outputs)
 
@@ -255,7 +268,10 @@ def score(run: Run, config: RunConfig, progress: Progress, executor) -> dict:
             progress.bar("score", total=run.table_rows("examples")) as bar:
         for frame in executor.map(_source(run, config), task, model=model, bar=bar):
             for about in map(json.loads, frame["_about"].dropna()):
-                summary["settings"].update(about["settings"])
+                for key, value in about["settings"].items():  # a list (several signatures) gathers over batches
+                    known = summary["settings"].get(key)
+                    summary["settings"][key] = sorted(set(known) | set(value)) if isinstance(value, list) and \
+                        isinstance(known, list) else value
                 summary["engine"].update(about["engine"])
                 notes.extend(about["notes"])
                 for template, found in about["counts"].items():

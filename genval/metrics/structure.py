@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Literal
 
 import numpy as np
 
 from genval.errors import GenvalError
-from genval.metrics.registry import Corpus, MetricContext, MetricResult, Options, Prepass, register
+from genval.metrics.registry import (
+    Corpus,
+    MetricContext,
+    MetricResult,
+    Options,
+    Other,
+    Prepass,
+    reference_lists,
+    register,
+    with_references,
+)
 from genval.numbers import BAD_SHARE, SHARE
 
 FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
@@ -132,13 +143,14 @@ def field_names(ctx: MetricContext) -> list[str]:
     return list(ctx.prepared or [])
 
 
-def _keys_seen(candidates: list[str], others: list[str], ctx: MetricContext) -> dict[str, list[str]]:
-    """Gives per pair the keys of the other side's objects in this batch, in order of first appearance."""
+def _keys_seen(candidates: list[str], others: list[Other], ctx: MetricContext) -> dict[str, list[str]]:
+    """Gives per pair the keys of the other side's objects in this batch (every reference's), in order of first appearance."""
     out: dict[str, list[str]] = {}
     for pair, a, b in ctx.segments or [("all", 0, len(others))]:
         names: dict[str, None] = {}
-        for other in others[a:b]:
-            names.update(dict.fromkeys(read_object(other) or {}))
+        for group in reference_lists(others[a:b]):
+            for other in group:
+                names.update(dict.fromkeys(read_object(other) or {}))
         out.setdefault(pair, [])
         out[pair] = list(dict.fromkeys([*out[pair], *names]))
     return out
@@ -169,14 +181,22 @@ def _counts(pred: dict, gold: dict, name: str) -> tuple[int, int, int, int]:
 
 
 class FieldsOptions(Options):
-    """The fields to compare (default: every field of the schema, else of the reference objects)."""
+    """The fields to compare (default: every field of the schema, else of the reference objects), and the reduction
+    over several references: `max` scores against the reference that agrees best (highest per-example F1, then
+    accuracy), `mean` averages every number and count over the references."""
 
     fields: list[str] | None = None
+    reduce: Literal["max", "mean"] = "max"
+
+
+def _count(value: float):
+    """Gives a summed count as an int when whole (a `reduce: mean` over references can make it fractional)."""
+    return int(value) if float(value).is_integer() else float(value)
 
 
 def _fields_partial(column: str, rows) -> dict:
     """Sums one column's statistics: a field's [match, tp, fp, fn], or the rows' [scored, unreadable, no reference]."""
-    total = [int(v) for v in np.sum(np.stack(rows["stats"].to_numpy()), axis=0)]
+    total = [_count(v) for v in np.sum(np.stack(rows["stats"].to_numpy()), axis=0)]
     if column == "fields_accuracy":
         return {"rows": total, "fields": {}}
     return {"rows": [0, 0, 0], "fields": {column.removeprefix("field:"): total}}
@@ -206,13 +226,13 @@ def _fields_finish(state: dict) -> dict:
                        "macro_f1": sum(macro) / len(macro) if macro else None, "per_field": per_field}}
 
 
-@register("fields", options=FieldsOptions, numbers={"field:*": SHARE, "fields_accuracy": SHARE, "fields_f1": SHARE},
+@register("fields", options=FieldsOptions, references=True, numbers={"field:*": SHARE, "fields_accuracy": SHARE, "fields_f1": SHARE},
           corpus=Corpus(columns=("field:*", "fields_accuracy"), partial=_fields_partial, merge=_fields_merge,
                         finish=_fields_finish),
           prepass=Prepass(map=_keys_seen, merge=_keys_merged,
                           needed=lambda ctx: not ctx.options.fields and not (
                               ctx.schema and isinstance(ctx.schema.get("properties"), dict))))
-def fields(candidates: list[str], others: list[str], ctx: MetricContext) -> MetricResult:
+def fields(candidates: list[str], others: list[Other], ctx: MetricContext) -> MetricResult:
     """Gives per-field exact match, per-example field accuracy and F1, with the counts for micro/macro F1 per pair.
 
     A field counts as filled when its value is not null. Per field: match = normalised values
@@ -222,32 +242,52 @@ def fields(candidates: list[str], others: list[str], ctx: MetricContext) -> Metr
     [scored, unreadable, no reference]; the Corpus reducer adds them up per pair.
     """
     names = field_names(ctx)
-    cols: dict[str, list] = {f"field:{n}": [] for n in names}
-    cols.update(fields_accuracy=[], fields_f1=[])
-    stats: dict[str, list] = {c: [] for c in cols}
+    columns = [*(f"field:{n}" for n in names), "fields_accuracy", "fields_f1"]
+    cols: dict[str, list] = {c: [] for c in columns}
+    stats: dict[str, list] = {c: [] for c in columns}
     details: list[str | None] = []
-    for text, other in zip(candidates, others):
-        gold = read_object(other)
-        if gold is None:
-            for col in cols:
+    for text, group in zip(candidates, reference_lists(others)):
+        pred = read_object(text)
+        scored = [_score_one(pred, gold, names) for gold in map(read_object, group)]
+        scored = [found for found in scored if found is not None]
+        if not scored:
+            for col in columns:
                 cols[col].append(float("nan"))
                 stats[col].append([0.0] * 4 if col.startswith("field:") else None)  # the field is known, not counted
             stats["fields_accuracy"][-1] = [0.0, 0.0, 1.0]
             details.append("the other side holds no JSON object")
             continue
-        pred = read_object(text)
-        # An output with no readable object gives its user no fields: it is scored as an empty
-        # object (every filled gold field missed), not left out, so content numbers are not
-        # computed on the survivors of a format failure.
-        counts = {n: _counts(pred if pred is not None else {}, gold, n) for n in names}
-        for n, found in counts.items():
-            cols[f"field:{n}"].append(float(found[0]))
-            stats[f"field:{n}"].append([float(v) for v in found])
-        cols["fields_accuracy"].append(sum(c[0] for c in counts.values()) / len(names) if names else float("nan"))
-        stats["fields_accuracy"].append([1.0, float(pred is None), 0.0])
-        f1 = _f1(*(sum(c[i] for c in counts.values()) for i in (1, 2, 3)))
-        cols["fields_f1"].append(1.0 if f1 is None else f1)  # nothing filled on either side: all agree
-        stats["fields_f1"].append(None)
+        if ctx.options.reduce == "max" or len(scored) == 1:  # the best-agreeing reference (the first on a tie)
+            values, counts = max(scored, key=lambda found: (found[0]["fields_f1"], found[0]["fields_accuracy"]))
+        else:
+            values = {c: float(np.mean([found[0][c] for found in scored])) for c in columns}
+            counts = {c: None if scored[0][1][c] is None else [float(v) for v in np.mean([found[1][c] for found in scored],
+                                                                                         axis=0)] for c in columns}
+        for col in columns:
+            cols[col].append(values[col])
+            stats[col].append(counts[col])
         details.append(UNREADABLE if pred is None else None)
     sig = "fields|exact-match|normalise:casefold,strip,collapse-space,number-as-float|null=not-filled"
-    return MetricResult(cols, {c: sig for c in cols}, details={c: details for c in cols}, stats=stats)
+    rows = with_references(sig, others, ctx.options.reduce)
+    return MetricResult(cols, {c: sig for c in cols}, details={c: details for c in cols}, stats=stats,
+                        row_settings={c: rows for c in cols})
+
+
+def _score_one(pred: dict | None, gold: dict | None, names: list[str]) -> tuple[dict, dict] | None:
+    """Gives one output's numbers and statistics per column against one reference object; None when it holds none.
+
+    An output with no readable object gives its user no fields: it is scored as an empty
+    object (every filled gold field missed), not left out, so content numbers are not
+    computed on the survivors of a format failure.
+    """
+    if gold is None:
+        return None
+    counts = {n: _counts(pred if pred is not None else {}, gold, n) for n in names}
+    values = {f"field:{n}": float(found[0]) for n, found in counts.items()}
+    stats = {f"field:{n}": [float(v) for v in found] for n, found in counts.items()}
+    values["fields_accuracy"] = sum(c[0] for c in counts.values()) / len(names) if names else float("nan")
+    stats["fields_accuracy"] = [1.0, float(pred is None), 0.0]
+    f1 = _f1(*(sum(c[i] for c in counts.values()) for i in (1, 2, 3)))
+    values["fields_f1"] = 1.0 if f1 is None else f1  # nothing filled on either side: all agree
+    stats["fields_f1"] = None
+    return values, stats
