@@ -70,3 +70,13 @@ def tiny_chat(tmp_path_factory):
     from tests.tiny_models import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_chat"), chat=True)
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """One headless Chromium for the session (tests/test_report_browser.py's Browser), shared by every browser test."""
+    from tests.test_report_browser import Browser, _browser
+
+    found = Browser(_browser(), tmp_path_factory.mktemp("browser") / "profile")
+    yield found
+    found.close()

@@ -124,13 +124,6 @@ class Browser:
             self.proc.kill()
 
 
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory):
-    found = Browser(_browser(), tmp_path_factory.mktemp("browser") / "profile")
-    yield found
-    found.close()
-
-
 def screenshot(tab: Page, folder: Path, name: str) -> Path:
     """Saves the whole page as a PNG (Page.captureScreenshot beyond the viewport); gives its path.
 

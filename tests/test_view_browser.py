@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from genval.cli import main
-from tests.test_report_browser import Page, browser, page  # noqa: F401 — the Chromium fixtures, reused
+from tests.test_report_browser import Page, page  # noqa: F401 — `page` is the Chromium tab fixture, reused
 from tests.conftest import ROOT
 from tests.test_view import app_for, demo_run, serving
 
