@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import math
 
-from genval.pipeline import run_pipeline
 from tests.conftest import ROOT
+from tests.report_runs import demo_run
 
 BEFORE = ROOT / "tests" / "data" / "demo_summary_before_streaming.json"
 
@@ -49,9 +49,9 @@ def _differences(before, after, path="") -> list[tuple[str, str]]:
     return [] if before == after else [("changed", path)]
 
 
-def test_the_demo_summary_is_the_one_before_the_streaming_core(tmp_path):
+def test_the_demo_summary_is_the_one_before_the_streaming_core():
     before = json.loads(BEFORE.read_text())
-    folder = run_pipeline(ROOT / "configs" / "demo.yaml", out_dir=tmp_path, quiet=True)
+    folder = demo_run()  # configs/demo.yaml run once per test process (the report and export tests read it too)
     after = json.loads((folder / "summary.json").read_text())
     assert after["eval_set"]["path"].endswith("data/demo/tickets.jsonl")   # where the config sits, not a number
     found = [(kind, path) for kind, path in _differences(before, after) if path != "eval_set.path"]
