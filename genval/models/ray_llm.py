@@ -218,7 +218,7 @@ def _cut(rows: pd.DataFrame, batches: list[pd.DataFrame], bar) -> Iterator[pd.Da
 
 
 def engines(executor, model) -> int:
-    """Gives the number of vLLM engines: the executor's `workers`, else as many as the cluster's GPUs hold (at least 1)."""
+    """Gives the number of vLLM engines: the executor's `workers`, else as many as the cluster's GPUs hold (>= 1)."""
     if executor.settings.workers:
         return executor.settings.workers
     import ray

@@ -1,12 +1,12 @@
-"""`AsyncEngineArgs` and `AsyncLLMEngine` as Ray's batch-LLM engine stage calls them (vLLM 0.29, which `ray[llm]` 2.60 pins).
+"""`AsyncEngineArgs` and `AsyncLLMEngine` as Ray's batch-LLM engine stage calls them (vLLM 0.29: `ray[llm]` 2.60's).
 
 Ray's `vLLMEngineWrapper` builds `AsyncEngineArgs(**kwargs)` from the processor's `engine_kwargs`
 (plus `model`, `runner` and `enable_log_requests`), reads `create_engine_config()`'s
 `scheduler_config.max_num_seqs` and `parallel_config.pipeline_parallel_size`, starts
 `AsyncLLMEngine.from_engine_args(args, stat_loggers=…)` and streams
 `engine.generate(request_id=…, prompt=TextPrompt|TokensPrompt, sampling_params=SamplingParams,
-lora_request=…)` until an output is `finished`, and calls `do_log_stats()` after each batch. An engine argument vLLM does not know is a
-TypeError, as the real dataclass raises. The engine answers with the offline stand-in's model
+lora_request=…)` until an output is `finished`, and calls `do_log_stats()` after each batch.
+An engine argument vLLM does not know is a TypeError, as the real dataclass raises. The engine answers with the offline stand-in's model
 (vllm.entrypoints.llm.LLM), so what Ray hands back can be checked against it; each request is
 appended as one JSON line to the file named by FAKE_VLLM_LOG (the engine runs in a Ray actor, a
 process the test cannot look into otherwise).
