@@ -115,8 +115,12 @@ def run_once(config: Path, out: Path, executor: str, upto: str = "run") -> dict:
     if proc.returncode not in (0, 3):  # 3: the run finished with a decision that is INCOMPLETE
         raise SystemExit(f"genval run failed ({proc.returncode}):\n{err[-2000:]}")
     found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)
+    # CPU seconds of the run and the child processes it waited for (workers; not Ray's, which its raylet owns):
+    # on a machine other processes load, what the run itself used.
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", err))
     manifest = json.loads((out / config.stem / "manifest.json").read_text())
-    return {"wall_s": wall, "max_rss": int(found.group(1)) * 1024 if found else None, "tree_peak": peak[0],
+    return {"wall_s": wall, "cpu_s": cpu, "max_rss": int(found.group(1)) * 1024 if found else None,
+            "tree_peak": peak[0],
             "stages": {s: manifest["stages"].get(s, {}).get("seconds") for s in STAGES}}
 
 
@@ -143,13 +147,16 @@ def main() -> None:
             result = run_once(config, Path(tmp), args.executor, args.upto)
         rows.append((n, result))
         stages = ", ".join(f"{s} {v:.1f} s" for s, v in result["stages"].items() if v is not None)
-        print(f"{n:>9,}: {result['wall_s']:.1f} s, largest process {mib(result['max_rss'])}, "
+        print(f"{n:>9,}: {result['wall_s']:.1f} s ({result['cpu_s']:.1f} CPU s), "
+              f"largest process {mib(result['max_rss'])}, "
               f"process tree (PSS) {mib(result['tree_peak'])} ({stages})", flush=True)
-    print("\n| examples | wall | peak RSS (largest process) | peak PSS (process tree) | " +
+    load = os.getloadavg()[0]
+    print(f"\nload average at the end: {load:.1f} on {os.cpu_count()} cores")
+    print("\n| examples | wall | CPU | peak RSS (largest process) | peak PSS (process tree) | " +
           " | ".join(STAGES) + " |")
-    print("| --- | --- | --- | --- | " + " | ".join("---" for _ in STAGES) + " |")
+    print("| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in STAGES) + " |")
     for n, r in rows:
-        print(f"| {n:,} | {r['wall_s']:.1f} s | {mib(r['max_rss'])} | {mib(r['tree_peak'])} | " +
+        print(f"| {n:,} | {r['wall_s']:.1f} s | {r['cpu_s']:.1f} s | {mib(r['max_rss'])} | {mib(r['tree_peak'])} | " +
               " | ".join("–" if r["stages"][s] is None else f"{r['stages'][s]:.1f} s" for s in STAGES) + " |")
 
 

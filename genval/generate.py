@@ -20,6 +20,7 @@ from genval.models import CallStats, Params, Request, load_backend
 from genval.models.base import Session
 from genval.models.cache import RequestCache
 from genval.models.ops import OpsTally, savings, savings_basis, tally_ops
+from genval.models.ray_llm import on_ray
 from genval.progress import Progress
 from genval.runfolder import Run, table_schema
 
@@ -151,6 +152,7 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
             backend = load_backend(model, labels=config.labels)  # checks the engine is there; loads no weights
             task = GenerateTask(role, model, config.labels, settings, str(cache.path), run.root.name,
                                 reader=backend if not backend.uses_cache else None)
+            task = on_ray(task, model, executor)  # vLLM on Ray: through ray.data.llm (genval.models.ray_llm)
             tally, called, cached, made, failed_first, missing = OpsTally(), 0, 0, set(), None, 0
             missing_error = backend.missing_error() if hasattr(backend, "missing_error") else None
             with progress.bar(f"generate {role}", total=n) as bar:

@@ -24,7 +24,7 @@ from genval.checks import check_inputs
 from genval.config import RunConfig, load_config
 from genval.errors import GenvalError
 from genval.evalset import canonical
-from genval.executors import make_executor
+from genval.executors import check_executor, make_executor
 from genval.generate import generate
 from genval.judging.calibrate import calibrate
 from genval.judging.labels import update_table
@@ -133,12 +133,14 @@ def _is_current(run: Run, stage: Stage, digest: str) -> bool:
     return all(run.has(name) and outputs.get(name) == run.artifact_hash(name) for name in stage.writes)
 
 
-def prepare(config: RunConfig, out_dir: Path) -> Run:
+def prepare(config: RunConfig, out_dir: Path, executor: str | None = None) -> Run:
     """Checks every input, then opens (or creates) the run folder and writes its `examples` table when the eval set or prompt changed.
 
-    Nothing is written before `check_inputs` has passed: a mistake leaves the folder as it was.
+    Nothing is written before `check_inputs` has passed, nor before the executor (`executor`
+    overriding the config's) is known to be able to start: a mistake leaves the folder as it was.
     """
     evalset = check_inputs(config, Path(out_dir)).evalset
+    check_executor(config, executor)
     run = Run(Path(out_dir) / config.name)
     run.root.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(canonical({"sha256": evalset.sha256, "prompt": config.prompt,
@@ -267,6 +269,6 @@ def run_pipeline(config_path, out_dir="runs", force=(), quiet=False, progress: P
     config = load_config(config_path)
     check_force(force)
     progress = progress or Progress(quiet=quiet)
-    run = prepare(config, Path(out_dir))
+    run = prepare(config, Path(out_dir), executor)
     run_stages(run, config, progress, force=tuple(force), executor=executor)
     return run.root

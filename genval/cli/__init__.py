@@ -50,7 +50,7 @@ def _cmd_run(args) -> int:
     config = load_config(args.config)
     check_force(args.force or ())
     progress = Progress(quiet=args.quiet)
-    run = prepare(config, Path(args.out))
+    run = prepare(config, Path(args.out), args.executor)
     run_stages(run, config, progress, force=tuple(args.force or ()), executor=args.executor)
     result = outcome(run)
     _say_outcome(result)
@@ -65,7 +65,7 @@ def _cmd_stage(args) -> int:
     from genval.progress import Progress
 
     config = load_config(args.config)
-    run = prepare(config, Path(args.out))
+    run = prepare(config, Path(args.out), args.executor)
     force = (args.command,) if args.force else ()
     upto = STAGE_NAMES[: STAGE_NAMES.index(args.command) + 1]
     run_stages(run, config, Progress(quiet=args.quiet), force=force, only=upto, executor=args.executor)

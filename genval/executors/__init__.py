@@ -14,7 +14,17 @@ from __future__ import annotations
 
 from genval.executors.local import LocalExecutor, Source, counted_rows
 
-__all__ = ["LocalExecutor", "Source", "counted_rows", "make_executor"]
+__all__ = ["LocalExecutor", "Source", "check_executor", "counted_rows", "make_executor"]
+
+
+def check_executor(config, kind: str | None = None) -> None:
+    """Raises a one-line GenvalError when the executor the run would use cannot start: Ray missing, or its
+    cluster address answering nothing. Starts nothing, so it runs before the run folder is written."""
+    if (kind or config.executor.kind) == "ray":
+        from genval.executors.ray_data import check_address, import_ray
+
+        import_ray()
+        check_address(config.executor.address)
 
 
 def make_executor(config, kind: str | None = None):
