@@ -20,7 +20,9 @@ BEFORE = ROOT / "tests" / "data" / "demo_summary_before_streaming.json"
 # signatures, the reliability tables and the temperature sweep the report plots).
 ADDED = {"settings.interval_method", "classification.labels", "classification.label_source",
          "classification.signatures", "classification.reliability", "classification.sweep",
-         "corpus"}  # the corpus numbers (a reduce over the scores' statistics), in metrics.json before
+         "corpus", "fidelity.retention"}
+# corpus: the corpus numbers (a reduce over the scores' statistics), in metrics.json before;
+# fidelity.retention: every reference metric's student / teacher with its paired interval (the report's pivot)
 # A derived slice (rare_class) now gets every classification figure a configured slice gets (one function
 # for every block, where it used to lack those only classification.json computed); checked below against
 # the configured slice with the same examples.

@@ -54,7 +54,7 @@ def test_the_pareto_frontier_is_the_points_nothing_beats():
 
 def test_retention_has_the_paired_interval_of_the_per_example_scores(run):
     summary = read_summary(run.root)
-    kept = pivot.retention(run, summary)
+    kept = pivot.retention(summary)
     scores = run.read_table("scores")
     wide = scores[scores["metric"] == "rouge1"].pivot(index="id", columns="pair", values="value")
     s = summary["settings"]

@@ -194,12 +194,17 @@ def _labels(run: Run, config: RunConfig, held_labels: list | None) -> tuple[dict
 
 
 def _ratios(plan: Plan) -> list:
-    """Gives the ratios every block may ask for: accuracy retention and task retention (and on answered examples)."""
+    """Gives the ratios every block may ask for: accuracy retention and task retention (and both on answered
+    examples), and every reference metric's retention, student / teacher (the report's metric pivot)."""
     out = [(("col", "student~reference", "label_correct"), ("col", "teacher~reference", "label_correct"))]
     if plan.content:
         out.append((("col", "student~reference", plan.content), ("col", "teacher~reference", plan.content)))
     if plan.answered:
         out += [(("answered", *top[1:]), ("answered", *bottom[1:])) for top, bottom in out]
+    keys = set(plan.keys)
+    out += [(("col", pair, metric), ("col", "teacher~reference", metric)) for pair, metric in plan.keys
+            if pair == "student~reference" and metric not in ("label_correct", plan.content)
+            and ("teacher~reference", metric) in keys]
     return out
 
 

@@ -73,6 +73,13 @@ def _task_retention(view: blocks.View, block: dict) -> dict | None:
     return {"metric": metric, **view.ratio("student~reference", "teacher~reference", metric)}
 
 
+def _retention(view: blocks.View, block: dict) -> dict:
+    """Gives every reference metric's student / teacher ratio, paired by example (the report's metric pivot)."""
+    student, teacher = block["metrics"].get("student~reference", {}), block["metrics"].get("teacher~reference", {})
+    return {metric: view.ratio("student~reference", "teacher~reference", metric)
+            for metric in sorted(set(student) & set(teacher) - {"label_correct", "kl"})}
+
+
 def _format(view: blocks.View, block: dict) -> dict:
     """Gives per role the failure share of each format metric, and content quality on the outputs that pass."""
     out: dict = {}
@@ -146,6 +153,7 @@ def build_summary(run: Run, config: RunConfig, progress: Progress | None = None)
     if overall["classification"] is not None and found.held is not None:
         classification.overall_extras(overall["classification"], found.held, config)
     overall["fidelity"]["task_retention"] = _task_retention(view, overall)
+    overall["fidelity"]["retention"] = _retention(view, overall)
     name, head = blocks.headline(overall)
     ops = _optional(run, "ops.json") or {}
     summary = {

@@ -37,7 +37,7 @@ def report(run: Run, config: RunConfig, progress: Progress) -> dict:
     calibration = run.read_json("calibration.json") if run.path("calibration.json").exists() else None
     price = next((m.price for m in config.models.values() if m.price is not None), None)
     extras = {"calibration": calibration, "run_label": run_label(run), "currency": price.currency if price else ""}
-    extras["retention"] = pivot.retention(run, summary)
+    extras["retention"] = pivot.retention(summary)
     run.write_text("report.md", markdown.render(summary, extras))
     rows = drilldown.rows(run, summary, config.analysis.seed)
     run.write_text("report.html", html.render(summary, rows, {**extras, "latency": _latency(run)}))
