@@ -21,9 +21,13 @@ _LINE_ENDS = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|$)")
 
 def read_bytes(path: str | Path, what: str) -> bytes:
     """Gives the bytes of the file at `path`; a missing or unreadable file is a one-line error."""
-    path = Path(path)
+    return _opening(Path(path), what, Path.read_bytes)
+
+
+def _opening(path: Path, what: str, how):
+    """Gives `how(path)`; a missing or unreadable file is a one-line error naming it."""
     try:
-        return path.read_bytes()
+        return how(path)
     except FileNotFoundError:
         raise GenvalError(f"{path}: no such {what} file") from None
     except IsADirectoryError:
@@ -116,14 +120,7 @@ def iter_lines(path: str | Path, what: str, raw: bool = False):
     `raw`: each line keeps its ending, untranslated (as a file opened with newline="" gives it).
     """
     path = Path(path)
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise GenvalError(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise GenvalError(f"{path}: a folder, not a {what} file") from None
-    except OSError as exc:
-        raise GenvalError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    handle = _opening(path, what, lambda p: open(p, "rb"))
     number, offset = 0, 0
     with handle:
         for chunk in handle:

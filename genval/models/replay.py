@@ -123,30 +123,41 @@ class ReplayIndex:
         return str(self.read(position)["id"])
 
 
-def _index(path: Path, labels: tuple[str, ...] | None) -> ReplayIndex:
-    """Reads the file once: every record checked, the index built from ids hashed a chunk at a time.
-
-    A line that is no JSON stops at once; a record's own mistake, or a repeated id, is reported
-    after the whole file was read, the first in file order, as a reader of the whole file would.
-    """
-    hashes, ids = [], []
-    offsets, parts, lines = array("q"), array("b"), array("q")
-    mistake = None
-    for record in iter_jsonl(path, "replay"):
+def _scan(path: Path, labels: tuple[str, ...] | None, keep=None) -> tuple[np.ndarray, tuple | None, int]:
+    """Reads every record once and checks it; gives the good records' id hashes (in file order), the first
+    mistake as (line, error) or None, and the number of records. `keep(record)` is called for each good one."""
+    hashes, ids, mistake, n = [], [], None, 0
+    for record in iter_jsonl(Path(path), "replay"):
+        n += 1
         try:
             checked(record.data, record.where, labels)
         except GenvalError as exc:
             mistake = mistake or (record.line, exc)
             continue
         ids.append(str(record.data["id"]))
-        offsets.append(record.at[0])
-        parts.append(record.at[1])
-        lines.append(record.line)
+        if keep is not None:
+            keep(record)
         if len(ids) == HASH_CHUNK:
             hashes.append(id_hashes(ids))
             ids = []
     hashes.append(id_hashes(ids))
-    keys = np.concatenate(hashes)
+    return np.concatenate(hashes), mistake, n
+
+
+def _index(path: Path, labels: tuple[str, ...] | None) -> ReplayIndex:
+    """Reads the file once: every record checked, the index built from ids hashed a chunk at a time.
+
+    A line that is no JSON stops at once; a record's own mistake, or a repeated id, is reported
+    after the whole file was read, the first in file order, as a reader of the whole file would.
+    """
+    offsets, parts, lines = array("q"), array("b"), array("q")
+
+    def keep(record) -> None:
+        offsets.append(record.at[0])
+        parts.append(record.at[1])
+        lines.append(record.line)
+
+    keys, mistake, _ = _scan(path, labels, keep)
     order = np.argsort(keys, kind="stable")
     index = ReplayIndex(Path(path), keys[order], np.frombuffer(offsets, dtype=np.int64)[order],
                         np.frombuffer(parts, dtype=np.int8)[order], np.frombuffer(lines, dtype=np.int64)[order])
@@ -200,20 +211,8 @@ def replay_index(path: Path, labels: tuple[str, ...] | None = None) -> ReplayInd
 @lru_cache(maxsize=8)
 def _cached_count(path: str, size: int, mtime_ns: int, labels: tuple[str, ...] | None) -> int:
     """Checks every record of the file (as `_index` does) and gives how many there are, keeping only a count."""
-    hashes, ids, mistake, n = [], [], None, 0
-    for record in iter_jsonl(Path(path), "replay"):
-        n += 1
-        try:
-            checked(record.data, record.where, labels)
-        except GenvalError as exc:
-            mistake = mistake or (record.line, exc)
-            continue
-        ids.append(str(record.data["id"]))
-        if len(ids) == HASH_CHUNK:
-            hashes.append(id_hashes(ids))
-            ids = []
-    hashes.append(id_hashes(ids))
-    keys = np.sort(np.concatenate(hashes))
+    keys, mistake, n = _scan(Path(path), labels)
+    keys = np.sort(keys)
     repeat = _first_repeat(replay_index(path, labels)) if (keys[1:] == keys[:-1]).any() else None
     found = [m for m in (mistake, repeat) if m is not None]
     if found:
