@@ -204,6 +204,10 @@ def test_rating_api_writes_good_ratings_and_refuses_bad_ones(rated_run):
                           (dict(id=state["item"]["id"], verdict="equivalent", colour=1), "unknown key")):
             response = api.post("/api/labels", json={"annotator": "zed", "pair": "student~teacher", **bad})
             assert response.status_code == 400 and says in response.json()["error"], response.text
+        # a page on another site posting from the user's browser (it carries its own Origin) is refused
+        foreign = api.post("/api/labels", json={"id": state["item"]["id"], "annotator": "zed", "verdict": "equivalent"},
+                           headers={"Origin": "https://elsewhere.example"})
+        assert foreign.status_code == 400 and "another site" in foreign.json()["error"]
         assert not labels.exists()  # nothing written by a refused rating
         rated = []
         for k in range(3):

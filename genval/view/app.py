@@ -91,6 +91,10 @@ def create_app(browser: Browser, rating=None) -> Starlette:
             return _bad(exc)
 
     async def _body(request: Request):
+        # A page on another site may POST to this port from the user's browser; its Origin gives it away.
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+            raise GenvalError(f"POST: refused from another site ({origin}); ratings come from this app's pages")
         try:
             return json.loads(await request.body())
         except ValueError:
