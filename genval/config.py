@@ -316,7 +316,7 @@ class RunConfig(Strict):
     # --- derived views ----------------------------------------------------------------------
     def where(self, *loc) -> str:
         """Gives `file:line` of the config key at `loc` (e.g. "models", "student", "path"), for an error message."""
-        return where(self._source, _yaml_line(self._text, loc) if self._text else None)
+        return where(self._source, yaml_line(self._text, loc) if self._text else None)
 
     @property
     def schema_path(self) -> Path | None:
@@ -346,25 +346,25 @@ class RunConfig(Strict):
 
 
 # ------------------------------------------------------------------------------------------
-def _resolve_paths(obj: BaseModel, base: Path) -> None:
+def resolve_paths(obj: BaseModel, base: Path) -> None:
     """Makes every relative Path in the config absolute against the config file's folder."""
     for name in type(obj).model_fields:
         value = getattr(obj, name)
         if isinstance(value, Path) and not value.is_absolute():
             setattr(obj, name, (base / value).resolve())
         elif isinstance(value, BaseModel):
-            _resolve_paths(value, base)
+            resolve_paths(value, base)
         elif isinstance(value, list):
             for item in value:
                 if isinstance(item, BaseModel):
-                    _resolve_paths(item, base)
+                    resolve_paths(item, base)
         elif isinstance(value, dict):
             for item in value.values():
                 if isinstance(item, BaseModel):
-                    _resolve_paths(item, base)
+                    resolve_paths(item, base)
 
 
-def _yaml_line(text: str, loc: tuple) -> int | None:
+def yaml_line(text: str, loc: tuple) -> int | None:
     """Finds the line of the config key at `loc`, so an error can point at it."""
     try:
         node = yaml.compose(text)
@@ -410,7 +410,7 @@ def validation_error(exc: ValidationError, source: str, text: str = "") -> Genva
     """Gives the one-line error for a pydantic failure: the file, the key's line, what is wrong."""
     err = exc.errors()[0]
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in BACKEND_TAGS))
-    line = _yaml_line(text, loc) if text else None
+    line = yaml_line(text, loc) if text else None
     prefix = f"{source}:{line}" if line else source
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return GenvalError(f"{prefix}: {_describe(loc, err)}{more}")
@@ -466,7 +466,7 @@ def parse_config(data: Any, base: Path, source: str = "<config>", text: str = ""
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, source, text) from None
-    _resolve_paths(config, base)
+    resolve_paths(config, base)
     config._source, config._text = source, text
     return config
 

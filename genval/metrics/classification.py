@@ -40,7 +40,7 @@ def _norm(text) -> str:
     return " ".join(str(text).split()).strip("\"'`").rstrip(".").strip().casefold()
 
 
-def _match(value, labels: list[str]) -> str | None:
+def match_label(value, labels: list[str]) -> str | None:
     """Gives the label of the set that `value` names, ignoring case and spacing; None if none."""
     if value is None or isinstance(value, (dict, list)):
         return None
@@ -105,7 +105,7 @@ def _errors(batch: pd.DataFrame, role: str) -> list:
 def gold_labels(batch: pd.DataFrame, config: RunConfig, labels: list[str]) -> tuple[list, list]:
     """Gives the examples' gold labels as given and as matched to `labels` (None where none matches)."""
     raw = [_gold(r, lab, config) for r, lab in zip(_column(batch, "reference"), _column(batch, "label"))]
-    return raw, [_match(g, labels) if g is not None else None for g in raw]
+    return raw, [match_label(g, labels) if g is not None else None for g in raw]
 
 
 def label_table(batch: pd.DataFrame, config: RunConfig, labels: list[str]) -> pd.DataFrame:
@@ -120,7 +120,7 @@ def label_table(batch: pd.DataFrame, config: RunConfig, labels: list[str]) -> pd
         probs = [_probs(pr_, labels) if ok else None for pr_, ok in zip(probs_raw, present)]
         preds = []
         for value, vec in zip(raw, probs):
-            label = _match(value, labels)
+            label = match_label(value, labels)
             if label is None and vec is not None and config.task == "classification":
                 label = labels[int(np.argmax(vec))]  # the text names no label: the probabilities decide
             preds.append(label)

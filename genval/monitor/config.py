@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from genval.config import (Analysis, GateConfig, GateRule, Generation, MetricSpec, ModelConfig, RunConfig, Strict,
-                           _resolve_paths, _yaml_line, path_field, read_yaml, validation_error)
+                           path_field, read_yaml, resolve_paths, validation_error, yaml_line)
 from genval.errors import GenvalError, where
 
 _WINDOW = re.compile(r"^(?P<count>[1-9]\d*)(?P<unit>[hd])$")
@@ -107,7 +107,7 @@ class MonitorConfig(Strict):
 
     def where(self, *loc) -> str:
         """Gives `file:line` of the config key at `loc`, for an error message."""
-        return where(self._source, _yaml_line(self._text, loc) if self._text else None)
+        return where(self._source, yaml_line(self._text, loc) if self._text else None)
 
     @property
     def window_length(self) -> timedelta:
@@ -136,6 +136,6 @@ def load_monitor_config(path: str | Path) -> MonitorConfig:
         config = MonitorConfig.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, str(path), text) from None
-    _resolve_paths(config, Path(path).resolve().parent)
+    resolve_paths(config, Path(path).resolve().parent)
     config._source, config._text = str(path), text
     return config

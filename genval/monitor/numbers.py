@@ -15,7 +15,7 @@ import pandas as pd
 
 from genval.analysis.numbers import Boot, mean
 from genval.metrics import MetricContext, get_metric
-from genval.metrics.classification import _match
+from genval.metrics.classification import match_label
 from genval.monitor.config import MonitorConfig
 from genval.stats import percentile_interval
 
@@ -27,14 +27,14 @@ def same_answer(candidate: str | None, other: str | None, labels: list[str] | No
     if candidate is None or other is None:
         return False
     if labels:
-        found = _match(candidate, labels)
-        return found is not None and found == _match(other, labels)
+        found = match_label(candidate, labels)
+        return found is not None and found == match_label(other, labels)
     return " ".join(candidate.split()) == " ".join(other.split())
 
 
 def reference_label(text: str | None, probs: dict | None, labels: list[str]) -> str | None:
     """Gives the reference's label: its text when that names a label, else the argmax of its label probabilities."""
-    found = _match(text, labels) if text else None
+    found = match_label(text, labels) if text else None
     if found is None and probs:
         found = max(probs, key=probs.get)
     return found
