@@ -86,7 +86,7 @@ STAGES = [
     Stage("score", score, ("examples", "outputs"), ("scores", "metrics.json"),
           lambda c: {"metrics": [m.model_dump(mode="json") for m in c.metric_specs], "task": c.task,
                      "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field},
-          version=5, maps=True),  # 5: stats and signature per row, no classification.json; 4: failures at worst
+          version=6, maps=True),  # 6: several references; 5: stats and signature per row; 4: failures at worst
     Stage("judge", judge, ("examples", "outputs"), ("judgments",),
           lambda c: {"judges": _judges_key(c), "task": c.task},
           needs_cache=True, version=4, maps=True),  # 4: streamed, no calibration.json; 3: `equivalent`, unanswered
@@ -101,10 +101,11 @@ STAGES = [
                      "gate": c.gate.model_dump(mode="json") if c.gate else None,
                      "baseline": _file_digest(c.gate.baseline / "summary.json" if c.gate.baseline.is_dir()
                                               else c.gate.baseline) if c.gate and c.gate.baseline else None},
-          version=4),  # 4: streamed, one source per number, no derived slice members; 3: decision, failures
-    Stage("report", report, ("summary.json", "examples", "outputs", "scores", "judgments"),
+          version=5),  # 5: corpus, every metric's retention; 4: streamed, one source per number; 3: decision
+    Stage("report", report, ("summary.json", "calibration.json", "examples", "outputs", "scores", "judgments"),
           ("report.md", "report.html"),
-          lambda c: {"name": c.name, "seed": c.analysis.seed}, version=4),  # 4: a bounded, stratified drill-down
+          lambda c: {"name": c.name, "seed": c.analysis.seed},
+          version=5),  # 5: decision and why, judges, pivot, candidates, matplotlib; 4: a bounded drill-down
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 
