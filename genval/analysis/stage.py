@@ -255,8 +255,8 @@ def _candidate(role: str, summary: dict, found: Collected, config: RunConfig, bo
 
     mine["gate"] = evaluate(config.gate, mine, read_baseline(config.gate.baseline), paired) if config.gate else None
     named = _named(block, role)
-    return {"headline": _headline_named(mine["headline"], role), "metrics": {pair: m for pair, m in named["metrics"].items()
-                                                      if pair.partition("~")[0] == role},
+    own = {pair: m for pair, m in named["metrics"].items() if pair.partition("~")[0] == role}
+    return {"headline": _headline_named(mine["headline"], role), "metrics": own,
             "fidelity": mine["fidelity"], "classification": mine["classification"], "judge": named["judge"],
             "generation": named["generation"], "failures": mine["failures"], "format": mine["format"],
             "slices": {field: {value: _named(b, role) for value, b in values.items()}

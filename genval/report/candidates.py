@@ -49,7 +49,8 @@ def rows(summary: dict) -> list[dict]:
     roles = (summary.get("ops") or {}).get("roles") or {}
     out = []
     for name in names(summary):
-        own, task = pairs.get(as_role("student~teacher", "student", name)) or {}, pairs.get(as_role("student~reference", "student", name)) or {}
+        own = pairs.get(as_role("student~teacher", "student", name)) or {}
+        task = pairs.get(as_role("student~reference", "student", name)) or {}
         rates = {j: (found.get(as_role(judge.get("pair") or "student~teacher", "student", name))
                      or found.get(as_role("student~teacher", "student", name)) or {}).get("equivalence_rate")
                  for j, found in (judge.get("judges") or {}).items()}
