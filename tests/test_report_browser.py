@@ -258,6 +258,8 @@ def test_two_students_and_two_judges_each_get_decision_ops_and_judge_columns(sum
     # student_v2 passes rougeL >= 0.9 on its own numbers (it drops fewer words) and the judge rule
     v2 = summary["metrics"]["student_v2~teacher"]["rougeL"]["value"]
     assert v2 >= 0.9 and rows[1][1].startswith("READY")
+    decided = summary["candidates"]["student_v2"]["decision"]   # the aggregate stage's, shown as it is
+    assert rows[1][1] == "READY: " + "; ".join(decided["reasons"]) and decided["verdict"] == "READY"
     heads = _texts(summaries, "table.candidates thead th")
     assert "judge equivalence" in " ".join(heads) and "judge summary_quality" in " ".join(heads)
     eq_v2 = summary["judge"]["judges"]["equivalence"]["student_v2~teacher"]["equivalence_rate"]["value"]

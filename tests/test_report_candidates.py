@@ -9,7 +9,10 @@ import re
 import numpy as np
 import pytest
 
-from genval.analysis.numbers import Boot, ratio
+from genval.analysis.numbers import Boot, mean, ratio
+from genval.analysis.significance import one_sided_p
+from genval.analysis.stage import build_summary
+from genval.config import GateConfig, load_config
 from genval.report import candidates, opsview, pivot
 from genval.report.decision import slice_rows
 from genval.runfolder import Run, read_summary
@@ -31,15 +34,73 @@ def test_every_candidate_gets_a_decision_from_the_gate_rules_on_its_own_numbers(
     v2 = judged[(judged["judge"] == "equivalence") & (judged["pair"] == "student_v2~teacher")]
     assert v2["equivalent"].astype(float).mean() >= 0.5                       # and its second
     assert candidates.decision(summary, "student") == summary["decision"]
-    assert candidates.decision(summary, "student_v2")["verdict"] == "READY"
-    # a rule on a slice cannot be checked on a candidate the aggregate stage did not slice: INCOMPLETE, said why
-    sliced = {**summary, "gate": {**summary["gate"], "rules": summary["gate"]["rules"] + [
-        {**summary["gate"]["rules"][0], "rule": "rougeL [student~teacher] >= 0.5 on domain=news", "passed": True}]}}
-    found = candidates.decision(sliced, "student_v2")
-    assert found["verdict"] == "INCOMPLETE" and "slices are computed for the student only" in found["reasons"][1]
+    assert summary["decision"]["verdict"] == "NOT_READY"
+    # the aggregate stage decided student_v2 as it decides the student: the gate's rules on its own numbers
+    mine = summary["candidates"]["student_v2"]
+    assert candidates.decision(summary, "student_v2") == mine["decision"] and mine["decision"]["verdict"] == "READY"
+    first = mine["gate"]["rules"][0]
+    assert first["passed"] and first["value"] == pytest.approx(rouge["student_v2~teacher"])
     row = {r["candidate"]: r for r in candidates.rows(summary)}["student_v2"]
     assert row["fidelity"]["value"] == pytest.approx(rouge["student_v2~teacher"])
     assert row["judges"]["equivalence"]["value"] == pytest.approx(v2["equivalent"].astype(float).mean())
+
+
+def _holm(p: list[float]) -> list[float]:
+    """Holm's step-down adjustment, written out: the k-th smallest p times (m − k), never below an earlier one."""
+    order = np.argsort(p, kind="stable")
+    adjusted, running = [0.0] * len(p), 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - k) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def test_a_further_candidate_gets_slices_intervals_and_an_interval_gate_of_its_own(run):
+    """student_v2's slices, interval tests with Holm's correction and decision, against numbers computed here from
+    the scores table: v1 drops two thirds of the words on legal (rougeL 0.5 against the teacher), v2 two fifths."""
+    config = load_config(run.root.parents[1] / "run.yaml")
+    config.gate = GateConfig(rules=["rougeL [student~teacher] lower >= 0.7 on domain=*",
+                                    "rougeL [student~teacher] >= 0.7 on domain=legal"])
+    summary = build_summary(run, config)
+    s = summary["settings"]
+    boot = Boot(s["bootstrap"], s["confidence"], s["seed"])
+    scores = run.read_table("scores")
+    domain = run.read_table("examples").set_index("id")["slice_domain"]
+    rouge = scores[scores["metric"] == "rougeL"].pivot(index="id", columns="pair", values="value")
+    mine = summary["candidates"]["student_v2"]
+    alpha = (1 - s["confidence"]) / 2
+    expected, p = {}, []
+    for name in ("legal", "news", "science"):
+        values = rouge.loc[domain[domain == name].index]
+        block = mine["slices"]["domain"][name]
+        assert block["n"] == len(values)
+        for pair in ("student_v2~teacher", "student_v2~reference"):
+            want = mean(values[pair].to_numpy(), boot)
+            assert block["metrics"][pair]["rougeL"]["value"] == pytest.approx(values[pair].mean())
+            assert block["metrics"][pair]["rougeL"]["ci"] == pytest.approx(want["ci"])
+        assert "student~teacher" not in block["metrics"]          # the student's own pairs are not the candidate's
+        expected[name] = mean(values["student_v2~teacher"].to_numpy(), boot)
+        p.append(one_sided_p(expected[name]["value"], expected[name]["ci"], 0.7, s["confidence"]))
+    assert expected["legal"]["value"] == pytest.approx(0.75)   # 9 of the teacher's 15 words: F = 2·0.6/1.6
+    by_slice = {r["slice"]: r for r in mine["gate"]["rules"]}
+    for (name, number), adjusted in zip(expected.items(), _holm(p)):
+        rule = by_slice[f"domain={name}"] if name != "legal" else mine["gate"]["rules"][0]
+        test = rule["tests"][0]
+        assert rule["slice"] == f"domain={name}" and test["kind"] == "lower"
+        assert test["number"]["ci"] == pytest.approx(number["ci"])
+        assert test["p_holm"] == pytest.approx(adjusted)
+        assert rule["passed"] == (number["ci"][0] >= 0.7 and adjusted <= alpha)
+    assert mine["gate"]["holm_family"] == 3 and mine["gate"]["passed"]
+    assert mine["decision"]["verdict"] == "READY"
+    # the student, on the same rules: legal's rougeL is 0.5 (5 of 15 words), under both bounds — NOT READY
+    legal = rouge.loc[domain[domain == "legal"].index, "student~teacher"]
+    assert legal.mean() == pytest.approx(0.5)
+    assert not summary["gate"]["passed"] and summary["decision"]["verdict"] == "NOT_READY"
+    failing = [r for r in summary["gate"]["rules"] if not r["passed"]]
+    assert {r["slice"] for r in failing} == {"domain=legal"} and len(failing) == 2
+    # and the report shows each candidate's own decision, read from the summary
+    assert [(r["candidate"], r["decision"]["verdict"]) for r in candidates.rows(summary)] == [
+        ("student", "NOT_READY"), ("student_v2", "READY")]
 
 
 def test_the_pareto_frontier_is_the_points_nothing_beats():

@@ -27,7 +27,10 @@ class View:
     """The numbers of one group of examples under one family of features: every row ('col') or answered ones.
 
     `present` counts the group's rows of each (pair, metric): a metric with no row in the
-    group is not in its block.
+    group is not in its block. `role` is the candidate in the student's place: a view of
+    `student_v2` shows its pairs as the student's (`student~teacher` reads `student_v2~teacher`),
+    so every block, gate rule and decision is computed by the same code for every candidate.
+    `gold`: the run has gold labels, and agreement and KL are over the examples with one.
     """
 
     engine: object
@@ -35,6 +38,17 @@ class View:
     family: str
     present: dict
     n: int
+    role: str = "student"
+    gold: bool = False
+
+    def stored(self, pair: str) -> str:
+        """Gives the name a shown pair (or derived feature: `fail:student`, `diff:student~…|…`) has in the run."""
+        if self.role == "student":
+            return pair
+        if pair == ERRORS:
+            return f"{ERRORS}:{self.role}"
+        kind, colon, rest = pair.rpartition(":")
+        return kind + colon + as_role(rest, "student", self.role)
 
     def has(self, pair: str, metric: str) -> bool:
         return self.present.get((pair, metric), 0) > 0
@@ -46,26 +60,34 @@ class View:
         """Gives the mean of a per-example number over the group (`gold`: over the examples with a gold label)."""
         if not self.has(pair, metric):
             return empty()
-        return self.engine.mean(self.group, ("gold" if gold else self.family, pair, metric))
+        return self.engine.mean(self.group, ("gold" if gold else self.family, self.stored(pair), metric))
 
     def ratio(self, top: str, bottom: str, metric: str) -> dict:
         """Gives mean(top) / mean(bottom) of one metric over the examples that have both (paired resamples)."""
         if not (self.has(top, metric) and self.has(bottom, metric)):
             return empty()
-        return self.engine.ratio(self.group, (self.family, top, metric), (self.family, bottom, metric))
+        return self.engine.ratio(self.group, (self.family, self.stored(top), metric),
+                                 (self.family, self.stored(bottom), metric))
 
     def ece(self, role: str) -> dict:
         return self.engine.ece(self.group, role)
 
     def errors(self) -> dict | None:
         """Gives the shares of examples both right, both wrong, only one wrong (teacher vs student label_correct)."""
-        if not self.engine.count(self.group, (self.family, ERRORS, ERROR_KINDS[0])):
+        errors = self.stored(ERRORS)
+        if not self.engine.count(self.group, (self.family, errors, ERROR_KINDS[0])):
             return None
-        return {kind: self.engine.mean(self.group, (self.family, ERRORS, kind))["value"] for kind in ERROR_KINDS}
+        return {kind: self.engine.mean(self.group, (self.family, errors, kind))["value"] for kind in ERROR_KINDS}
 
     def feature(self, pair: str, metric: str) -> dict:
         """Gives the mean of a derived per-example feature (no row count to check: format and gate features)."""
-        return self.engine.mean(self.group, (self.family, pair, metric))
+        return self.engine.mean(self.group, (self.family, self.stored(pair), metric))
+
+
+def as_role(pair: str, role: str, other: str) -> str:
+    """Gives a pair (`role~teacher`, `role~reference`, or the bare role) with `role` at its head replaced by `other`."""
+    head, tilde, tail = pair.partition("~")
+    return other + tilde + tail if head == role else pair
 
 
 def metrics(view: View) -> dict:

@@ -178,7 +178,7 @@ def block(view, held: Held | None, min_slice_n: int) -> dict | None:
                                                           ("student~teacher", "kl"))):
         return None
     # With gold labels read, agreement and KL are over the examples with one, as accuracy is.
-    on_gold = held is not None and view.family == "col"
+    on_gold = view.gold and view.family == "col"
     out = {
         "teacher": {"accuracy": view.mean("teacher~reference", "label_correct")},
         "student": {"accuracy": view.mean("student~reference", "label_correct")},
@@ -189,7 +189,7 @@ def block(view, held: Held | None, min_slice_n: int) -> dict | None:
         "errors": view.errors(),
         "spearman": None, "kendall": None,
     }
-    if not on_gold:
+    if not on_gold or held is None:  # a further candidate: `held` has the student's labels and probabilities only
         return out
     rows = held.rows(view.group)
     for role in ROLES:

@@ -11,6 +11,12 @@
    examples) — and its slice groups go to the resampling method (genval.analysis.resampling),
    which keeps sums, not examples (up to analysis.bootstrap_exact_max examples it keeps them:
    the exact bootstrap needs them).
+
+A further candidate (`student_v2`, …: a model role with its own `~teacher` or `~reference`
+pairs) is more columns of the same pass: its pairs are features already, and what is derived
+for the student (error kinds, gold-label agreement, format failures, retention ratios, paired
+differences for non-inferiority rules) is derived for it too, so its slices, gate and decision
+come from the same sums (`Collected.view(role=…)`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from genval.analysis import classification
-from genval.analysis.blocks import ERROR_KINDS, ERRORS, PREFERRED, View
+from genval.analysis.blocks import ERROR_KINDS, ERRORS, PREFERRED, View, as_role
 from genval.analysis.gate import paired_request
 from genval.analysis.numbers import Boot
 from genval.analysis.resampling import ALL, Exact, Poisson
@@ -53,6 +59,7 @@ class Plan:
 
     keys: list
     roles: list
+    candidates: list = field(default_factory=list)   # further students, besides `student`
     content: str | None = None
     diffs: list = field(default_factory=list)
     answered: bool = False
@@ -65,12 +72,16 @@ def _features(plan: Plan, window, failed: dict) -> dict:
     for role in plan.roles:
         col[(role, "generation_error")] = failed[role].astype(float)
     out = {("col", *key): values for key, values in col.items()}
-    out.update(_errors("col", col))
+    students = ["student", *plan.candidates]
+    for student in students:
+        out.update(_errors("col", col, student))
     if plan.gold:
         gold = window.present.get(("teacher~reference", "label_correct"), np.zeros(window.hi - window.lo, bool))
-        for metric in ("label_agree", "kl"):
-            out[("gold", "student~teacher", metric)] = np.where(gold, window.value(("student~teacher", metric)), np.nan)
-    for role in ("teacher", "student"):
+        for student in students:
+            for metric in ("label_agree", "kl"):
+                pair = f"{student}~teacher"
+                out[("gold", pair, metric)] = np.where(gold, window.value((pair, metric)), np.nan)
+    for role in ("teacher", *students):
         for metric in FORMAT_METRICS:
             if (role, metric) in col:
                 passed = col[(role, metric)]
@@ -95,15 +106,16 @@ def _features(plan: Plan, window, failed: dict) -> dict:
     return out
 
 
-def _errors(family: str, col: dict) -> dict:
-    """Gives the four error kinds per example (1.0 or 0.0) where both teacher and student have label_correct."""
-    t, s = col.get(("teacher~reference", "label_correct")), col.get(("student~reference", "label_correct"))
+def _errors(family: str, col: dict, student: str = "student") -> dict:
+    """Gives the four error kinds per example (1.0 or 0.0) where both teacher and `student` have label_correct."""
+    t, s = col.get(("teacher~reference", "label_correct")), col.get((f"{student}~reference", "label_correct"))
     if t is None or s is None:
         return {}
     both = ~(np.isnan(t) | np.isnan(s))
     right_t, right_s = t == 1, s == 1
     kinds = (right_t & right_s, ~right_t & ~right_s, right_t & ~right_s, ~right_t & right_s)
-    return {(family, ERRORS, kind): np.where(both, cells.astype(float), np.nan)
+    name = View(None, ALL, family, {}, 0, student).stored(ERRORS)
+    return {(family, name, kind): np.where(both, cells.astype(float), np.nan)
             for kind, cells in zip(ERROR_KINDS, kinds)}
 
 
@@ -143,23 +155,31 @@ class Collected:
     n: int
     answered: bool
     diffs: list
+    candidates: list = field(default_factory=list)   # further students, besides `student`
 
-    def view(self, group=ALL, family: str = "col") -> View:
-        return View(self.engine, group, family, dict(self.presence.rows.get(group, {})),
-                    self.n if group == ALL else self.presence.sizes.get(group, 0))
+    def view(self, group=ALL, family: str = "col", role: str = "student") -> View:
+        """Gives the numbers of a group; `role`: the candidate in the student's place (its pairs shown as his)."""
+        present = dict(self.presence.rows.get(group, {}))
+        if role != "student":
+            present = {(as_role(pair, role, "student"), metric): count for (pair, metric), count in present.items()
+                       if pair.partition("~")[0] in (role, "teacher")}
+        return View(self.engine, group, family, present, self.n if group == ALL else self.presence.sizes.get(group, 0),
+                    role, self.held is not None)
 
     def group(self, slice_ref: str):
         """Gives the group of 'field=value', None when the run has no such slice."""
         name, _, wanted = slice_ref.partition("=")
         return next(((name, code) for value, code in self.fields.get(name, []) if value == wanted), None)
 
-    def paired(self, rule) -> dict:
-        """Gives a non-inferiority rule's student − teacher difference on its slice, paired by example."""
-        pair, teacher, metric, _ = paired_request(rule, metric_keys(self.view().keys()))
+    def paired(self, rule, role: str = "student") -> dict:
+        """Gives a non-inferiority rule's student (or candidate `role`) − teacher difference on its slice, paired by
+        example."""
+        view = self.view(role=role)
+        pair, teacher, metric, _ = paired_request(rule, metric_keys(view.keys()))
         group = ALL if not rule.slice else self.group(rule.slice)
         if group is None:
             raise GenvalError(f"gate rule on {rule.slice}: the run has no such slice")
-        return self.engine.mean(group, ("col", f"diff:{pair}|{teacher}", metric))
+        return self.engine.mean(group, ("col", view.stored(f"diff:{pair}|{teacher}"), metric))
 
 
 def metric_keys(keys) -> dict:
@@ -195,12 +215,15 @@ def _labels(run: Run, config: RunConfig, held_labels: list | None) -> tuple[dict
 
 def _ratios(plan: Plan) -> list:
     """Gives the ratios every block may ask for: accuracy retention and task retention (and both on answered
-    examples), and every reference metric's retention, student / teacher (the report's metric pivot)."""
+    examples), and every reference metric's retention, student / teacher (the report's metric pivot); each
+    further candidate's accuracy and task retention."""
     out = [(("col", "student~reference", "label_correct"), ("col", "teacher~reference", "label_correct"))]
     if plan.content:
         out.append((("col", "student~reference", plan.content), ("col", "teacher~reference", plan.content)))
     if plan.answered:
         out += [(("answered", *top[1:]), ("answered", *bottom[1:])) for top, bottom in out]
+    out += [(("col", f"{role}~reference", metric), ("col", "teacher~reference", metric))
+            for role in plan.candidates for metric in ("label_correct", plan.content) if metric]
     keys = set(plan.keys)
     out += [(("col", pair, metric), ("col", "teacher~reference", metric)) for pair, metric in plan.keys
             if pair == "student~reference" and metric not in ("label_correct", plan.content)
@@ -259,10 +282,10 @@ def collect(run: Run, config: RunConfig, gate_rules=(), progress: Progress | Non
         groups = _Groups(run, config, store, labels)
         held = classification.Held(run, config, labels) if labels is not None else None
         plan = Plan(keys=keys, roles=list(role_blocks(run)) if run.has("outputs") else [],
-                    content=_content_metric(keys), answered=any(f for f, _ in failed_calls.values()),
-                    gold=held is not None)
-        plan.diffs = list(dict.fromkeys(paired_request(rule, metric_keys(keys)) for rule in gate_rules
-                                        if rule.non_inferiority is not None))
+                    candidates=candidates(config, keys), content=_content_metric(keys),
+                    answered=any(f for f, _ in failed_calls.values()), gold=held is not None)
+        plan.diffs = list(dict.fromkeys(d for rule in gate_rules if rule.non_inferiority is not None
+                                        for role in ["student", *plan.candidates] if (d := _diff(rule, keys, role))))
         boot = Boot.of(config.analysis)
         engine = Exact(boot, config.analysis.ece_bins) if exact else Poisson(boot, config.analysis.ece_bins)
         engine.declare(ratios=_ratios(plan), eces=list(classification.ROLES) if held is not None else [])
@@ -288,4 +311,27 @@ def collect(run: Run, config: RunConfig, gate_rules=(), progress: Progress | Non
     if held is not None:
         held.finish()
     return Collected(engine, presence, groups.fields(presence.sizes), groups.sources, held, judges, failed_calls, n,
-                     plan.answered, plan.diffs)
+                     plan.answered, plan.diffs, plan.candidates)
+
+
+def candidates(config: RunConfig, keys: list) -> list[str]:
+    """Gives the further students: every model role besides teacher and student with a pair of its own."""
+    heads = {pair.partition("~")[0] for pair, _ in keys if "~" in pair}
+    return [role for role in config.models if role not in ("teacher", "student") and role in heads]
+
+
+def _diff(rule, keys: list, role: str) -> tuple[str, str, str, int] | None:
+    """Gives the (pair, teacher pair, metric, sign) of a non-inferiority rule's paired difference for `role`.
+
+    The student's rule must name numbers it has (else the error says so); a further candidate
+    without them gets no difference, and its gate says the test has no interval.
+    """
+    shown = [(as_role(pair, role, "student"), metric) for pair, metric in keys if pair.partition("~")[0] in (
+        role, "teacher")]
+    try:
+        pair, teacher, metric, sign = paired_request(rule, metric_keys(shown))
+    except GenvalError:
+        if role == "student":
+            raise
+        return None
+    return as_role(pair, "student", role), teacher, metric, sign

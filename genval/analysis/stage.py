@@ -3,6 +3,8 @@
 Reads `examples`, `outputs`, `scores`, `judgments`, `ops.json`, `metrics.json` and
 `calibration.json` (each when present), in batches (genval.analysis.collect); writes
 `summary.json`, checked against the JSON Schema shipped in `genval/schemas/summary.schema.json`.
+Every further candidate (`student_v2`, …) gets, under `candidates`, the numbers, slices, gate
+and decision the student gets, computed by the same functions with it in the student's place.
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ from importlib import resources
 import jsonschema
 
 from genval.analysis import blocks, classification, slices
+from genval.analysis.blocks import as_role
 from genval.analysis.collect import Collected, collect
 from genval.analysis.decision import decide, failures
 from genval.analysis.diagnosis import diagnose, status
 from genval.analysis.gate import evaluate, read_baseline
 from genval.analysis.judge_correction import corrected_rate
-from genval.analysis.numbers import Boot, minimum_detectable_effect
+from genval.analysis.numbers import Boot, empty, minimum_detectable_effect
 from genval.analysis.resampling import ALL
 from genval.analysis.table import FORMAT_METRICS
 from genval.config import RunConfig
+from genval.errors import GenvalError
 from genval.metrics.corpus import corpus_numbers
+from genval.models.ops import savings
 from genval.progress import Progress
 from genval.runfolder import Run
 
@@ -43,7 +48,8 @@ def _primary_judge(calibration: dict | None) -> str | None:
     return ranking[0] if ranking else None
 
 
-def _judge_top(block: dict | None, calibration: dict | None, found: Collected, boot: Boot) -> dict | None:
+def _judge_top(block: dict | None, calibration: dict | None, found: Collected, boot: Boot,
+               view: blocks.View | None = None) -> dict | None:
     """Adds the primary judge's validation, meaning, verdict shares and corrected rate to the overall judge block."""
     if not block:
         return None
@@ -54,7 +60,7 @@ def _judge_top(block: dict | None, calibration: dict | None, found: Collected, b
     block["meaning"] = meaning
     block["mean_score"] = (block["judges"][block["name"]].get(block["pair"]) or {}).get("mean_score")
     block["corrected_equivalence_rate"] = None
-    key = (block["name"], block["pair"])
+    key = (block["name"], view.stored(block["pair"]) if view else block["pair"])
     if key in found.judges.rates:
         counts = found.judges.verdicts.get(key, {})
         total = sum(counts.values())
@@ -96,15 +102,18 @@ def _format(view: blocks.View, block: dict) -> dict:
     return out
 
 
-def _slices(found: Collected, config: RunConfig, boot: Boot, primary, progress: Progress | None) -> dict:
-    """Gives field → value → block for every slice, ranked."""
+def _slices(found: Collected, config: RunConfig, boot: Boot, primary, progress: Progress | None,
+            role: str = "student") -> dict:
+    """Gives field → value → block for every slice, ranked (`role`: the candidate in the student's place)."""
     out: dict = {}
     total = sum(map(len, found.fields.values()))
-    with (progress or Progress(quiet=True)).bar("aggregate slices", total=total, unit="slice") as bar:
+    label = "aggregate slices" + ("" if role == "student" else f" ({role})")
+    with (progress or Progress(quiet=True)).bar(label, total=total, unit="slice") as bar:
         for field, values in found.fields.items():
             out[field] = {}
             for value, code in values:
-                out[field][value] = blocks.build(found.view((field, code)), found.held, primary,
+                out[field][value] = blocks.build(found.view((field, code), role=role),
+                                                 found.held if role == "student" else None, primary,
                                                  config.analysis.min_slice_n)
                 bar.update(1)
             slices.rank(out[field], config.analysis.min_slice_n, blocks.headline)
@@ -184,7 +193,75 @@ def build_summary(run: Run, config: RunConfig, progress: Progress | None = None)
     summary["gate"] = evaluate(config.gate, summary, read_baseline(config.gate.baseline), found.paired) \
         if config.gate else None
     summary["decision"] = decide(summary)
+    if found.candidates:
+        summary["candidates"] = {role: _candidate(role, summary, found, config, boot, calibration, progress)
+                                 for role in found.candidates}
     return json.loads(json.dumps(summary, default=_plain))
+
+
+def _named(block: dict, role: str) -> dict:
+    """Gives a block of a candidate seen as the student with its pairs under their own names (`student_v2~teacher`)."""
+    def rename(pairs: dict) -> dict:
+        return {as_role(pair, "student", role): v for pair, v in pairs.items()}
+
+    out = {**block, "metrics": rename(block["metrics"]), "generation": rename(block.get("generation") or {})}
+    if block.get("headline"):
+        out["headline"] = _headline_named(block["headline"], role)
+    if block.get("judge"):
+        out["judge"] = {**block["judge"], "pair": as_role(block["judge"]["pair"], "student", role),
+                        "judges": {name: rename(pairs) for name, pairs in block["judge"]["judges"].items()}}
+    return out
+
+
+def _headline_named(headline: dict | None, role: str) -> dict | None:
+    """Gives a candidate's headline with its pair named as its own: `rougeL (student_v2~reference)`."""
+    if not headline or not headline.get("metric"):
+        return headline
+    return {**headline, "metric": headline["metric"].replace("(student~", f"({role}~")}
+
+
+def _candidate_ops(ops: dict, role: str) -> dict:
+    """Gives the ops part of a candidate's summary: its figures as the student's, its savings against the teacher."""
+    roles = ops.get("roles") or {}
+    mine = {"teacher": roles.get("teacher"), "student": roles.get(role)}
+    return {**mine, "roles": mine, "savings": savings(mine) if all(mine.values()) else {},
+            "savings_basis": ops.get("savings_basis")}
+
+
+def _candidate(role: str, summary: dict, found: Collected, config: RunConfig, boot: Boot, calibration: dict | None,
+               progress: Progress | None) -> dict:
+    """Gives a further candidate's headline, its pairs' numbers, fidelity, slices, status, diagnoses, gate and
+    decision: the student's summary rebuilt with `role` in the student's place, through the same functions."""
+    primary = _primary_judge(calibration)
+    view = found.view(role=role)
+    block = blocks.build(view, None, primary, config.analysis.min_slice_n)
+    block["fidelity"]["task_retention"] = _task_retention(view, block)
+    name, head = blocks.headline(block)
+    roles = {r: found.roles[r] for r in ("teacher", role) if r in found.roles}
+    mine = {**summary, "headline": {"metric": name, **head} if name else None, "metrics": block["metrics"],
+            "fidelity": block["fidelity"], "classification": block["classification"],
+            "judge": _judge_top(block["judge"], calibration, found, boot, view), "generation": block["generation"],
+            "failures": failures(roles, found.judges.asked, config.analysis.max_failure_rate), "answered": None,
+            "format": _format(view, block), "slices": _slices(found, config, boot, primary, progress, role),
+            "ops": _candidate_ops(summary["ops"], role)}
+    mine["status"] = status(mine)
+    mine["diagnoses"] = diagnose(mine, config)
+
+    def paired(rule):
+        try:
+            return found.paired(rule, role)
+        except GenvalError:  # the candidate lacks the rule's number: its test has no interval, and fails
+            return empty()
+
+    mine["gate"] = evaluate(config.gate, mine, read_baseline(config.gate.baseline), paired) if config.gate else None
+    named = _named(block, role)
+    own = {pair: m for pair, m in named["metrics"].items() if pair.partition("~")[0] == role}
+    return {"headline": _headline_named(mine["headline"], role), "metrics": own,
+            "fidelity": mine["fidelity"], "classification": mine["classification"], "judge": named["judge"],
+            "generation": named["generation"], "failures": mine["failures"], "format": mine["format"],
+            "slices": {field: {value: _named(b, role) for value, b in values.items()}
+                       for field, values in mine["slices"].items()},
+            "status": mine["status"], "diagnoses": mine["diagnoses"], "gate": mine["gate"], "decision": decide(mine)}
 
 
 def paired_numbers(run: Run, config: RunConfig, rules) -> callable:

@@ -255,8 +255,8 @@ def _candidates(summary: dict, currency: str) -> str:
                         (r["judges"].get(j) or {}).get("value")) for j in judge_names]
                     + [(opsview.show("latency_p50_s", r["latency_p50_s"]), r["latency_p50_s"]),
                        (opsview.show("cost_per_1k_calls", r["cost_per_1k_calls"], currency), r["cost_per_1k_calls"])])
-    note = ('<p class="muted">The student\'s decision is the summary\'s; a further candidate\'s re-checks the gate '
-            "rules on its own numbers (slices are computed for the student only).</p>") if len(found) > 1 else ""
+    note = ('<p class="muted">Each candidate is decided as the student is: the gate\'s rules (slices, interval '
+            "bounds and Holm's correction included) on its own numbers.</p>") if len(found) > 1 else ""
     return _table(head, rows, "sortable candidates") + note
 
 
