@@ -27,15 +27,15 @@ libc.mallinfo2.restype = Info
 libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
 if sys.argv[1] == "bounded":
     bounded_memory()
-libc.free(libc.malloc(8 << 20))  # a batch's large block, freed: left alone, glibc's threshold rises to 8 MiB
+libc.free(libc.malloc(24 << 20))  # a batch's large block, freed: left alone, glibc's threshold rises to 24 MiB
 before = libc.mallinfo2().hblkhd
-block = libc.malloc(4 << 20)
+block = libc.malloc(12 << 20)
 print(libc.mallinfo2().hblkhd - before)
 """
 
 
-def mapped_bytes_of_a_4mib_block(mode: str, **env) -> int:
-    """Gives how many bytes glibc mapped for a 4 MiB block asked after an 8 MiB one was freed, in a fresh process."""
+def mapped_bytes_of_a_12mib_block(mode: str, **env) -> int:
+    """Gives how many bytes glibc mapped for a 12 MiB block asked after a 24 MiB one was freed, in a fresh process."""
     done = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, **env}, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -54,10 +54,10 @@ glibc = pytest.mark.skipif(not on_glibc(), reason="glibc's malloc only")
 
 @glibc
 def test_after_bounded_memory_a_large_block_is_its_own_mapping():
-    assert mapped_bytes_of_a_4mib_block("plain") == 0  # glibc's default: the raised threshold puts it in the heap
-    assert mapped_bytes_of_a_4mib_block("bounded") >= 4 << 20
+    assert mapped_bytes_of_a_12mib_block("plain") == 0  # glibc's default: the raised threshold puts it in the heap
+    assert mapped_bytes_of_a_12mib_block("bounded") >= 12 << 20
 
 
 @glibc
 def test_a_users_own_mmap_threshold_wins():
-    assert mapped_bytes_of_a_4mib_block("bounded", MALLOC_MMAP_THRESHOLD_=str(16 << 20)) == 0
+    assert mapped_bytes_of_a_12mib_block("bounded", MALLOC_MMAP_THRESHOLD_=str(16 << 20)) == 0

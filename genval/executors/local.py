@@ -56,9 +56,10 @@ def counted_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 
 _POOL_SET = False
-# glibc's threshold, fixed, above which a block is a mapping of its own (given back when freed): a batch's
-# pickles and arrays are larger; at 256 KiB a 10k run peaked 11 MiB lower than at 1 MiB, but paid more mmap calls.
-MMAP_THRESHOLD = 1 << 20
+# glibc's threshold, fixed: the score stage's pickled results (~18 MiB a batch) lie above it. Measured at 100k (the
+# parent's peak; aggregate's time, whose bootstrap blocks pay an mmap each above it): 1 MiB 380 MiB, +0.8 s;
+# 8 MiB 380 MiB, +0.1 s; 16 MiB 386 MiB; unfixed 419 MiB.
+MMAP_THRESHOLD = 8 << 20
 M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
