@@ -458,17 +458,28 @@ def read_yaml(path: str | Path, what: str = "config") -> tuple[Any, str]:
     return data, text
 
 
-def parse_config(data: Any, base: Path, source: str = "<config>", text: str = "") -> RunConfig:
-    """Validates raw config data into a RunConfig, paths resolved against `base`."""
-    if not isinstance(data, dict):
-        raise GenvalError(f"{source}: the config should be a mapping of keys (name, task, models, …)")
+def validated(model: type, data: Any, source: str, text: str = ""):
+    """Gives `model.model_validate(data)`; a pydantic failure is the one-line error naming the key's line."""
     try:
-        config = RunConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, source, text) from None
+
+
+def parse_model(model: type, data: Any, base: Path, source: str, text: str, what: str, keys: str):
+    """Validates a config file's data (a mapping of keys such as `keys`) into `model`, with its paths
+    resolved against `base` and its source kept for later `file:line` errors."""
+    if not isinstance(data, dict):
+        raise GenvalError(f"{source}: the {what} should be a mapping of keys ({keys}, …)")
+    config = validated(model, data, source, text)
     resolve_paths(config, base)
     config._source, config._text = source, text
     return config
+
+
+def parse_config(data: Any, base: Path, source: str = "<config>", text: str = "") -> RunConfig:
+    """Validates raw config data into a RunConfig, paths resolved against `base`."""
+    return parse_model(RunConfig, data, base, source, text, "config", "name, task, models")
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from genval import registry
 from genval.analysis.diagnosis import value
 from genval.analysis.significance import holm, one_sided_p
-from genval.config import GateConfig, GateRule, read_yaml, validation_error
+from genval.config import GateConfig, GateRule, read_yaml, validated
 from genval.errors import GenvalError
 from genval.runfolder import read_summary
 
@@ -264,10 +262,7 @@ def load_gate(path: str | Path) -> GateConfig:
         data, text = data["gate"], ""  # a run config: key lines would be looked up from the wrong root
     if not isinstance(data, dict):
         raise GenvalError(f"{path}: a gate file holds 'rules: [...]' (and optionally 'baseline: RUN')")
-    try:
-        gate = GateConfig.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(exc, str(path), text) from None
+    gate = validated(GateConfig, data, str(path), text)
     if gate.baseline is not None and not gate.baseline.is_absolute():
         gate.baseline = (path.resolve().parent / gate.baseline).resolve()
     return gate

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-from pathlib import Path
 from urllib.parse import urlencode
 
 from genval.errors import GenvalError

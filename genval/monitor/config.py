@@ -13,11 +13,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from genval.config import (Analysis, GateConfig, GateRule, Generation, MetricSpec, ModelConfig, RunConfig, Strict,
-                           path_field, read_yaml, resolve_paths, validation_error, yaml_line)
-from genval.errors import GenvalError, where
+                           parse_model, path_field, read_yaml, yaml_line)
+from genval.errors import where
 
 _WINDOW = re.compile(r"^(?P<count>[1-9]\d*)(?P<unit>[hd])$")
 
@@ -130,12 +130,5 @@ class MonitorConfig(Strict):
 def load_monitor_config(path: str | Path) -> MonitorConfig:
     """Reads and validates the YAML monitor config at `path`."""
     data, text = read_yaml(path, "monitor config")
-    if not isinstance(data, dict):
-        raise GenvalError(f"{path}: the monitor config should be a mapping of keys (name, task, traffic, …)")
-    try:
-        config = MonitorConfig.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(exc, str(path), text) from None
-    resolve_paths(config, Path(path).resolve().parent)
-    config._source, config._text = str(path), text
-    return config
+    return parse_model(MonitorConfig, data, Path(path).resolve().parent, str(path), text, "monitor config",
+                       "name, task, traffic")
