@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genval.analysis import classification
+from genval import registry
+from genval.analysis import classification, intervals
 from genval.analysis.numbers import empty
 from genval.analysis.table import JUDGE_PREFIX
 
@@ -60,17 +61,27 @@ class View:
         """Gives the mean of a per-example number over the group (`gold`: over the examples with a gold label)."""
         if not self.has(pair, metric):
             return empty()
-        return self.engine.mean(self.group, ("gold" if gold else self.family, self.stored(pair), metric))
+        return honest(self.engine.mean(self.group, ("gold" if gold else self.family, self.stored(pair), metric)),
+                      metric, self.engine.boot.confidence)
 
     def ratio(self, top: str, bottom: str, metric: str) -> dict:
-        """Gives mean(top) / mean(bottom) of one metric over the examples that have both (paired resamples)."""
+        """Gives mean(top) / mean(bottom) of one metric over the examples that have both (paired resamples).
+
+        Undefined (value None, `note` says why) when the bottom's mean is 0: a slice where the
+        teacher is never right has no accuracy retention.
+        """
         if not (self.has(top, metric) and self.has(bottom, metric)):
             return empty()
-        return self.engine.ratio(self.group, (self.family, self.stored(top), metric),
-                                 (self.family, self.stored(bottom), metric))
+        found = self.engine.ratio(self.group, (self.family, self.stored(top), metric),
+                                  (self.family, self.stored(bottom), metric))
+        if found["value"] is None and found["n"]:
+            what = "right on none" if metric == "label_correct" else f"at {metric} 0 on all"
+            return {**found, "note": f"undefined: the {bottom.partition('~')[0]} is {what} of these {found['n']} "
+                                     "examples, so the ratio divides by 0"}
+        return no_zero_width(found)
 
     def ece(self, role: str) -> dict:
-        return self.engine.ece(self.group, role)
+        return no_zero_width(self.engine.ece(self.group, role))
 
     def errors(self) -> dict | None:
         """Gives the shares of examples both right, both wrong, only one wrong (teacher vs student label_correct)."""
@@ -81,7 +92,40 @@ class View:
 
     def feature(self, pair: str, metric: str) -> dict:
         """Gives the mean of a derived per-example feature (no row count to check: format and gate features)."""
-        return self.engine.mean(self.group, (self.family, self.stored(pair), metric))
+        return honest(self.engine.mean(self.group, (self.family, self.stored(pair), metric)), metric,
+                      self.engine.boot.confidence)
+
+
+NO_SPREAD = "no interval: every resample gives the same value, and a bootstrap cannot show what it never samples"
+
+
+def zero_width(num: dict) -> bool:
+    """Says whether a number's interval has no width (to float precision: the streamed sums are float32 products)."""
+    lo, hi = num.get("ci") or [None, None]
+    return lo is not None and hi is not None and hi - lo <= 1e-6 * max(1.0, abs(num.get("value") or 0.0))
+
+
+def no_zero_width(num: dict) -> dict:
+    """Gives a number whose bootstrap interval has width 0 without it (ci null, `note` says why): never certainty."""
+    return {**num, "ci": [None, None], "note": NO_SPREAD} if zero_width(num) else num
+
+
+def honest(num: dict, metric: str, confidence: float) -> dict:
+    """Gives a mean whose bootstrap saw no spread a conservative interval from its range, else none (never [v, v]).
+
+    Every value of the group is the same: for a number with a known range [low, high] the Wilson
+    interval of the mean moved onto [0, 1] covers (genval.analysis.intervals.bounded_mean); an
+    unbounded one (KL, a judge's raw score) gets no interval.
+    """
+    lo = (num.get("ci") or [None, None])[0]
+    if num.get("value") is None or not num.get("n") or (lo is not None and not zero_width(num)) or \
+            (lo is None and num["n"] >= 2):
+        return num
+    found = registry.spec(metric)
+    if found is None or found.low is None or found.high is None:
+        return no_zero_width(num)
+    ci = intervals.bounded_mean(num["value"], num["n"], found.low, found.high, confidence)
+    return {**num, "ci": ci, "method": intervals.BOUNDED}
 
 
 def as_role(pair: str, role: str, other: str) -> str:
