@@ -7,12 +7,12 @@ the run's resampling method (genval.analysis.resampling) through a `View`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from genval import registry
-from genval.analysis import classification, intervals
+from genval.analysis import classification, intervals, judge_correction
 from genval.analysis.numbers import empty
 from genval.analysis.table import JUDGE_PREFIX
 
@@ -41,6 +41,7 @@ class View:
     n: int
     role: str = "student"
     gold: bool = False
+    cells: dict = field(default_factory=dict)   # (judge, stored pair) → the judge's rate cells (judge_correction)
 
     def stored(self, pair: str) -> str:
         """Gives the name a shown pair (or derived feature: `fail:student`, `diff:student~…|…`) has in the run."""
@@ -153,13 +154,20 @@ def judge(view: View, primary: str | None, pair: str | None) -> dict | None:
             judges.setdefault(name, {}).setdefault(jpair, {})[key] = view.mean(jpair, metric)
     if not judges:
         return None
+    for name, pairs in judges.items():
+        for jpair, entry in pairs.items():
+            cells = view.cells.get((name, view.stored(jpair)))
+            if cells is not None:
+                rg, ppi = judge_correction.corrected(cells, view.engine.boot)
+                entry.update(corrected_equivalence_rate=rg, equivalence_rate_ppi=ppi)
     primary = primary if primary in judges else sorted(judges)[0]
     pairs = judges[primary]
     # The student's own pair before any other candidate's (sorted, "student_v2~…" would come first).
     pair = pair if pair in pairs else next((p for p in ("student~reference", "student") if p in pairs),
                                            sorted(pairs)[0])
     return {"name": primary, "pair": pair, "equivalence_rate": pairs[pair].get("equivalence_rate"),
-            "judges": judges}
+            "corrected_equivalence_rate": pairs[pair].get("corrected_equivalence_rate"),
+            "equivalence_rate_ppi": pairs[pair].get("equivalence_rate_ppi"), "judges": judges}
 
 
 def generation(view: View) -> dict:

@@ -34,12 +34,16 @@ from genval.analysis.numbers import Boot
 from genval.analysis.resampling import ALL, Exact, Poisson
 from genval.analysis.slices import LEVELS, Codes, difficulty_levels, rare_listed
 from genval.analysis.table import (
+    ASKED,
     FORMAT_METRICS,
+    HUMAN_PREFIX,
     JUDGE_PREFIX,
     JudgeCounts,
     add_judgments,
+    add_ratings,
     add_scores,
     example_labels,
+    judge_metric,
     role_counts,
 )
 from genval.columns import WINDOW, ColumnStore, Positions, windows
@@ -64,6 +68,54 @@ class Plan:
     diffs: list = field(default_factory=list)
     answered: bool = False
     gold: bool = False
+    judged: list = field(default_factory=list)   # (judge, pair) of every judge's verdict column
+
+
+def _cell_codes(window, judge: str, pair: str) -> np.ndarray:
+    """Gives each example's cell of the judge's rate (genval.analysis.judge_correction.CELLS), -1 for none.
+
+    0–3: rated by people and judged (tp, fn, fp, tn); 4–5: judged only (equivalent or not); 6:
+    unanswered (the pair's output failed). An asked example without a readable verdict is in no
+    cell: it is left out of the rate's n, as the equivalence rate leaves it out.
+    """
+    verdict = window.value((pair, judge_metric(judge)))
+    asked = window.value((pair, judge_metric(judge, ASKED)))
+    human = window.value((pair, HUMAN_PREFIX + judge))
+    judged = (asked == 1) & ~np.isnan(verdict)
+    rated = judged & ~np.isnan(human)
+    codes = np.full(len(verdict), -1, dtype=np.int64)
+    codes[rated] = np.where(human[rated] == 1, np.where(verdict[rated] == 1, 0, 1), np.where(verdict[rated] == 1, 2, 3))
+    only = judged & np.isnan(human)
+    codes[only] = np.where(verdict[only] == 1, 4, 5)
+    codes[asked == 0] = 6
+    return codes
+
+
+class JudgeCells:
+    """Counts, per group and (judge, pair), the examples in each cell of the judge's rate: what Rogan–Gladen and
+    PPI need, for the whole run and every slice."""
+
+    def __init__(self):
+        self.counts: dict = defaultdict(lambda: np.zeros(7))
+
+    def add(self, window, judged: list, partitions: dict, rows: int) -> None:
+        groups = {"all": np.zeros(rows, dtype=np.int64), **{k: np.asarray(v) for k, v in partitions.items()}}
+        for judge, pair in judged:
+            codes = _cell_codes(window, judge, pair)
+            has = codes >= 0
+            for partition, group in groups.items():
+                keep = has & (group >= 0)
+                if not keep.any():
+                    continue
+                width = int(group[keep].max()) + 1
+                table = np.bincount(group[keep] * 7 + codes[keep], minlength=width * 7).reshape(width, 7)
+                for code in np.flatnonzero(table.sum(axis=1)):
+                    self.counts[((partition, int(code)), judge, pair)] += table[code]
+
+    def of(self, group) -> dict:
+        """Gives (judge, pair) → cell counts of one group, for the pairs people rated anywhere in the run."""
+        rated = {(judge, pair) for (g, judge, pair), c in self.counts.items() if g == ALL and c[:4].sum()}
+        return {(judge, pair): c for (g, judge, pair), c in self.counts.items() if g == group and (judge, pair) in rated}
 
 
 def _features(plan: Plan, window, failed: dict) -> dict:
@@ -156,6 +208,7 @@ class Collected:
     answered: bool
     diffs: list
     candidates: list = field(default_factory=list)   # further students, besides `student`
+    cells: JudgeCells | None = None                  # each judged pair's cells, per group
 
     def view(self, group=ALL, family: str = "col", role: str = "student") -> View:
         """Gives the numbers of a group; `role`: the candidate in the student's place (its pairs shown as his)."""
@@ -163,8 +216,9 @@ class Collected:
         if role != "student":
             present = {(as_role(pair, role, "student"), metric): count for (pair, metric), count in present.items()
                        if pair.partition("~")[0] in (role, "teacher")}
+        cells = self.cells.of(group) if family == "col" and self.cells is not None else {}
         return View(self.engine, group, family, present, self.n if group == ALL else self.presence.sizes.get(group, 0),
-                    role, self.held is not None)
+                    role, self.held is not None, cells)
 
     def group(self, slice_ref: str):
         """Gives the group of 'field=value', None when the run has no such slice."""
@@ -275,28 +329,32 @@ def collect(run: Run, config: RunConfig, gate_rules=(), progress: Progress | Non
     with ColumnStore(run, n, max(n, 1) if exact else WINDOW) as store:
         add_scores(store, run, positions)
         judges = add_judgments(store, run, positions)
+        add_ratings(store, run.read_json("calibration.json") if run.has("calibration.json") else None, positions)
         keys = [k for k in store.keys if store.stats[k][0] and (judges.has_score or not (
-            k[1].startswith(JUDGE_PREFIX) and k[1].endswith(":score")))]
+            k[1].startswith(JUDGE_PREFIX) and k[1].endswith(":score"))) and not _cell_key(k)]
+        judged = [(k[1].split(":")[1], k[0]) for k in keys if k[1].startswith(JUDGE_PREFIX)
+                  and k[1].endswith(":equivalent")]
         failed_calls = role_counts(run)
         labels = classification.label_set(run, config) if classification.applies(config) else None
         groups = _Groups(run, config, store, labels)
         held = classification.Held(run, config, labels) if labels is not None else None
         plan = Plan(keys=keys, roles=list(role_blocks(run)) if run.has("outputs") else [],
                     candidates=candidates(config, keys), content=_content_metric(keys),
-                    answered=any(f for f, _ in failed_calls.values()), gold=held is not None)
+                    answered=any(f for f, _ in failed_calls.values()), gold=held is not None, judged=judged)
         plan.diffs = list(dict.fromkeys(d for rule in gate_rules if rule.non_inferiority is not None
                                         for role in ["student", *plan.candidates] if (d := _diff(rule, keys, role))))
         boot = Boot.of(config.analysis)
         engine = Exact(boot, config.analysis.ece_bins) if exact else Poisson(boot, config.analysis.ece_bins)
         engine.declare(ratios=_ratios(plan), eces=list(classification.ROLES) if held is not None else [])
-        presence = Presence()
+        presence, cells = Presence(), JudgeCells()
+        extra = [k for k in store.keys if _cell_key(k)]
         gold = sorted(set(run.table_columns("examples")) & {"label", "reference"})  # what gold labels are read from
         example_columns = groups.columns + (gold if held is not None or groups.rare else [])
         output_columns = ("error",) + (tuple(c for c in ("text", "label_probs") if c in run.table_columns("outputs"))
                                        if held is not None and run.has("outputs") else ())
         with (progress or Progress(quiet=True)).bar("aggregate", total=n, unit="example") as bar:
             for w, frame in enumerate(windows(run, plan.roles, example_columns, output_columns, store.window)):
-                window = store.window_at(w, keys)
+                window = store.window_at(w, keys + extra)
                 partitions = groups.of(frame, window.lo)
                 failed = {role: frame[f"{role}.error"].notna().to_numpy() for role in plan.roles}
                 features = _features(plan, window, failed)
@@ -304,14 +362,20 @@ def collect(run: Run, config: RunConfig, gate_rules=(), progress: Progress | Non
                     features.update(held.feed(frame, partitions))
                 rows = dict(window.present)
                 rows.update({(role, "generation_error"): np.ones(len(frame), bool) for role in plan.roles})
-                presence.add(rows, partitions, len(frame))
+                presence.add({k: v for k, v in rows.items() if not _cell_key(k)}, partitions, len(frame))
+                cells.add(window, plan.judged, partitions, len(frame))
                 engine.feed(features, partitions, window.lo)
                 bar.update(len(frame))
     engine.finish()
     if held is not None:
         held.finish()
     return Collected(engine, presence, groups.fields(presence.sizes), groups.sources, held, judges, failed_calls, n,
-                     plan.answered, plan.diffs, plan.candidates)
+                     plan.answered, plan.diffs, plan.candidates, cells)
+
+
+def _cell_key(key) -> bool:
+    """Says whether a column only places examples in the judge's cells (asked, people's verdict): not a number."""
+    return key[1].startswith(HUMAN_PREFIX) or (key[1].startswith(JUDGE_PREFIX) and key[1].endswith(":" + ASKED))
 
 
 def candidates(config: RunConfig, keys: list) -> list[str]:

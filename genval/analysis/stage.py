@@ -20,10 +20,10 @@ from genval.analysis.collect import Collected, collect
 from genval.analysis.decision import decide, failures
 from genval.analysis.diagnosis import diagnose, status
 from genval.analysis.gate import evaluate, read_baseline
-from genval.analysis.judge_correction import corrected_rate
+from genval.analysis.judge_correction import cells_from, corrected, two_by_two
 from genval.analysis.numbers import Boot, empty, minimum_detectable_effect
 from genval.analysis.resampling import ALL
-from genval.analysis.table import FORMAT_METRICS
+from genval.analysis.table import FORMAT_METRICS, says_equivalent
 from genval.config import RunConfig
 from genval.errors import GenvalError
 from genval.metrics.corpus import corpus_numbers
@@ -50,24 +50,32 @@ def _primary_judge(calibration: dict | None) -> str | None:
 
 def _judge_top(block: dict | None, calibration: dict | None, found: Collected, boot: Boot,
                view: blocks.View | None = None) -> dict | None:
-    """Adds the primary judge's validation, meaning, verdict shares and corrected rate to the overall judge block."""
+    """Adds the primary judge's validation, meaning and verdict shares to the overall judge block.
+
+    Its corrected rates (Rogan–Gladen, PPI++) come with the block from the per-example cells
+    (blocks.judge); a calibration.json without per-item ratings (an older genval's) gives them
+    for the whole run only, from its confusion matrix.
+    """
     if not block:
         return None
     cal = ((calibration or {}).get("judges") or {}).get(block["name"])
     meaning = ((calibration or {}).get("meaning") or {}).get(block["name"])
     block["validated"] = bool(cal.get("validated")) if cal else False
-    block["calibration"] = cal
+    block["calibration"] = {k: v for k, v in cal.items() if k != "rated"} if cal else None  # size: not per item
     block["meaning"] = meaning
     block["mean_score"] = (block["judges"][block["name"]].get(block["pair"]) or {}).get("mean_score")
-    block["corrected_equivalence_rate"] = None
     key = (block["name"], view.stored(block["pair"]) if view else block["pair"])
     if key in found.judges.rates:
         counts = found.judges.verdicts.get(key, {})
         total = sum(counts.values())
         block["verdicts"] = {k: counts[k] / total for k in sorted(counts)}
-        judged, positive, unanswered = found.judges.rates[key]
-        block["corrected_equivalence_rate"] = corrected_rate(positive, judged, unanswered, cal, meaning, boot.n_boot,
-                                                             boot.confidence, boot.seed)
+        if block.get("corrected_equivalence_rate") is None and cal and not cal.get("rated") and cal.get("confusion"):
+            equivalent = says_equivalent(meaning)
+            table = two_by_two(cal["confusion"], equivalent) if equivalent else None
+            judged, positive, unanswered = found.judges.rates[key]
+            cells = cells_from(table, positive, judged, unanswered) if table else None
+            if cells is not None:
+                block["corrected_equivalence_rate"], block["equivalence_rate_ppi"] = corrected(cells, boot)
     return block
 
 
