@@ -202,7 +202,7 @@ def primary_metric(block: dict, pair: str) -> str | None:
 
 
 def headline(block: dict) -> tuple[str | None, dict | None]:
-    """Gives the one number a slice is ranked by: retention, judge equivalence, or task quality."""
+    """Gives the one number the whole run is headed by: retention, judge equivalence, or task quality."""
     cls = block.get("classification")
     if cls and cls["accuracy_retention"].get("value") is not None:
         return "accuracy_retention", cls["accuracy_retention"]
@@ -214,6 +214,18 @@ def headline(block: dict) -> tuple[str | None, dict | None]:
         if metric:
             return f"{metric} ({pair})", block["metrics"][pair][metric]
     return None, None
+
+
+def named(block: dict, name: str) -> dict:
+    """Gives the number a headline name (`headline`) stands for in another block (a slice), with a note when absent."""
+    metric, _, rest = name.partition(" (")
+    if metric == "accuracy_retention":
+        found = (block.get("classification") or {}).get("accuracy_retention")
+    elif metric == "equivalence_rate":
+        found = (block.get("judge") or {}).get("equivalence_rate")
+    else:
+        found = (block.get("metrics") or {}).get(rest.rstrip(")"), {}).get(metric)
+    return found or {**empty(), "note": "no example of this slice has it"}
 
 
 def is_number(value) -> bool:

@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 from genval.analysis import classification
-from genval.analysis.blocks import ERROR_KINDS, ERRORS, PREFERRED, View, as_role
+from genval.analysis.blocks import ERROR_KINDS, ERRORS, PREFERRED, View, as_role, no_zero_width
+from genval.analysis.intervals import NEWCOMBE, paired_difference
 from genval.analysis.gate import paired_request
-from genval.analysis.numbers import Boot
+from genval.analysis.numbers import Boot, empty
 from genval.analysis.resampling import ALL, Exact, Poisson
 from genval.analysis.slices import LEVELS, Codes, difficulty_levels, rare_listed
 from genval.analysis.table import (
@@ -229,11 +230,19 @@ class Collected:
         """Gives a non-inferiority rule's student (or candidate `role`) − teacher difference on its slice, paired by
         example."""
         view = self.view(role=role)
-        pair, teacher, metric, _ = paired_request(rule, metric_keys(view.keys()))
+        pair, teacher, metric, sign = paired_request(rule, metric_keys(view.keys()))
         group = ALL if not rule.slice else self.group(rule.slice)
         if group is None:
             raise GenvalError(f"gate rule on {rule.slice}: the run has no such slice")
-        return self.engine.mean(group, ("col", view.stored(f"diff:{pair}|{teacher}"), metric))
+        top, bottom = ("col", view.stored(pair), metric), ("col", view.stored(teacher), metric)
+        if self.engine.shares(top, bottom):  # a 0/1 number: Newcombe's interval of the paired difference
+            n, s, t, both = self.engine.cells(group, top, bottom)
+            if not n:
+                return empty()
+            lo, hi = paired_difference(both, s - both, t - both, n - s - t + both, self.engine.boot.confidence)
+            return {"value": sign * (s - t) / n, "ci": [lo, hi] if sign > 0 else [-hi, -lo], "n": n,
+                    "method": NEWCOMBE}
+        return no_zero_width(self.engine.mean(group, ("col", view.stored(f"diff:{pair}|{teacher}"), metric)))
 
 
 def metric_keys(keys) -> dict:
@@ -282,7 +291,9 @@ def _ratios(plan: Plan) -> list:
     out += [(("col", pair, metric), ("col", "teacher~reference", metric)) for pair, metric in plan.keys
             if pair == "student~reference" and metric not in ("label_correct", plan.content)
             and ("teacher~reference", metric) in keys]
-    return out
+    # A non-inferiority rule's two numbers: a 0/1 number's difference is read off their paired sums.
+    out += [(("col", pair, metric), ("col", teacher, metric)) for pair, teacher, metric, _ in plan.diffs]
+    return list(dict.fromkeys(out))
 
 
 class _Groups:
