@@ -92,3 +92,25 @@ def test_holm_family_is_the_tests_the_correction_used_and_says_what_it_left_out(
     assert left == [{"rule": "accuracy_retention lower >= 0.3 on region=c", "kind": "lower",
                      "reason": "no interval for the lower test: it fails on its own"}]
     assert not result["rules"][2]["passed"] and result["rules"][0]["passed"]
+
+
+def _strings(found):
+    if isinstance(found, dict):
+        for value in found.values():
+            yield from _strings(value)
+    elif isinstance(found, list):
+        for value in found:
+            yield from _strings(value)
+    elif isinstance(found, str):
+        yield found
+
+
+def test_no_message_prints_pythons_none(hard):
+    """Every note, reason, caveat and message of a summary with undefined numbers and an unchecked judge."""
+    from genval.analysis.decision import decide
+
+    result = _gate(hard, ["accuracy_retention lower >= 0.3 on region=*", "equivalence_rate >= 0.5",
+                          "accuracy_retention lower >= 0.5 on region=c"])
+    said = [*_strings(hard), *_strings(result), *_strings(decide({**hard, "gate": result}))]
+    assert any("right on none" in s for s in said) and any("judge not validated" in s for s in said)
+    assert not [s for s in said if "None" in s]
