@@ -163,9 +163,12 @@ def test_holm_adjustment_matches_the_step_down_by_hand():
 
 
 def _bootstrap_mean_ci(values, n_boot=500, seed=0):
+    """The expanded percentile bootstrap of a mean (Hesterberg 2015), written out."""
+    from tests.test_resampling import expanded
+
     values = np.asarray(values, float)
     idx = np.random.default_rng(seed).integers(0, values.size, size=(n_boot, values.size))
-    return np.quantile(values[idx].mean(axis=1), [0.025, 0.975])
+    return np.quantile(values[idx].mean(axis=1), expanded(values.size))
 
 
 def _newcombe(both, only_first, only_second, neither):

@@ -37,12 +37,20 @@ def test_block_weights_are_the_inverse_poisson_cdf_of_one_seeded_stream():
     assert np.array_equal(block_weights(5, 3, 100, BLOCK), weights[:100])   # fewer resamples: a prefix of them
 
 
+def expanded(n: int, confidence: float = 0.95) -> list[float]:
+    """The expanded percentile interval's tails (Hesterberg 2015): α'/2 = Φ(−√(n/(n−1)) · t_{n−1, 1−α/2})."""
+    from scipy.stats import norm, t
+
+    tail = norm.cdf(-math.sqrt(n / (n - 1)) * t.ppf((1 + confidence) / 2, n - 1))
+    return [tail, 1 - tail]
+
+
 def _poisson_interval(values: np.ndarray, n_boot: int, seed: int, confidence: float = 0.95) -> list[float]:
     """An independent weighted bootstrap of a mean: each example's weight is its Poisson count in every resample."""
     weights = np.concatenate([block_weights(seed, b, n_boot, BLOCK)[:, :min(BLOCK, values.size - b * BLOCK)]
                               for b in range(math.ceil(values.size / BLOCK))], axis=1).astype(float)
     means = weights @ values / weights.sum(axis=1)
-    return list(np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2]))
+    return list(np.quantile(means, expanded(values.size, confidence)))
 
 
 @pytest.fixture
@@ -66,18 +74,18 @@ def test_poisson_intervals_are_the_independent_weighted_bootstrap(two_methods):
     assert streamed["settings"]["interval_method"].startswith("Poisson bootstrap")
     quality = streamed["metrics"]["teacher~reference"]["rougeL"]
     assert quality["ci"] == pytest.approx(_poisson_interval(rouge, 1000, 0), rel=1e-6)
-    assert quality["method"].startswith("Poisson bootstrap")
+    assert quality["method"].startswith("Poisson bootstrap (expanded percentile")
     # A slice is resampled with the same weights as the whole run: its examples' own.
     in_b = np.arange(300) % 3 == 0
     weights = block_weights(0, 0, 1000, BLOCK)[:, :300][:, in_b].astype(float)
     means = weights @ rouge_student[in_b] / weights.sum(axis=1)
     b = streamed["slices"]["region"]["b"]["metrics"]["student~reference"]["rougeL"]
-    assert b["ci"] == pytest.approx(list(np.quantile(means, [0.025, 0.975])), rel=1e-6)
+    assert b["ci"] == pytest.approx(list(np.quantile(means, expanded(100))), rel=1e-6)
     # A ratio keeps its pairing: numerator and denominator on the same weighted examples.
     weights = block_weights(0, 0, 1000, BLOCK)[:, :300].astype(float)
     ratios = (weights @ rouge_student) / (weights @ rouge)
     retention = streamed["fidelity"]["task_retention"]
-    assert retention["ci"] == pytest.approx(list(np.quantile(ratios, [0.025, 0.975])), rel=1e-5)
+    assert retention["ci"] == pytest.approx(list(np.quantile(ratios, expanded(300))), rel=1e-5)
 
 
 def test_a_share_gets_its_wilson_interval_under_either_method(two_methods):

@@ -28,11 +28,10 @@ import numpy as np
 import pandas as pd
 
 from genval.analysis import classification
-from genval.analysis.blocks import ERROR_KINDS, ERRORS, PREFERRED, View, as_role, no_zero_width
-from genval.analysis.intervals import NEWCOMBE, paired_difference
+from genval.analysis.blocks import ERROR_KINDS, ERRORS, PREFERRED, View, as_role
 from genval.analysis.gate import paired_request
-from genval.analysis.numbers import Boot, empty
-from genval.analysis.resampling import ALL, Exact, Poisson
+from genval.analysis.numbers import Boot
+from genval.analysis.resampling import ALL, Exact, Poisson, difference
 from genval.analysis.slices import LEVELS, Codes, difficulty_levels, rare_listed
 from genval.analysis.table import (
     ASKED,
@@ -235,14 +234,8 @@ class Collected:
         if group is None:
             raise GenvalError(f"gate rule on {rule.slice}: the run has no such slice")
         top, bottom = ("col", view.stored(pair), metric), ("col", view.stored(teacher), metric)
-        if self.engine.shares(top, bottom):  # a 0/1 number: Newcombe's interval of the paired difference
-            n, s, t, both = self.engine.cells(group, top, bottom)
-            if not n:
-                return empty()
-            lo, hi = paired_difference(both, s - both, t - both, n - s - t + both, self.engine.boot.confidence)
-            return {"value": sign * (s - t) / n, "ci": [lo, hi] if sign > 0 else [-hi, -lo], "n": n,
-                    "method": NEWCOMBE}
-        return no_zero_width(self.engine.mean(group, ("col", view.stored(f"diff:{pair}|{teacher}"), metric)))
+        return difference(self.engine, group, top, bottom, ("col", view.stored(f"diff:{pair}|{teacher}"), metric),
+                          sign)
 
 
 def metric_keys(keys) -> dict:

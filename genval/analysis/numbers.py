@@ -1,7 +1,9 @@
 """Headline numbers with intervals: means, ratios and paired differences, each as {value, ci, n}.
 
-Every interval is a seeded percentile bootstrap (Efron & Tibshirani 1993, ch. 13), resampling
-examples, so a report is reproducible and paired numbers keep their pairing.
+Every interval here is a seeded percentile bootstrap (Efron & Tibshirani 1993, ch. 13), resampling
+examples, so a report is reproducible and paired numbers keep their pairing; a ratio's and a paired
+difference's is the expanded percentile interval (genval.stats.tail). Shares and paired shares
+get score intervals instead (genval.analysis.intervals).
 """
 
 from __future__ import annotations
@@ -69,15 +71,15 @@ def ratio(numerator, denominator, boot: Boot) -> dict:
     top, bottom = resampled_means([num, den], boot)
     with np.errstate(divide="ignore", invalid="ignore"):
         stats = top / bottom
-    return {"value": value, "ci": percentile_interval(stats, boot.confidence), "n": int(num.size)}
+    return {"value": value, "ci": percentile_interval(stats, boot.confidence, num.size), "n": int(num.size)}
 
 
 def paired_difference(after, before, boot: Boot) -> dict:
-    """Gives mean(after − before) over paired rows as {value, ci, n} (paired bootstrap)."""
+    """Gives mean(after − before) over paired rows as {value, ci, n} (paired bootstrap, expanded percentile)."""
     a = np.asarray(after, dtype=float)
     b = np.asarray(before, dtype=float)
     keep = ~(np.isnan(a) | np.isnan(b))
-    return mean(a[keep] - b[keep], boot)
+    return number(a[keep] - b[keep], boot.n_boot, boot.confidence, boot.seed, expand=True)
 
 
 POWER = 0.8

@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 from genval.analysis import intervals
 from genval.analysis.numbers import Boot, empty, ratio, resampled_means
 from genval.metrics.probabilities import bin_index, ece
-from genval.stats import bootstrap_ci, percentile_interval
+from genval.stats import bootstrap_ci, percentile_interval, tail
 
 BLOCK = 8192            # examples whose Poisson weights one (seed, block) generator draws
 RESAMPLE_CHUNK = 128    # resamples drawn and multiplied at once (bounds the weights in memory: 4 MB)
@@ -132,6 +132,23 @@ def paired_shares(cells: tuple, confidence: float) -> dict:
             "n": int(n), "method": intervals.MOVER_RATIO}
 
 
+def difference(engine, group, top, bottom, diff, sign: int = 1) -> dict:
+    """Gives sign · (top − bottom) paired by example: for two shares Newcombe's interval from their sums, else the
+    bootstrap of the per-example difference feature `diff` (no interval where it has no spread)."""
+    if engine.shares(top, bottom):
+        n, s, t, both = engine.cells(group, top, bottom)
+        if not n:
+            return empty()
+        lo, hi = intervals.paired_difference(both, s - both, t - both, n - s - t + both, engine.boot.confidence)
+        return {"value": sign * (s - t) / n, "ci": [lo, hi] if sign > 0 else [-hi, -lo], "n": n,
+                "method": intervals.NEWCOMBE}
+    found = engine.mean(group, diff)
+    lo, hi = found["ci"]
+    if lo is not None and hi - lo <= 1e-6 * max(1.0, abs(found["value"] or 0.0)):
+        return {**found, "ci": [None, None], "note": "no interval: every example differs by the same amount"}
+    return found
+
+
 def _rows(features: dict, partitions: dict) -> int:
     return len(next(iter(partitions.values()))) if partitions else len(next(iter(features.values())))
 
@@ -139,7 +156,7 @@ def _rows(features: dict, partitions: dict) -> int:
 class Exact:
     """The exact percentile bootstrap over resampled example indices (genval.stats), for eval sets that fit."""
 
-    name = "percentile bootstrap, resampled example indices"
+    name = "percentile bootstrap (expanded, Hesterberg 2015), resampled example indices"
 
     def __init__(self, boot: Boot, bins: int):
         self.boot, self.bins = boot, bins
@@ -196,13 +213,13 @@ class Exact:
                     self._means[(group, name)] = share(values.sum(), values.size, self.boot.confidence)
                     continue
                 by_size[values.size].append((name, values))
-        alpha = (1 - self.boot.confidence) / 2
         for size, items in by_size.items():
             for name, values in items:
                 self._means[(group, name)] = {"value": float(values.mean()) if size else None,
                                               "ci": [None, None], "n": int(size), "method": self.name}
             if size < 2:
                 continue
+            alpha = tail(self.boot.confidence, size)
             for (name, _), resampled in zip(items, resampled_means([values for _, values in items], self.boot)):
                 lo, hi = np.quantile(resampled, [alpha, 1 - alpha])  # as genval.stats.bootstrap_ci
                 self._means[(group, name)]["ci"] = [float(lo), float(hi)]
@@ -245,7 +262,8 @@ class Exact:
 class Poisson:
     """The streaming Poisson bootstrap: n_boot weighted sums per feature and group, accumulated block by block."""
 
-    name = "Poisson bootstrap, weights drawn per block of 8192 examples from (seed, block)"
+    name = "Poisson bootstrap (expanded percentile, Hesterberg 2015), weights drawn per block of 8192 examples from " \
+           "(seed, block)"
 
     def __init__(self, boot: Boot, bins: int):
         self.boot, self.bins = boot, bins
@@ -338,8 +356,9 @@ class Poisson:
             return None
         return acc[0][:, j], acc[0][:, self._width + j], acc[1][j], acc[1][self._width + j]
 
-    def _number(self, value, stats: np.ndarray, n: float) -> dict:
-        ci = percentile_interval(stats, self.boot.confidence) if n >= 2 and value is not None else [None, None]
+    def _number(self, value, stats: np.ndarray, n: float, expand: bool = True) -> dict:
+        ci = percentile_interval(stats, self.boot.confidence, int(round(n)) if expand else None) \
+            if n >= 2 and value is not None else [None, None]
         return {"value": value, "ci": ci, "n": int(round(n)), "method": self.name}
 
     def mean(self, group, name) -> dict:
@@ -380,7 +399,7 @@ class Poisson:
         n = bins[0][3]
         with np.errstate(divide="ignore", invalid="ignore"):
             stats = sum(np.abs(b[0]) for b in bins) / bins[0][1]
-        return self._number(float(sum(abs(b[2]) for b in bins) / n), stats, n)
+        return self._number(float(sum(abs(b[2]) for b in bins) / n), stats, n, expand=False)
 
     def count(self, group, name) -> int:
         found = self._sums(group, name)
