@@ -115,7 +115,8 @@ class JudgeCells:
     def of(self, group) -> dict:
         """Gives (judge, pair) → cell counts of one group, for the pairs people rated anywhere in the run."""
         rated = {(judge, pair) for (g, judge, pair), c in self.counts.items() if g == ALL and c[:4].sum()}
-        return {(judge, pair): c for (g, judge, pair), c in self.counts.items() if g == group and (judge, pair) in rated}
+        return {(judge, pair): c for (g, judge, pair), c in self.counts.items()
+                if g == group and (judge, pair) in rated}
 
 
 def _features(plan: Plan, window, failed: dict) -> dict:

@@ -53,11 +53,11 @@ __all__ = ["Boot", "empty", "mean", "minimum_detectable_effect", "paired_differe
            "resampled_means", "share"]
 
 
-def ratio(numerator, denominator, boot: Boot) -> dict:
-    """Gives mean(numerator) / mean(denominator) over paired rows as {value, ci, n}.
+def ratio(numerator, denominator, boot: Boot, interval: bool = True) -> dict:
+    """Gives mean(numerator) / mean(denominator) over paired rows as {value, ci, n} (`interval`: False for none).
 
-    Used for accuracy retention (student accuracy / teacher accuracy): both means are
-    resampled on the same examples, so the interval reflects the pairing.
+    Used for task retention (student quality / teacher quality): both means are resampled on
+    the same examples, so the interval reflects the pairing.
     """
     num = np.asarray(numerator, dtype=float)
     den = np.asarray(denominator, dtype=float)
@@ -66,7 +66,7 @@ def ratio(numerator, denominator, boot: Boot) -> dict:
     if num.size == 0 or den.mean() == 0:
         return {"value": None, "ci": [None, None], "n": int(num.size)}
     value = float(num.mean() / den.mean())
-    if num.size < 2:
+    if num.size < 2 or not interval:
         return {"value": value, "ci": [None, None], "n": int(num.size)}
     top, bottom = resampled_means([num, den], boot)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -120,16 +120,18 @@ def share(count: float, n: float, confidence: float) -> dict:
     return {"value": float(count / n), "ci": intervals.wilson(count, n, confidence), "n": n, "method": intervals.WILSON}
 
 
-def paired_shares(cells: tuple, confidence: float) -> dict:
-    """Gives the ratio of two shares on the same examples from their sums (n, Σ top, Σ bottom, Σ top·bottom)."""
+def paired_shares(cells: tuple, confidence: float, value: float | None = None) -> dict:
+    """Gives the ratio of two shares on the same examples from their sums (n, Σ top, Σ bottom, Σ top·bottom);
+    `value`: the point value as the engine computes it (so it stays the same float as before)."""
     n, top, bottom, both = cells
     if n == 0:
         return empty()
     if bottom == 0:
         return {"value": None, "ci": [None, None], "n": int(n), "method": intervals.MOVER_RATIO}
     a, b, c = both, top - both, bottom - both
-    return {"value": float(top / bottom), "ci": intervals.paired_ratio(a, b, c, n - a - b - c, confidence),
-            "n": int(n), "method": intervals.MOVER_RATIO}
+    return {"value": float(top / bottom) if value is None else value,
+            "ci": intervals.paired_ratio(a, b, c, n - a - b - c, confidence), "n": int(n),
+            "method": intervals.MOVER_RATIO}
 
 
 def difference(engine, group, top, bottom, diff, sign: int = 1) -> dict:
@@ -239,10 +241,12 @@ class Exact:
     def ratio(self, group, num, den) -> dict:
         if num not in self.F or den not in self.F:
             return empty()
-        if self.shares(num, den):
-            return paired_shares(self.cells(group, num, den), self.boot.confidence)
         mask = self._mask(group)
-        return {**ratio(self.F[num][mask], self.F[den][mask], self.boot), "method": self.name}
+        found = {**ratio(self.F[num][mask], self.F[den][mask], self.boot, interval=not self.shares(num, den)),
+                 "method": self.name}
+        if self.shares(num, den):
+            return paired_shares(self.cells(group, num, den), self.boot.confidence, found["value"])
+        return found
 
     def ece(self, group, role) -> dict:
         """Gives a role's ECE with its interval: the statistic recomputed on each resample of the examples."""
