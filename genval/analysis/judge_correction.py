@@ -34,10 +34,13 @@ benchmarks/coverage.py measures the coverage (benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 
 from genval.analysis.intervals import z_of
 from genval.analysis.numbers import Boot
+from genval.analysis.table import ASKED, HUMAN_PREFIX, judge_metric
 from genval.stats import percentile_interval
 
 CELLS = ("tp", "fn", "fp", "tn", "u1", "u0", "unanswered")
@@ -60,6 +63,53 @@ def cells_from(table: dict, positive: float, judged: int, unanswered: int) -> np
     if u1 < 0 or u0 < 0:
         return None
     return np.array([tp, fn, fp, tn, u1, u0, unanswered], dtype=float)
+
+
+def _cell_codes(window, judge: str, pair: str) -> np.ndarray:
+    """Gives each example's cell of the judge's rate (`CELLS`), -1 for none.
+
+    0–3: rated by people and judged (tp, fn, fp, tn); 4–5: judged only (equivalent or not); 6:
+    unanswered (the pair's output failed). An asked example without a readable verdict is in no
+    cell: it is left out of the rate's n, as the equivalence rate leaves it out.
+    """
+    verdict = window.value((pair, judge_metric(judge)))
+    asked = window.value((pair, judge_metric(judge, ASKED)))
+    human = window.value((pair, HUMAN_PREFIX + judge))
+    judged = (asked == 1) & ~np.isnan(verdict)
+    rated = judged & ~np.isnan(human)
+    codes = np.full(len(verdict), -1, dtype=np.int64)
+    codes[rated] = np.where(human[rated] == 1, np.where(verdict[rated] == 1, 0, 1), np.where(verdict[rated] == 1, 2, 3))
+    only = judged & np.isnan(human)
+    codes[only] = np.where(verdict[only] == 1, 4, 5)
+    codes[asked == 0] = 6
+    return codes
+
+
+class JudgeCells:
+    """Counts, per group and (judge, pair), the examples in each cell of the judge's rate: what Rogan–Gladen and
+    PPI need, for the whole run and every slice."""
+
+    def __init__(self):
+        self.counts: dict = defaultdict(lambda: defaultdict(lambda: np.zeros(7)))   # group → (judge, pair) → cells
+
+    def add(self, window, judged: list, partitions: dict, rows: int) -> None:
+        groups = {"all": np.zeros(rows, dtype=np.int64), **{k: np.asarray(v) for k, v in partitions.items()}}
+        for judge, pair in judged:
+            codes = _cell_codes(window, judge, pair)
+            has = codes >= 0
+            for partition, group in groups.items():
+                keep = has & (group >= 0)
+                if not keep.any():
+                    continue
+                width = int(group[keep].max()) + 1
+                table = np.bincount(group[keep] * 7 + codes[keep], minlength=width * 7).reshape(width, 7)
+                for code in np.flatnonzero(table.sum(axis=1)):
+                    self.counts[(partition, int(code))][(judge, pair)] += table[code]
+
+    def of(self, group) -> dict:
+        """Gives (judge, pair) → cell counts of one group, for the pairs people rated anywhere in the run."""
+        rated = {key for key, c in self.counts.get(("all", 0), {}).items() if c[:4].sum()}
+        return {key: c for key, c in self.counts.get(group, {}).items() if key in rated}
 
 
 def two_by_two(confusion: dict, equivalent) -> dict | None:
