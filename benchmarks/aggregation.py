@@ -2,7 +2,8 @@
 
 Baseline: what a user would otherwise write — for every slice and every (pair, metric), a
 pandas filter and `scipy.stats.bootstrap(..., method="percentile")` for the 95 % interval of
-the mean (1000 resamples). genval: `build_summary` over the same tables, which also computes
+the mean (1000 resamples), or for a 0/1 number (a share) scipy's Wilson interval
+(`binomtest(...).proportion_ci(method="wilson")`), the intervals genval gives them (issue 20). genval: `build_summary` over the same tables, which also computes
 retention, error shares, difficulty and rare-class slices, status and diagnoses. Reports the
 ratio of wall times and the largest difference between the two sets of interval ends.
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import bootstrap
+from scipy.stats import binomtest, bootstrap
 
 from genval.analysis.stage import build_summary
 from genval.config import parse_config
@@ -59,8 +60,12 @@ def baseline(examples: pd.DataFrame, scores: pd.DataFrame) -> dict:
     for name, ids in groups.items():
         part = scores[scores["id"].isin(set(ids))]
         for (pair, metric), g in part.groupby(["pair", "metric"]):
-            res = bootstrap((g["value"].to_numpy(),), np.mean, n_resamples=1000, method="percentile",
-                            random_state=0, vectorized=True)
+            values = g["value"].to_numpy()
+            if np.isin(values, (0.0, 1.0)).all():
+                ci = binomtest(int(values.sum()), values.size).proportion_ci(0.95, method="wilson")
+                out[(name, pair, metric)] = (ci.low, ci.high)
+                continue
+            res = bootstrap((values,), np.mean, n_resamples=1000, method="percentile", random_state=0, vectorized=True)
             out[(name, pair, metric)] = (res.confidence_interval.low, res.confidence_interval.high)
     return out
 
@@ -71,8 +76,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run, examples, scores = make_run(Path(tmp) / "run", args.examples)
-        config = parse_config({"name": "bench", "task": "classification", "eval_set": "x.jsonl", "prompt": "{input}",
-                               "labels": list("abcd"), "slices": ["region", "tier"],
+        # summarization: the synthetic run has per-example label rows but no outputs table to read predicted labels
+        # from, which a classification config needs (it stopped with KeyError 'teacher.error')
+        config = parse_config({"name": "bench", "task": "summarization", "eval_set": "x.jsonl", "prompt": "{input}",
+                               "slices": ["region", "tier"],
                                "models": {"teacher": {"backend": "replay", "path": "t"},
                                           "student": {"backend": "replay", "path": "s"}}}, Path(tmp))
         start = time.perf_counter()

@@ -62,12 +62,13 @@ BUILTIN: dict[str, NumberSpec] = {
     # classification (per example and summary figures)
     "label_correct": SHARE, "label_agree": SHARE, "kl": DIVERGENCE,
     "accuracy": SHARE, "precision": SHARE, "recall": SHARE, "f1": SHARE,
-    "accuracy_retention": RATIO, "task_retention": RATIO, "agreement_rate": SHARE,
+    "accuracy_retention": RATIO, "task_retention": RATIO, "*_retention": RATIO, "agreement_rate": SHARE,
     "kl_teacher_student": DIVERGENCE, "ece": BAD_SHARE, "brier": NumberSpec("lower", 0.0, 2.0), "nll": DIVERGENCE,
     "spearman": CORRELATION, "kendall": CORRELATION,
     "both_correct": SHARE, "both_wrong": BAD_SHARE, "only_student_wrong": BAD_SHARE, "only_teacher_wrong": SHARE,
     # judges: per-example rows are judge:<name>:equivalent (0/1) and judge:<name>:score (its scale)
-    "equivalence_rate": SHARE, "corrected_equivalence_rate": SHARE, "judge:*:equivalent": SHARE,
+    "equivalence_rate": SHARE, "corrected_equivalence_rate": SHARE, "equivalence_rate_ppi": SHARE,
+    "judge:*:equivalent": SHARE,
     "mean_score": NumberSpec("higher"), "judge:*:score": NumberSpec("higher"),
     # failures
     "generation_error": BAD_SHARE, "failure_rate": BAD_SHARE,

@@ -211,3 +211,30 @@ def test_ranking_puts_validated_judges_first_then_kappa_then_cost():
     judges = {"cheap": block(True, 0.7, 1.0), "dear": block(True, 0.7, 5.0), "best": block(True, 0.9, 9.0),
               "bad": block(False, 0.95, 0.1)}
     assert ranking(judges) == ["best", "cheap", "dear", "bad"]
+
+
+def test_ten_agreed_items_do_not_validate_a_judge():
+    """Judge and people agree on all 10 items: the bootstrap resamples κ = 1 every time, the interval [1, 1] was
+    taken as certainty and the judge validated. κ at the Wilson ends of the agreement (10/10) at the observed chance
+    agreement is the least the interval must reach."""
+    from scipy.stats import binomtest
+
+    human = ["equivalent"] * 6 + ["not_equivalent"] * 4
+    labels = _labels([{"id": f"e{i}", "pair": "student~teacher", "annotator": "a", "verdict": v}
+                      for i, v in enumerate(human)])
+    block = calibrate_judge(_judgments(list(human)), labels, EQUIV, _examples(10), _outputs(10), Settings(n_boot=300))
+    chance = 0.6 * 0.6 + 0.4 * 0.4
+    low = binomtest(10, 10).proportion_ci(0.95, method="wilson").low
+    assert block["kappa"]["value"] == 1.0
+    assert block["kappa"]["ci"] == pytest.approx([(low - chance) / (1 - chance), 1.0])
+    assert block["agreement"]["ci"] == pytest.approx([low, 1.0]) and block["agreement"]["method"].startswith("Wilson")
+    assert not block["validated"]
+    assert block["rated"] == {"id": [f"e{i}" for i in range(10)], "pair": ["student~teacher"] * 10, "human": human}
+
+
+def test_a_kappa_without_an_interval_is_said_in_words_not_none():
+    labels = _labels([{"id": "e0", "pair": "student~teacher", "annotator": "a", "verdict": "equivalent"}])
+    block = calibrate_judge(_judgments(["equivalent", "equivalent"]), labels, EQUIV, _examples(2), _outputs(2),
+                            Settings(n_boot=50))
+    said = [w for w in block["warnings"] if "gate ignores" in w]
+    assert said and "None" not in said[0] and "kappa has no interval (1 items rated by both" in said[0]

@@ -131,3 +131,45 @@ def test_ops_figures_with_intervals_are_tested_as_independent_estimates(tmp_path
     se = np.hypot(0.2 / (2 * z), 0.1 / (2 * z))
     assert latency["ci"] == pytest.approx([-0.3 - z * se, -0.3 + z * se])
     assert latency["p"] == pytest.approx(2 * norm.sf(0.3 / se))
+
+
+def _with_binary_judge(root, verdicts):
+    """A run whose judge is binary: its score column is its 0/1 verdict, the same number under a second name."""
+    from genval.runfolder import Run
+
+    make_run(root, [1] * N, [1] * N, verdicts=verdicts, region=["a"] * 30 + ["b"] * 30)
+    run = Run(root)
+    judgments = run.read_table("judgments")
+    judgments["score"] = judgments["equivalent"]
+    run.write_table("judgments", judgments)
+
+
+def test_a_binary_judges_score_and_verdict_are_tested_once(tmp_path, capsys):
+    _with_binary_judge(tmp_path / "a", ["equivalent"] * 50 + ["not_equivalent"] * 10)
+    _with_binary_judge(tmp_path / "b", ["equivalent"] * 30 + ["not_equivalent"] * 30)
+    result = compare_runs(tmp_path / "a", tmp_path / "b")
+    tested = [r for kind in ("regressed", "improved", "unchanged", "changed") for r in result[kind]]
+    assert not [r for r in tested if r["metric"] == "judge:j1:score"]
+    verdict = _find(result, "regressed", "judge:j1:equivalent", "student~teacher")
+    assert verdict["change"] == pytest.approx(-20 / 60)
+    assert {(r["metric"], r["slice"], r["same_as"]) for r in result["same"]} >= {
+        ("judge:j1:score", None, "judge:j1:equivalent"), ("judge:j1:score", "region=a", "judge:j1:equivalent")}
+    # Holm's family counts each distinct number once: what is tested, and nothing twice.
+    assert result["tests"] == sum(r["p_holm"] is not None for r in tested)
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "Tested once (the same values under another name): judge:j1:score [student~teacher] = " \
+           "judge:j1:equivalent" in capsys.readouterr().out
+
+
+def test_a_binary_change_has_newcombes_interval_even_where_nothing_changed(tmp_path):
+    from tests.test_gate import _newcombe
+
+    region = ["a"] * 30 + ["b"] * 30
+    make_run(tmp_path / "a", [1] * N, [1] * N, region=region)
+    make_run(tmp_path / "b", [1] * N, [1] * 30 + [0] * 15 + [1] * 15, region=region)
+    result = compare_runs(tmp_path / "a", tmp_path / "b")
+    overall = _find(result, "regressed", "label_correct", "student~reference")
+    # after − before: 45 both right, 0 right only after, 15 right only before
+    assert overall["ci"] == pytest.approx(_newcombe(45, 0, 15, 0))
+    same = _find(result, "unchanged", "label_correct", "student~reference", "region=a")
+    assert same["change"] == 0 and same["ci"] == pytest.approx(_newcombe(30, 0, 0, 0)) and same["ci"][0] < 0

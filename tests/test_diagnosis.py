@@ -140,3 +140,53 @@ def test_no_status_and_no_headline_stays_silent(tmp_path):
 
     summary = {"headline": None, "slices": {"region": {"b": {"n": 40, "headline": None}}}, "classification": None}
     assert diagnose(summary, make_config(tmp_path, critical=["region=b"])) == []
+
+
+def test_the_status_caveat_names_the_number_that_caused_it(tmp_path):
+    """Retention 1.000 and KL 1.15: ACCEPTABLE because of KL, not 'retention only just over 90 %'."""
+    from genval.analysis.decision import decide
+
+    teacher = [1] * 57 + [0] * 3
+    summary = build_summary(make_run(tmp_path / "run", teacher, list(teacher), kl=[1.15] * N), make_config(tmp_path))
+    assert summary["status"]["level"] == "ACCEPTABLE" and summary["status"]["retention"] == 1.0
+    reasons = decide(summary)["reasons"]
+    assert "caveat: KL(teacher‖student) 1.15 is not under the 0.3 of GOOD" in reasons
+    assert not [r for r in reasons if r.startswith("caveat: retention")]
+    just = status({"classification": {"accuracy_retention": {"value": 0.91}, "kl_teacher_student": {"value": 0.05}}})
+    assert just["held_back"] == ["retention 91.0 % is not over the 92.0 % of GOOD"]
+
+
+def test_no_decision_says_what_to_add_to_get_one(tmp_path):
+    """A summarization run whose teacher has no reference scores, no judge and no gate: the line says what to add."""
+    from genval.analysis.decision import decide
+    from genval.runfolder import Run
+
+    run = make_run(tmp_path / "run", [1] * N, [1] * N, rouge_student=[0.6] * N, rouge_teacher=[0.7] * N)
+    scores = Run(run.root).read_table("scores")
+    run.write_table("scores", scores[(scores["metric"] == "rougeL") & (scores["pair"] == "student~reference")])
+    summary = build_summary(run, make_config(tmp_path, task="summarization", labels=None))
+    found = decide(summary)
+    assert found["verdict"] == "NO_DECISION"
+    assert "the teacher none to compare them with" in found["reasons"][0]
+    assert "`reference`" in found["reasons"][0] and "`gate:`" in found["reasons"][0]
+
+
+def test_an_unvalidated_judge_is_said_to_be_under_by_its_intervals_lower_end(tmp_path):
+    run = clean(tmp_path, verdicts=["equivalent"] * N)
+    run.write_json("calibration.json", {"judges": {"j1": {"validated": False, "min_kappa": 0.6, "n": 50,
+                                                          "kappa": {"value": 0.73, "ci": [0.537, 0.9], "n": 50}}},
+                                        "ranking": ["j1"]})
+    found = [d for d in build_summary(run, make_config(tmp_path))["diagnoses"] if d["kind"] == "judge_not_validated"]
+    assert "kappa with human labels is 0.73, but the interval's lower end 0.537 is under the required 0.6" in \
+        found[0]["message"]
+    assert "None" not in found[0]["message"]
+
+
+def test_high_aggregate_only_when_the_aggregate_is_high(tmp_path):
+    teacher = [1] * 90
+    student = [1] * 30 + [0] * 30 + [1] * 12 + [0] * 18      # overall 42/90 = 47 %: WEAK; region b at 40 %
+    run = make_run(tmp_path / "run", teacher, student, region=["a"] * 60 + ["b"] * 30)
+    summary = build_summary(run, make_config(tmp_path, critical=["region=b"]))
+    weak = [d for d in summary["diagnoses"] if d["kind"] == "weak_critical_slice"]
+    assert summary["status"]["level"] == "WEAK"
+    assert weak[0]["message"].startswith("Weak critical slice: accuracy_retention is 46.7 % overall")

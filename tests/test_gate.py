@@ -163,25 +163,67 @@ def test_holm_adjustment_matches_the_step_down_by_hand():
 
 
 def _bootstrap_mean_ci(values, n_boot=500, seed=0):
+    """The expanded percentile bootstrap of a mean (Hesterberg 2015), written out."""
+    from tests.test_resampling import expanded
+
     values = np.asarray(values, float)
     idx = np.random.default_rng(seed).integers(0, values.size, size=(n_boot, values.size))
-    return np.quantile(values[idx].mean(axis=1), [0.025, 0.975])
+    return np.quantile(values[idx].mean(axis=1), expanded(values.size))
+
+
+def _newcombe(both, only_first, only_second, neither):
+    """Newcombe's method 10 for p1 − p2 on paired 0/1 outcomes, from scipy's Wilson intervals (no shared code)."""
+    from scipy.stats import binomtest
+
+    n = both + only_first + only_second + neither
+    p1, p2 = (both + only_first) / n, (both + only_second) / n
+    w1 = binomtest(both + only_first, n).proportion_ci(0.95, method="wilson")
+    w2 = binomtest(both + only_second, n).proportion_ci(0.95, method="wilson")
+    den = (both + only_first) * (only_second + neither) * (both + only_second) * (only_first + neither)
+    cross = both * neither - only_first * only_second
+    phi = 0.0 if not den else (max(cross - n / 2, 0) if cross > 0 else cross) / den ** 0.5
+    lo = p1 - p2 - ((p1 - w1.low) ** 2 + (w2.high - p2) ** 2 - 2 * phi * (p1 - w1.low) * (w2.high - p2)) ** 0.5
+    hi = p1 - p2 + ((w1.high - p1) ** 2 + (p2 - w2.low) ** 2 - 2 * phi * (w1.high - p1) * (p2 - w2.low)) ** 0.5
+    return [lo, hi]
 
 
 def test_non_inferiority_tests_the_paired_interval_of_student_minus_teacher(tmp_path):
     teacher = [1] * N
     student = [1] * 28 + [0, 0] + [1] * 30           # 2 of 60 wrong: student − teacher = −1/30
-    rules = [{"metric": "accuracy", "non_inferiority": {"margin": 0.1}},
+    rules = [{"metric": "accuracy", "non_inferiority": {"margin": 0.15}},
              {"metric": "accuracy", "non_inferiority": {"margin": 0.02}},
              {"metric": "accuracy", "non_inferiority": {"margin": 0.02}, "slice": "region=b"}]
     _, result = _summary_and_gate(tmp_path, teacher, student, rules, region=["a"] * 30 + ["b"] * 30)
-    lo, hi = _bootstrap_mean_ci(np.array(student) - np.array(teacher))
+    # Accuracy is a 0/1 number: Newcombe's paired interval, which sees the teacher's uncertainty too (60 of 60 right
+    # is not a certain 100 %); a percentile bootstrap of the differences gave [−0.083, 0].
+    lo, hi = _newcombe(58, 0, 2, 0)
     wide_margin, narrow, on_b = result["rules"]
     assert wide_margin["tests"][0]["number"]["value"] == pytest.approx(-1 / 30)
     assert wide_margin["tests"][0]["number"]["ci"] == pytest.approx([lo, hi])
-    assert wide_margin["passed"] == (lo >= -0.1) and narrow["passed"] == (lo >= -0.02)
+    assert wide_margin["tests"][0]["number"]["method"].startswith("Newcombe")
+    assert wide_margin["passed"] == (lo >= -0.15) and narrow["passed"] == (lo >= -0.02)
     assert wide_margin["passed"] and not narrow["passed"]
-    assert on_b["passed"] and on_b["tests"][0]["number"]["value"] == 0.0   # region b: both always right
+    # Region b: both always right on 30 examples. Not proof of non-inferiority within 0.02 — it was, at [0, 0].
+    number = on_b["tests"][0]["number"]
+    assert number["value"] == 0.0 and number["ci"] == pytest.approx(_newcombe(30, 0, 0, 0))
+    assert number["ci"][0] < -0.02 and not on_b["passed"]
+
+
+def test_non_inferiority_of_a_continuous_number_is_the_paired_bootstrap(tmp_path):
+    rng = np.random.default_rng(3)
+    rouge_t = rng.random(N)
+    rouge_s = np.clip(rouge_t - 0.02 + rng.normal(0, 0.05, N), 0, 1)
+    run = make_run(tmp_path / "run", [1] * N, [1] * N, rouge_student=rouge_s.tolist(), rouge_teacher=rouge_t.tolist())
+    from genval.analysis.gate import evaluate
+    from genval.analysis.stage import build_summary, paired_numbers
+    from genval.config import GateConfig
+
+    config = make_config(tmp_path)
+    gate_config = GateConfig.model_validate({"rules": [{"metric": "rougeL", "non_inferiority": {"margin": 0.05}}]})
+    result = evaluate(gate_config, build_summary(run, config), None, paired_numbers(run, config, gate_config.rules))
+    number = result["rules"][0]["tests"][0]["number"]
+    lo, hi = _bootstrap_mean_ci(rouge_s - rouge_t)
+    assert number["ci"] == pytest.approx([lo, hi]) and number["method"].startswith("percentile bootstrap")
 
 
 def test_a_rule_on_an_unvalidated_judge_fails(tmp_path):

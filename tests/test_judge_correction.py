@@ -1,53 +1,84 @@
-"""The judge's equivalence rate corrected for its sensitivity and specificity (Rogan–Gladen), against hand computation."""
+"""The judge's rate corrected by people's ratings: Rogan–Gladen and PPI++, against hand computation and simulation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
-from genval.analysis.judge_correction import MIN_YOUDEN, counted, rogan_gladen, two_by_two
+from genval.analysis.judge_correction import (
+    MIN_YOUDEN,
+    PSEUDO,
+    cells_from,
+    corrected,
+    normal_ci,
+    ppi,
+    ppi_of,
+    rogan_gladen,
+    two_by_two,
+)
+from genval.analysis.numbers import Boot
 from genval.analysis.stage import build_summary
 from tests.test_aggregate_support import make_config, make_run
 
-TABLE = {"tp": 45, "fn": 5, "fp": 10, "tn": 40}   # se = 45/50 = 0.9, sp = 40/50 = 0.8
+# 300 judged examples: 100 rated by people (se = 45/50 = 0.9, sp = 40/50 = 0.8), 200 judged only; none unanswered.
+CELLS = [45, 5, 10, 40, 125, 75, 0]
 
 
 def test_rogan_gladen_by_hand():
-    out = rogan_gladen(60, 100, TABLE, n_boot=2000, seed=3)
+    out = rogan_gladen(CELLS, Boot(2000, 0.95, 3))
     assert out["sensitivity"] == 0.9 and out["specificity"] == 0.8 and out["youden_j"] == pytest.approx(0.7)
-    assert out["value"] == pytest.approx((0.6 + 0.8 - 1) / (0.9 + 0.8 - 1))   # 0.5714…
-    assert out["raw"] == 0.6 and out["n"] == 100 and out["human_n"] == 100
+    assert out["raw"] == pytest.approx(180 / 300)                              # (45 + 10 + 125) / 300 = 0.6
+    assert out["value"] == pytest.approx((0.6 + 0.8 - 1) / (0.9 + 0.8 - 1))    # 0.5714…
+    assert out["n"] == 300 and out["human_n"] == 100
     lo, hi = out["ci"]
     assert lo < out["value"] < hi
 
 
-def test_interval_carries_both_samples_like_an_item_bootstrap():
-    # An independent bootstrap over items: 100 judged verdicts and 100 human-rated pairs, resampled separately.
+def _examples(cells):
+    """The examples behind cell counts: each one's verdict and people's rating (NaN where unrated)."""
+    verdict = np.repeat([1, 0, 1, 0, 1, 0], cells[:6]).astype(float)
+    human = np.repeat([1, 1, 0, 0, np.nan, np.nan], cells[:6])
+    return verdict, human
+
+
+def test_the_interval_resamples_whole_examples_verdict_and_rating_together():
+    """An explicit bootstrap over example indices, each carrying its verdict and its rating, gives the same interval
+    (the ½ pseudo-count in each rated cell moves it by far less than the tolerance at 100 rated items)."""
+    verdict, human = _examples(CELLS)
     rng = np.random.default_rng(11)
-    judged = np.array([1] * 60 + [0] * 40)
-    human = np.array([1] * 50 + [0] * 50)
-    judge = np.array([1] * 45 + [0] * 5 + [1] * 10 + [0] * 40)
     stats = []
     for _ in range(4000):
-        p = judged[rng.integers(0, 100, 100)].mean()
-        k = rng.integers(0, 100, 100)
-        h, j = human[k], judge[k]
-        se, sp = j[h == 1].mean(), 1 - j[h == 0].mean()
-        stats.append(np.clip((p + sp - 1) / (se + sp - 1), 0, 1))
+        k = rng.integers(0, verdict.size, verdict.size)
+        v, h = verdict[k], human[k]
+        rated = ~np.isnan(h)
+        se, sp = v[rated & (h == 1)].mean(), 1 - v[rated & (h == 0)].mean()
+        stats.append(np.clip((v.mean() + sp - 1) / (se + sp - 1), 0, 1))
     expected = np.quantile(stats, [0.025, 0.975])
-    lo, hi = rogan_gladen(60, 100, TABLE, n_boot=4000, seed=5)["ci"]
-    assert lo == pytest.approx(expected[0], abs=0.03) and hi == pytest.approx(expected[1], abs=0.03)
-    # Taking se and sp as known (judged sample only) gives a narrower interval: the human sample's share is real.
-    judged_only = [np.clip((judged[rng.integers(0, 100, 100)].mean() - 0.2) / 0.7, 0, 1) for _ in range(4000)]
-    assert hi - lo > np.diff(np.quantile(judged_only, [0.025, 0.975]))[0] * 1.2
+    lo, hi = rogan_gladen(CELLS, Boot(4000, 0.95, 5))["ci"]
+    assert lo == pytest.approx(expected[0], abs=0.015) and hi == pytest.approx(expected[1], abs=0.015)
+    # What genval did before: the judged and the rated samples resampled independently — a wider interval
+    # (it covered 99.3 % of the time for a 95 % level), since it ignores that the rated items are judged ones.
+    p_star = rng.binomial(300, 0.6, 4000) / 300
+    cells = rng.multinomial(100, np.array([45, 5, 10, 40]) / 100, 4000)
+    se_star, sp_star = cells[:, 0] / (cells[:, 0] + cells[:, 1]), cells[:, 3] / (cells[:, 3] + cells[:, 2])
+    independent = np.quantile(np.clip((p_star + sp_star - 1) / (se_star + sp_star - 1), 0, 1), [0.025, 0.975])
+    assert hi - lo < 0.9 * (independent[1] - independent[0])
 
 
 def test_clipped_to_zero_and_not_corrected_when_youden_is_small():
-    assert rogan_gladen(10, 100, TABLE, n_boot=200)["value"] == 0.0            # (0.1 + 0.8 − 1) / 0.7 < 0
-    weak = rogan_gladen(60, 100, {"tp": 30, "fn": 20, "fp": 25, "tn": 25}, n_boot=200)   # J = 0.6 + 0.5 − 1 = 0.1
+    assert rogan_gladen([45, 5, 10, 40, 0, 200, 0], Boot(200))["value"] == 0.0   # p = 55/300: (0.183 + 0.8 − 1) < 0
+    weak = rogan_gladen([30, 20, 25, 25, 60, 40, 0], Boot(200))                  # J = 0.6 + 0.5 − 1 = 0.1
     assert weak["value"] is None and weak["youden_j"] == pytest.approx(0.1) and weak["youden_j"] < MIN_YOUDEN
     assert "Youden's J" in weak["note"]
-    assert rogan_gladen(60, 100, {"tp": 30, "fn": 20, "fp": 0, "tn": 0})["note"].startswith("not corrected")
+    assert rogan_gladen([30, 20, 0, 0, 50, 50, 0])["note"].startswith("not corrected")
+    assert "no example here has a human rating" in rogan_gladen([0, 0, 0, 0, 50, 50, 0])["note"]
+
+
+def test_unanswered_examples_count_as_not_equivalent():
+    out = rogan_gladen([45, 5, 10, 40, 125, 75, 100], Boot(200))
+    assert out["n"] == 400 and out["value"] == pytest.approx(0.5714285714 * 300 / 400)
+    assert out["on_judged"]["value"] == pytest.approx(0.5714285714) and out["on_judged"]["n"] == 300
 
 
 def test_two_by_two_collapses_a_confusion_by_the_judges_meaning():
@@ -55,23 +86,118 @@ def test_two_by_two_collapses_a_confusion_by_the_judges_meaning():
     assert two_by_two(confusion, lambda label: label == "tie") == {"tp": 9, "fn": 3, "fp": 3, "tn": 12}
     ordinal = {"labels": ["1", "2", "3", "4", "5"], "matrix": np.eye(5, dtype=int).tolist()}
     assert two_by_two(ordinal, lambda label: float(label) >= 4) == {"tp": 2, "fn": 0, "fp": 0, "tn": 3}
+    assert list(cells_from({"tp": 45, "fn": 5, "fp": 10, "tn": 40}, 180, 300, 7)) == [45, 5, 10, 40, 125, 75, 7]
+    assert cells_from({"tp": 45, "fn": 5, "fp": 10, "tn": 40}, 30, 300, 0) is None   # more rated yes than judged yes
 
 
-def test_counted_rate_treats_unanswered_examples_as_not_equivalent():
-    out = counted(rogan_gladen(60, 100, TABLE, n_boot=200), 25)
-    assert out["n"] == 125 and out["value"] == pytest.approx(0.5714285714 * 100 / 125)
-    assert out["on_judged"]["value"] == pytest.approx(0.5714285714)
+# PPI, worked by hand from the papers' formulas. 10 rated items: people Y, judge f — (1,1) ×5, (1,0) ×1, (0,1) ×1,
+# (0,0) ×3 — and 20 judged only, 14 of them equivalent.
+SMALL = [5, 1, 1, 3, 14, 6, 0]
 
 
-def test_summary_gives_the_corrected_rate_next_to_the_raw_one(tmp_path):
+def test_ppi_by_hand():
+    # Ȳ = 6/10, f̄ = 6/10, mean(Y·f) = 5/10: Cov_n(Y, f) = 0.5 − 0.36 = 0.14 (1/n, as ppi_py's _calc_lam_glm).
+    # f over all 30: q = 20/30, Var (ddof 1) = (2/3)(1/3)(30/29) = 0.229885…
+    # λ = 0.14 / ((1 + 10/20) · 0.229885) = 0.406;  θ̂ = λ·14/20 + (0.6 − λ·0.6) = 0.6 + 0.1·0.406 = 0.6406.
+    lam = 0.14 / (1.5 * (2 / 3) * (1 / 3) * 30 / 29)
+    assert lam == pytest.approx(0.406)
+    out = ppi(SMALL, Boot(1000))
+    assert out["lambda"] == pytest.approx(lam) and out["value"] == pytest.approx(0.6 + 0.1 * lam)
+    assert out["classic"]["value"] == pytest.approx(0.7 + (0.6 - 0.6))     # λ = 1: mean_N(f) + mean_n(Y − f)
+    # The normal interval: Var_N(λf)/N = λ²·0.7·0.3/20; Var_n(Y − λf) over the 10 rated (ddof 0).
+    y = np.array([1] * 5 + [1] + [0] + [0] * 3, float)
+    f = np.array([1] * 5 + [0] + [1] + [0] * 3, float)
+    se = np.sqrt(lam ** 2 * 0.7 * 0.3 / 20 + (y - lam * f).std() ** 2 / 10)
+    assert out["normal_ci"] == pytest.approx([out["value"] - norm.ppf(0.975) * se, out["value"] + norm.ppf(0.975) * se])
+
+
+def test_ppi_matches_ppi_pys_computation_on_the_arrays():
+    """ppi_py's mean estimate (`ppi_mean_pointestimate`, `_calc_lam_glm`, `ppi_mean_ci`) written on example arrays."""
+    rng = np.random.default_rng(4)
+    y = (rng.random(80) < 0.6).astype(float)
+    f = np.where(y == 1, rng.random(80) < 0.9, rng.random(80) < 0.2).astype(float)
+    f_u = (rng.random(500) < 0.58).astype(float)
+    n, big_n = 80, 500
+    grads, grads_hat = y - y.mean(), f - f.mean()
+    lam = float(np.clip((grads @ grads_hat / n) / ((1 + n / big_n) * np.cov(np.concatenate([f, f_u]))), 0, 1))
+    theta = lam * f_u.mean() + (y - lam * f).mean()
+    half = norm.ppf(0.975) * np.sqrt((lam * f_u).std() ** 2 / big_n + (y - lam * f).std() ** 2 / n)
+    cells = [((y == 1) & (f == 1)).sum(), ((y == 1) & (f == 0)).sum(), ((y == 0) & (f == 1)).sum(),
+             ((y == 0) & (f == 0)).sum(), f_u.sum(), (1 - f_u).sum(), 0]
+    value, _, found = (float(v) for v in ppi_of(np.array(cells, float)))
+    assert found == pytest.approx(lam) and value == pytest.approx(theta)
+    assert normal_ci(np.array(cells, float), lam, 0.95) == pytest.approx([theta - half, theta + half])
+
+
+def test_both_cover_the_true_rate_by_simulation():
+    """A judge with se 0.9, sp 0.85 on 400 examples, 100 of them rated by people: the true rate 0.6 is covered."""
+    rng = np.random.default_rng(21)
+    hits = {"rg": 0, "ppi": 0}
+    reps = 400
+    for r in range(reps):
+        human = rng.random(400) < 0.6
+        judge = np.where(human, rng.random(400) < 0.9, rng.random(400) >= 0.85)
+        rated = np.zeros(400, bool)
+        rated[rng.choice(400, 100, replace=False)] = True
+        cells = [(rated & human & judge).sum(), (rated & human & ~judge).sum(), (rated & ~human & judge).sum(),
+                 (rated & ~human & ~judge).sum(), (~rated & judge).sum(), (~rated & ~judge).sum(), 0]
+        rg, pp = corrected(cells, Boot(500, 0.95, r))
+        hits["rg"] += rg["ci"][0] <= 0.6 <= rg["ci"][1]
+        hits["ppi"] += pp["ci"][0] <= 0.6 <= pp["ci"][1]
+    # 400 runs: the standard error at 0.95 is 0.011. The independent resampling genval had covered 0.993.
+    assert 0.92 <= hits["rg"] / reps <= 0.98 and 0.92 <= hits["ppi"] / reps <= 0.98
+
+
+def test_a_judge_that_made_no_error_on_its_rated_items_is_not_taken_as_perfect():
+    """Ten rated items, all agreed: se and sp are not 1 for certain. A plain bootstrap would take them as 1 in every
+    resample, leaving only the judged rate's own spread; the half-example cells let them vary."""
+    out = rogan_gladen([6, 0, 0, 4, 50, 40, 0], Boot(1000))
+    rate_only = np.quantile(np.random.default_rng(1).binomial(100, 0.56, 20000) / 100, [0.025, 0.975])
+    lo, hi = out["ci"]
+    assert PSEUDO == 0.5 and out["value"] == pytest.approx(0.56) and lo < 0.56 < hi
+    assert hi - lo > 1.2 * (rate_only[1] - rate_only[0])
+
+
+def _calibration(rated: dict | None) -> dict:
+    block = {"validated": True, "min_kappa": 0.6, "kappa": {"value": 0.7, "ci": [0.6, 0.8], "n": 40},
+             "confusion": {"labels": ["equivalent", "not_equivalent"], "matrix": [[27, 3], [2, 8]]}}
+    if rated is not None:
+        block["rated"] = rated
+    return {"judges": {"j1": block}, "ranking": ["j1"],
+            "meaning": {"j1": {"kind": "binary", "equivalent": ["equivalent"], "pass_threshold": None,
+                               "says": "share of verdicts in [equivalent]"}}}
+
+
+def test_summary_gives_both_corrected_rates_overall_and_per_slice(tmp_path):
+    """60 examples, the judge says equivalent on the first 45; 40 rated by people. Region b (the last 4) has no rated
+    item: its corrected rates say why they are none."""
+    verdicts = ["equivalent"] * 45 + ["not_equivalent"] * 15
+    run = make_run(tmp_path / "run", [1] * 60, [1] * 60, verdicts=verdicts, region=["a"] * 56 + ["b"] * 4)
+    eq, no = "equivalent", "not_equivalent"
+    rated = {0: eq} | {i: eq for i in range(27)} | {27: no, 28: no} | {45: eq, 46: eq, 47: eq} | \
+        {i: no for i in range(48, 56)}
+    run.write_json("calibration.json", _calibration({"id": [f"e{i:03d}" for i in rated],
+                                                     "pair": ["student~teacher"] * len(rated),
+                                                     "human": list(rated.values())}))
+    summary = build_summary(run, make_config(tmp_path))
+    judge = summary["judge"]
+    # tp 27 (0–26), fp 2 (27–28), fn 3 (45–47), tn 8 (48–55); judged only: 16 yes (29–44), 4 no (56–59).
+    rg, pp = corrected([27, 3, 2, 8, 16, 4, 0], Boot(500, 0.95, 0))
+    assert judge["corrected_equivalence_rate"] == rg and judge["equivalence_rate_ppi"] == pp
+    assert judge["equivalence_rate"]["value"] == 0.75 and "rated" not in judge["calibration"]
+    a, b = summary["slices"]["region"]["a"]["judge"], summary["slices"]["region"]["b"]["judge"]
+    assert a["corrected_equivalence_rate"] == corrected([27, 3, 2, 8, 16, 0, 0], Boot(500, 0.95, 0))[0]
+    assert a["equivalence_rate_ppi"] == corrected([27, 3, 2, 8, 16, 0, 0], Boot(500, 0.95, 0))[1]
+    assert b["corrected_equivalence_rate"]["value"] is None and "no example here" in b["corrected_equivalence_rate"]["note"]
+    assert b["equivalence_rate_ppi"]["value"] is None and "no example here" in b["equivalence_rate_ppi"]["note"]
+
+
+def test_an_older_calibration_without_rated_items_corrects_the_whole_run_from_its_confusion(tmp_path):
     verdicts = ["equivalent"] * 45 + ["not_equivalent"] * 15
     run = make_run(tmp_path / "run", [1] * 60, [1] * 60, verdicts=verdicts)
-    run.write_json("calibration.json", {
-        "judges": {"j1": {"validated": True, "min_kappa": 0.6, "kappa": {"value": 0.7, "ci": [0.6, 0.8], "n": 40},
-                          "confusion": {"labels": ["equivalent", "not_equivalent"], "matrix": [[27, 3], [2, 8]]}}},
-        "ranking": ["j1"], "meaning": {"j1": {"kind": "binary", "equivalent": ["equivalent"], "pass_threshold": None,
-                                              "says": "share of verdicts in [equivalent]"}}})
+    run.write_json("calibration.json", _calibration(None))
     judge = build_summary(run, make_config(tmp_path))["judge"]
     se, sp = 27 / 30, 8 / 10
     assert judge["equivalence_rate"]["value"] == 0.75
     assert judge["corrected_equivalence_rate"]["value"] == pytest.approx((0.75 + sp - 1) / (se + sp - 1))
+    assert judge["equivalence_rate_ppi"]["value"] is not None

@@ -55,11 +55,26 @@ def _holm(p: list[float]) -> list[float]:
     return adjusted
 
 
+def _mean(values, boot):
+    """The bootstrap mean; where every value is the same (legal: v2's rougeL is 0.75 on all 12) its interval would
+    have width 0, and genval gives the Wilson interval of the mean on rougeL's range [0, 1] (Wilson 1927) instead."""
+    from tests.test_resampling import expanded
+
+    found = mean(values, boot)
+    idx = np.random.default_rng(boot.seed).integers(0, len(values), size=(boot.n_boot, len(values)))
+    found["ci"] = list(np.quantile(np.asarray(values)[idx].mean(axis=1), expanded(len(values))))  # Hesterberg 2015
+    if found["ci"][1] - found["ci"][0] > 1e-9:
+        return found
+    n, p, z = len(values), float(values.mean()), 1.959963984540054
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z / (1 + z * z / n) * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5
+    return {**found, "ci": [centre - half, centre + half]}
+
+
 def test_a_further_candidate_gets_slices_intervals_and_an_interval_gate_of_its_own(run):
     """student_v2's slices, interval tests with Holm's correction and decision, against numbers computed here from
     the scores table: v1 drops two thirds of the words on legal (rougeL 0.5 against the teacher), v2 two fifths."""
     config = load_config(run.root.parents[1] / "run.yaml")
-    config.gate = GateConfig(rules=["rougeL [student~teacher] lower >= 0.7 on domain=*",
+    config.gate = GateConfig(rules=["rougeL [student~teacher] lower >= 0.45 on domain=*",
                                     "rougeL [student~teacher] >= 0.7 on domain=legal"])
     summary = build_summary(run, config)
     s = summary["settings"]
@@ -75,12 +90,12 @@ def test_a_further_candidate_gets_slices_intervals_and_an_interval_gate_of_its_o
         block = mine["slices"]["domain"][name]
         assert block["n"] == len(values)
         for pair in ("student_v2~teacher", "student_v2~reference"):
-            want = mean(values[pair].to_numpy(), boot)
+            want = _mean(values[pair].to_numpy(), boot)
             assert block["metrics"][pair]["rougeL"]["value"] == pytest.approx(values[pair].mean())
             assert block["metrics"][pair]["rougeL"]["ci"] == pytest.approx(want["ci"])
         assert "student~teacher" not in block["metrics"]          # the student's own pairs are not the candidate's
-        expected[name] = mean(values["student_v2~teacher"].to_numpy(), boot)
-        p.append(one_sided_p(expected[name]["value"], expected[name]["ci"], 0.7, s["confidence"]))
+        expected[name] = _mean(values["student_v2~teacher"].to_numpy(), boot)
+        p.append(one_sided_p(expected[name]["value"], expected[name]["ci"], 0.45, s["confidence"]))
     assert expected["legal"]["value"] == pytest.approx(0.75)   # 9 of the teacher's 15 words: F = 2·0.6/1.6
     by_slice = {r["slice"]: r for r in mine["gate"]["rules"]}
     for (name, number), adjusted in zip(expected.items(), _holm(p)):
@@ -89,7 +104,7 @@ def test_a_further_candidate_gets_slices_intervals_and_an_interval_gate_of_its_o
         assert rule["slice"] == f"domain={name}" and test["kind"] == "lower"
         assert test["number"]["ci"] == pytest.approx(number["ci"])
         assert test["p_holm"] == pytest.approx(adjusted)
-        assert rule["passed"] == (number["ci"][0] >= 0.7 and adjusted <= alpha)
+        assert rule["passed"] == (number["ci"][0] >= 0.45 and adjusted <= alpha)
     assert mine["gate"]["holm_family"] == 3 and mine["gate"]["passed"]
     assert mine["decision"]["verdict"] == "READY"
     # the student, on the same rules: legal's rougeL is 0.5 (5 of 15 words), under both bounds — NOT READY

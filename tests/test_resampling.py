@@ -37,12 +37,20 @@ def test_block_weights_are_the_inverse_poisson_cdf_of_one_seeded_stream():
     assert np.array_equal(block_weights(5, 3, 100, BLOCK), weights[:100])   # fewer resamples: a prefix of them
 
 
+def expanded(n: int, confidence: float = 0.95) -> list[float]:
+    """The expanded percentile interval's tails (Hesterberg 2015): α'/2 = Φ(−√(n/(n−1)) · t_{n−1, 1−α/2})."""
+    from scipy.stats import norm, t
+
+    tail = norm.cdf(-math.sqrt(n / (n - 1)) * t.ppf((1 + confidence) / 2, n - 1))
+    return [tail, 1 - tail]
+
+
 def _poisson_interval(values: np.ndarray, n_boot: int, seed: int, confidence: float = 0.95) -> list[float]:
     """An independent weighted bootstrap of a mean: each example's weight is its Poisson count in every resample."""
     weights = np.concatenate([block_weights(seed, b, n_boot, BLOCK)[:, :min(BLOCK, values.size - b * BLOCK)]
                               for b in range(math.ceil(values.size / BLOCK))], axis=1).astype(float)
     means = weights @ values / weights.sum(axis=1)
-    return list(np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2]))
+    return list(np.quantile(means, expanded(values.size, confidence)))
 
 
 @pytest.fixture
@@ -52,39 +60,54 @@ def two_methods(tmp_path):
     teacher = (rng.random(300) < 0.9).astype(int).tolist()
     student = [t if rng.random() < 0.9 else 1 - t for t in teacher]
     rouge = rng.beta(2, 3, 300)
+    rouge_student = np.clip(rouge * 0.9 + rng.normal(0, 0.05, 300), 0, 1)
     run = make_run(tmp_path / "run", teacher, student, region=["a" if i % 3 else "b" for i in range(300)],
-                   rouge_teacher=rouge.tolist(), rouge_student=(rouge * 0.9).tolist())
+                   rouge_teacher=rouge.tolist(), rouge_student=rouge_student.tolist())
     exact = build_summary(run, make_config(tmp_path, analysis={"bootstrap": 1000, "min_slice_n": 30}))
     streamed = build_summary(run, make_config(tmp_path, analysis={"bootstrap": 1000, "min_slice_n": 30,
                                                                   "bootstrap_exact_max": 0}))
-    return run, exact, streamed, np.array(teacher, float), np.array(student, float), rouge
+    return run, exact, streamed, np.array(teacher, float), np.array(student, float), rouge, rouge_student
 
 
 def test_poisson_intervals_are_the_independent_weighted_bootstrap(two_methods):
-    run, _, streamed, teacher, student, rouge = two_methods
+    run, _, streamed, teacher, student, rouge, rouge_student = two_methods
     assert streamed["settings"]["interval_method"].startswith("Poisson bootstrap")
-    accuracy = streamed["classification"]["student"]["accuracy"]
-    assert accuracy["value"] == pytest.approx(student.mean()) and accuracy["n"] == 300
-    assert accuracy["ci"] == pytest.approx(_poisson_interval(student, 1000, 0), rel=1e-6)
     quality = streamed["metrics"]["teacher~reference"]["rougeL"]
     assert quality["ci"] == pytest.approx(_poisson_interval(rouge, 1000, 0), rel=1e-6)
+    assert quality["method"].startswith("Poisson bootstrap (expanded percentile")
     # A slice is resampled with the same weights as the whole run: its examples' own.
     in_b = np.arange(300) % 3 == 0
     weights = block_weights(0, 0, 1000, BLOCK)[:, :300][:, in_b].astype(float)
-    means = weights @ student[in_b] / weights.sum(axis=1)
-    b = streamed["slices"]["region"]["b"]["classification"]["student"]["accuracy"]
-    assert b["ci"] == pytest.approx(list(np.quantile(means, [0.025, 0.975])), rel=1e-6)
+    means = weights @ rouge_student[in_b] / weights.sum(axis=1)
+    b = streamed["slices"]["region"]["b"]["metrics"]["student~reference"]["rougeL"]
+    assert b["ci"] == pytest.approx(list(np.quantile(means, expanded(100))), rel=1e-6)
     # A ratio keeps its pairing: numerator and denominator on the same weighted examples.
     weights = block_weights(0, 0, 1000, BLOCK)[:, :300].astype(float)
-    ratios = (weights @ student) / (weights @ teacher)
-    retention = streamed["classification"]["accuracy_retention"]
-    assert retention["ci"] == pytest.approx(list(np.quantile(ratios, [0.025, 0.975])), rel=1e-6)
+    ratios = (weights @ rouge_student) / (weights @ rouge)
+    retention = streamed["fidelity"]["task_retention"]
+    assert retention["ci"] == pytest.approx(list(np.quantile(ratios, expanded(300))), rel=1e-5)
+
+
+def test_a_share_gets_its_wilson_interval_under_either_method(two_methods):
+    """A 0/1 number is a share: its interval is Wilson's (scipy's binomtest), not a bootstrap, exact or streamed."""
+    from scipy.stats import binomtest
+
+    _, exact, streamed, teacher, student, *_ = two_methods
+    wilson = binomtest(int(student.sum()), 300).proportion_ci(0.95, method="wilson")
+    for summary in (exact, streamed):
+        accuracy = summary["classification"]["student"]["accuracy"]
+        assert accuracy["value"] == pytest.approx(student.mean()) and accuracy["n"] == 300
+        assert accuracy["ci"] == pytest.approx([wilson.low, wilson.high], rel=1e-12)
+        assert accuracy["method"].startswith("Wilson score")
+        retention = summary["classification"]["accuracy_retention"]
+        assert retention["method"].startswith("MOVER-R")
+    a, b = exact["classification"]["accuracy_retention"], streamed["classification"]["accuracy_retention"]
+    assert a["ci"] == b["ci"] and a["value"] == pytest.approx(b["value"], rel=1e-15)   # means' ratio vs sums' ratio
 
 
 def test_the_poisson_interval_is_close_to_the_exact_one(two_methods):
     _, exact, streamed, *_ = two_methods
-    for pick in (lambda s: s["classification"]["student"]["accuracy"],
-                 lambda s: s["classification"]["accuracy_retention"],
+    for pick in (lambda s: s["fidelity"]["task_retention"],
                  lambda s: s["metrics"]["student~reference"]["rougeL"],
                  lambda s: s["slices"]["region"]["a"]["metrics"]["teacher~reference"]["rougeL"]):
         a, b = pick(exact), pick(streamed)

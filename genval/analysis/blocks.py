@@ -7,11 +7,12 @@ the run's resampling method (genval.analysis.resampling) through a `View`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from genval.analysis import classification
+from genval import registry
+from genval.analysis import classification, intervals, judge_correction
 from genval.analysis.numbers import empty
 from genval.analysis.table import JUDGE_PREFIX
 
@@ -40,6 +41,7 @@ class View:
     n: int
     role: str = "student"
     gold: bool = False
+    cells: dict = field(default_factory=dict)   # (judge, stored pair) → the judge's rate cells (judge_correction)
 
     def stored(self, pair: str) -> str:
         """Gives the name a shown pair (or derived feature: `fail:student`, `diff:student~…|…`) has in the run."""
@@ -60,17 +62,27 @@ class View:
         """Gives the mean of a per-example number over the group (`gold`: over the examples with a gold label)."""
         if not self.has(pair, metric):
             return empty()
-        return self.engine.mean(self.group, ("gold" if gold else self.family, self.stored(pair), metric))
+        return honest(self.engine.mean(self.group, ("gold" if gold else self.family, self.stored(pair), metric)),
+                      metric, self.engine.boot.confidence)
 
     def ratio(self, top: str, bottom: str, metric: str) -> dict:
-        """Gives mean(top) / mean(bottom) of one metric over the examples that have both (paired resamples)."""
+        """Gives mean(top) / mean(bottom) of one metric over the examples that have both (paired resamples).
+
+        Undefined (value None, `note` says why) when the bottom's mean is 0: a slice where the
+        teacher is never right has no accuracy retention.
+        """
         if not (self.has(top, metric) and self.has(bottom, metric)):
             return empty()
-        return self.engine.ratio(self.group, (self.family, self.stored(top), metric),
-                                 (self.family, self.stored(bottom), metric))
+        found = self.engine.ratio(self.group, (self.family, self.stored(top), metric),
+                                  (self.family, self.stored(bottom), metric))
+        if found["value"] is None and found["n"]:
+            what = "right on none" if metric == "label_correct" else f"at {metric} 0 on all"
+            return {**found, "note": f"undefined: the {bottom.partition('~')[0]} is {what} of these {found['n']} "
+                                     "examples, so the ratio divides by 0"}
+        return no_zero_width(found)
 
     def ece(self, role: str) -> dict:
-        return self.engine.ece(self.group, role)
+        return no_zero_width(self.engine.ece(self.group, role))
 
     def errors(self) -> dict | None:
         """Gives the shares of examples both right, both wrong, only one wrong (teacher vs student label_correct)."""
@@ -81,7 +93,47 @@ class View:
 
     def feature(self, pair: str, metric: str) -> dict:
         """Gives the mean of a derived per-example feature (no row count to check: format and gate features)."""
-        return self.engine.mean(self.group, (self.family, self.stored(pair), metric))
+        return honest(self.engine.mean(self.group, (self.family, self.stored(pair), metric)), metric,
+                      self.engine.boot.confidence)
+
+
+NO_SPREAD = "no interval: every resample gives the same value, and a bootstrap cannot show what it never samples"
+CLOSED_FORM = (intervals.WILSON, intervals.NEWCOMBE, intervals.MOVER_RATIO, intervals.BOUNDED)
+
+
+def zero_width(num: dict) -> bool:
+    """Says whether a bootstrap interval has no width (to float precision: the streamed sums are float32 products).
+
+    A closed-form interval (Wilson, Newcombe, MOVER-R) is never of width 0: at millions of
+    examples it may be narrower than the float tolerance, and is left as it is.
+    """
+    lo, hi = num.get("ci") or [None, None]
+    if num.get("method") in CLOSED_FORM:
+        return False
+    return lo is not None and hi is not None and hi - lo <= 1e-6 * max(1.0, abs(num.get("value") or 0.0))
+
+
+def no_zero_width(num: dict) -> dict:
+    """Gives a number whose bootstrap interval has width 0 without it (ci null, `note` says why): never certainty."""
+    return {**num, "ci": [None, None], "note": NO_SPREAD} if zero_width(num) else num
+
+
+def honest(num: dict, metric: str, confidence: float) -> dict:
+    """Gives a mean whose bootstrap saw no spread a conservative interval from its range, else none (never [v, v]).
+
+    Every value of the group is the same: for a number with a known range [low, high] the Wilson
+    interval of the mean moved onto [0, 1] covers (genval.analysis.intervals.bounded_mean); an
+    unbounded one (KL, a judge's raw score) gets no interval.
+    """
+    lo = (num.get("ci") or [None, None])[0]
+    if num.get("value") is None or not num.get("n") or (lo is not None and not zero_width(num)) or \
+            (lo is None and num["n"] >= 2):
+        return num
+    found = registry.spec(metric)
+    if found is None or found.low is None or found.high is None:
+        return no_zero_width(num)
+    ci = intervals.bounded_mean(num["value"], num["n"], found.low, found.high, confidence)
+    return {**num, "ci": ci, "method": intervals.BOUNDED}
 
 
 def as_role(pair: str, role: str, other: str) -> str:
@@ -109,13 +161,20 @@ def judge(view: View, primary: str | None, pair: str | None) -> dict | None:
             judges.setdefault(name, {}).setdefault(jpair, {})[key] = view.mean(jpair, metric)
     if not judges:
         return None
+    for name, pairs in judges.items():
+        for jpair, entry in pairs.items():
+            cells = view.cells.get((name, view.stored(jpair)))
+            if cells is not None:
+                rg, ppi = judge_correction.corrected(cells, view.engine.boot)
+                entry.update(corrected_equivalence_rate=rg, equivalence_rate_ppi=ppi)
     primary = primary if primary in judges else sorted(judges)[0]
     pairs = judges[primary]
     # The student's own pair before any other candidate's (sorted, "student_v2~…" would come first).
     pair = pair if pair in pairs else next((p for p in ("student~reference", "student") if p in pairs),
                                            sorted(pairs)[0])
     return {"name": primary, "pair": pair, "equivalence_rate": pairs[pair].get("equivalence_rate"),
-            "judges": judges}
+            "corrected_equivalence_rate": pairs[pair].get("corrected_equivalence_rate"),
+            "equivalence_rate_ppi": pairs[pair].get("equivalence_rate_ppi"), "judges": judges}
 
 
 def generation(view: View) -> dict:
@@ -150,7 +209,7 @@ def primary_metric(block: dict, pair: str) -> str | None:
 
 
 def headline(block: dict) -> tuple[str | None, dict | None]:
-    """Gives the one number a slice is ranked by: retention, judge equivalence, or task quality."""
+    """Gives the one number the whole run is headed by: retention, judge equivalence, or task quality."""
     cls = block.get("classification")
     if cls and cls["accuracy_retention"].get("value") is not None:
         return "accuracy_retention", cls["accuracy_retention"]
@@ -162,6 +221,18 @@ def headline(block: dict) -> tuple[str | None, dict | None]:
         if metric:
             return f"{metric} ({pair})", block["metrics"][pair][metric]
     return None, None
+
+
+def named(block: dict, name: str) -> dict:
+    """Gives the number a headline name (`headline`) stands for in another block (a slice), with a note when absent."""
+    metric, _, rest = name.partition(" (")
+    if metric == "accuracy_retention":
+        found = (block.get("classification") or {}).get("accuracy_retention")
+    elif metric == "equivalence_rate":
+        found = (block.get("judge") or {}).get("equivalence_rate")
+    else:
+        found = (block.get("metrics") or {}).get(rest.rstrip(")"), {}).get(metric)
+    return found or {**empty(), "note": "no example of this slice has it"}
 
 
 def is_number(value) -> bool:

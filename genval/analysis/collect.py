@@ -31,13 +31,17 @@ from genval.analysis import classification
 from genval.analysis.blocks import ERROR_KINDS, ERRORS, PREFERRED, View, as_role
 from genval.analysis.gate import paired_request
 from genval.analysis.numbers import Boot
-from genval.analysis.resampling import ALL, Exact, Poisson
+from genval.analysis.resampling import ALL, Exact, Poisson, difference
 from genval.analysis.slices import LEVELS, Codes, difficulty_levels, rare_listed
+from genval.analysis.judge_correction import JudgeCells
 from genval.analysis.table import (
+    ASKED,
     FORMAT_METRICS,
+    HUMAN_PREFIX,
     JUDGE_PREFIX,
     JudgeCounts,
     add_judgments,
+    add_ratings,
     add_scores,
     example_labels,
     role_counts,
@@ -64,6 +68,7 @@ class Plan:
     diffs: list = field(default_factory=list)
     answered: bool = False
     gold: bool = False
+    judged: list = field(default_factory=list)   # (judge, pair) of every judge's verdict column
 
 
 def _features(plan: Plan, window, failed: dict) -> dict:
@@ -156,6 +161,7 @@ class Collected:
     answered: bool
     diffs: list
     candidates: list = field(default_factory=list)   # further students, besides `student`
+    cells: JudgeCells | None = None                  # each judged pair's cells, per group
 
     def view(self, group=ALL, family: str = "col", role: str = "student") -> View:
         """Gives the numbers of a group; `role`: the candidate in the student's place (its pairs shown as his)."""
@@ -163,8 +169,9 @@ class Collected:
         if role != "student":
             present = {(as_role(pair, role, "student"), metric): count for (pair, metric), count in present.items()
                        if pair.partition("~")[0] in (role, "teacher")}
+        cells = self.cells.of(group) if family == "col" and self.cells is not None else {}
         return View(self.engine, group, family, present, self.n if group == ALL else self.presence.sizes.get(group, 0),
-                    role, self.held is not None)
+                    role, self.held is not None, cells)
 
     def group(self, slice_ref: str):
         """Gives the group of 'field=value', None when the run has no such slice."""
@@ -175,11 +182,13 @@ class Collected:
         """Gives a non-inferiority rule's student (or candidate `role`) − teacher difference on its slice, paired by
         example."""
         view = self.view(role=role)
-        pair, teacher, metric, _ = paired_request(rule, metric_keys(view.keys()))
+        pair, teacher, metric, sign = paired_request(rule, metric_keys(view.keys()))
         group = ALL if not rule.slice else self.group(rule.slice)
         if group is None:
             raise GenvalError(f"gate rule on {rule.slice}: the run has no such slice")
-        return self.engine.mean(group, ("col", view.stored(f"diff:{pair}|{teacher}"), metric))
+        top, bottom = ("col", view.stored(pair), metric), ("col", view.stored(teacher), metric)
+        return difference(self.engine, group, top, bottom, ("col", view.stored(f"diff:{pair}|{teacher}"), metric),
+                          sign)
 
 
 def metric_keys(keys) -> dict:
@@ -228,7 +237,9 @@ def _ratios(plan: Plan) -> list:
     out += [(("col", pair, metric), ("col", "teacher~reference", metric)) for pair, metric in plan.keys
             if pair == "student~reference" and metric not in ("label_correct", plan.content)
             and ("teacher~reference", metric) in keys]
-    return out
+    # A non-inferiority rule's two numbers: a 0/1 number's difference is read off their paired sums.
+    out += [(("col", pair, metric), ("col", teacher, metric)) for pair, teacher, metric, _ in plan.diffs]
+    return list(dict.fromkeys(out))
 
 
 class _Groups:
@@ -275,28 +286,32 @@ def collect(run: Run, config: RunConfig, gate_rules=(), progress: Progress | Non
     with ColumnStore(run, n, max(n, 1) if exact else WINDOW) as store:
         add_scores(store, run, positions)
         judges = add_judgments(store, run, positions)
+        add_ratings(store, run.read_json("calibration.json") if run.has("calibration.json") else None, positions)
         keys = [k for k in store.keys if store.stats[k][0] and (judges.has_score or not (
-            k[1].startswith(JUDGE_PREFIX) and k[1].endswith(":score")))]
+            k[1].startswith(JUDGE_PREFIX) and k[1].endswith(":score"))) and not _cell_key(k)]
+        judged = [(k[1].split(":")[1], k[0]) for k in keys if k[1].startswith(JUDGE_PREFIX)
+                  and k[1].endswith(":equivalent")]
         failed_calls = role_counts(run)
         labels = classification.label_set(run, config) if classification.applies(config) else None
         groups = _Groups(run, config, store, labels)
         held = classification.Held(run, config, labels) if labels is not None else None
         plan = Plan(keys=keys, roles=list(role_blocks(run)) if run.has("outputs") else [],
                     candidates=candidates(config, keys), content=_content_metric(keys),
-                    answered=any(f for f, _ in failed_calls.values()), gold=held is not None)
+                    answered=any(f for f, _ in failed_calls.values()), gold=held is not None, judged=judged)
         plan.diffs = list(dict.fromkeys(d for rule in gate_rules if rule.non_inferiority is not None
                                         for role in ["student", *plan.candidates] if (d := _diff(rule, keys, role))))
         boot = Boot.of(config.analysis)
         engine = Exact(boot, config.analysis.ece_bins) if exact else Poisson(boot, config.analysis.ece_bins)
         engine.declare(ratios=_ratios(plan), eces=list(classification.ROLES) if held is not None else [])
-        presence = Presence()
+        presence, cells = Presence(), JudgeCells()
+        extra = [k for k in store.keys if _cell_key(k)]
         gold = sorted(set(run.table_columns("examples")) & {"label", "reference"})  # what gold labels are read from
         example_columns = groups.columns + (gold if held is not None or groups.rare else [])
         output_columns = ("error",) + (tuple(c for c in ("text", "label_probs") if c in run.table_columns("outputs"))
                                        if held is not None and run.has("outputs") else ())
         with (progress or Progress(quiet=True)).bar("aggregate", total=n, unit="example") as bar:
             for w, frame in enumerate(windows(run, plan.roles, example_columns, output_columns, store.window)):
-                window = store.window_at(w, keys)
+                window = store.window_at(w, keys + extra)
                 partitions = groups.of(frame, window.lo)
                 failed = {role: frame[f"{role}.error"].notna().to_numpy() for role in plan.roles}
                 features = _features(plan, window, failed)
@@ -304,14 +319,20 @@ def collect(run: Run, config: RunConfig, gate_rules=(), progress: Progress | Non
                     features.update(held.feed(frame, partitions))
                 rows = dict(window.present)
                 rows.update({(role, "generation_error"): np.ones(len(frame), bool) for role in plan.roles})
-                presence.add(rows, partitions, len(frame))
+                presence.add({k: v for k, v in rows.items() if not _cell_key(k)}, partitions, len(frame))
+                cells.add(window, plan.judged, partitions, len(frame))
                 engine.feed(features, partitions, window.lo)
                 bar.update(len(frame))
     engine.finish()
     if held is not None:
         held.finish()
     return Collected(engine, presence, groups.fields(presence.sizes), groups.sources, held, judges, failed_calls, n,
-                     plan.answered, plan.diffs, plan.candidates)
+                     plan.answered, plan.diffs, plan.candidates, cells)
+
+
+def _cell_key(key) -> bool:
+    """Says whether a column only places examples in the judge's cells (asked, people's verdict): not a number."""
+    return key[1].startswith(HUMAN_PREFIX) or (key[1].startswith(JUDGE_PREFIX) and key[1].endswith(":" + ASKED))
 
 
 def candidates(config: RunConfig, keys: list) -> list[str]:

@@ -1,11 +1,15 @@
 """Version over version: two runs on the same frozen eval set, per number and slice, with paired tests.
 
 Each change is mean(B − A) over the examples both runs have, with a paired bootstrap
-interval. Its p-value: McNemar's exact test on the discordant pairs for a 0/1 number (label
-correctness, agreement, judge equivalence, format validity; McNemar 1947, exact binomial form
-as in Fagerland, Lydersen & Laake 2013, BMC Med Res Methodol 13:91), else read off the
-bootstrap interval (genval.analysis.significance). Every test of the comparison, overall and
-per slice, is corrected together with Holm's step-down procedure (Holm 1979). A number is
+interval — for a 0/1 number (label correctness, agreement, judge equivalence, format validity)
+Newcombe's paired score interval, which a bootstrap cannot replace when no example changed
+(genval.analysis.intervals). Its p-value: McNemar's exact test on the discordant pairs for a
+0/1 number (McNemar 1947, exact binomial form as in Fagerland, Lydersen & Laake 2013, BMC Med
+Res Methodol 13:91), else read off the bootstrap interval (genval.analysis.significance). Each
+distinct number is tested once: two columns of a pair with the same values in both runs (a
+binary judge's `score` and `equivalent`, an extraction's `field:<label field>` and
+`label_correct`) are one number, listed under `same` and not tested again. Every test of the
+comparison, overall and per slice, is corrected together with Holm's step-down procedure (Holm 1979). A number is
 regressed or improved when its Holm-adjusted p is at most 1 − confidence and its change shows at
 the number's printing precision, on the side genval.registry calls worse or better; a change
 that does not show when printed is unchanged. Teacher rows that did not change are not listed.
@@ -23,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from genval import registry
+from genval.analysis import intervals
+from genval.analysis.blocks import no_zero_width, zero_width
 from genval.analysis.numbers import Boot, paired_difference, percentile_interval, resampled_means
 from genval.analysis.significance import holm, two_sided_p
 from genval.analysis.slices import configured
@@ -70,16 +76,43 @@ def _rows(a: pd.DataFrame, b: pd.DataFrame, ids: set[str] | None, boot: Boot, wh
     before = a.groupby(["pair", "metric", "id"])["value"].mean()
     after = b.groupby(["pair", "metric", "id"])["value"].mean()
     joined = pd.concat([before.rename("a"), after.rename("b")], axis=1, join="inner").dropna()
-    out = []
-    for (pair, metric), group in joined.groupby(level=[0, 1], sort=True):
-        change = paired_difference(group["b"], group["a"], boot)
+    out, seen = [], {}
+    groups = sorted(joined.groupby(level=[0, 1], sort=True), key=lambda item: (item[0][0], _preference(item[0][1])))
+    for (pair, metric), group in groups:
+        key = (pair, tuple(group.index.get_level_values(2)), group["a"].to_numpy().tobytes(),
+               group["b"].to_numpy().tobytes())
+        if key in seen:  # the same values in both runs: one number under two names, tested once
+            out.append({"metric": metric, "pair": pair, "slice": where, "same_as": seen[key]})
+            continue
+        seen[key] = metric
         if set(group["a"].unique()) | set(group["b"].unique()) <= {0.0, 1.0}:
+            change = _binary_change(group["a"].to_numpy(), group["b"].to_numpy(), boot.confidence)
             p, test = mcnemar_exact(group["a"], group["b"])["p_value"], "mcnemar"
         else:
+            change = paired_difference(group["b"], group["a"], boot)
             p, test = two_sided_p(change["value"], change["ci"], boot.confidence), "paired bootstrap"
+            if zero_width(change):  # every example changed by the same amount: no spread to read a p-value off
+                change = {**change, "ci": [None, None]}
+                p, test = (min(1.0, 2 * 0.5 ** change["n"]) if change["value"] else 1.0), "sign test"
         out.append(_row(metric, pair, where, group["a"].mean(), group["b"].mean(), change, p, test))
     retention = _retention_row(a, b, boot, where)
     return ([retention] if retention else []) + out
+
+
+def _preference(metric: str) -> tuple:
+    """Orders the names one number may have: the verdict before a binary judge's score, a label's correctness
+    before the field it is read from."""
+    return metric.endswith(":score"), metric.startswith("field:"), metric
+
+
+def _binary_change(before: np.ndarray, after: np.ndarray, confidence: float) -> dict:
+    """Gives mean(after − before) of paired 0/1 values with Newcombe's interval (method 10)."""
+    both = int(np.sum((after == 1) & (before == 1)))
+    only_after, only_before = int(np.sum((after == 1) & (before == 0))), int(np.sum((after == 0) & (before == 1)))
+    n = len(after)
+    return {"value": (only_after - only_before) / n, "n": n, "method": intervals.NEWCOMBE,
+            "ci": intervals.paired_difference(both, only_after, only_before, n - both - only_after - only_before,
+                                              confidence)}
 
 
 def _retention_row(a: pd.DataFrame, b: pd.DataFrame, boot: Boot, where: str | None) -> dict | None:
@@ -104,7 +137,7 @@ def _retention_row(a: pd.DataFrame, b: pd.DataFrame, boot: Boot, where: str | No
         ta, sa, tb, sb = resampled_means([table[c].to_numpy(float) for c in ("ta", "sa", "tb", "sb")], boot)
         with np.errstate(divide="ignore", invalid="ignore"):
             ci = percentile_interval(sb / tb - sa / ta, boot.confidence)
-    change = {"value": float(after - before), "ci": ci, "n": int(len(table))}
+    change = no_zero_width({"value": float(after - before), "ci": ci, "n": int(len(table))})
     return _row("accuracy_retention", "student~teacher", where, before, after, change,
                 two_sided_p(change["value"], ci, boot.confidence), "paired bootstrap")
 
@@ -183,9 +216,11 @@ def compare_runs(path_a: str | Path, path_b: str | Path, boot: Boot = Boot()) ->
         for value, ids in groups.items():
             rows += _rows(numbers_a, numbers_b, set(ids), boot, f"{field}={value}")
     rows += _ops_rows(run_a, run_b, boot.confidence)
+    same = [r for r in rows if "same_as" in r]
+    rows = [r for r in rows if "same_as" not in r]
     sorted_rows = classify(rows, boot.confidence)
     return {"a": str(path_a), "b": str(path_b), "eval_set_sha256": sha_a, "confidence": boot.confidence,
-            "tests": sum(r["p_holm"] is not None for r in rows), **sorted_rows}
+            "tests": sum(r["p_holm"] is not None for r in rows), **sorted_rows, "same": same}
 
 
 def _where(row: dict) -> str:
@@ -208,6 +243,10 @@ def markdown(result: dict) -> str:
              f"Eval set sha256 `{result['eval_set_sha256'][:12]}` (same in both runs). {result['tests']} tests, "
              f"Holm-corrected; a change counts when its adjusted p ≤ {alpha:g} and it shows at the number's precision.",
              ""]
+    overall_same = [r for r in result.get("same", []) if r["slice"] is None]
+    if overall_same:
+        lines += ["Tested once (the same values under another name): " + ", ".join(
+            f"{r['metric']} [{r['pair']}] = {r['same_as']}" for r in overall_same) + ".", ""]
     for kind, title, empty in (("regressed", "**Regressed**", "No number regressed."),
                                ("improved", "**Improved**", "No number improved."),
                                ("changed", "**Changed** (no better side is known for these numbers)", None)):

@@ -55,12 +55,13 @@ def _on_numbers(summary: dict) -> tuple[str, list[str]]:
         return "NO_DECISION", [status.get("basis", "no number to base a status on")]
     said = f"status {level} on {status['basis']}"
     if level == "WEAK":
-        return "NOT_READY", [f"{said}: retention {pct(status.get('retention'))}"]
+        return "NOT_READY", [f"{said}: " + "; ".join(status.get("held_back") or
+                                                      [f"retention {pct(status.get('retention'))}"])]
     caveats = [d for d in summary.get("diagnoses") or [] if d["kind"] in BLOCKING]
     clean = level != "ACCEPTABLE" and not caveats
     reasons = [said + (": the student can replace the teacher on this eval set" if clean else ", with caveats")]
-    if level == "ACCEPTABLE":
-        reasons.append("caveat: retention is only just over 90 %")
+    if level == "ACCEPTABLE":  # the caveat names the number that kept the status out of GOOD
+        reasons += [f"caveat: {why}" for why in status.get("held_back") or []]
     reasons += [f"caveat: {d['kind'].replace('_', ' ')} — {d['message']}" for d in caveats]
     return "READY", reasons
 

@@ -35,8 +35,18 @@ def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 100:.1f} %"
 
 
+NO_STATUS_HELP = ("to get a decision, give the eval records a `reference` and the config a reference metric "
+                  "(`metrics: [rouge]`, chrf, bertscore…) so task retention can be measured, or gold labels for a "
+                  "classification — or add a `gate:` with rules (a validated `judge:` gives rules such as "
+                  "`equivalence_rate lower >= 0.8`)")
+
+
 def status(summary: dict) -> dict:
-    """Gives the overall status, the numbers it rests on and, in words, what it is based on."""
+    """Gives the overall status, the numbers it rests on, in words what it is based on, and what held it back.
+
+    `held_back` names each number that kept the level from the next band up (retention under its
+    floor, KL over its ceiling), so a caveat says which number caused it.
+    """
     cls = summary.get("classification")
     if cls and value(cls.get("accuracy_retention")) is not None:
         retention, kl = value(cls["accuracy_retention"]), value(cls.get("kl_teacher_student"))
@@ -46,16 +56,35 @@ def status(summary: dict) -> dict:
         task = (summary.get("fidelity") or {}).get("task_retention")
         retention, kl = value(task), None
         if retention is None:
-            return {"level": None, "retention": None, "kl": None,
-                    "basis": "no status: neither labels nor a reference to measure retention against"}
+            why = "neither labels nor a reference to measure retention against"
+            if task and task.get("note"):
+                why = f"task retention ({task['metric']}) is undefined — {task['note']}"
+            elif (summary.get("metrics") or {}).get("student~reference"):
+                why = "the student has reference scores but the teacher none to compare them with"
+            return {"level": None, "retention": None, "kl": None, "held_back": [],
+                    "basis": f"no status: {why}; {NO_STATUS_HELP}"}
         basis = f"retention of task quality ({task['metric']} vs the reference, student / teacher); " \
                 "no labels, so no KL — the KL part of the bands is not applied"
-    level = "WEAK"
-    for name, min_retention, max_kl in BANDS:
+    level, held_back = "WEAK", []
+    for k, (name, min_retention, max_kl) in enumerate(BANDS):
         if retention > min_retention and (max_kl is None or kl is None or kl < max_kl):
             level = name
+            held_back = _held_back(BANDS[k - 1], retention, kl) if k else []
             break
-    return {"level": level, "retention": retention, "kl": kl, "basis": basis}
+    else:
+        held_back = [f"retention {pct(retention)} is not over the {pct(BANDS[-1][1])} of {BANDS[-1][0]}"]
+    return {"level": level, "retention": retention, "kl": kl, "basis": basis, "held_back": held_back}
+
+
+def _held_back(band: tuple, retention: float, kl: float | None) -> list[str]:
+    """Gives which numbers keep a status out of the band above (`band`: its name, retention floor, KL ceiling)."""
+    name, min_retention, max_kl = band
+    out = []
+    if retention <= min_retention:
+        out.append(f"retention {pct(retention)} is not over the {pct(min_retention)} of {name}")
+    if max_kl is not None and kl is not None and kl >= max_kl:
+        out.append(f"KL(teacher‖student) {kl:.3g} is not under the {max_kl:g} of {name}")
+    return out
 
 
 def _say(kind: str, message: str, **numbers) -> dict:
@@ -102,8 +131,10 @@ def weak_critical_slice(summary: dict, config) -> list[dict]:
             continue
         here = value(block.get("headline"))
         small = " (too small to rank: read it with its interval)" if block.get("too_small_to_rank") else ""
+        high = (summary.get("status") or {}).get("level") not in (None, "WEAK")   # "high" only when the run grades
         out.append(_say("weak_critical_slice",
-                        f"High aggregate, weak critical slice: {overall_name} is {pct(overall)} overall but "
+                        f"{'High aggregate, weak' if high else 'Weak'} critical slice: {overall_name} is "
+                        f"{pct(overall)} overall but "
                         f"{pct(here)} on {ref} (n={block['n']}){small} — the student's training inputs likely "
                         "under-cover this slice; add such inputs to the distillation data.",
                         slice=ref, overall=overall, slice_value=here, n=block["n"]))
@@ -201,11 +232,18 @@ def judge_not_validated(summary: dict, config) -> list[dict]:
         return []
     cal = judge.get("calibration") or {}
     kappa = value(cal.get("kappa"))
-    why = f"its kappa with human labels is {kappa:.2f}, under the required {cal.get('min_kappa')}" \
-        if kappa is not None else "no human labels were compared with it (calibration.json absent)"
+    lower = ((cal.get("kappa") or {}).get("ci") or [None])[0]
+    if kappa is None:
+        why = "no human labels were compared with it (calibration.json absent)"
+    elif lower is None:
+        why = f"its kappa with human labels is {kappa:.2f}, with no interval to check against the required " \
+              f"{cal.get('min_kappa')} (too few items rated by both)"
+    else:
+        why = f"its kappa with human labels is {kappa:.2f}, but the interval's lower end {lower:.3f} is under the " \
+              f"required {cal.get('min_kappa')}"
     return [_say("judge_not_validated",
                  f"Judge not validated: {judge['name']}'s equivalence rate is not evidence yet — {why}.",
-                 judge=judge["name"], kappa=kappa, min_kappa=cal.get("min_kappa"))]
+                 judge=judge["name"], kappa=kappa, kappa_lower=lower, min_kappa=cal.get("min_kappa"))]
 
 
 CHECKS = (teacher_ceiling, weak_critical_slice, small_slice, poor_calibration, latency_not_cost, student_only_errors,

@@ -23,7 +23,8 @@ from genval.runfolder import read_summary
 CLASSIFICATION = ("accuracy_retention", "agreement_rate", "kl_teacher_student", "spearman", "kendall")
 ROLE_FIGURES = ("accuracy", "precision", "recall", "f1", "brier", "nll")
 ERROR_KINDS = ("both_correct", "both_wrong", "only_student_wrong", "only_teacher_wrong")
-JUDGE_NUMBERS = ("equivalence_rate", "corrected_equivalence_rate", "mean_score")
+JUDGE_NUMBERS = ("equivalence_rate", "corrected_equivalence_rate", "equivalence_rate_ppi", "mean_score")
+RETENTION = "_retention"   # `<metric>_retention`: a reference metric's student / teacher (fidelity.retention)
 
 
 def lookup(summary: dict, block: dict, metric: str, pair: str | None) -> tuple[bool, dict | float | None]:
@@ -44,6 +45,8 @@ def lookup(summary: dict, block: dict, metric: str, pair: str | None) -> tuple[b
         return True, _judge_number(block.get("judge") or {}, metric, pair)
     if metric == "task_retention":
         return True, (block.get("fidelity") or {}).get("task_retention")
+    if metric.endswith(RETENTION) and metric[:-len(RETENTION)] in (summary.get("fidelity") or {}).get("retention", {}):
+        return True, ((block.get("fidelity") or {}).get("retention") or {}).get(metric[:-len(RETENTION)])
     if metric == "generation_error":
         return True, (block.get("generation") or {}).get(pair or "student")
     ops = summary.get("ops") or {}
@@ -119,8 +122,15 @@ def _not_validated(summary: dict, rule: GateRule) -> str | None:
         return None
     cal = judge.get("calibration") or {}
     kappa = value(cal.get("kappa"))
-    why = (f"kappa {kappa:.3g} with humans, interval lower end under min_kappa {cal.get('min_kappa')}"
-           if kappa is not None else "no human-agreement check (no human_labels)")
+    lower = ((cal.get("kappa") or {}).get("ci") or [None])[0]
+    if kappa is None:
+        why = "no human-agreement check (no human_labels)"
+    elif lower is None:
+        why = f"kappa {kappa:.3g} with humans has no interval (too few rated items) to check against min_kappa " \
+              f"{cal.get('min_kappa')}"
+    else:
+        why = f"kappa {kappa:.3g} with humans, but its interval's lower end {lower:.3g} is under min_kappa " \
+              f"{cal.get('min_kappa')}"
     return f"judge not validated: {judge.get('name', 'no judge')} — {why}"
 
 
@@ -187,7 +197,8 @@ def check(rule: GateRule, summary: dict, baseline: dict | None, paired=None) -> 
     out["tests"] = _interval_tests(rule, num, summary, paired)
     if current is None:
         if (rule.min, rule.max, rule.lower, rule.upper, rule.max_regression) != (None,) * 5:
-            reasons.append("the number is missing in this run")
+            note = num.get("note") if isinstance(num, dict) else None
+            reasons.append("the number is missing in this run" + (f" ({note})" if note else ""))
         out["passed"], out["reason"] = not reasons, "; ".join(reasons) or None
         return out
     if rule.min is not None and current < rule.min:
@@ -241,9 +252,15 @@ def evaluate(gate: GateConfig, summary: dict, baseline: dict | None, paired=None
     results = [check(rule, summary, baseline, paired) for rule in expand(gate.rules, summary)]
     confidence = (summary.get("settings") or {}).get("confidence", 0.95)
     alpha = (1 - confidence) / 2  # one-sided: the interval's end at this confidence
-    family = [t for r in results if r["slice"] for t in r["tests"]]
+    # Holm's family: the interval tests on slices that have a p-value. A test without one (no interval) fails on
+    # its own and cannot take part; a rule without a slice is tested alone. Both are listed with the reason.
+    family = [t for r in results if r["slice"] for t in r["tests"] if t["p"] is not None]
     for test, adjusted in zip(family, holm([t["p"] for t in family])):
         test["p_holm"] = adjusted
+    left_out = [{"rule": r["rule"], "kind": t["kind"],
+                 "reason": (t.get("missing") or f"no interval for the {t['kind']} test: it fails on its own")
+                 if t["p"] is None else "not on a slice: tested alone, not corrected"}
+                for r in results for t in r["tests"] if t["p"] is None or not r["slice"]]
     for r in results:
         reasons = [r["reason"]] if r["reason"] else []
         reasons += [why for why in (_test_reason(t, alpha, len(family)) for t in r["tests"]) if why]
@@ -251,7 +268,8 @@ def evaluate(gate: GateConfig, summary: dict, baseline: dict | None, paired=None
         r["reason"] = "; ".join(dict.fromkeys(reasons)) or None
     failing = [f"{r['rule']}: {r['reason']}" for r in results if not r["passed"]]
     return {"passed": not failing, "baseline": str(gate.baseline) if gate.baseline else None,
-            "alpha": alpha, "holm_family": len(family), "rules": results, "failing": failing}
+            "alpha": alpha, "holm_family": len(family), "holm_left_out": left_out, "rules": results,
+            "failing": failing}
 
 
 def load_gate(path: str | Path) -> GateConfig:

@@ -1,29 +1,115 @@
-"""The judge's equivalence rate corrected for the judge's own errors, measured on the human-rated sample.
+"""The judge's equivalence rate corrected by what people say about the same outputs: Rogan–Gladen and PPI++.
 
-A judge that says "equivalent" with sensitivity se (on items people call equivalent) and
-specificity sp (on items people call not equivalent) reports, in expectation, the rate
-p = π·se + (1 − π)(1 − sp) when the true rate is π. Solving for π gives the Rogan–Gladen
-estimator (Rogan & Gladen 1978, Am J Epidemiol 107(1):71–76):
+Every judged example of a pair falls in one cell (`CELLS`): rated by people and the judge —
+tp (both say equivalent), fn (people yes, judge no), fp (people no, judge yes), tn (both no) —
+or judged only (u1: the judge says equivalent, u0: it does not), or unanswered (the pair's own
+output failed: nothing to judge, counted not equivalent). The counts are all either estimator
+needs, for the whole run and for every slice alike.
 
-    π̂ = (p̂ + sp − 1) / (se + sp − 1),   clipped to [0, 1].
+**Rogan–Gladen** (Rogan & Gladen 1978, Am J Epidemiol 107(1):71–76). A judge with sensitivity se
+and specificity sp reports, in expectation, p = π·se + (1 − π)(1 − sp) when the true rate is π,
+so π̂ = (p̂ + sp − 1) / (se + sp − 1), clipped to [0, 1]. Its denominator is Youden's J
+(Youden 1950, Cancer 3:32–35): below `MIN_YOUDEN` the correction multiplies every error more
+than 1/J-fold and genval gives none.
 
-Its denominator is Youden's J = se + sp − 1 (Youden 1950, Cancer 3:32–35): at J = 0 the judge
-separates nothing and there is nothing to correct with; below `MIN_YOUDEN` the correction
-multiplies every error in p̂, se and sp more than 1/J-fold, so genval reports none. The
-interval carries both samples' uncertainty: a percentile bootstrap (Efron & Tibshirani 1993,
-ch. 13) that resamples the judged examples (p̂) and, independently, the human-rated items
-(the 2×2 table of human × judge, hence se and sp); an interval that took se and sp as known
-would be too narrow (Lang & Reiczigel 2014, Prev Vet Med 113(1):13–22).
+**Prediction-powered inference** (Angelopoulos, Bates, Fannjiang, Jordan & Zrnic 2023, Science
+382:669–674) with the power tuning of PPI++ (Angelopoulos, Duchi & Zrnic 2023, arXiv:2311.01453),
+as ppi_py's `ppi_mean_pointestimate` computes it: with the judge's verdicts f on the N judged-only
+examples and (Y people, f judge) on the n rated ones,
+    θ̂ = λ·mean_N(f) + mean_n(Y − λ·f),   λ = Cov_n(Y, f) / ((1 + n/N)·Var(f over all n + N)), clipped to [0, 1]
+(λ = 1 is the original PPI, λ = 0 people alone). Its normal interval θ̂ ± z·√(λ²·Var_N(f)/N + Var_n(Y − λf)/n)
+is given as `normal_ci`, for reference.
+
+**Intervals** (both numbers): a percentile bootstrap that resamples whole examples — an
+example's verdict and, where people rated it, their rating together — as draws of the cell
+counts (a multinomial over the cells is the bootstrap of examples; Efron & Tibshirani 1993,
+ch. 13). Resampling the judged and the rated samples independently, as genval did before,
+ignores that the rated items are judged items too: its intervals covered 99.3 % of the time
+for a 95 % level. The four rated cells each get half an example (the Jeffreys prior's
+pseudo-count, as in Agresti & Coull 1998, Am Stat 52:119–126, "add successes and failures")
+in the distribution the resamples are drawn from: a judge that made no error on 20 rated items
+has not been shown to make none, and a plain bootstrap would take its se and sp as 1.
+benchmarks/coverage.py measures the coverage (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 
+from genval.analysis.intervals import z_of
+from genval.analysis.numbers import Boot
+from genval.analysis.table import ASKED, HUMAN_PREFIX, judge_metric
 from genval.stats import percentile_interval
 
+CELLS = ("tp", "fn", "fp", "tn", "u1", "u0", "unanswered")
 MIN_YOUDEN = 0.2
-METHOD = "Rogan–Gladen (1978), two-sample percentile bootstrap"
+PSEUDO = 0.5   # half an example in each rated cell of the distribution resamples are drawn from
+RG_METHOD = ("Rogan–Gladen (1978); percentile bootstrap of whole examples (verdict and rating together), "
+             "rated cells smoothed by ½")
+PPI_METHOD = ("prediction-powered inference, PPI++ power-tuned λ (Angelopoulos et al. 2023); percentile bootstrap "
+              "of whole examples, rated cells smoothed by ½")
+
+
+def cells_from(table: dict, positive: float, judged: int, unanswered: int) -> np.ndarray | None:
+    """Gives the cell counts from a human × judge table {tp, fn, fp, tn} and the pair's judged counts.
+
+    For a calibration.json without per-item ratings (written by an older genval): the rated
+    items are taken to be among the judged ones; None when the counts say they cannot be.
+    """
+    tp, fn, fp, tn = (int(table[k]) for k in ("tp", "fn", "fp", "tn"))
+    u1, u0 = int(round(positive)) - tp - fp, judged - int(round(positive)) - fn - tn
+    if u1 < 0 or u0 < 0:
+        return None
+    return np.array([tp, fn, fp, tn, u1, u0, unanswered], dtype=float)
+
+
+def _cell_codes(window, judge: str, pair: str) -> np.ndarray:
+    """Gives each example's cell of the judge's rate (`CELLS`), -1 for none.
+
+    0–3: rated by people and judged (tp, fn, fp, tn); 4–5: judged only (equivalent or not); 6:
+    unanswered (the pair's output failed). An asked example without a readable verdict is in no
+    cell: it is left out of the rate's n, as the equivalence rate leaves it out.
+    """
+    verdict = window.value((pair, judge_metric(judge)))
+    asked = window.value((pair, judge_metric(judge, ASKED)))
+    human = window.value((pair, HUMAN_PREFIX + judge))
+    judged = (asked == 1) & ~np.isnan(verdict)
+    rated = judged & ~np.isnan(human)
+    codes = np.full(len(verdict), -1, dtype=np.int64)
+    codes[rated] = np.where(human[rated] == 1, np.where(verdict[rated] == 1, 0, 1), np.where(verdict[rated] == 1, 2, 3))
+    only = judged & np.isnan(human)
+    codes[only] = np.where(verdict[only] == 1, 4, 5)
+    codes[asked == 0] = 6
+    return codes
+
+
+class JudgeCells:
+    """Counts, per group and (judge, pair), the examples in each cell of the judge's rate: what Rogan–Gladen and
+    PPI need, for the whole run and every slice."""
+
+    def __init__(self):
+        self.counts: dict = defaultdict(lambda: defaultdict(lambda: np.zeros(7)))   # group → (judge, pair) → cells
+
+    def add(self, window, judged: list, partitions: dict, rows: int) -> None:
+        groups = {"all": np.zeros(rows, dtype=np.int64), **{k: np.asarray(v) for k, v in partitions.items()}}
+        for judge, pair in judged:
+            codes = _cell_codes(window, judge, pair)
+            has = codes >= 0
+            for partition, group in groups.items():
+                keep = has & (group >= 0)
+                if not keep.any():
+                    continue
+                width = int(group[keep].max()) + 1
+                table = np.bincount(group[keep] * 7 + codes[keep], minlength=width * 7).reshape(width, 7)
+                for code in np.flatnonzero(table.sum(axis=1)):
+                    self.counts[(partition, int(code))][(judge, pair)] += table[code]
+
+    def of(self, group) -> dict:
+        """Gives (judge, pair) → cell counts of one group, for the pairs people rated anywhere in the run."""
+        rated = {key for key, c in self.counts.get(("all", 0), {}).items() if c[:4].sum()}
+        return {key: c for key, c in self.counts.get(group, {}).items() if key in rated}
 
 
 def two_by_two(confusion: dict, equivalent) -> dict | None:
@@ -41,68 +127,125 @@ def two_by_two(confusion: dict, equivalent) -> dict | None:
             "fp": int(m[np.ix_(~eq, eq)].sum()), "tn": int(m[np.ix_(~eq, ~eq)].sum())}
 
 
-def _estimate(p, se, sp):
+def _columns(c: np.ndarray) -> tuple:
+    """Gives the cells of one count vector, or of every row of a matrix of draws, as float columns."""
+    c = np.asarray(c, dtype=float)
+    return tuple(c[..., k] for k in range(len(CELLS)))
+
+
+def rogan_gladen_of(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gives (π̂ over judged examples, π̂ over judged and unanswered) of counts (vectorised over draws; NaN: none)."""
+    tp, fn, fp, tn, u1, u0, out = _columns(c)
+    judged = tp + fn + fp + tn + u1 + u0
     with np.errstate(divide="ignore", invalid="ignore"):
+        p, se, sp = (tp + fp + u1) / judged, tp / (tp + fn), tn / (tn + fp)
         j = se + sp - 1
-        return np.where(j > 0, np.clip((p + sp - 1) / j, 0.0, 1.0), np.nan)
+        on_judged = np.where(j > 0, np.clip((p + sp - 1) / j, 0.0, 1.0), np.nan)
+        return on_judged, on_judged * judged / (judged + out)
 
 
-def rogan_gladen(positive: int, n: int, table: dict, n_boot: int = 1000, confidence: float = 0.95,
-                 seed: int = 0) -> dict:
-    """Gives the corrected rate {value, ci, n, sensitivity, specificity, youden_j, method, note}.
+def ppi_of(c: np.ndarray, lam=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gives (θ̂ over judged examples, θ̂ over judged and unanswered, λ) of counts (vectorised over draws).
 
-    `positive` of `n` judged examples got an equivalent verdict; `table` is the human-rated
-    sample's {tp, fn, fp, tn} (tp: people and judge both say equivalent). `value` is None,
-    with the reason in `note`, when the sample lacks either kind of item or J < MIN_YOUDEN.
+    PPI++'s tuned λ when `lam` is None (ppi_py's `_calc_lam_glm` for a mean, clipped to [0, 1]).
     """
-    tp, fn, fp, tn = (int(table[k]) for k in ("tp", "fn", "fp", "tn"))
-    out = {"value": None, "ci": [None, None], "n": int(n), "raw": positive / n if n else None,
-           "sensitivity": None, "specificity": None, "youden_j": None, "human_n": tp + fn + fp + tn,
-           "method": METHOD, "note": None}
-    if n == 0 or tp + fn == 0 or fp + tn == 0:
-        out["note"] = "not corrected: the human-rated sample needs items people call equivalent and items they do not"
+    tp, fn, fp, tn, u1, u0, out = _columns(c)
+    n, big_n = tp + fn + fp + tn, u1 + u0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y, f = (tp + fn) / n, (tp + fp) / n
+        cov = tp / n - y * f                                   # Cov_n(Y, f), 1/n as ppi_py
+        total = n + big_n
+        q = (tp + fp + u1) / total
+        var_all = q * (1 - q) * total / (total - 1)            # np.cov of f over both sets (ddof 1)
+        if lam is None:
+            lam = np.where((var_all > 0) & (big_n > 0), np.clip(cov / ((1 + n / big_n) * var_all), 0.0, 1.0), 0.0)
+        imputed = np.where(big_n > 0, u1 / big_n, 0.0)
+        on_judged = lam * imputed + y - lam * f
+        return on_judged, on_judged * (n + big_n) / (n + big_n + out), lam * np.ones_like(on_judged)
+
+
+def normal_ci(c: np.ndarray, lam: float, confidence: float) -> list:
+    """Gives the PPI paper's normal interval θ̂ ± z·√(λ²·Var_N(f)/N + Var_n(Y − λf)/n) over judged examples."""
+    tp, fn, fp, tn, u1, u0, _ = (float(x) for x in c)
+    n, big_n = tp + fn + fp + tn, u1 + u0
+    value = float(ppi_of(c, lam)[0])
+    y, f, yf = (tp + fn) / n, (tp + fp) / n, tp / n
+    rectifier = y * (1 - y) + lam ** 2 * f * (1 - f) - 2 * lam * (yf - y * f)   # Var_n(Y − λf), ddof 0
+    imputed = (u1 / big_n) * (1 - u1 / big_n) if big_n else 0.0
+    variance = (lam ** 2 * imputed / big_n if big_n else 0.0) + max(rectifier, 0.0) / n
+    half = z_of(confidence) * float(np.sqrt(variance))
+    return [value - half, value + half]
+
+
+def draws(c: np.ndarray, boot: Boot) -> np.ndarray:
+    """Gives `boot.n_boot` resampled cell counts: the examples drawn again, whole (rated cells smoothed by ½)."""
+    weights = np.asarray(c, dtype=float).copy()
+    weights[:4] += PSEUDO
+    rng = np.random.default_rng(boot.seed)
+    return rng.multinomial(int(round(c.sum())), weights / weights.sum(), boot.n_boot)
+
+
+def _base(c: np.ndarray) -> dict:
+    tp, fn, fp, tn, u1, u0, out = (int(round(x)) for x in c)
+    judged = tp + fn + fp + tn + u1 + u0
+    return {"value": None, "ci": [None, None], "n": judged + out, "human_n": tp + fn + fp + tn,
+            "raw": (tp + fp + u1) / judged if judged else None}
+
+
+def _rated_note(c: np.ndarray) -> str | None:
+    tp, fn, fp, tn = c[:4]
+    if tp + fn + fp + tn == 0:
+        return "not corrected: no example here has a human rating of this pair"
+    if tp + fn == 0 or fp + tn == 0:
+        return "not corrected: the human-rated sample needs items people call equivalent and items they do not"
+    return None
+
+
+def rogan_gladen(c, boot: Boot = Boot(), resampled: np.ndarray | None = None) -> dict:
+    """Gives the Rogan–Gladen rate {value, ci, n, sensitivity, specificity, youden_j, human_n, raw, method, note,
+    on_judged} of cell counts (`CELLS`); `resampled`: the draws to read the interval from (else drawn here)."""
+    c = np.asarray(c, dtype=float)
+    out = {**_base(c), "sensitivity": None, "specificity": None, "youden_j": None, "method": RG_METHOD,
+           "note": _rated_note(c)}
+    out["on_judged"] = {"value": None, "ci": [None, None], "n": out["n"] - int(c[6])}
+    if out["note"]:
         return out
+    tp, fn, fp, tn = c[:4]
     se, sp = tp / (tp + fn), tn / (tn + fp)
-    out.update(sensitivity=se, specificity=sp, youden_j=se + sp - 1)
+    out.update(sensitivity=float(se), specificity=float(sp), youden_j=float(se + sp - 1))
     if se + sp - 1 < MIN_YOUDEN:
         out["note"] = (f"not corrected: Youden's J = se + sp − 1 = {se + sp - 1:.3f} is under {MIN_YOUDEN}; "
                        "the judge separates too little to correct its rate with")
         return out
-    out["value"] = float(_estimate(positive / n, se, sp))
-    rng = np.random.default_rng(seed)
-    p_star = rng.binomial(n, positive / n, n_boot) / n
-    cells = rng.multinomial(tp + fn + fp + tn, np.array([tp, fn, fp, tn]) / (tp + fn + fp + tn), n_boot)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        se_star = cells[:, 0] / (cells[:, 0] + cells[:, 1])
-        sp_star = cells[:, 3] / (cells[:, 3] + cells[:, 2])
-    out["ci"] = percentile_interval(_estimate(p_star, se_star, sp_star), confidence)
+    on_judged, counted = (float(v) for v in rogan_gladen_of(c))
+    stats = rogan_gladen_of(draws(c, boot) if resampled is None else resampled)
+    out.update(value=counted, ci=percentile_interval(stats[1], boot.confidence))
+    out["on_judged"].update(value=on_judged, ci=percentile_interval(stats[0], boot.confidence))
     return out
 
 
-def counted(corrected: dict, unanswered: int) -> dict:
-    """Gives the corrected rate over judged and unanswered examples: an unanswered one is not equivalent."""
-    n = corrected["n"] + unanswered
-    share = corrected["n"] / n if n else 0.0
-    scale = (lambda v: None if v is None else v * share)  # noqa: E731
-    return {**corrected, "value": scale(corrected["value"]), "ci": [scale(v) for v in corrected["ci"]], "n": n,
-            "on_judged": {"value": corrected["value"], "ci": corrected["ci"], "n": corrected["n"]}}
+def ppi(c, boot: Boot = Boot(), resampled: np.ndarray | None = None) -> dict:
+    """Gives the PPI++ rate {value, ci, n, lambda, normal_ci, classic, human_n, raw, method, note, on_judged} of
+    cell counts (`CELLS`); `classic` is the original PPI (λ = 1) with its interval from the same draws."""
+    c = np.asarray(c, dtype=float)
+    out = {**_base(c), "lambda": None, "normal_ci": [None, None], "classic": None, "method": PPI_METHOD,
+           "note": None if c[:4].sum() else "no example here has a human rating of this pair"}
+    out["on_judged"] = {"value": None, "ci": [None, None], "n": out["n"] - int(c[6])}
+    if out["note"]:
+        return out
+    on_judged, counted, lam = (float(v) for v in ppi_of(c))
+    resampled = draws(c, boot) if resampled is None else resampled
+    stats = ppi_of(resampled)
+    classic = ppi_of(resampled, 1.0)
+    out.update(value=counted, ci=percentile_interval(stats[1], boot.confidence), **{"lambda": lam},
+               normal_ci=normal_ci(c, lam, boot.confidence),
+               classic={"value": float(ppi_of(c, 1.0)[1]), "ci": percentile_interval(classic[1], boot.confidence)})
+    out["on_judged"].update(value=on_judged, ci=percentile_interval(stats[0], boot.confidence))
+    return out
 
 
-def corrected_rate(positive: float, judged: int, unanswered: int, calibration: dict | None, meaning: dict | None,
-                   n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict | None:
-    """Gives one judge's corrected rate on one pair from its counts, its calibration block and its meaning.
-
-    `positive` of `judged` asked examples were called equivalent; `unanswered` examples had
-    nothing to judge. None without a human-agreement confusion matrix or a recorded meaning
-    (calibration.json).
-    """
-    if not calibration or not meaning or not calibration.get("confusion"):
-        return None
-    threshold, equivalent = meaning.get("pass_threshold"), set(meaning.get("equivalent") or [])
-    if threshold is None and not equivalent:  # an ordinal judge without a pass_threshold has no rate to correct
-        return None
-    table = two_by_two(calibration["confusion"], (lambda label: float(label) >= threshold) if threshold is not None
-                       else (lambda label: label in equivalent))
-    if table is None:
-        return None
-    return counted(rogan_gladen(int(positive), judged, table, n_boot, confidence, seed), unanswered)
+def corrected(c, boot: Boot) -> tuple[dict, dict]:
+    """Gives (Rogan–Gladen, PPI++) of one pair's cell counts, read off the same resampled examples."""
+    c = np.asarray(c, dtype=float)
+    resampled = draws(c, boot) if c[:4].sum() else None
+    return rogan_gladen(c, boot, resampled), ppi(c, boot, resampled)

@@ -1,7 +1,9 @@
 """Headline numbers with intervals: means, ratios and paired differences, each as {value, ci, n}.
 
-Every interval is a seeded percentile bootstrap (Efron & Tibshirani 1993, ch. 13), resampling
-examples, so a report is reproducible and paired numbers keep their pairing.
+Every interval here is a seeded percentile bootstrap (Efron & Tibshirani 1993, ch. 13), resampling
+examples, so a report is reproducible and paired numbers keep their pairing; a ratio's and a paired
+difference's is the expanded percentile interval (genval.stats.tail). Shares and paired shares
+get score intervals instead (genval.analysis.intervals).
 """
 
 from __future__ import annotations
@@ -51,11 +53,11 @@ __all__ = ["Boot", "empty", "mean", "minimum_detectable_effect", "paired_differe
            "resampled_means", "share"]
 
 
-def ratio(numerator, denominator, boot: Boot) -> dict:
-    """Gives mean(numerator) / mean(denominator) over paired rows as {value, ci, n}.
+def ratio(numerator, denominator, boot: Boot, interval: bool = True) -> dict:
+    """Gives mean(numerator) / mean(denominator) over paired rows as {value, ci, n} (`interval`: False for none).
 
-    Used for accuracy retention (student accuracy / teacher accuracy): both means are
-    resampled on the same examples, so the interval reflects the pairing.
+    Used for task retention (student quality / teacher quality): both means are resampled on
+    the same examples, so the interval reflects the pairing.
     """
     num = np.asarray(numerator, dtype=float)
     den = np.asarray(denominator, dtype=float)
@@ -64,20 +66,20 @@ def ratio(numerator, denominator, boot: Boot) -> dict:
     if num.size == 0 or den.mean() == 0:
         return {"value": None, "ci": [None, None], "n": int(num.size)}
     value = float(num.mean() / den.mean())
-    if num.size < 2:
+    if num.size < 2 or not interval:
         return {"value": value, "ci": [None, None], "n": int(num.size)}
     top, bottom = resampled_means([num, den], boot)
     with np.errstate(divide="ignore", invalid="ignore"):
         stats = top / bottom
-    return {"value": value, "ci": percentile_interval(stats, boot.confidence), "n": int(num.size)}
+    return {"value": value, "ci": percentile_interval(stats, boot.confidence, num.size), "n": int(num.size)}
 
 
 def paired_difference(after, before, boot: Boot) -> dict:
-    """Gives mean(after − before) over paired rows as {value, ci, n} (paired bootstrap)."""
+    """Gives mean(after − before) over paired rows as {value, ci, n} (paired bootstrap, expanded percentile)."""
     a = np.asarray(after, dtype=float)
     b = np.asarray(before, dtype=float)
     keep = ~(np.isnan(a) | np.isnan(b))
-    return mean(a[keep] - b[keep], boot)
+    return number(a[keep] - b[keep], boot.n_boot, boot.confidence, boot.seed, expand=True)
 
 
 POWER = 0.8

@@ -16,6 +16,12 @@ by example position, NaN where an example has no value; partition → group code
   with (seed, b), so every number, slice and pass sees the same weights on the same examples
   and paired numbers stay paired. A number is a ratio of weighted sums: memory holds n_boot
   sums per feature and group, never the examples.
+
+Either way a feature whose every value is 0 or 1 is a **share**, and a bootstrap cannot see the
+uncertainty of a share it never samples (8 of 8 resamples to [1, 1]): a share's interval is the
+Wilson score interval of its count, a ratio or difference of two shares on the same examples is
+built from theirs (genval.analysis.intervals), from the exact sums both methods keep. Each number
+says which in its `method`.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ from collections import defaultdict
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from genval.analysis import intervals
 from genval.analysis.numbers import Boot, empty, ratio, resampled_means
 from genval.metrics.probabilities import bin_index, ece
-from genval.stats import bootstrap_ci, percentile_interval
+from genval.stats import bootstrap_ci, percentile_interval, tail
 
 BLOCK = 8192            # examples whose Poisson weights one (seed, block) generator draws
 RESAMPLE_CHUNK = 128    # resamples drawn and multiplied at once (bounds the weights in memory: 4 MB)
@@ -100,6 +107,50 @@ def interval_of(statistic, n: int, boot: Boot) -> dict:
     return {"value": None if value is None else float(value), "ci": [lo, hi], "n": int(n)}
 
 
+def _binary(values: np.ndarray) -> bool:
+    """Says whether every value that is not NaN is 0 or 1 (a share)."""
+    return bool(np.all((values == 0) | (values == 1) | np.isnan(values)))
+
+
+def share(count: float, n: float, confidence: float) -> dict:
+    """Gives a share `count` / `n` as {value, ci, n, method} with its Wilson score interval."""
+    n = int(round(n))
+    if n == 0:
+        return empty()
+    return {"value": float(count / n), "ci": intervals.wilson(count, n, confidence), "n": n, "method": intervals.WILSON}
+
+
+def paired_shares(cells: tuple, confidence: float, value: float | None = None) -> dict:
+    """Gives the ratio of two shares on the same examples from their sums (n, Σ top, Σ bottom, Σ top·bottom);
+    `value`: the point value as the engine computes it (so it stays the same float as before)."""
+    n, top, bottom, both = cells
+    if n == 0:
+        return empty()
+    if bottom == 0:
+        return {"value": None, "ci": [None, None], "n": int(n), "method": intervals.MOVER_RATIO}
+    a, b, c = both, top - both, bottom - both
+    return {"value": float(top / bottom) if value is None else value,
+            "ci": intervals.paired_ratio(a, b, c, n - a - b - c, confidence), "n": int(n),
+            "method": intervals.MOVER_RATIO}
+
+
+def difference(engine, group, top, bottom, diff, sign: int = 1) -> dict:
+    """Gives sign · (top − bottom) paired by example: for two shares Newcombe's interval from their sums, else the
+    bootstrap of the per-example difference feature `diff` (no interval where it has no spread)."""
+    if engine.shares(top, bottom):
+        n, s, t, both = engine.cells(group, top, bottom)
+        if not n:
+            return empty()
+        lo, hi = intervals.paired_difference(both, s - both, t - both, n - s - t + both, engine.boot.confidence)
+        return {"value": sign * (s - t) / n, "ci": [lo, hi] if sign > 0 else [-hi, -lo], "n": n,
+                "method": intervals.NEWCOMBE}
+    found = engine.mean(group, diff)
+    lo, hi = found["ci"]
+    if lo is not None and hi - lo <= 1e-6 * max(1.0, abs(found["value"] or 0.0)):
+        return {**found, "ci": [None, None], "note": "no interval: every example differs by the same amount"}
+    return found
+
+
 def _rows(features: dict, partitions: dict) -> int:
     return len(next(iter(partitions.values()))) if partitions else len(next(iter(features.values())))
 
@@ -107,7 +158,7 @@ def _rows(features: dict, partitions: dict) -> int:
 class Exact:
     """The exact percentile bootstrap over resampled example indices (genval.stats), for eval sets that fit."""
 
-    name = "percentile bootstrap, resampled example indices"
+    name = "percentile bootstrap (expanded, Hesterberg 2015), resampled example indices"
 
     def __init__(self, boot: Boot, bins: int):
         self.boot, self.bins = boot, bins
@@ -134,6 +185,7 @@ class Exact:
     def finish(self) -> None:
         self.F = {name: np.concatenate(parts) for name, parts in self._features.items()}
         self.P = {name: np.concatenate(parts) for name, parts in self._partitions.items()}
+        self.binary = {name: _binary(values) for name, values in self.F.items()}
         self._features = self._partitions = None
 
     def _mask(self, group) -> np.ndarray | slice:
@@ -154,28 +206,47 @@ class Exact:
         return dict(self._means.get((group, name)) or empty())
 
     def _fill(self, group, family) -> None:
-        """Computes every mean of one feature family in a group, drawing the indices once per n."""
+        """Computes every mean of one feature family in a group, drawing the indices once per n (shares: Wilson)."""
         by_size: dict[int, list] = defaultdict(list)
         for name in self.F:
             if (name[0] if isinstance(name, tuple) else name) == family:
                 values = self._values(group, name)
+                if self.binary[name]:
+                    self._means[(group, name)] = share(values.sum(), values.size, self.boot.confidence)
+                    continue
                 by_size[values.size].append((name, values))
-        alpha = (1 - self.boot.confidence) / 2
         for size, items in by_size.items():
             for name, values in items:
                 self._means[(group, name)] = {"value": float(values.mean()) if size else None,
-                                              "ci": [None, None], "n": int(size)}
+                                              "ci": [None, None], "n": int(size), "method": self.name}
             if size < 2:
                 continue
+            alpha = tail(self.boot.confidence, size)
             for (name, _), resampled in zip(items, resampled_means([values for _, values in items], self.boot)):
                 lo, hi = np.quantile(resampled, [alpha, 1 - alpha])  # as genval.stats.bootstrap_ci
                 self._means[(group, name)]["ci"] = [float(lo), float(hi)]
+
+    def cells(self, group, num, den) -> tuple:
+        """Gives (n, Σ num, Σ den, Σ num·den) over the group's examples that have both."""
+        mask = self._mask(group)
+        top, bottom = self.F[num][mask], self.F[den][mask]
+        both = ~(np.isnan(top) | np.isnan(bottom))
+        top, bottom = top[both], bottom[both]
+        return int(both.sum()), float(top.sum()), float(bottom.sum()), float((top * bottom).sum())
+
+    def shares(self, num, den) -> bool:
+        """Says whether both features are shares (every value 0 or 1)."""
+        return self.binary.get(num, False) and self.binary.get(den, False)
 
     def ratio(self, group, num, den) -> dict:
         if num not in self.F or den not in self.F:
             return empty()
         mask = self._mask(group)
-        return ratio(self.F[num][mask], self.F[den][mask], self.boot)
+        found = {**ratio(self.F[num][mask], self.F[den][mask], self.boot, interval=not self.shares(num, den)),
+                 "method": self.name}
+        if self.shares(num, den):
+            return paired_shares(self.cells(group, num, den), self.boot.confidence, found["value"])
+        return found
 
     def ece(self, group, role) -> dict:
         """Gives a role's ECE with its interval: the statistic recomputed on each resample of the examples."""
@@ -186,7 +257,7 @@ class Exact:
         conf, hit = conf[mask], hit[mask]
         keep = ~np.isnan(conf)
         conf, hit = conf[keep], hit[keep]
-        return interval_of(lambda i: ece(conf[i], hit[i], self.bins), conf.size, self.boot)
+        return {**interval_of(lambda i: ece(conf[i], hit[i], self.bins), conf.size, self.boot), "method": self.name}
 
     def count(self, group, name) -> int:
         return int(self._values(group, name).size)
@@ -195,11 +266,13 @@ class Exact:
 class Poisson:
     """The streaming Poisson bootstrap: n_boot weighted sums per feature and group, accumulated block by block."""
 
-    name = "Poisson bootstrap, weights drawn per block of 8192 examples from (seed, block)"
+    name = "Poisson bootstrap (expanded percentile, Hesterberg 2015), weights drawn per block of 8192 examples from " \
+           "(seed, block)"
 
     def __init__(self, boot: Boot, bins: int):
         self.boot, self.bins = boot, bins
         self.features: list | None = None  # fixed by the first window: every window gives the same names
+        self.binary: dict = {}             # feature → every value so far 0 or 1
         self._ratios: list = []
         self._eces: list = []
         self._acc: dict = {}
@@ -210,7 +283,7 @@ class Poisson:
         self._eces += [r for r in eces if r not in self._eces]
 
     def _columns(self) -> list:
-        cols = list(self.features or []) + [("ratio", r, side) for r in self._ratios for side in (0, 1)]
+        cols = list(self.features or []) + [("ratio", r, side) for r in self._ratios for side in (0, 1, 2)]
         return cols + [("ecebin", role, j) for role in self._eces for j in range(self.bins)]
 
     def _matrix(self, features: dict, rows: int) -> np.ndarray:
@@ -219,7 +292,7 @@ class Poisson:
         for num, den in self._ratios:
             a, b = features.get(num, nan), features.get(den, nan)
             both = ~(np.isnan(a) | np.isnan(b))
-            cols += [np.where(both, a, np.nan), np.where(both, b, np.nan)]
+            cols += [np.where(both, a, np.nan), np.where(both, b, np.nan), np.where(both, a * b, np.nan)]
         for role in self._eces:
             conf, hit = features.get(("conf", role), nan), features.get(("hit", role), nan)
             has = ~np.isnan(conf)
@@ -232,6 +305,8 @@ class Poisson:
         rows = _rows(features, partitions)
         if self.features is None:
             self.features = sorted(features, key=repr)
+        for name, values in features.items():
+            self.binary[name] = self.binary.get(name, True) and _binary(np.asarray(values, dtype=float))
         groups = {"all": np.zeros(rows, dtype=np.int64), **{k: np.asarray(v) for k, v in partitions.items()}}
         with threadpool_limits(1, user_api="blas"):
             self._feed(features, groups, lo, rows)
@@ -285,22 +360,39 @@ class Poisson:
             return None
         return acc[0][:, j], acc[0][:, self._width + j], acc[1][j], acc[1][self._width + j]
 
-    def _number(self, value, stats: np.ndarray, n: float) -> dict:
-        ci = percentile_interval(stats, self.boot.confidence) if n >= 2 and value is not None else [None, None]
-        return {"value": value, "ci": ci, "n": int(round(n))}
+    def _number(self, value, stats: np.ndarray, n: float, expand: bool = True) -> dict:
+        ci = percentile_interval(stats, self.boot.confidence, int(round(n)) if expand else None) \
+            if n >= 2 and value is not None else [None, None]
+        return {"value": value, "ci": ci, "n": int(round(n)), "method": self.name}
 
     def mean(self, group, name) -> dict:
         found = self._sums(group, name)
         if found is None or found[3] == 0:
             return empty()
         total, counts, point, n = found
+        if self.binary.get(name, False):
+            return share(point, n, self.boot.confidence)
         with np.errstate(divide="ignore", invalid="ignore"):
             return self._number(float(point / n), total / counts, n)
 
+    def cells(self, group, num, den) -> tuple:
+        """Gives (n, Σ num, Σ den, Σ num·den) over the group's examples that have both (exact sums)."""
+        found = [self._sums(group, ("ratio", (num, den), side)) for side in (0, 1, 2)]
+        if found[0] is None:
+            return 0, 0.0, 0.0, 0.0
+        return int(round(found[0][3])), float(found[0][2]), float(found[1][2]), float(found[2][2])
+
+    def shares(self, num, den) -> bool:
+        """Says whether both features are shares (every value 0 or 1)."""
+        return self.binary.get(num, False) and self.binary.get(den, False)
+
     def ratio(self, group, num, den) -> dict:
         top, bottom = self._sums(group, ("ratio", (num, den), 0)), self._sums(group, ("ratio", (num, den), 1))
+        if top is not None and top[3] and self.shares(num, den):
+            return paired_shares(self.cells(group, num, den), self.boot.confidence)
         if top is None or top[3] == 0 or bottom[2] == 0:
-            return {"value": None, "ci": [None, None], "n": 0 if top is None else int(round(top[3]))}
+            return {"value": None, "ci": [None, None], "n": 0 if top is None else int(round(top[3])),
+                    "method": self.name}
         with np.errstate(divide="ignore", invalid="ignore"):
             return self._number(float(top[2] / bottom[2]), top[0] / bottom[0], top[3])
 
@@ -311,7 +403,7 @@ class Poisson:
         n = bins[0][3]
         with np.errstate(divide="ignore", invalid="ignore"):
             stats = sum(np.abs(b[0]) for b in bins) / bins[0][1]
-        return self._number(float(sum(abs(b[2]) for b in bins) / n), stats, n)
+        return self._number(float(sum(abs(b[2]) for b in bins) / n), stats, n, expand=False)
 
     def count(self, group, name) -> int:
         found = self._sums(group, name)

@@ -36,18 +36,34 @@ def configured(examples: pd.DataFrame) -> dict[str, dict[str, list[str]]]:
     return out
 
 
-def rank(blocks: dict[str, dict], min_n: int, headline) -> None:
-    """Marks each slice too small to rank or gives it a rank, 1 = weakest by the headline number."""
-    scored = []
+def rank(blocks: dict[str, dict], min_n: int, name: str | None, number, sign: int = 1) -> dict:
+    """Ranks a field's slices by one number, the overall headline's (`name`), 1 = weakest; gives the ranking.
+
+    `number(block, name)` gives a slice's {value, ci, n, note}; `sign` is −1 when lower is better.
+    A slice is unranked, with the reason in its `rank_note` and in the ranking's `unranked`, when
+    it has fewer than `min_n` examples or the number is undefined on it (a slice where the teacher
+    is never right has no accuracy retention) — never ranked by another number instead.
+    """
+    scored, unranked = [], []
     for value, block in blocks.items():
         block["too_small_to_rank"] = block["n"] < min_n
-        block["rank"] = None
-        name, num = headline(block)
-        block["headline"] = {"metric": name, **num} if name else None
-        if not block["too_small_to_rank"] and num and num.get("value") is not None:
-            scored.append((num["value"], value))
-    for position, (_, value) in enumerate(sorted(scored), start=1):
+        block["rank"] = block["rank_note"] = None
+        num = number(block, name) if name else None
+        block["headline"] = {"metric": name, **num} if num else None
+        if block["too_small_to_rank"]:
+            block["rank_note"] = f"too small to rank: n = {block['n']} < min_slice_n {min_n}"
+        elif name is None:
+            block["rank_note"] = "the run has no headline number to rank slices by"
+        elif num.get("value") is None:
+            block["rank_note"] = f"no {name} on this slice" + (f": {num['note']}" if num.get("note") else "")
+        else:
+            scored.append((sign * num["value"], value))
+            continue
+        unranked.append({"slice": value, "reason": block["rank_note"]})
+    ranked = [value for _, value in sorted(scored)]
+    for position, value in enumerate(ranked, start=1):
         blocks[value]["rank"] = position
+    return {"by": name, "ranked": ranked, "unranked": unranked}
 
 
 def difficulty_levels(store) -> tuple[np.ndarray | None, str | None]:

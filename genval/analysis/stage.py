@@ -14,16 +14,17 @@ from importlib import resources
 
 import jsonschema
 
+from genval import registry
 from genval.analysis import blocks, classification, slices
 from genval.analysis.blocks import as_role
 from genval.analysis.collect import Collected, collect
 from genval.analysis.decision import decide, failures
 from genval.analysis.diagnosis import diagnose, status
 from genval.analysis.gate import evaluate, read_baseline
-from genval.analysis.judge_correction import corrected_rate
+from genval.analysis.judge_correction import cells_from, corrected, two_by_two
 from genval.analysis.numbers import Boot, empty, minimum_detectable_effect
 from genval.analysis.resampling import ALL
-from genval.analysis.table import FORMAT_METRICS
+from genval.analysis.table import FORMAT_METRICS, says_equivalent
 from genval.config import RunConfig
 from genval.errors import GenvalError
 from genval.metrics.corpus import corpus_numbers
@@ -50,24 +51,32 @@ def _primary_judge(calibration: dict | None) -> str | None:
 
 def _judge_top(block: dict | None, calibration: dict | None, found: Collected, boot: Boot,
                view: blocks.View | None = None) -> dict | None:
-    """Adds the primary judge's validation, meaning, verdict shares and corrected rate to the overall judge block."""
+    """Adds the primary judge's validation, meaning and verdict shares to the overall judge block.
+
+    Its corrected rates (Rogan–Gladen, PPI++) come with the block from the per-example cells
+    (blocks.judge); a calibration.json without per-item ratings (an older genval's) gives them
+    for the whole run only, from its confusion matrix.
+    """
     if not block:
         return None
     cal = ((calibration or {}).get("judges") or {}).get(block["name"])
     meaning = ((calibration or {}).get("meaning") or {}).get(block["name"])
     block["validated"] = bool(cal.get("validated")) if cal else False
-    block["calibration"] = cal
+    block["calibration"] = {k: v for k, v in cal.items() if k != "rated"} if cal else None  # size: not per item
     block["meaning"] = meaning
     block["mean_score"] = (block["judges"][block["name"]].get(block["pair"]) or {}).get("mean_score")
-    block["corrected_equivalence_rate"] = None
     key = (block["name"], view.stored(block["pair"]) if view else block["pair"])
     if key in found.judges.rates:
         counts = found.judges.verdicts.get(key, {})
         total = sum(counts.values())
         block["verdicts"] = {k: counts[k] / total for k in sorted(counts)}
-        judged, positive, unanswered = found.judges.rates[key]
-        block["corrected_equivalence_rate"] = corrected_rate(positive, judged, unanswered, cal, meaning, boot.n_boot,
-                                                             boot.confidence, boot.seed)
+        if block.get("corrected_equivalence_rate") is None and cal and not cal.get("rated") and cal.get("confusion"):
+            equivalent = says_equivalent(meaning)
+            table = two_by_two(cal["confusion"], equivalent) if equivalent else None
+            judged, positive, unanswered = found.judges.rates[key]
+            cells = cells_from(table, positive, judged, unanswered) if table else None
+            if cells is not None:
+                block["corrected_equivalence_rate"], block["equivalence_rate_ppi"] = corrected(cells, boot)
     return block
 
 
@@ -103,24 +112,37 @@ def _format(view: blocks.View, block: dict) -> dict:
 
 
 def _slices(found: Collected, config: RunConfig, boot: Boot, primary, progress: Progress | None,
-            role: str = "student") -> dict:
-    """Gives field → value → block for every slice, ranked (`role`: the candidate in the student's place)."""
+            headline: str | None, role: str = "student") -> tuple[dict, dict]:
+    """Gives field → value → block for every slice, and per field how its slices rank by the run's `headline`
+    number (`role`: the candidate in the student's place)."""
     out: dict = {}
+    ranking: dict = {}
     total = sum(map(len, found.fields.values()))
     label = "aggregate slices" + ("" if role == "student" else f" ({role})")
+    found_spec = registry.spec(headline.split(" (")[0]) if headline else None
+    sign = -1 if found_spec is not None and found_spec.better == "lower" else 1
     with (progress or Progress(quiet=True)).bar(label, total=total, unit="slice") as bar:
         for field, values in found.fields.items():
             out[field] = {}
             for value, code in values:
-                out[field][value] = blocks.build(found.view((field, code), role=role),
-                                                 found.held if role == "student" else None, primary,
-                                                 config.analysis.min_slice_n)
+                view = found.view((field, code), role=role)
+                block = blocks.build(view, found.held if role == "student" else None, primary,
+                                     config.analysis.min_slice_n)
+                _retentions(view, block, every=role == "student")
+                out[field][value] = block
                 bar.update(1)
-            slices.rank(out[field], config.analysis.min_slice_n, blocks.headline)
+            ranking[field] = slices.rank(out[field], config.analysis.min_slice_n, headline, blocks.named, sign)
             for block in out[field].values():
                 if block["headline"]:
                     block["headline"]["mde"] = minimum_detectable_effect(block["headline"], boot.confidence)
-    return out
+    return out, ranking
+
+
+def _retentions(view: blocks.View, block: dict, every: bool = True) -> None:
+    """Adds task retention and (`every`) each reference metric's retention to a block's fidelity."""
+    block["fidelity"]["task_retention"] = _task_retention(view, block)
+    if every:
+        block["fidelity"]["retention"] = _retention(view, block)
 
 
 def _answered(found: Collected, primary: str | None) -> dict | None:
@@ -129,7 +151,7 @@ def _answered(found: Collected, primary: str | None) -> dict | None:
         return None
     view = found.view(ALL, "answered")
     block = blocks.build(view, None, primary, 0)
-    block["fidelity"]["task_retention"] = _task_retention(view, block)
+    _retentions(view, block, every=False)
     name, head = blocks.headline(block)
     return {"note": "the same numbers with every failed or missing output left out (n counts the answered "
                     "examples); the numbers above count them as wrong",
@@ -161,8 +183,7 @@ def build_summary(run: Run, config: RunConfig, progress: Progress | None = None)
     overall = blocks.build(view, found.held, primary, config.analysis.min_slice_n)
     if overall["classification"] is not None and found.held is not None:
         classification.overall_extras(overall["classification"], found.held, config)
-    overall["fidelity"]["task_retention"] = _task_retention(view, overall)
-    overall["fidelity"]["retention"] = _retention(view, overall)
+    _retentions(view, overall)
     name, head = blocks.headline(overall)
     ops = _optional(run, "ops.json") or {}
     summary = {
@@ -181,12 +202,13 @@ def build_summary(run: Run, config: RunConfig, progress: Progress | None = None)
         "failures": failures(found.roles, found.judges.asked, config.analysis.max_failure_rate),
         "answered": _answered(found, primary),
         "format": _format(view, overall),
-        "slices": _slices(found, config, boot, primary, progress), "slice_sources": found.sources,
+        "slices": None, "slice_ranking": None, "slice_sources": found.sources,
         "critical": list(config.critical),
         "ops": {"teacher": (ops.get("roles") or {}).get("teacher"), "student": (ops.get("roles") or {}).get("student"),
                 "roles": ops.get("roles") or {}, "savings": ops.get("savings") or {},
                 "savings_basis": ops.get("savings_basis")},
     }
+    summary["slices"], summary["slice_ranking"] = _slices(found, config, boot, primary, progress, name)
     summary["corpus"] = _corpus(run, summary["errors"])
     summary["status"] = status(summary)
     summary["diagnoses"] = diagnose(summary, config)
@@ -235,14 +257,15 @@ def _candidate(role: str, summary: dict, found: Collected, config: RunConfig, bo
     primary = _primary_judge(calibration)
     view = found.view(role=role)
     block = blocks.build(view, None, primary, config.analysis.min_slice_n)
-    block["fidelity"]["task_retention"] = _task_retention(view, block)
+    _retentions(view, block, every=False)
     name, head = blocks.headline(block)
     roles = {r: found.roles[r] for r in ("teacher", role) if r in found.roles}
+    cand_slices, cand_ranking = _slices(found, config, boot, primary, progress, name, role)
     mine = {**summary, "headline": {"metric": name, **head} if name else None, "metrics": block["metrics"],
             "fidelity": block["fidelity"], "classification": block["classification"],
             "judge": _judge_top(block["judge"], calibration, found, boot, view), "generation": block["generation"],
             "failures": failures(roles, found.judges.asked, config.analysis.max_failure_rate), "answered": None,
-            "format": _format(view, block), "slices": _slices(found, config, boot, primary, progress, role),
+            "format": _format(view, block), "slices": cand_slices,
             "ops": _candidate_ops(summary["ops"], role)}
     mine["status"] = status(mine)
     mine["diagnoses"] = diagnose(mine, config)
@@ -260,7 +283,7 @@ def _candidate(role: str, summary: dict, found: Collected, config: RunConfig, bo
             "fidelity": mine["fidelity"], "classification": mine["classification"], "judge": named["judge"],
             "generation": named["generation"], "failures": mine["failures"], "format": mine["format"],
             "slices": {field: {value: _named(b, role) for value, b in values.items()}
-                       for field, values in mine["slices"].items()},
+                       for field, values in mine["slices"].items()}, "slice_ranking": cand_ranking,
             "status": mine["status"], "diagnoses": mine["diagnoses"], "gate": mine["gate"], "decision": decide(mine)}
 
 

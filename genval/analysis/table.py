@@ -18,6 +18,8 @@ from genval.runfolder import Run
 COLUMNS = ["id", "pair", "metric", "value"]
 JUDGE_PREFIX = "judge:"
 FORMAT_METRICS = ("json_valid", "schema_valid")
+ASKED = "asked"           # judge:<name>:asked — 1 where the row asked the judge, 0 where its output failed
+HUMAN_PREFIX = "human:"   # human:<judge> — people's verdict on the pair (1 equivalent, 0 not), from calibration.json
 
 
 def judge_metric(judge: str, what: str = "equivalent") -> str:
@@ -186,10 +188,40 @@ def add_judgments(store, run: Run, positions) -> JudgeCounts:
         equivalent = pd.to_numeric(frame["equivalent"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         score = pd.to_numeric(frame["score"], errors="coerce").to_numpy(dtype=float, na_value=np.nan) \
             if "score" in frame else np.full(len(frame), np.nan)
+        asked = pd.to_numeric(frame["requests"], errors="coerce").fillna(1).to_numpy() > 0 \
+            if "requests" in frame else np.ones(len(frame), bool)
         for (judge, pair), rows in frame.groupby(["judge", "pair"], sort=False).indices.items():
             store.add((str(pair), judge_metric(judge)), at[rows], equivalent[rows])
             store.add((str(pair), judge_metric(judge, "score")), at[rows], score[rows])
+            store.add((str(pair), judge_metric(judge, ASKED)), at[rows], asked[rows].astype(float))
     return counts
+
+
+def says_equivalent(meaning: dict | None):
+    """Gives a test of whether a judge's category counts as equivalent (its `equivalent` labels or ordinal
+    `pass_threshold`, from calibration.json's `meaning`), None when the judge has no equivalence to count."""
+    if not meaning:
+        return None
+    threshold, labels = meaning.get("pass_threshold"), set(meaning.get("equivalent") or [])
+    if threshold is not None:
+        return lambda label: float(label) >= threshold
+    return (lambda label: label in labels) if labels else None
+
+
+def add_ratings(store, calibration: dict | None, positions) -> None:
+    """Deals people's verdicts (calibration.json's `rated` items, per judge) into (pair, human:<judge>) columns:
+    1.0 where people call the pair equivalent by the judge's own meaning, 0.0 where not."""
+    for name, block in ((calibration or {}).get("judges") or {}).items():
+        rated = (block or {}).get("rated")
+        equivalent = says_equivalent(((calibration or {}).get("meaning") or {}).get(name))
+        if not rated or not rated.get("id") or equivalent is None:
+            continue
+        pairs = np.asarray(rated["pair"], dtype=object)
+        at = positions.of(np.asarray(rated["id"], dtype=object))
+        values = np.array([1.0 if equivalent(v) else 0.0 for v in rated["human"]])
+        for pair in sorted(set(pairs)):
+            mine = pairs == pair
+            store.add((str(pair), HUMAN_PREFIX + name), at[mine], values[mine])
 
 
 def role_counts(run: Run) -> dict[str, list[int]]:

@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 
 from genval import __version__
-from genval.cli import analysis, export, judging, metrics, models, monitor, view
+from genval.cli import analysis, export, judging, metrics, models, monitor, plan, view
 from genval.cli.args import OneLineParser, UsageError
 from genval.errors import GenvalError
 from genval.redact import redact
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="folder that holds run folders, as for `run` (default: runs)")
     p.set_defaults(func=_cmd_validate)
 
-    for area in (models, metrics, judging, analysis, export, view, monitor):
+    for area in (models, metrics, judging, analysis, plan, export, view, monitor):
         area.add_commands(sub)
     return parser
 

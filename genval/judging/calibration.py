@@ -1,8 +1,17 @@
 """Calibration: how well a judge agrees with the human-rated sample, with intervals, and whether to trust it.
 
-A judge is `validated` only when the lower end of its kappa's bootstrap interval reaches
-`min_kappa` (default 0.6, the lower bound of "substantial" in Landis & Koch 1977); the
-gate ignores an unvalidated judge and the report shows its numbers under a warning.
+A judge is `validated` only when the lower end of its kappa's interval reaches `min_kappa`
+(default 0.6, the lower bound of "substantial" in Landis & Koch 1977); the gate ignores an
+unvalidated judge and the report shows its numbers under a warning.
+
+Intervals: the raw agreement is a share, with its Wilson score interval (genval.analysis.intervals);
+kappa, alpha and the correlations a percentile bootstrap over the rated items. A bootstrap cannot
+see a disagreement it never samples (10 of 10 items agreed resample to κ = 1 every time), so with
+fewer than `min_slice_n` items, or an interval of width 0, an unweighted kappa's interval is
+widened to at least the kappas the Wilson ends of the agreement give at the observed chance
+agreement: κ(p) = (p − p_e) / (1 − p_e) (Cohen 1960). Each number's `method` says which.
+`rated` lists the items with their human (majority) value: aggregate reads it to correct the
+judge's rate per slice (genval.analysis.judge_correction).
 """
 
 from __future__ import annotations
@@ -15,13 +24,17 @@ from scipy import stats as sps
 
 from genval.errors import GenvalError
 from genval.judging.agreement import (
-    cohen_kappa, confusion, krippendorff_alpha, precision_recall, raw_agreement,
+    cohen_kappa, confusion, krippendorff_alpha, precision_recall,
 )
 from genval.judging.bias import annotator_agreement, bias_checks, per_slice
 from genval.judging.definition import Definition
 from genval.judging.parsing import match_scale
+from genval.analysis.intervals import WILSON, wilson
 from genval.judging.threshold import best_threshold
 from genval.stats import bootstrap_ci
+
+BOOTSTRAP = "percentile bootstrap over the rated items"
+WIDENED = "percentile bootstrap over the rated items, widened to κ at the Wilson ends of the agreement"
 
 
 @dataclass
@@ -110,7 +123,32 @@ def _boot(stat, n: int, s: Settings) -> dict:
 
     lo, hi = bootstrap_ci(idx, statistic=safe, n_boot=s.n_boot, confidence=s.confidence, seed=s.seed) if n >= 2 else (None, None)
     clean = lambda v: None if v is None or not np.isfinite(v) else float(v)  # noqa: E731
-    return {"value": clean(value), "ci": [clean(lo), clean(hi)], "n": int(n)}
+    return {"value": clean(value), "ci": [clean(lo), clean(hi)], "n": int(n), "method": BOOTSTRAP}
+
+
+def _share(hits: int, n: int, s: Settings) -> dict:
+    """Gives a share of the rated items with its Wilson interval."""
+    if not n:
+        return {"value": None, "ci": [None, None], "n": 0, "method": WILSON}
+    return {"value": hits / n, "ci": wilson(hits, n, s.confidence), "n": int(n), "method": WILSON}
+
+
+def _widened(kappa: dict, j, h, categories: list, s: Settings) -> dict:
+    """Gives an unweighted kappa whose interval reaches at least κ at the Wilson ends of the raw agreement.
+
+    Only where the bootstrap is least to be trusted: fewer than `min_slice_n` items, or an
+    interval of width 0 (every resample agreed as the sample did).
+    """
+    lo, hi = kappa["ci"]
+    n = len(j)
+    if kappa["value"] is None or not n or (n >= s.min_slice_n and lo is not None and hi > lo):
+        return kappa
+    chance = sum(np.mean(j == c) * np.mean(h == c) for c in categories)
+    if chance >= 1:
+        return kappa
+    ends = [(p - chance) / (1 - chance) for p in wilson(int(np.sum(j == h)), n, s.confidence)]
+    lo, hi = (ends[0], ends[1]) if lo is None else (min(lo, ends[0]), max(hi, ends[1]))
+    return {**kappa, "ci": [float(lo), float(hi)], "method": WIDENED}
 
 
 def _correlation(func, x, y):
@@ -130,9 +168,10 @@ def headline(joined: pd.DataFrame, definition: Definition, s: Settings) -> dict:
     weights = "quadratic" if scale.kind == "ordinal" else None
     code = {c: i for i, c in enumerate(categories)}
     level = "ordinal" if scale.kind == "ordinal" else "nominal"
+    kappa = _boot(lambda i: cohen_kappa(j[i], h[i], weights, categories), len(j), s)
     out = {
-        "agreement": _boot(lambda i: raw_agreement(j[i], h[i]), len(j), s),
-        "kappa": _boot(lambda i: cohen_kappa(j[i], h[i], weights, categories), len(j), s),
+        "agreement": _share(int(np.sum(j == h)), len(j), s),
+        "kappa": kappa if weights else _widened(kappa, j, h, categories, s),
         "alpha": _boot(lambda i: krippendorff_alpha([[code[v] for v in j[i]], [code[v] for v in h[i]]], level),
                        len(j), s),
         "spearman": _boot(lambda i: _correlation(sps.spearmanr, js[i], hs[i]), len(j), s),
@@ -225,8 +264,10 @@ def calibrate_judge(rows: pd.DataFrame, labels: pd.DataFrame, definition: Defini
     lo = block["kappa"]["ci"][0]
     validated = bool(lo is not None and lo >= s.min_kappa)
     if not validated:
-        warnings.append(f"kappa's interval lower end {lo if lo is None else round(lo, 3)} is below min_kappa "
-                        f"{s.min_kappa}: the gate ignores this judge")
+        warnings.append(f"kappa's interval lower end {lo:.3f} is below min_kappa {s.min_kappa}: the gate ignores "
+                        "this judge" if lo is not None else
+                        f"kappa has no interval ({len(joined)} items rated by both the judge and people; it takes "
+                        f"2 or more, and {s.min_slice_n} to rank): the gate ignores this judge")
     cost, seconds = _cost(totals, s.price)
     return {
         "validated": validated, "min_kappa": s.min_kappa, "n": int(len(joined)), "aspect": aspect,
@@ -237,6 +278,8 @@ def calibrate_judge(rows: pd.DataFrame, labels: pd.DataFrame, definition: Defini
         "threshold": best_threshold(joined, definition, s.seed),
         "unparsed": unparsed, "judgments": int(totals.judgments), "warnings": warnings,
         "cost": cost, "seconds": seconds,
+        "rated": {"id": [str(v) for v in human["id"]], "pair": [str(v) for v in human["pair"]],
+                  "human": [str(v) for v in human["human"]]},
     }
 
 

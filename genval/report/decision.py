@@ -67,10 +67,11 @@ def headline_rows(summary: dict) -> list[tuple[str, dict | None]]:
         says = (judge.get("meaning") or {}).get("says")
         rows.append((f"judge equivalence ({judge['name']}, {mark}{': ' + says if says else ''})",
                      judge.get("equivalence_rate")))
-        corrected = judge.get("corrected_equivalence_rate")
-        if corrected:
-            rows.append(("judge equivalence corrected for its error (Rogan–Gladen)" +
-                         (f" — {corrected['note']}" if corrected.get("note") else ""), corrected))
+        for key, said in (("corrected_equivalence_rate", "Rogan–Gladen"), ("equivalence_rate_ppi", "PPI++")):
+            corrected = judge.get(key)
+            if corrected:
+                rows.append((f"judge equivalence corrected for its error ({said})" +
+                             (f" — {corrected['note']}" if corrected.get("note") else ""), corrected))
         if (judge.get("meaning") or {}).get("kind") == "ordinal" and judge.get("mean_score"):
             rows.append((f"judge mean score ({judge['name']})", judge["mean_score"]))
     for role, metrics in (summary.get("format") or {}).items():
@@ -78,6 +79,16 @@ def headline_rows(summary: dict) -> list[tuple[str, dict | None]]:
             rows.append((f"{role} {metric} failures", block.get("failure_rate")))
     return [(name, n if isinstance(n, dict) else ({"value": n, "ci": [None, None], "n": None} if n is not None else None))
             for name, n in rows if n is not None]
+
+
+def holm_line(gate: dict) -> str | None:
+    """Gives the gate's multiplicity correction in words: the family Holm's correction used and what it left out."""
+    family = gate.get("holm_family") or 0
+    left = [x for x in gate.get("holm_left_out") or [] if x["reason"] != "not on a slice: tested alone, not corrected"]
+    if not family and not left:
+        return None
+    said = f"Holm's correction ran over {family} slice interval test{'s' if family != 1 else ''}"
+    return said + ("; left out: " + "; ".join(f"{x['rule']} ({x['reason']})" for x in left) if left else "")
 
 
 def better(headline: str | None) -> str | None:
@@ -106,7 +117,7 @@ def slice_rows(summary: dict) -> list[dict]:
             rows.append({"slice": name, "value_name": str(value), "n": block["n"], "metric": head.get("metric"),
                          "value": head.get("value"), "ci": head.get("ci") or [None, None], "rank": None,
                          "mde": head.get("mde"), "too_small": bool(block.get("too_small_to_rank")),
-                         "critical": name in critical, "also": []})
+                         "why": block.get("rank_note"), "critical": name in critical, "also": []})
     sign = -1 if better(next((r["metric"] for r in rows if r["metric"]), None)) == "lower" else 1
     rows.sort(key=lambda r: (r["value"] is None, r["too_small"], sign * r["value"] if r["value"] is not None else 0))
     for k, r in enumerate(x for x in rows if x["value"] is not None and not x["too_small"]):

@@ -9,7 +9,7 @@ from importlib import resources
 
 from genval.config import GateConfig
 from genval.report import candidates, judges, opsview, pivot, plots, why
-from genval.report.decision import better, ci, decision, failure_line, headline_rows, num, slice_rows
+from genval.report.decision import better, ci, decision, failure_line, headline_rows, holm_line, num, slice_rows
 from genval.report.drilldown import FAILURE_KINDS, PER_STRATUM
 from genval.viewfilter import parse_filter, view_command, view_url
 
@@ -145,6 +145,8 @@ def _why(summary: dict, run_label: str) -> str:
         state = "PASS" if gate["passed"] else "FAIL"
         out.append(f'<p>Gate: <span class="gate-{state.lower()}" id="gate-state">{state}</span> '
                    f'({len(gate["rules"])} rules)</p>')
+        if holm_line(gate):
+            out.append(f'<p class="muted" id="gate-holm">{escape(holm_line(gate))}.</p>')
         failing = why.failing_rules(summary)
         if failing:
             out.append('<ul class="evidence" id="failing-rules">' + "".join(
@@ -187,7 +189,8 @@ def _judges(summary: dict, calibration: dict | None) -> str:
 def _slice_table(summary: dict) -> str:
     rows, classes = [], []
     for r in slice_rows(summary):
-        rank = "too small to rank" if r["too_small"] else r["rank"]
+        rank = "too small to rank" if r["too_small"] else r["rank"] if r["rank"] is not None else \
+            (r.get("why") or "–")
         rows.append([r["slice"], (r["n"], r["n"]), r["metric"] or "–", (num(r["value"]), r["value"]),
                      ci({"ci": r["ci"]}), (num(r["mde"], 3), r["mde"]),
                      (rank if rank is not None else "–", r["rank"] if r["rank"] else 1e9)])

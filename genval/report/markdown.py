@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genval.report import candidates, judges, opsview, pivot, why
-from genval.report.decision import ci, decision, failure_line, headline_rows, num, slice_rows
+from genval.report.decision import ci, decision, failure_line, headline_rows, holm_line, num, slice_rows
 from genval.viewfilter import view_command
 
 MAX_SLICES = 12  # a PR comment shows the weakest; report.html has them all
@@ -28,6 +28,8 @@ def _why(summary: dict, run_label: str) -> list[str]:
     gate = summary.get("gate")
     if gate is not None:
         out.append(f"**Gate: {'PASS' if gate['passed'] else 'FAIL'}** ({len(gate['rules'])} rules)")
+        if holm_line(gate):
+            out.append(f"<sub>{holm_line(gate)}.</sub>")
         out += [f"- ❌ `{r['text']}`: {r['reason']} (95 % CI {ci(r)}){_command(r['filter'], run_label)}"
                 for r in why.failing_rules(summary)] + [""]
     weakest = why.slice_lines(summary)
@@ -101,7 +103,7 @@ def _slices(summary: dict) -> list[str]:
     shown = sorted(shown[:MAX_SLICES], key=lambda r: (r["value"] is None, r["too_small"], r["value"] or 0))
     out = ["| slice | n | headline | value | 95 % CI | MDE | rank |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in shown:
-        rank = "too small to rank" if r["too_small"] else (r["rank"] or "–")
+        rank = "too small to rank" if r["too_small"] else (r["rank"] or r.get("why") or "–")
         name = f"**{r['slice']}** (critical)" if r["critical"] else r["slice"]
         out.append(f"| {name} | {r['n']} | {r['metric'] or '–'} | {num(r['value'])} | {ci({'ci': r['ci']})} | "
                    f"{num(r['mde'], 3)} | {rank} |")
