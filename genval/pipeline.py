@@ -101,7 +101,7 @@ STAGES = [
                      "gate": c.gate.model_dump(mode="json") if c.gate else None,
                      "baseline": _file_digest(c.gate.baseline / "summary.json" if c.gate.baseline.is_dir()
                                               else c.gate.baseline) if c.gate and c.gate.baseline else None},
-          version=5),  # 5: corpus, every metric's retention; 4: streamed, one source per number; 3: decision
+          version=6),  # 6: typed summary (schema 3); 5: corpus, every metric's retention; 4: streamed; 3: decision
     Stage("report", report, ("summary.json", "calibration.json", "examples", "outputs", "scores", "judgments"),
           ("report.md", "report.html"),
           lambda c: {"name": c.name, "seed": c.analysis.seed},

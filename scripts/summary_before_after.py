@@ -1,4 +1,4 @@
-"""summary.json before and after a change to the aggregate stage: byte for byte, less the fields added on purpose.
+"""summary.json before and after a change to the aggregate stage: byte for byte, less what changed on purpose.
 
     python scripts/summary_before_after.py write BEFORE        # the reference runs and their summary.json
     python scripts/summary_before_after.py again BEFORE AFTER  # their aggregate stage re-run by this genval
@@ -11,8 +11,8 @@ block), and a run with no status (no teacher reference scores), and copies
 each run folder and its summary.json into BEFORE. `again` re-runs the aggregate stage of each
 stored run folder (a copy) with the genval on PYTHONPATH and writes AFTER/<name>.json: the same
 tables in, so model-made numbers (BERTScore) cannot differ. `compare` says, per file, whether AFTER is byte-identical to BEFORE
-once the fields in ADDED are taken out of AFTER (and `eval_set.path`, which names a temporary
-folder, is set equal), and lists every other difference by path. Run `write` on the commit before
+once what changed on purpose is undone (ADDED taken out, CHANGED set back, REORDERED put back in
+the old order; `eval_set.path`, a temporary folder, set equal), and lists every other difference. Run `write` on the commit before
 the change, `again` on the one after, then `compare`.
 """
 
@@ -27,8 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# Fields the typed summary adds on purpose (path patterns, `*` one key): none so far.
-ADDED: tuple[str, ...] = ()
+# What the typed summary (genval.summary) changes on purpose, each with why; `*` stands for one key.
+ADDED: tuple[str, ...] = ()   # no field is added: the models describe what aggregate wrote
+CHANGED = {"schema_version": "2 → 3: the typed summary; an older summary.json is re-aggregated or refused"}
+REORDERED = {"status": "a run with no status wrote `held_back` before `basis`; every status now has one order "
+                       "(level, retention, kl, basis, held_back)"}
 
 
 def _runs(tmp: Path) -> dict[str, Path]:
@@ -140,9 +143,13 @@ def compare(before_dir: Path, after_dir: Path) -> int:
         added = sorted(set(_differences(before, after)) - set(_differences(before, _without(after))))
         kept = _without(after)
         kept["eval_set"]["path"] = before["eval_set"]["path"]
+        for key in CHANGED:
+            kept[key] = before[key]
+        for key in REORDERED:
+            kept[key] = {k: kept[key][k] for k in before[key]} if set(kept[key]) == set(before[key]) else kept[key]
         same = _text(kept) == file.read_text("utf-8")
         found = _differences(before, kept)
-        print(f"{file.stem}: {'byte-identical' if same else 'DIFFERS'} less the fields added on purpose"
+        print(f"{file.stem}: {'byte-identical' if same else 'DIFFERS'} less what changed on purpose"
               + (f" ({len(added)} added: {', '.join(added[:6])}{' …' if len(added) > 6 else ''})" if added else ""))
         for line in found[:40]:
             print(f"  {line}")
