@@ -185,3 +185,38 @@ def test_a_plain_rerun_retries_exactly_the_failed_requests(tmp_path, capsys):
     assert len(set(server.prompts)) == 2 and all("FLAKY" in p for p in server.prompts)
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[0].startswith("decision: ") and "INCOMPLETE" not in printed[0]
+
+
+def test_the_gate_on_an_incomplete_run_says_so_and_exits_3_unless_allowed(tmp_path, capsys):
+    # A quarter of the student's outputs missing: a rule the counted numbers pass must not pass the release.
+    config = _classification(tmp_path, {f"e{i:02d}" for i in range(N)} - MISSING)
+    assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 3
+    assert "gate:" not in capsys.readouterr().out  # no gate in the config: nothing said of one
+    run = tmp_path / "runs" / "c"
+    rules = write_yaml(tmp_path / "gate.yaml", {"rules": ["accuracy_retention >= 0.5"]})
+    out_json = tmp_path / "gate.json"
+    assert main(["gate", str(run), "--config", str(rules), "--json", str(out_json)]) == 3
+    printed = capsys.readouterr().out
+    assert printed.startswith("gate: INCOMPLETE (1 rules, 0 failing)")
+    assert "the run is INCOMPLETE: 10 of 40 student requests failed" in printed and "--allow-incomplete" in printed
+    assert json.loads(out_json.read_text())["incomplete"].startswith("10 of 40 student requests failed")
+    # Asked for, the rules alone decide; the line still says the run is INCOMPLETE.
+    assert main(["gate", str(run), "--config", str(rules), "--allow-incomplete"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("gate: PASS") and "gated anyway (--allow-incomplete)" in printed
+    # A summary without a decision cannot say it is complete: the same exit.
+    summary = json.loads((run / "summary.json").read_text())
+    summary.pop("decision")
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert main(["gate", str(run), "--config", str(rules)]) == 3
+    assert "holds no decision" in capsys.readouterr().out
+
+
+def test_run_says_a_passing_gate_cannot_be_trusted_on_an_incomplete_run(tmp_path, capsys):
+    config = _classification(tmp_path, {f"e{i:02d}" for i in range(N)} - MISSING)
+    data = __import__("yaml").safe_load(config.read_text())
+    data["gate"] = {"rules": ["accuracy_retention >= 0.5"]}
+    write_yaml(config, data)
+    assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 3
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("gate: PASS — but the run is INCOMPLETE")

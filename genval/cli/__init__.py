@@ -30,10 +30,12 @@ def _say_outcome(result: dict) -> None:
 
     Read from the run folder, so a re-run that skips every stage says them again.
     """
-    gate = result.get("gate")
+    gate, decision = result.get("gate"), result["decision"]
     if gate is not None:
-        print(f"gate: {'PASS' if gate['passed'] else 'FAIL'}" + "".join(f"\n  failing: {line}" for line in gate["failing"]))
-    decision = result["decision"]
+        incomplete = (decision or {}).get("verdict") == "INCOMPLETE"
+        print(f"gate: {'PASS' if gate['passed'] else 'FAIL'}"
+              + (" — but the run is INCOMPLETE, so its rules cannot be trusted (see the decision)" if incomplete else "")
+              + "".join(f"\n  failing: {line}" for line in gate["failing"]))
     if decision:
         print(f"decision: {decision['verdict'].replace('_', ' ')}")
         for reason in decision["reasons"]:

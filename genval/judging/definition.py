@@ -235,4 +235,4 @@ def load_definition(path: str | Path) -> Definition:
     try:
         return Definition.model_validate(data)
     except ValidationError as exc:
-        raise validation_error(exc, str(path), text) from None
+        raise validation_error(exc, str(path), text, Definition) from None

@@ -168,6 +168,40 @@ def check_ratings(rows: list[dict], wheres: list[str], judges) -> None:
                                   f"({', '.join(labelled[0].definition.scale.labels)})")
 
 
+def check_ids(path: str | Path, frame: pd.DataFrame, id_batches, eval_set: str) -> None:
+    """Raises, naming the line, for the first rating of an id the eval set lacks.
+
+    `id_batches` yields the eval set's ids batch by batch; only the ids the ratings name are
+    held. A rating of an unknown id would be copied into the run and count for nothing, silently.
+    """
+    wanted = set(frame["id"].astype(str))
+    for ids in id_batches:
+        wanted.difference_update(str(i) for i in ids)
+        if not wanted:
+            return
+    if not wanted:
+        return
+    rows, wheres, _ = _read(path)
+    first = next(where for row, where in zip(rows, wheres) if row["id"] in wanted)
+    shown = sorted(wanted)
+    raise GenvalError(f"{first}: {len(wanted)} rated id(s) the eval set {eval_set} does not have "
+                      f"({', '.join(repr(i) for i in shown[:5])}{' …' if len(shown) > 5 else ''}); "
+                      "rate items of this eval set, or fix the ids")
+
+
+def eval_set_ids(path: str | Path):
+    """Yields the ids of the eval set at `path` in batches, reading it as it goes."""
+    from genval.evalset import iter_records
+
+    batch = []
+    for record in iter_records(Path(path)):
+        batch.append(str(record.data.get("id")))
+        if len(batch) == 8192:
+            yield batch
+            batch = []
+    yield batch
+
+
 def _plain(value):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None

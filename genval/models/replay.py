@@ -34,6 +34,7 @@ from genval.models.base import Backend, Completion, Request
 from genval.runfolder import file_sha256
 
 OPTIONAL_NUMBERS = ("latency_s", "prompt_tokens", "completion_tokens")
+KEYS = ("id", "text", *OPTIONAL_NUMBERS, "label_probs", "error")  # a record's keys; any other is a mistake
 HASH_CHUNK = 65536  # ids hashed at once while the index is built (only their 8-byte hashes are kept)
 
 
@@ -69,6 +70,15 @@ def checked(data: dict, where: str, labels: tuple[str, ...] | None) -> dict:
         raise GenvalError(f"{where}: the record has no 'id'")
     if not isinstance(data["id"], (str, int)) or isinstance(data["id"], bool):
         raise GenvalError(f"{where}: 'id' should be a string or a whole number, found {data['id']!r}")
+    unknown = [key for key in data if key not in KEYS]
+    if unknown:  # an output under `output` would otherwise read as an empty text and move every number
+        from genval.errors import did_you_mean
+
+        hint = did_you_mean(unknown[0], KEYS)
+        if not hint and "text" not in data and isinstance(data[unknown[0]], str):
+            hint = "; the output's text goes under 'text'"
+        raise GenvalError(f"{where}: unknown key '{unknown[0]}' in a replay record (its keys: {', '.join(KEYS)})"
+                          + hint)
     text = data.get("text")
     if text is not None and not isinstance(text, str):
         raise GenvalError(f"{where}: 'text' should be a string, found {type(text).__name__}")
