@@ -220,3 +220,25 @@ def test_run_says_a_passing_gate_cannot_be_trusted_on_an_incomplete_run(tmp_path
     assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 3
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("gate: PASS — but the run is INCOMPLETE")
+
+
+def test_missing_and_stray_replay_ids_are_named_on_the_console_and_in_the_report(tmp_path, capsys):
+    answered = {f"e{i:02d}" for i in range(N)} - MISSING
+    config = _classification(tmp_path, answered)
+    with open(tmp_path / "student.jsonl", "a", encoding="utf-8") as fh:  # two records for ids the eval set lacks
+        fh.write(json.dumps({"id": "zz1", "text": "pos"}) + "\n" + json.dumps({"id": "zz2", "text": "neg"}) + "\n")
+    assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 3
+    printed = capsys.readouterr().out
+    first = sorted(MISSING)[:5]
+    # The count, the first few ids, and that a re-run cannot fill them (it would only retry failed calls).
+    assert "generate: 10 requests failed: 10 have no record in a replay file, which a re-run will not fill (exit 3)" \
+        in printed
+    assert f"student.jsonl: 10 example(s) have no record ({', '.join(first)} …)" in printed
+    assert "a re-run will not fill them" in printed
+    assert "student.jsonl: 2 record(s) for ids the eval set lacks: zz1, zz2" in printed
+    report = (tmp_path / "runs" / "c" / "report.md").read_text()
+    html = (tmp_path / "runs" / "c" / "report.html").read_text()
+    for text in (report, html):
+        assert f"student.jsonl: 10 example(s) have no record ({', '.join(first)} …)" in text
+        assert "student.jsonl: 2 record(s) for ids the eval set lacks: zz1, zz2" in text
+        assert str(tmp_path) not in text  # the report names files, not this machine's paths

@@ -164,6 +164,7 @@ class _JudgeTally:
         self.requests = self.called = self.cached = self.failed = self.answered = self.unparsed = self.missing = 0
         self.unanswered = self.swapped = self.flipped = 0
         self.passes: set[str] = set()
+        self.missing_ids: list[str] = []  # the first few examples whose judge request the replay file lacks
 
     def add(self, frame: pd.DataFrame) -> None:
         asked = frame["requests"].fillna(0).to_numpy() > 0
@@ -172,6 +173,8 @@ class _JudgeTally:
         self.cached += int(frame[CACHED].fillna(0).sum())
         self.failed += int(frame["failed_requests"].fillna(0).sum())
         self.missing += int(frame[MISSING].fillna(0).sum())
+        lacking = frame[MISSING].fillna(0).to_numpy() > 0
+        self.missing_ids += frame.loc[lacking, "id"].astype(str).tolist()[:5 - len(self.missing_ids)]
         self.answered += int(asked.sum())
         self.unparsed += int((~frame["parsed"].astype(bool).to_numpy() & asked).sum())
         self.unanswered += int((~asked).sum())
@@ -213,9 +216,14 @@ def ask_judge(run: Run, name: str, ref: JudgeRef, definition: Definition, config
                     yield [i for ident in items["id"].astype(str)
                            for i in request_ids(ident, pair.name, definition, ref.samples, ref.swap)]
 
-        notes.extend(backend.unmatched(tally.requests - tally.missing, asked) + backend.missing_note(tally.missing))
+        replay = backend.unmatched(tally.requests - tally.missing, asked) + \
+            backend.missing_note(tally.missing, tally.missing_ids)
+        notes.extend(replay)
+    else:
+        replay = []
     backend.close()
-    return tally.record(cache if backend.uses_cache else None, notes)
+    return {**tally.record(cache if backend.uses_cache else None, notes), "missing": tally.missing,
+            "replay_notes": replay}
 
 
 def unanswered_rows(definition: Definition, name: str, pair: str, scope: list[str], judged) -> pd.DataFrame:
@@ -271,7 +279,9 @@ def judge(run: Run, config: RunConfig, progress: Progress, cache: RequestCache, 
             records[name] = ask_judge(run, name, ref, definition, config, progress, cache, executor, out)
             for note in records[name]["notes"]:
                 progress.say(f"note: {note}")
-    return {"judges": records, "failed_requests": sum(r["failed"] for r in records.values())}
+    return {"judges": records, "failed_requests": sum(r["failed"] for r in records.values()),
+            "missing": sum(r["missing"] for r in records.values()),
+            "replay_notes": [n for r in records.values() for n in r["replay_notes"]]}
 
 
 def _fmt(value) -> str:

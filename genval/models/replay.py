@@ -338,9 +338,13 @@ class ReplayBackend(Backend):
         shown = ", ".join(names) + (" …" if len(unknown) > 5 else "")
         return [f"{self.path}: {len(unknown)} record(s) for ids the eval set lacks: {shown}"]
 
-    def missing_note(self, missing: int) -> list[str]:
-        """Gives the note on requests the file had no record for (they are failed outputs)."""
-        return [f"{self.path}: {missing} example(s) have no record; they count as errors"] if missing else []
+    def missing_note(self, missing: int, ids=()) -> list[str]:
+        """Gives the note on requests the file had no record for (failed outputs), naming the first few ids."""
+        if not missing:
+            return []
+        shown = f" ({', '.join(map(str, list(ids)[:5]))}{' …' if missing > 5 else ''})" if len(ids) else ""
+        return [f"{self.path}: {missing} example(s) have no record{shown}; they count as errors, and a re-run "
+                "will not fill them: add their records to the file"]
 
     def missing_error(self) -> str:
         return f"missing from replay file {self.path.name}"

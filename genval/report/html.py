@@ -9,7 +9,7 @@ from importlib import resources
 
 from genval.config import GateConfig
 from genval.report import candidates, judges, opsview, pivot, plots, why
-from genval.report.decision import better, ci, decision, failure_line, headline_rows, num, slice_rows
+from genval.report.decision import better, ci, decision, failure_line, file_named, headline_rows, num, slice_rows
 from genval.report.drilldown import FAILURE_KINDS, PER_STRATUM
 from genval.viewfilter import parse_filter, view_command, view_url
 
@@ -100,7 +100,7 @@ def _plots(summary: dict, extras: dict) -> str:
                                            for svg, caption in figures if svg) + "</div>"
 
 
-def _header(summary: dict, run_label: str) -> str:
+def _header(summary: dict, run_label: str, replay_notes=()) -> str:
     verdict, reasons = decision(summary)
     out = [f'<h1>genval · {escape(summary["name"])}: <span class="verdict {VERDICT_CLASS[verdict]}" id="verdict">'
            f"{escape(verdict)}</span></h1>", f'<p class="why">{escape(reasons[0])}.</p>']
@@ -109,6 +109,9 @@ def _header(summary: dict, run_label: str) -> str:
     failed = failure_line(summary)
     if failed:
         out.append(f'<p class="failures">{escape(failed)}</p>')
+    if replay_notes:  # ids a replay file lacks (a re-run will not fill them) and records for ids the eval set lacks
+        out.append('<ul class="failures replay">' + "".join(f"<li>{escape(file_named(n))}</li>" for n in replay_notes)
+                   + "</ul>")
     out.append(_why(summary, run_label))
     return "".join(out)
 
@@ -293,7 +296,7 @@ def render(summary: dict, examples: list[dict], extras: dict) -> str:
               f'slices under n={s["min_slice_n"]} are not ranked.</p>')
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>genval · {escape(summary['name'])}</title><style>{_asset('report.css')}</style></head><body>"
-            f"{_header(summary, extras.get('run_label') or 'RUN')}<h2>Headline numbers</h2>{headline}"
+            f"{_header(summary, extras.get('run_label') or 'RUN', extras.get('replay_notes') or ())}<h2>Headline numbers</h2>{headline}"
             f'<h2 id="judges">Judges</h2>{_judges(summary, extras.get("calibration"))}'
             f"<h2>Plots</h2>{_plots(summary, extras)}"
             f'<h2>Slices</h2><p class="muted">Click a column to sort.</p>{_slice_table(summary)}'
