@@ -60,11 +60,17 @@ def annotator_agreement(rated: pd.DataFrame, joined: pd.DataFrame, definition: D
     return out
 
 
+def _length(text) -> float:
+    """Gives a text's length in characters; NaN where there is none (no reference, no output)."""
+    return float(len(text)) if isinstance(text, str) else np.nan
+
+
 def _lengths(joined: pd.DataFrame, examples: pd.DataFrame, outputs: pd.DataFrame) -> pd.DataFrame:
     """Gives the character length of each pair's two sides (`candidate_len`, `other_len`)."""
     ok = outputs[outputs["error"].isna()]
-    length = {(r.id, r.role): len(r.text or "") for r in ok.itertuples(index=False)}
-    ref_len = {r.id: len(r.reference or "") for r in examples.itertuples(index=False)}
+    length = {(r.id, r.role): _length(r.text) for r in ok.itertuples(index=False)}
+    # An eval set without references reads its `reference` column back as NaN (a float), not None.
+    ref_len = {r.id: _length(r.reference) for r in examples.itertuples(index=False)}
     cand, other = [], []
     for r in joined.itertuples(index=False):
         left, _, right = r.pair.partition("~")
