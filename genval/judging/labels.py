@@ -250,13 +250,16 @@ def read_sources(sources: list[Path], judges=None) -> pd.DataFrame:
     The same person's rating of the same item in two files is kept once when it is the same
     rating; two different ratings are an error naming both files (keep one).
     """
+    from genval.judging.parsing import normalise
+
     frames, seen = [], {}
     for path in sources:
         frame = read_labels(path, judges=judges)
         keep = []
         for row in frame.itertuples(index=False):
             key = (row.id, row.pair, row.annotator, row.aspect)
-            rating = (row.verdict, None if pd.isna(row.score) else row.score)
+            # compared as a scale reads a verdict: `Equivalent` in one file is `equivalent` in another
+            rating = (None if row.verdict is None else normalise(row.verdict), None if pd.isna(row.score) else row.score)
             if key in seen:
                 if seen[key][1] != rating:
                     raise GenvalError(f"{path}: annotator '{row.annotator}' rated '{row.id}' ({row.pair}) "
