@@ -199,7 +199,7 @@ def _check_judges(config: RunConfig, evalset: EvalSet) -> list:
         fields = {"task": config.task, "input": first["input"] or first["prompt"], "reference": first["reference"],
                   "candidate": "candidate", "other": "other", "output_a": "a", "output_b": "b"}
         try:
-            render_prompt(definition, fields, ref.aspect)
+            render_prompt(definition, fields, ref.aspect, key=os.urandom(32))  # a throwaway key: nothing is written
         except (KeyError, ValueError) as exc:
             raise GenvalError(f"{ref.config}: the prompt cannot be rendered ({type(exc).__name__}: {exc})") from None
     return scopes

@@ -10,7 +10,8 @@ called only through genval.models, with the run's shared request cache.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -80,6 +81,7 @@ class JudgeTask:
     pairs: list[Pair]
     task: str
     cache_path: str | None
+    key: bytes = field(default=b"", repr=False)  # the cache's fence secret (never printed, so not in repr)
     on_item = None  # set by an in-process executor: called with 1 per finished request
 
     def __post_init__(self):
@@ -97,7 +99,7 @@ class JudgeTask:
         for pair in self.pairs:
             items, scope = batch_items(batch, pair)
             requests.extend(build_requests(self.definition, items, pair.name, self.task, self.ref.samples,
-                                           self.ref.swap, self.ref.aspect))
+                                           self.ref.swap, self.ref.aspect, self.key))
             unanswered.append(unanswered_rows(self.definition, self.name, pair.name, scope.astype(str).tolist(),
                                               items["id"]))
         done = (lambda _c: self.on_item(1)) if self.on_item else None
@@ -200,7 +202,9 @@ def ask_judge(run: Run, name: str, ref: JudgeRef, definition: Definition, config
         notes.append(f"judge '{name}': samples {ref.samples} at temperature 0 draw the same answer "
                      f"{ref.samples} times on a deterministic engine; set parameters.temperature in {ref.config.name}")
     source = Source(run, columns=EXAMPLE_COLUMNS, roles=tuple(roles_of(pairs)))
-    task = JudgeTask(name, ref, definition, pairs, config.task, str(cache.path) if cache is not None else None)
+    # No cache, nothing to keep the prompts stable for: a secret for this run alone.
+    key = cache.secret("fence") if cache is not None else os.urandom(32)
+    task = JudgeTask(name, ref, definition, pairs, config.task, str(cache.path) if cache is not None else None, key)
     backend = load_backend(ref.model)
     tally = _JudgeTally()
     with progress.bar(f"judge {name}", total=source.rows()) as bar:
