@@ -50,7 +50,9 @@ def test_a_run_with_a_judge_and_labels_but_no_references_calibrates(tmp_path, ca
     assert length["human_vs_length_gap_spearman"] == pytest.approx(sps.spearmanr(human, gap)[0])
 
 
-def test_the_rating_page_reads_ratings_through_the_scale_and_agrees_with_calibration_json(tmp_path, capsys):
+def test_the_rating_page_reads_ratings_through_the_scale_and_agrees_with_calibration_json(tmp_path):
+    # (No capsys here: uvicorn's logging setup closes every handler ever made, absl's among them — made when
+    # rouge_score was imported — and absl closes its stream unless it is the current sys.stderr.)
     # Two annotators' CSV sheets, one writing `Equivalent`, the other `equivalent` (README allows case and
     # spacing variants): the page once said "agreement 0.0 %, κ −0.000" where calibration.json said 0.83, κ 0.66.
     import httpx
@@ -74,7 +76,6 @@ def test_the_rating_page_reads_ratings_through_the_scale_and_agrees_with_calibra
     assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
     run = tmp_path / "runs" / "fh"
     assert main(["calibrate", str(run), "--labels", str(tmp_path / "b.csv")]) == 0
-    capsys.readouterr()
     people = json.loads((run / "calibration.json").read_text())["judges"]["equivalence"]["annotators"]
     with serving(app_for(run, rate=True, annotator="ann_c", n=4)) as base, httpx.Client(base_url=base, timeout=30) as api:
         state = api.get("/api/rate/next?annotator=ann_c").json()
