@@ -215,8 +215,7 @@ def _check_labels(config: RunConfig, scopes: list, root: Path | None, evalset: E
     if not sources:
         return None
     table = read_sources(sources, judges=scopes)
-    for path in sources:
-        check_ids(path, read_labels(path), eval_set_ids(evalset.path), evalset.path.name)
+    check_ids([(path, read_labels(path)) for path in sources], eval_set_ids(evalset.path), evalset.path.name)
     return len(table)
 
 

@@ -12,6 +12,8 @@ import json
 import math
 import re
 
+import pytest
+
 from tests.conftest import ROOT
 from tests.report_runs import demo_run
 
@@ -71,6 +73,7 @@ def test_a_signature_compares_without_its_library_versions():
     assert _differences({"s": "tok:13a|version:2.6.0"}, {"s": "tok:intl|version:2.6.0"}) == [("changed", "s")]
 
 
+@pytest.mark.slow  # the whole demo run (BERTScore over 400 examples on CPU)
 def test_the_demo_summary_is_the_one_before_the_streaming_core():
     before = json.loads(BEFORE.read_text())
     folder = demo_run()  # configs/demo.yaml run once per test process (the report and export tests read it too)

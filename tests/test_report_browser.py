@@ -205,6 +205,7 @@ def _texts(tab: Page, selector: str) -> list[str]:
     return tab.js(f"Array.from(document.querySelectorAll({json.dumps(selector)})).map(e => e.textContent.trim())")
 
 
+@pytest.mark.slow  # reads the whole demo run (tests/report_runs.demo_run)
 def test_demo_leads_with_the_decision_and_why(demo, tmp_path):
     assert demo.console_errors() == []
     assert demo.js("document.getElementById('verdict').textContent") == "NOT READY"
@@ -292,6 +293,7 @@ def test_two_students_and_two_judges_each_get_decision_ops_and_judge_columns(sum
     assert path.stat().st_size > 50_000
 
 
+@pytest.mark.slow  # reads the whole demo run (tests/report_runs.demo_run)
 def test_demo_plots_metrics_and_ops_read(demo):
     summary = json.loads((demo_run_path() / "summary.json").read_text())
     assert {p[0] for p in demo.js(SIZES)} == {"slices", "reliability", "temperature", "latency", "confusion"}

@@ -93,7 +93,7 @@ def _cmd_calibrate(args) -> int:
         incoming = read_labels(args.labels, judges=scopes)
         ids = ((frame["id"] for frame in run.iter_table("examples", columns=["id"])) if target.is_dir()
                else eval_set_ids(config.eval_set))
-        check_ids(args.labels, incoming, ids, Path(config.eval_set).name)
+        check_ids([(args.labels, incoming)], ids, Path(config.eval_set).name)
         copy = root / FOLDER / f"{copy_name(incoming, Path(args.labels))}.jsonl"
         sources = [s for s in label_sources(config.human_labels, root) if s != copy]
         read_sources(sources + [Path(args.labels)], judges=scopes)

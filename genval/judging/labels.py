@@ -168,25 +168,26 @@ def check_ratings(rows: list[dict], wheres: list[str], judges) -> None:
                                   f"({', '.join(labelled[0].definition.scale.labels)})")
 
 
-def check_ids(path: str | Path, frame: pd.DataFrame, id_batches, eval_set: str) -> None:
+def check_ids(sources: list, id_batches, eval_set: str) -> None:
     """Raises, naming the line, for the first rating of an id the eval set lacks.
 
-    `id_batches` yields the eval set's ids batch by batch; only the ids the ratings name are
-    held. A rating of an unknown id would be copied into the run and count for nothing, silently.
+    `sources` is [(path, its ratings as read_labels gives them)]; `id_batches` yields the eval
+    set's ids batch by batch, read once for all of them; only the ids the ratings name are held.
+    A rating of an unknown id would be copied into the run and count for nothing, silently.
     """
-    wanted = set(frame["id"].astype(str))
+    wanted = {str(i) for _path, frame in sources for i in frame["id"]}
     for ids in id_batches:
         wanted.difference_update(str(i) for i in ids)
         if not wanted:
             return
-    if not wanted:
-        return
-    rows, wheres, _ = _read(path)
-    first = next(where for row, where in zip(rows, wheres) if row["id"] in wanted)
-    shown = sorted(wanted)
-    raise GenvalError(f"{first}: {len(wanted)} rated id(s) the eval set {eval_set} does not have "
-                      f"({', '.join(repr(i) for i in shown[:5])}{' …' if len(shown) > 5 else ''}); "
-                      "rate items of this eval set, or fix the ids")
+    for path, frame in sources:
+        mine = sorted(set(frame["id"].astype(str)) & wanted)
+        if mine:
+            rows, wheres, _ = _read(path)
+            first = next(where for row, where in zip(rows, wheres) if row["id"] in wanted)
+            raise GenvalError(f"{first}: {len(mine)} rated id(s) the eval set {eval_set} does not have "
+                              f"({', '.join(repr(i) for i in mine[:5])}{' …' if len(mine) > 5 else ''}); "
+                              "rate items of this eval set, or fix the ids")
 
 
 def eval_set_ids(path: str | Path):
