@@ -5,8 +5,10 @@ one module per area (analysis, judging, metrics, models), each with `add_command
 This package is the only one that parses arguments or prints for people.
 A user's mistake prints one line and exits 2 (a mistake in the command line too); a release
 gate that fails exits 1; a run (or stage command) that finished with failed requests, or whose
-decision is INCOMPLETE, exits 3. Anything else that goes wrong is a bug in genval: one line and
-exit 70 (EX_SOFTWARE); `genval --debug COMMAND` shows the traceback of either.
+decision is INCOMPLETE, exits 3, and so does `genval gate` on such a run (unless
+--allow-incomplete). A reader that stops reading (`genval metrics | head`) ends the command
+quietly with 141, as a shell reports SIGPIPE. Anything else that goes wrong is a bug in genval:
+one line and exit 70 (EX_SOFTWARE); `genval --debug COMMAND` shows the traceback of either.
 """
 
 from __future__ import annotations
