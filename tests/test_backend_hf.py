@@ -18,6 +18,8 @@ from genval.models.cache import RequestCache  # noqa: E402
 from genval.models.hf import HFBackend, cut_at_stop  # noqa: E402
 from tests.tiny_models import direct_label_probs  # noqa: E402
 
+pytestmark = pytest.mark.slow  # tiny transformers models generating on CPU
+
 PROMPTS = ["the cat sat", "rain falls in spring and the sun", "dogs", "answer with one json object with the keys",
            "summarise the ticket", "billing shipping account technical fraud legal positive"]
 

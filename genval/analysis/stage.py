@@ -155,7 +155,7 @@ def _answered(found: Collected, primary: str | None) -> dict | None:
     name, head = blocks.headline(block)
     return {"note": "the same numbers with every failed or missing output left out (n counts the answered "
                     "examples); the numbers above count them as wrong",
-            "failed": {role: failed for role, (failed, _) in sorted(found.roles.items()) if failed},
+            "failed": {role: failed for role, (failed, *_) in sorted(found.roles.items()) if failed},
             "headline": {"metric": name, **head} if name else None, "metrics": block["metrics"],
             "fidelity": block["fidelity"], "classification": block["classification"], "judge": block["judge"]}
 
@@ -198,7 +198,7 @@ def build_summary(run: Run, config: RunConfig, progress: Progress | None = None)
         "classification": overall["classification"],
         "judge": _judge_top(overall["judge"], calibration, found, boot),
         "generation": overall["generation"],
-        "errors": {role: {"failed": failed, "n": n} for role, (failed, n) in found.roles.items()},
+        "errors": {role: {"failed": failed, "n": n} for role, (failed, n, *_) in found.roles.items()},
         "failures": failures(found.roles, found.judges.asked, config.analysis.max_failure_rate),
         "answered": _answered(found, primary),
         "format": _format(view, overall),
