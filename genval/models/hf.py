@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from genval.errors import GenvalError
+from genval.models import hf_continuous
 from genval.models.base import Backend, Completion, Params, Request
 from genval.models.labels import label_loglik_batch, normalise
 from genval.models.ops import peak_memory, reset_peak_memory
@@ -114,6 +115,25 @@ def prepare(model, tokenizer, device: str):
     return model, tokenizer, device
 
 
+def eos_ids(model) -> set[int]:
+    """Gives the token ids that end a generation (the model's generation config may list several)."""
+    eos = model.generation_config.eos_token_id
+    return set(eos if isinstance(eos, list) else [eos]) - {None}
+
+
+def finish(tokenizer, row: list[int], eos: set[int], stop: tuple[str, ...]) -> tuple[str, int]:
+    """Gives (text, completion tokens) of one generated row: up to its end token, cut at the first stop string.
+
+    The end token counts as generated; padding after a finished row does not. A text cut at a
+    stop string counts the tokens of what is left.
+    """
+    n = next((k + 1 for k, t in enumerate(row) if t in eos), None)
+    row = row[:n] if n is not None else [t for t in row if t != tokenizer.pad_token_id]
+    text, stopped = cut_at_stop(tokenizer.decode(row, skip_special_tokens=True), stop)
+    count = len(tokenizer(text, add_special_tokens=False)["input_ids"]) if stopped else len(row)
+    return text, count
+
+
 class HFBackend(Backend):
     """A transformers model by id or local path; loaded on first use, so a fully cached run never loads it."""
 
@@ -152,9 +172,11 @@ class HFBackend(Backend):
     def fingerprint(self) -> str:
         if self._fingerprint is None:
             c = self.config
-            self._fingerprint = "hf:" + json.dumps({
-                "model": _model_fingerprint(c.model), "revision": c.revision, "dtype": c.dtype,
-                "chat_template": c.chat_template}, sort_keys=True)
+            key = {"model": _model_fingerprint(c.model), "revision": c.revision, "dtype": c.dtype,
+                   "chat_template": c.chat_template}
+            if c.engine != "batched":  # batched answers cached before engines existed keep their keys
+                key["engine"] = c.engine
+            self._fingerprint = "hf:" + json.dumps(key, sort_keys=True)
         return self._fingerprint
 
     # --- prompts --------------------------------------------------------------------------
@@ -180,7 +202,28 @@ class HFBackend(Backend):
             encoded = [(req, self.render(req)) for req in group]
             encoded = [(req, text, self.encode(text)) for req, text in encoded]
             encoded.sort(key=lambda item: -len(item[2]))
-            yield from self._generate_sorted(params, encoded)
+            if self.config.engine == "continuous" and encoded[0][0].generate and params.logprobs is None:
+                yield from self._generate_continuous(params, encoded)
+            else:
+                yield from self._generate_sorted(params, encoded)
+
+    def _generate_continuous(self, params: Params, encoded: list) -> Iterator[Completion]:
+        """Yields the completions of transformers' continuous batching, CHUNK prompts a call (hf_continuous)."""
+        eos = eos_ids(self.model)
+        for start in range(0, len(encoded), hf_continuous.CHUNK):
+            chunk = encoded[start:start + hf_continuous.CHUNK]
+            found = hf_continuous.generate(self.model, self.tokenizer, self.device, params, [ids for _, _, ids in chunk])
+            labelled = [i for i, (req, _, _) in enumerate(chunk) if req.labels]
+            items = [(chunk[i][1], chunk[i][0].labels, chunk[i][0].label_delimiter) for i in labelled]
+            probs = dict(zip(labelled, map(normalise, label_loglik_batch(
+                self.model, self.tokenizer, items, self.uses_chat(), tokens=LABEL_TOKENS[self._kind()]))))
+            for i, ((req, _, ids), got) in enumerate(zip(chunk, found)):
+                if got["error"]:
+                    yield Completion(id=req.id, error=f"continuous batching: {got['error']}")
+                    continue
+                text, count = finish(self.tokenizer, got["tokens"], eos, params.stop)
+                yield Completion(id=req.id, text=text, prompt_tokens=len(ids), completion_tokens=count,
+                                 latency_s=got["latency_s"], label_probs=probs.get(i))
 
     def _generate_sorted(self, params: Params, encoded: list) -> Iterator[Completion]:
         """Yields each batch's completions; with `batch_size: auto`, halves the size on out-of-memory and keeps it."""
@@ -271,13 +314,9 @@ class HFBackend(Backend):
             out = self.model.generate(**padded, **kwargs)
         sequences = out.sequences if params.logprobs is not None else out
         results = []
-        eos = self.model.generation_config.eos_token_id
-        eos = set(eos if isinstance(eos, list) else [eos]) - {None}
+        eos = eos_ids(self.model)
         for r, row in enumerate(sequences[:, width:].tolist()):
-            n = next((k + 1 for k, t in enumerate(row) if t in eos), None)
-            row = row[:n] if n is not None else [t for t in row if t != tok.pad_token_id]
-            text, stopped = cut_at_stop(tok.decode(row, skip_special_tokens=True), params.stop)
-            count = len(tok(text, add_special_tokens=False)["input_ids"]) if stopped else len(row)
+            text, count = finish(tok, row, eos, params.stop)
             top = self._top_logprobs(out.logits, r, count, params.logprobs) if params.logprobs is not None else None
             results.append((text, count, top))
         return results
