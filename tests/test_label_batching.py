@@ -13,6 +13,7 @@ from genval.config import HFModel  # noqa: E402
 from genval.models import Request  # noqa: E402
 from genval.models import labels as lab  # noqa: E402
 from genval.models.hf import HFBackend  # noqa: E402
+from tests.devices import DEVICE, LABEL_TOL  # noqa: E402
 from tests.tiny_models import direct_label_probs  # noqa: E402
 
 PROMPTS = ["the ticket is about", "my order never arrived, category:", "dogs bark at night and", "x:",
@@ -40,7 +41,7 @@ class ForwardCounter:
 
 @pytest.fixture(scope="module")
 def loaded(tiny):
-    return AutoModelForCausalLM.from_pretrained(tiny).eval(), AutoTokenizer.from_pretrained(tiny)
+    return AutoModelForCausalLM.from_pretrained(tiny).to(DEVICE).eval(), AutoTokenizer.from_pretrained(tiny)
 
 
 def test_batched_numbers_equal_each_example_alone(tiny, loaded):
@@ -50,7 +51,7 @@ def test_batched_numbers_equal_each_example_alone(tiny, loaded):
     for prompt, got in zip(PROMPTS, batched):
         expected = direct_label_probs(tiny, prompt, {x: " " + x for x in MULTI})  # one unpadded forward per label
         assert list(got) == list(MULTI)  # the labels' own order
-        assert lab.normalise(got) == pytest.approx(expected, abs=1e-6)
+        assert lab.normalise(got) == pytest.approx(expected, abs=LABEL_TOL)
         assert got == pytest.approx(lab.label_loglik(model, tok, prompt, MULTI, False), abs=1e-4)
 
 
@@ -130,7 +131,7 @@ def test_a_model_without_logits_to_keep_gives_the_same_numbers(loaded):
 
 
 def test_backend_scores_a_batch_of_examples_in_one_forward(tiny):
-    backend = HFBackend(HFModel(backend="hf", model=str(tiny), device="cpu", batch_size=16))
+    backend = HFBackend(HFModel(backend="hf", model=str(tiny), device=DEVICE, batch_size=16))
     backend.load()
     counter = ForwardCounter(backend.model)
     reqs = [Request(id=str(i), prompt=p, labels=MULTI, generate=False) for i, p in enumerate(PROMPTS)]
@@ -141,5 +142,5 @@ def test_backend_scores_a_batch_of_examples_in_one_forward(tiny):
     assert len(counter.rows) == 1  # 6 examples × 4 labels within one budget: one forward, not one per example
     for i, prompt in enumerate(PROMPTS):
         expected = direct_label_probs(tiny, prompt, {x: " " + x for x in MULTI})
-        assert got[str(i)] == pytest.approx(expected, abs=1e-6)
+        assert got[str(i)] == pytest.approx(expected, abs=LABEL_TOL)
         assert math.isclose(sum(got[str(i)].values()), 1.0, abs_tol=1e-9)

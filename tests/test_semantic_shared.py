@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 from genval.errors import GenvalError  # noqa: E402
 from genval.metrics import encoding, semantic  # noqa: E402
 from genval.metrics.registry import MetricContext  # noqa: E402
+from tests.devices import DEVICE  # noqa: E402
 
 LONG = " ".join(["the quarterly report shows revenue growth in every region"] * 30)  # > 256 word pieces
 CANDS = ["the cat sat on the mat", "a dog barked all night", "Ça coûte 12,50 € — trop cher !", LONG,
@@ -28,10 +29,10 @@ def model_path():
 
 
 def context(peers, options=None):
-    return MetricContext(task="x", options=options or {"device": "cpu"}, segments=SEGMENTS, peers=peers)
+    return MetricContext(task="x", options=options or {"device": DEVICE}, segments=SEGMENTS, peers=peers)
 
 
-BOTH = (("bertscore", {"device": "cpu"}), ("embedding", {"device": "cpu"}))
+BOTH = (("bertscore", {"device": DEVICE}), ("embedding", {"device": DEVICE}))
 
 
 def expected(model_path):
@@ -64,7 +65,7 @@ def test_both_metrics_from_one_pass_equal_the_libraries(model_path, first):
     f_lib, cos_lib = expected(model_path)
     encoding.layer_model.cache_clear()
     encoding._LEFT.clear()
-    encoder = semantic.sentence_model(model_path, "cpu", False)
+    encoder = semantic.sentence_model(model_path, DEVICE, False)
     rows = Rows(encoder[0].model)
     try:
         order = [first, "embedding" if first == "bertscore" else "bertscore"]
@@ -84,8 +85,8 @@ def test_both_metrics_from_one_pass_equal_the_libraries(model_path, first):
 def test_alone_each_metric_still_equals_its_library(model_path):
     f_lib, cos_lib = expected(model_path)
     encoding._LEFT.clear()
-    bert = semantic.bertscore(CANDS, OTHERS, context((("bertscore", {"device": "cpu"}),)))
-    emb = semantic.embedding(CANDS, OTHERS, context((("embedding", {"device": "cpu"}),)))
+    bert = semantic.bertscore(CANDS, OTHERS, context((("bertscore", {"device": DEVICE}),)))
+    emb = semantic.embedding(CANDS, OTHERS, context((("embedding", {"device": DEVICE}),)))
     assert np.allclose(bert.values["bertscore_f1"], f_lib, atol=1e-5)
     assert np.allclose(emb.values["embedding"], cos_lib, atol=1e-5)
     assert not encoding._LEFT  # nothing shared, nothing left
@@ -93,7 +94,7 @@ def test_alone_each_metric_still_equals_its_library(model_path):
 
 def test_different_models_do_not_share(model_path, tmp_path):
     other = shutil.copytree(model_path, tmp_path / "minilm-copy")
-    peers = (("bertscore", {"device": "cpu"}), ("embedding", {"device": "cpu", "model": str(other)}))
+    peers = (("bertscore", {"device": DEVICE}), ("embedding", {"device": DEVICE, "model": str(other)}))
     encoding._LEFT.clear()
     bert = semantic.bertscore(CANDS, OTHERS, context(peers))
     assert not encoding._LEFT
@@ -105,8 +106,8 @@ def test_idf_and_several_references_in_the_shared_pass(model_path):
     from bert_score import BERTScorer
 
     cands, refs = CANDS[:3], [(OTHERS[0], OTHERS[4]), OTHERS[1], (OTHERS[2], OTHERS[5], OTHERS[0])]
-    options = {"device": "cpu", "idf": True}
-    peers = (("bertscore", options), ("embedding", {"device": "cpu"}))
+    options = {"device": DEVICE, "idf": True}
+    peers = (("bertscore", options), ("embedding", {"device": DEVICE}))
     flat = [x for r in refs for x in (r if isinstance(r, tuple) else (r,))]
     typed = MetricContext(task="x", options=semantic.BertScoreOptions(**options), segments=[("all", 0, 3)])
     prepared = semantic._idf_merged([semantic._document_frequencies(cands, refs, typed)])
@@ -120,7 +121,7 @@ def test_idf_and_several_references_in_the_shared_pass(model_path):
 
 
 def test_a_hub_model_takes_bert_scores_layer_and_an_unknown_one_must_say():
-    s = semantic._bert_settings(semantic.BertScoreOptions(model="roberta-large", device="cpu"))
+    s = semantic._bert_settings(semantic.BertScoreOptions(model="roberta-large", device=DEVICE))
     assert s["num_layers"] == 17  # bert_score.utils.model2layers["roberta-large"]
     with pytest.raises(GenvalError, match="num_layers"):
-        semantic._bert_settings(semantic.BertScoreOptions(model="my-org/unknown-encoder", device="cpu"))
+        semantic._bert_settings(semantic.BertScoreOptions(model="my-org/unknown-encoder", device=DEVICE))
