@@ -188,38 +188,53 @@ def semantic(n_examples: int, device: str, fp16: bool = False) -> dict:
         genval(task, batch)
         sem.sentence_model.cache_clear()
         encoding.layer_model.cache_clear()
-        start = time.perf_counter()
-        lib_f, lib_cos, scorer, model = libraries()
-        t_lib = time.perf_counter() - start
-        start = time.perf_counter()
-        ours_f, ours_cos = genval(task, batch)
-        t_ours = time.perf_counter() - start
-        start = time.perf_counter()
-        libraries(scorer, model)
-        t_lib_warm = time.perf_counter() - start
-        start = time.perf_counter()
-        genval(task, batch)
-        t_ours_warm = time.perf_counter() - start
+        clock = Clock()
+        lib_f, lib_cos, scorer, model = clock.time("lib", libraries)
+        ours_f, ours_cos = clock.time("ours", genval, task, batch)
+        clock.time("lib_warm", libraries, scorer, model)
+        clock.time("ours_warm", genval, task, batch)
         # BERTScore alone, models loaded: BERTScorer.score against genval's bertscore without a partner
         ctx = MetricContext(task="summarization", options={"device": device, "fp16": fp16}, ids=ids, segments=segments)
         sem.bertscore(cands[:8], others[:8], ctx)  # its own cut model, loaded outside the clock
-        start = time.perf_counter()
-        scorer.score(cands, others, batch_size=64)
-        sync()
-        t_bert_lib = time.perf_counter() - start
-        start = time.perf_counter()
-        alone = sem.bertscore(cands, others, ctx).values["bertscore_f1"]
-        sync()
-        t_bert = time.perf_counter() - start
+
+        def bert_lib():
+            scorer.score(cands, others, batch_size=64)
+            sync()
+
+        def bert_ours():
+            found = sem.bertscore(cands, others, ctx).values["bertscore_f1"]
+            sync()
+            return found
+
+        clock.time("bert_lib", bert_lib)
+        alone = clock.time("bert", bert_ours)
     tol = 1e-3 if fp16 else 1e-5  # fp16: F1 within 1e-3 of fp32
     bert_diff = float(np.max(np.abs(np.array(ours_f) - np.array(lib_f))))
     emb_diff = float(np.max(np.abs(np.array(ours_cos) - np.array(lib_cos))))
     assert bert_diff <= tol, f"BERTScore F1 differs by {bert_diff}"
     assert emb_diff <= (1e-2 if fp16 else 1e-5), f"embedding cosine differs by {emb_diff}"
     assert float(np.max(np.abs(np.array(alone) - np.array(lib_f)))) <= tol, "BERTScore alone differs"
-    return {"pairs": len(cands), "texts": len(distinct), "lib_s": t_lib, "ours_s": t_ours, "lib_warm_s": t_lib_warm,
-            "ours_warm_s": t_ours_warm, "bert_lib_s": t_bert_lib, "bert_s": t_bert, "bert_max_diff": bert_diff,
+    return {"pairs": len(cands), "texts": len(distinct), "clock": clock, "bert_max_diff": bert_diff,
             "emb_max_diff": emb_diff}
+
+
+class Clock:
+    """Wall and CPU seconds (this process and its threads) of named calls."""
+
+    def __init__(self):
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    def time(self, name: str, func, *args):
+        start, cpu = time.perf_counter(), cpu_seconds()
+        found = func(*args)
+        self.wall[name], self.cpu[name] = time.perf_counter() - start, cpu_seconds() - cpu
+        return found
+
+    def row(self, label: str, lib: str, ours: str) -> str:
+        w, c = self.wall, self.cpu
+        return (f"| {label} | {w[lib]:.2f} s (CPU {c[lib]:.2f} s) | {w[ours]:.2f} s (CPU {c[ours]:.2f} s) | "
+                f"×{w[ours] / w[lib]:.2f} (CPU ×{c[ours] / c[lib]:.2f}) |")
 
 
 def main() -> None:
@@ -246,12 +261,10 @@ def main() -> None:
           f"{'fp16' if args.fp16 else 'fp32'} (max |ΔF1| {sm['bert_max_diff']:.1e}, max |Δcos| {sm['emb_max_diff']:.1e})")
     print("| clock | BERTScorer.score + SentenceTransformer.encode | genval score stage | genval / libraries |")
     print("| --- | --- | --- | --- |")
-    print(f"| models loaded inside the clock | {sm['lib_s']:.2f} s | {sm['ours_s']:.2f} s | "
-          f"×{sm['ours_s'] / sm['lib_s']:.2f} |")
-    print(f"| models already loaded | {sm['lib_warm_s']:.2f} s | {sm['ours_warm_s']:.2f} s | "
-          f"×{sm['ours_warm_s'] / sm['lib_warm_s']:.2f} |")
-    print(f"| BERTScore alone, models loaded (`BERTScorer.score` / genval `bertscore`) | {sm['bert_lib_s']:.2f} s | "
-          f"{sm['bert_s']:.2f} s | ×{sm['bert_s'] / sm['bert_lib_s']:.2f} |")
+    clock = sm["clock"]
+    print(clock.row("models loaded inside the clock", "lib", "ours"))
+    print(clock.row("models already loaded", "lib_warm", "ours_warm"))
+    print(clock.row("BERTScore alone, models loaded (`BERTScorer.score` / genval `bertscore`)", "bert_lib", "bert"))
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def test_both_metrics_from_one_pass_equal_the_libraries(model_path, first):
     encoding.layer_model.cache_clear()
     encoding._LEFT.clear()
     encoder = semantic.sentence_model(model_path, DEVICE, False)
-    rows = Rows(encoder[0].model)
+    rows = Rows(encoding._hf_model(encoder))
     try:
         order = [first, "embedding" if first == "bertscore" else "bertscore"]
         results = {name: getattr(semantic, name)(CANDS, OTHERS, context(BOTH)) for name in order}

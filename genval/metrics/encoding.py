@@ -180,13 +180,25 @@ def texts_per_batch(device: str) -> int:
     return TEXTS_PER_BATCH["cuda" if device.startswith("cuda") else "cpu"]
 
 
-def can_share(encoder) -> bool:
-    """Says whether a SentenceTransformer's first module is a transformers encoder whose layer k output BERTScore may take."""
+def _hf_model(encoder):
+    """Gives the transformers model inside a SentenceTransformer's first module (`model`, or `auto_model` before v5)."""
     first = encoder[0]
-    config = (getattr(first, "modality_config", None) or {}).get("text", {})
-    model = getattr(first, "model", None) or getattr(first, "auto_model", None)
-    return (type(first).__name__ == "Transformer" and config.get("method") == "forward"
-            and config.get("method_output_name") == "last_hidden_state"
+    return getattr(first, "model", None) or getattr(first, "auto_model", None)
+
+
+def can_share(encoder) -> bool:
+    """Says whether a SentenceTransformer's first module is a transformers encoder whose layer k output BERTScore may take.
+
+    Its `Transformer` module must pass the model's last hidden state on as token embeddings (and
+    so, with `output_hidden_states`, every layer's as `all_layer_embeddings`), from an encoder
+    without a norm after its last layer.
+    """
+    first = encoder[0]
+    config = (getattr(first, "modality_config", None) or {}).get("text")
+    plain = config is None or (config.get("method") == "forward"
+                               and config.get("method_output_name") == "last_hidden_state")
+    model = _hf_model(encoder)
+    return (type(first).__name__ == "Transformer" and plain
             and getattr(getattr(model, "config", None), "model_type", None) in NO_FINAL_NORM)
 
 
@@ -201,14 +213,15 @@ def joint(texts: list[str], encoder, model: str, num_layers: int, device: str, m
 
     tokenizer = bert_tokenizer(model)
     ids = bert_ids(tokenizer, texts)
-    hf = encoder[0].model
+    hf = _hf_model(encoder)
+    preprocess = getattr(encoder, "preprocess", None) or encoder.tokenize  # `tokenize` before v5
     parts, sentences, again = {}, {}, []
     saved = hf.config.output_hidden_states
     hf.config.output_hidden_states = True  # sentence-transformers then passes every layer on ('all_layer_embeddings')
     try:
         encoder.eval()
         for batch in batches([len(x) for x in ids], _budget(device), most):
-            features = encoder.preprocess([texts[i] for i in batch])
+            features = preprocess([texts[i] for i in batch])
             features = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in features.items()}
             with torch.inference_mode():
                 out = encoder(features)
@@ -230,58 +243,61 @@ def joint(texts: list[str], encoder, model: str, num_layers: int, device: str, m
     return _pack(texts, ids, parts, device), sentences
 
 
-def greedy_match(vectors: TokenVectors, cands: list[str], refs: list[str], weights: list[list[float]],
+def greedy_match(vectors: TokenVectors, cands: list[str], refs: list[str], weights: list[float],
                  pairs_budget: int = 1 << 22):
     """Gives BERTScore (P, R, F) lists for the pairs (cands[i], refs[i]), from packed unit token vectors.
 
     bert-score's `greedy_cos_idf`: each candidate token's best cosine over the reference's tokens
     (precision) and each reference token's over the candidate's (recall), weighted by the
-    text's idf weights normalised to sum 1; F = 2PR / (P + R), 0 where undefined. `weights[t]`
-    are the weights of text row t's tokens. Pairs are matched in batches of at most
-    `pairs_budget` similarity entries, on the vectors' device. One difference: bert-score lets a
-    padding position of its batch count as similarity 0, so a token whose best cosine is below 0
-    scores 0 there; here the max is over real tokens only (no negative best cosine was seen in
-    113,640 MiniLM tokens checked).
+    text's idf weights normalised to sum 1; F = 2PR / (P + R), 0 where undefined. `weights` has
+    one weight per packed row (each text's tokens in order; the padding row last). Pairs are
+    matched in batches of at most `pairs_budget` similarity entries, on the vectors' device,
+    gathered by index from the packed tensor (no per-text copies). One difference: bert-score
+    lets a padding position of its batch count as similarity 0, so a token whose best cosine is
+    below 0 scores 0 there; here the max is over real tokens only (no negative best cosine was
+    seen in 113,640 MiniLM tokens checked).
     """
     import torch
 
     packed = vectors.packed
     device = packed.device
     pad = packed.shape[0] - 1
-    lengths = [len(x) for x in vectors.ids]
+    flat = torch.tensor(weights, dtype=torch.float32, device=device)
+    starts = torch.tensor(vectors.starts, dtype=torch.long, device=device)
+    lengths = torch.tensor([len(x) for x in vectors.ids], dtype=torch.long, device=device)
     c_rows = [vectors.row[c] for c in cands]
     r_rows = [vectors.row[r] for r in refs]
-    p, r, f = [0.0] * len(cands), [0.0] * len(cands), [0.0] * len(cands)
-    sizes = [lengths[a] * lengths[b] for a, b in zip(c_rows, r_rows)]
+    sizes = [len(vectors.ids[a]) * len(vectors.ids[b]) for a, b in zip(c_rows, r_rows)]
     order = sorted(range(len(cands)), key=lambda i: -sizes[i])
+    p, r, f = [0.0] * len(cands), [0.0] * len(cands), [0.0] * len(cands)
     start = 0
     while start < len(order):
         n = max(1, pairs_budget // max(sizes[order[start]], 1))
         chunk = order[start:start + n]
         start += n
-        hyp, hyp_w, hyp_mask = _gather(vectors, [c_rows[i] for i in chunk], weights, pad, device)
-        ref, ref_w, ref_mask = _gather(vectors, [r_rows[i] for i in chunk], weights, pad, device)
+        hyp, hyp_w, hyp_mask = _gather([c_rows[i] for i in chunk], starts, lengths, flat, pad)
+        ref, ref_w, ref_mask = _gather([r_rows[i] for i in chunk], starts, lengths, flat, pad)
         sim = torch.bmm(packed[hyp], packed[ref].transpose(1, 2))
         best_p = sim.masked_fill(~ref_mask[:, None, :], float("-inf")).max(dim=2).values.masked_fill(~hyp_mask, 0.0)
         best_r = sim.masked_fill(~hyp_mask[:, :, None], float("-inf")).max(dim=1).values.masked_fill(~ref_mask, 0.0)
         pp = (best_p * hyp_w).sum(dim=1)
         rr = (best_r * ref_w).sum(dim=1)
-        ff = (2 * pp * rr / (pp + rr)).nan_to_num(nan=0.0)
-        for k, i, a, b, c in zip(range(len(chunk)), chunk, pp.tolist(), rr.tolist(), ff.tolist()):
+        ff = 2 * pp * rr / (pp + rr)
+        ff = ff.masked_fill(torch.isnan(ff), 0.0)  # as bert-score: F.masked_fill(torch.isnan(F), 0.0)
+        for i, a, b, c in zip(chunk, pp.tolist(), rr.tolist(), ff.tolist()):
             p[i], r[i], f[i] = a, b, c
     return p, r, f
 
 
-def _gather(vectors: TokenVectors, rows: list[int], weights: list[list[float]], pad: int, device):
-    """Gives (index into the packed vectors, normalised weights, mask) for texts `rows`, padded to the longest."""
+def _gather(rows: list[int], starts, lengths, flat, pad: int):
+    """Gives (index into the packed vectors, weights normalised per text, mask) for texts `rows`, padded to the longest."""
     import torch
 
-    width = max(len(vectors.ids[t]) for t in rows)
-    index = torch.full((len(rows), width), pad, dtype=torch.long)
-    w = torch.zeros((len(rows), width), dtype=torch.float32)
-    for k, t in enumerate(rows):
-        n = len(vectors.ids[t])
-        index[k, :n] = torch.arange(vectors.starts[t], vectors.starts[t] + n)
-        w[k, :n] = torch.tensor(weights[t], dtype=torch.float32)
+    rows = torch.tensor(rows, dtype=torch.long, device=starts.device)
+    n = lengths[rows]
+    steps = torch.arange(int(n.max()), device=starts.device)
+    mask = steps[None, :] < n[:, None]
+    index = torch.where(mask, starts[rows][:, None] + steps[None, :], pad)
+    w = flat[index]
     w = w / w.sum(dim=1, keepdim=True)  # bert-score: hyp_idf.div_(hyp_idf.sum(dim=1, keepdim=True))
-    return index.to(device), w.to(device), (index != pad).to(device)
+    return index, w, mask

@@ -279,7 +279,7 @@ def bertscore(candidates: list[str], others: list[Other], ctx: MetricContext) ->
             if not rows:
                 continue
             table = idf_weights(*ctx.prepared[pair]) if s["idf"] else plain_weights(tokenizer)
-            weights = [[table[t] for t in ids] for ids in vectors.ids]
+            weights = [table[t] for ids in vectors.ids for t in ids] + [0.0]  # per packed row; padding last
             _fill((p, r, f), rows, encoding.greedy_match(vectors, [cands[i] for i in rows], [refs[i] for i in rows],
                                                          weights))
     if s["rescale"]:  # (x − b) / (1 − b), per number, as BERTScorer.score rescales (Zhang et al. 2020, §4)
