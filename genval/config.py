@@ -79,6 +79,7 @@ class HFModel(_Model):
     batch_size: int | Literal["auto"] = "auto"
     chat_template: bool | Literal["auto"] = "auto"
     trust_remote_code: bool = False
+    engine: Literal["batched", "continuous"] = "batched"  # continuous: transformers' generate_batch (paged cache)
 
 
 class VLLMModel(_Model):
