@@ -1,8 +1,10 @@
-"""Batched `hf` generation against the loop a user would otherwise write: one `model.generate` per example.
+"""`hf` generation, both engines, against the loop a user would otherwise write: one `model.generate` per example.
 
-Both sides run the same random-weight Llama over the same prompts, greedy, with a fixed
-output length (min_new_tokens = max_new_tokens, so no row stops early), and must give the
-same texts. Model loading is outside both clocks. Prints the speed ratio.
+All sides run the same random-weight Llama over the same prompts, greedy, with a fixed
+output length (no end token in the generation config, so no row stops early), and must give the
+same texts. genval's `engine: batched` (length-sorted, left-padded batches) and `engine:
+continuous` (transformers' generate_batch over a paged cache) are timed after one warm-up
+run each. Model loading is outside every clock. Prints a table.
 
     python benchmarks/generation.py                 # CPU (1 thread), a ~2.5M-parameter model
     python benchmarks/generation.py --device cuda   # GPU, a ~110M-parameter model
@@ -48,7 +50,8 @@ def build_model(folder: Path, device: str, max_new: int) -> Path:
     model = LlamaForCausalLM(config)
     with torch.no_grad():
         model.lm_head.weight.mul_(8.0)  # well-separated greedy choices: padding cannot flip an argmax
-    model.generation_config.min_new_tokens = max_new  # fixed output length on both sides
+    # Fixed output length on every side: no end token (continuous batching does not take min_new_tokens)
+    model.generation_config.eos_token_id = None
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
@@ -71,7 +74,7 @@ def best_of(repeat: int, run) -> tuple[list[str], float]:
 
 
 def baseline(folder: Path, prompts: list[str], max_new: int, device: str, repeat: int) -> tuple[list[str], float]:
-    """Gives the texts and seconds of a plain per-example `model.generate` loop."""
+    """Gives the texts and seconds of a plain per-example `model.generate` loop over `prompts`."""
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device).eval()
 
@@ -80,7 +83,7 @@ def baseline(folder: Path, prompts: list[str], max_new: int, device: str, repeat
         with torch.inference_mode():
             for prompt in prompts:
                 enc = tok(prompt, return_tensors="pt").to(device)
-                out = model.generate(**enc, max_new_tokens=max_new, min_new_tokens=max_new, do_sample=False,
+                out = model.generate(**enc, max_new_tokens=max_new, do_sample=False,
                                      pad_token_id=tok.pad_token_id)
                 texts.append(tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
         if device == "cuda":
@@ -91,15 +94,20 @@ def baseline(folder: Path, prompts: list[str], max_new: int, device: str, repeat
 
 
 def genval_hf(folder: Path, prompts: list[str], max_new: int, device: str, batch_size,
-              repeat: int) -> tuple[list[str], float, int]:
-    """Gives the texts, seconds and batch size of genval's hf backend over the same prompts."""
-    backend = HFBackend(HFModel(backend="hf", model=str(folder), device=device, dtype="float32", batch_size=batch_size))
+              repeat: int, engine: str = "batched") -> tuple[list[str], float, int]:
+    """Gives the texts, seconds and batch size of genval's hf backend (`engine`) over the same prompts."""
+    backend = HFBackend(HFModel(backend="hf", model=str(folder), device=device, dtype="float32", batch_size=batch_size,
+                                engine=engine))
     backend.load()
     requests = [Request(id=str(i), prompt=p, params=Params(max_tokens=max_new)) for i, p in enumerate(prompts)]
 
     def run():
         done = {c.id: c for c in backend.generate(requests)}
+        if device == "cuda":
+            torch.cuda.synchronize()
         return [done[str(i)].text for i in range(len(prompts))]
+
+    run()  # warm-up: kernels, allocator, (continuous) CUDA graphs
 
     texts, seconds = best_of(repeat, run)
     return texts, seconds, backend.batch_size
@@ -112,6 +120,8 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", default=None, help="an int or 'auto' (default: 32 on CPU, auto on the GPU)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per side; the fastest counts (default: 3)")
+    parser.add_argument("--baseline-prompts", type=int, default=None,
+                        help="time the per-example loop on the first N prompts only and apply its rate (default: all)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default on CPU: 1, so a shared machine's contention does not swamp the ratio)")
     args = parser.parse_args()
@@ -132,16 +142,24 @@ def main() -> int:
         folder = build_model(Path(tmp), args.device, args.max_new_tokens)
         params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(folder).parameters())
         ours, ours_s, used = genval_hf(folder, prompts, args.max_new_tokens, args.device, batch, args.repeat)
-        theirs, theirs_s = baseline(folder, prompts, args.max_new_tokens, args.device, args.repeat)
+        flow, flow_s, _ = genval_hf(folder, prompts, args.max_new_tokens, args.device, batch, args.repeat,
+                                    engine="continuous")
+        k = min(args.baseline_prompts or n, n)  # the loop's time is per prompt: a subset gives its rate
+        theirs, theirs_s = baseline(folder, prompts[:k], args.max_new_tokens, args.device, args.repeat)
+        theirs_s *= n / k
     same = sum(a == b for a, b in zip(ours, theirs))
-    assert same == len(prompts), f"outputs differ on {len(prompts) - same} of {len(prompts)} prompts"
+    assert same == k, f"outputs differ on {k - same} of {k} prompts"
+    same_flow = sum(a == b for a, b in zip(flow, ours))
+    assert same_flow == n, f"continuous outputs differ from batched on {n - same_flow} of {n} prompts"
     tokens = len(prompts) * args.max_new_tokens
     print(f"device={args.device} torch={torch.__version__} threads={torch.get_num_threads()} "
           f"params={params / 1e6:.1f}M prompts={len(prompts)} new_tokens={args.max_new_tokens} batch_size={used} "
-          f"best of {args.repeat}")
-    print(f"per-example model.generate loop: {theirs_s:.2f} s ({tokens / theirs_s:.0f} tokens/s)")
-    print(f"genval hf (batched):             {ours_s:.2f} s ({tokens / ours_s:.0f} tokens/s)")
-    print(f"same outputs: {same}/{len(prompts)}; speed-up: {theirs_s / ours_s:.1f}x")
+          f"best of {args.repeat}; same outputs on every side ({same}/{k} against the loop, {same_flow}/{n} "
+          f"between engines)" + (f"; the loop timed on {k} prompts, its rate applied to {n}" if k < n else ""))
+    print("| engine | seconds | tokens/s | against the per-example loop |\n| --- | --- | --- | --- |")
+    print(f"| per-example `model.generate` loop | {theirs_s:.2f} | {tokens / theirs_s:,.0f} | ×1 |")
+    print(f"| genval hf, `engine: batched` | {ours_s:.2f} | {tokens / ours_s:,.0f} | ×{theirs_s / ours_s:.1f} |")
+    print(f"| genval hf, `engine: continuous` | {flow_s:.2f} | {tokens / flow_s:,.0f} | ×{theirs_s / flow_s:.1f} |")
     return 0
 
 

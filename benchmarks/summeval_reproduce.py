@@ -4,7 +4,8 @@ The data are not shipped (no PyPI package carries them; `summ-eval` 0.892 was ch
 path of SummEval's `model_annotations.aligned.paired.jsonl` (or `.aligned.jsonl`). The script runs
 what a user would: `genval import summeval FILE`, the run with the generated config's ROUGE
 (rouge-score F-measure averaged over the 11 references, ROUGE-L at summary level: rougeLsum, its
-sentences split on newlines), and `genval metaeval --published benchmarks/geval_table1.json`,
+sentences split by genval's rule-based splitter, as rouge-score's split_summaries splits them with
+nltk's Punkt), and `genval metaeval --published benchmarks/geval_table1.json`,
 which prints the summary-level ρ and τ per aspect beside the published figures and flags each
 more than 0.01 away. Exit status 0 when all 24 land within 0.01, 1 otherwise.
 

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genval.config import RunConfig
-from genval.errors import GenvalError
+from genval.errors import GenvalError, did_you_mean
 from genval.evalset import EvalSet, load_evalset
 from genval.redact import watch_config
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+ROUGE_NAMES = ("rouge1", "rouge2", "rougeL", "rougeLsum")  # the `rouge` metric's usual columns, for a close match
 
 
 @dataclass
@@ -42,12 +43,14 @@ def check_inputs(config: RunConfig, out_dir: Path | None = None) -> Checked:
     evalset = load_evalset(config.eval_set, config.prompt, config.slices, config.system_prompt)
     _check_schema(config)
     _check_metrics(config, evalset)
+    _check_slice_refs(config, evalset)
+    _check_gate_metrics(config)
     for role, model in config.models.items():
         _check_model(model, config, ("models", role), config.labels)
     scopes = _check_judges(config, evalset)
     for i, ref in enumerate(config.judge):
         _check_model(ref.model, config, ("judge", i, "model"), None)
-    ratings = _check_labels(config, scopes, Path(out_dir) / config.name if out_dir is not None else None)
+    ratings = _check_labels(config, scopes, Path(out_dir) / config.name if out_dir is not None else None, evalset)
     _check_gate(config)
     if out_dir is not None:
         _check_run_folder(config, Path(out_dir))
@@ -86,6 +89,84 @@ def _check_metrics(config: RunConfig, evalset: EvalSet) -> None:
             raise GenvalError(f"{place}: metric '{spec.name}' takes one reference, and {evalset.path} gives up to "
                               f"{evalset.max_references} per example; use a metric that takes several "
                               "(bleu, chrf, rouge, bertscore, embedding, fields) or give one reference")
+
+
+def _slice_refs(config: RunConfig) -> list[tuple[str, str]]:
+    """Gives (where in the config, `field=value`) of every slice the config names: critical ones, then gate rules'."""
+    refs = [(config.where("critical", i), ref) for i, ref in enumerate(config.critical)]
+    if config.gate is not None:
+        refs += [(config.where("gate", "rules", i), rule.slice) for i, rule in enumerate(config.gate.rules) if rule.slice]
+    return refs
+
+
+def _check_slice_refs(config: RunConfig, evalset: EvalSet) -> None:
+    """Checks that each slice the config names is a configured slice field that some example has.
+
+    A typo (`domain=heath`) would otherwise drop the critical-slice analysis, or a gate rule, without a word.
+    """
+    for place, ref in _slice_refs(config):
+        field, _, wanted = ref.partition("=")
+        if field not in config.slices:
+            raise GenvalError(f"{place}: slice '{ref}': '{field}' is not among the config's 'slices' "
+                              f"({', '.join(config.slices) or 'none'}); add it there" + did_you_mean(field, config.slices))
+        if wanted == "*" or field in evalset.slice_values_cut:
+            continue
+        values = evalset.slice_values.get(field) or {}
+        if wanted not in values:
+            shown = sorted(values)
+            raise GenvalError(f"{place}: slice '{ref}': no example of {evalset.path.name} has {field}={wanted} "
+                              f"(its values: {', '.join(shown[:12])}{' …' if len(shown) > 12 else ''})"
+                              + did_you_mean(wanted, shown))
+
+
+def _check_gate_metrics(config: RunConfig) -> None:
+    """Checks that each gate rule names a number this config can produce (`rogueL` is a typo, not a missing number)."""
+    if config.gate is None or not config.gate.rules:
+        return
+    from fnmatch import fnmatchcase
+
+    from genval.metrics import METRICS, get_metric
+    from genval.numbers import BUILTIN
+
+    get_metric("bleu")  # fills the registry
+    produced, patterns = {k for k in BUILTIN if "*" not in k}, [k for k in BUILTIN if "*" in k]
+    configured = set()
+    for i, spec in enumerate(config.metric_specs):
+        metric = get_metric(spec.name)
+        configured.add(spec.name)
+        if not metric.numbers:
+            return  # a plug-in (hf_evaluate) names its columns only when it runs: any name may be one of them
+        types = getattr(metric.parse_options(spec.options, config.where("metrics", i)), "types", None)
+        if types:  # a metric whose columns are the types asked for (rouge): only those
+            produced.update(types)
+            continue
+        produced.update(k for k in metric.numbers if "*" not in k)
+        patterns += [k for k in metric.numbers if "*" in k]
+    patterns.remove("*_retention")  # a reference metric's retention: only where that metric is produced
+
+    def producible(name: str) -> bool:
+        base = name[:-len("_retention")] if name.endswith("_retention") and name not in produced else None
+        if base is not None:
+            return producible(base)
+        return name in produced or any(fnmatchcase(name, p) for p in patterns)
+
+    for i, rule in enumerate(config.gate.rules):
+        name = rule.metric
+        if producible(name):
+            continue
+        retention = name.endswith("_retention") and name not in BUILTIN
+        base = name[:-len("_retention")] if retention else name
+        elsewhere = sorted(m for m, metric in METRICS.items() if m not in configured
+                           and any(fnmatchcase(base, k) for k in metric.numbers))
+        if elsewhere:
+            fix = f"; add metric '{elsewhere[0]}' to 'metrics'"
+        else:  # the close match may be a number of a metric the config does not name yet (`rogueL` for rougeL)
+            known = produced | {k for m in METRICS.values() for k in m.numbers if "*" not in k} | set(ROUGE_NAMES)
+            if retention:
+                known = {f"{k}_retention" for k in known} | {k for k in BUILTIN if k.endswith("_retention")}
+            fix = did_you_mean(name, sorted(known)) or " (see docs/reports.md, 'Gate metric names')"
+        raise GenvalError(f"{config.where('gate', 'rules', i)}: gate rule on '{name}': this config produces no number "
+                          f"named '{name}'{fix}")
 
 
 def _check_model(model, config: RunConfig, loc: tuple, labels) -> None:
@@ -130,21 +211,24 @@ def _check_judges(config: RunConfig, evalset: EvalSet) -> list:
         fields = {"task": config.task, "input": first["input"] or first["prompt"], "reference": first["reference"],
                   "candidate": "candidate", "other": "other", "output_a": "a", "output_b": "b"}
         try:
-            render_prompt(definition, fields, ref.aspect)
+            render_prompt(definition, fields, ref.aspect, key=os.urandom(32))  # a throwaway key: nothing is written
         except (KeyError, ValueError) as exc:
             raise GenvalError(f"{ref.config}: the prompt cannot be rendered ({type(exc).__name__}: {exc})") from None
     return scopes
 
 
-def _check_labels(config: RunConfig, scopes: list, root: Path | None) -> int | None:
-    """Checks the human labels a run will copy into its `labels` table: the config's file and RUN/labels/*.jsonl."""
-    from genval.judging.labels import label_sources, read_sources
+def _check_labels(config: RunConfig, scopes: list, root: Path | None, evalset: EvalSet) -> int | None:
+    """Checks the human labels a run will copy into its `labels` table: the config's file and RUN/labels/*.jsonl,
+    each rating against the judges' scales and its id against the eval set."""
+    from genval.judging.labels import check_ids, eval_set_ids, label_sources, read_labels, read_sources
 
     sources = label_sources(config.human_labels, root) if root is not None else \
         ([config.human_labels] if config.human_labels else [])
     if not sources:
         return None
-    return len(read_sources(sources, judges=scopes))
+    table = read_sources(sources, judges=scopes)
+    check_ids([(path, read_labels(path)) for path in sources], eval_set_ids(evalset.path), evalset.path.name)
+    return len(table)
 
 
 def _check_gate(config: RunConfig) -> None:

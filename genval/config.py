@@ -79,6 +79,7 @@ class HFModel(_Model):
     batch_size: int | Literal["auto"] = "auto"
     chat_template: bool | Literal["auto"] = "auto"
     trust_remote_code: bool = False
+    engine: Literal["batched", "continuous"] = "batched"  # continuous: transformers' generate_batch (paged cache)
 
 
 class VLLMModel(_Model):
@@ -392,11 +393,53 @@ def yaml_line(text: str, loc: tuple) -> int | None:
 BACKEND_TAGS = {"replay", "hf", "vllm", "openai"}  # pydantic's discriminator tags, not keys the user wrote
 
 
-def _describe(loc: tuple, err: dict) -> str:
+def _step(annotation, part):
+    """Gives the type found one step down `annotation` at `part` of a pydantic error's loc, or None."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for name, info in annotation.model_fields.items():
+            if part in (name, info.alias):
+                return info.annotation
+        return None
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _step(args[0], part)
+    if origin in (list, tuple):
+        return args[0] if isinstance(part, int) and args else None
+    if origin is dict:
+        return args[1] if isinstance(part, str) and len(args) == 2 else None
+    if origin is Union or str(origin) == "types.UnionType":
+        members = [a for a in args if a is not type(None)]
+        for member in members:  # a discriminated union's loc names the member by its tag (`replay`)
+            tag = getattr(member, "model_fields", {}).get("backend")
+            if tag is not None and part in typing.get_args(tag.annotation):
+                return member
+        found = [f for f in (_step(m, part) for m in members) if f is not None]
+        return found[0] if found else None
+    return None
+
+
+def allowed_keys(model, loc: tuple) -> list[str]:
+    """Gives the keys the mapping at `loc[:-1]` of `model` may hold (its fields, by the names YAML uses)."""
+    node = model
+    for part in loc[:-1]:
+        node = _step(node, part)
+        if node is None:
+            return []
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return [info.alias or name for name, info in node.model_fields.items()]
+    return []
+
+
+def _describe(loc: tuple, err: dict, allowed: list[str] = ()) -> str:
     dotted = ".".join(str(p) for p in loc) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
-        return f"unknown key '{dotted}' (remove it or check its spelling)"
+        from genval.errors import did_you_mean
+
+        hint = did_you_mean(loc[-1], allowed) if loc else ""
+        return f"unknown key '{dotted}'" + (hint or " (remove it or check its spelling)")
     if kind == "missing":
         return f"missing key '{dotted}'"
     msg = err["msg"].removeprefix("Value error, ")
@@ -406,14 +449,20 @@ def _describe(loc: tuple, err: dict) -> str:
     return f"'{dotted}': {msg}"
 
 
-def validation_error(exc: ValidationError, source: str, text: str = "") -> GenvalError:
-    """Gives the one-line error for a pydantic failure: the file, the key's line, what is wrong."""
-    err = exc.errors()[0]
+def validation_error(exc: ValidationError, source: str, text: str = "", model=None) -> GenvalError:
+    """Gives the one-line error for a pydantic failure: the file, the key's line, what is wrong.
+
+    An unknown key is named first, with the known key it is closest to: `pth` given for `path`
+    is one mistake, reported as pydantic's "missing path" and "unknown pth" would hide it.
+    """
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # stable: pydantic's order otherwise
+    err = errors[0]
+    allowed = allowed_keys(model, err["loc"]) if model is not None and err["type"] == "extra_forbidden" else []
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in BACKEND_TAGS))
     line = yaml_line(text, loc) if text else None
     prefix = f"{source}:{line}" if line else source
-    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return GenvalError(f"{prefix}: {_describe(loc, err)}{more}")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return GenvalError(f"{prefix}: {_describe(loc, err, allowed)}{more}")
 
 
 class _DuplicateKey(yaml.YAMLError):
@@ -463,7 +512,7 @@ def validated(model: type, data: Any, source: str, text: str = ""):
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise validation_error(exc, source, text) from None
+        raise validation_error(exc, source, text, model) from None
 
 
 def parse_model(model: type, data: Any, base: Path, source: str, text: str, what: str, keys: str):

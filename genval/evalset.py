@@ -12,7 +12,8 @@ import csv
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -21,6 +22,7 @@ import pandas as pd
 from genval.errors import GenvalError
 from genval.files import iter_lines, parse_json, read_json
 
+MAX_SLICE_VALUES = 10000  # distinct values of one slice field kept for the checks (the memory of a few ids)
 BATCH_RECORDS = 8192  # records read into one frame (genval.runfolder.BATCH_ROWS, which this module sits below)
 
 FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.]*)\}")
@@ -292,6 +294,10 @@ class EvalSet:
     slices: tuple[str, ...] = ()
     system_prompt: str | None = None
     max_references: int = 0  # the most references one example gives (a list `reference` counts each)
+    # Each slice field's values and how many examples have each (at most MAX_SLICE_VALUES kept per field:
+    # a field with more is no slice to read; `slice_values_cut` names such fields).
+    slice_values: dict = field(default_factory=dict)
+    slice_values_cut: frozenset = frozenset()
 
     def batches(self, rows: int = BATCH_RECORDS) -> Iterator[pd.DataFrame]:
         """Yields the `examples` table in frames of at most `rows` rows, reading the file again."""
@@ -386,6 +392,10 @@ def _example_row(rec: Record, prompt: str, slices: list[str], system_prompt: str
             raise GenvalError(
                 f"{rec.where}: no slice field '{field}' (put it in the record's 'slices' object or as a top-level field)"
             )
+        if isinstance(value, str) and not value.strip():
+            # A blank cell (CSV's empty string) would make a slice called `field=` that no one asked for.
+            raise GenvalError(f"{rec.where}: slice field '{field}' is blank; give it a value (write 'unknown' or "
+                              "'missing' where the value is not known, so the slice is named)")
         row[f"slice_{field}"] = slice_value(value)
     row["record"] = canonical(data)
     return row
@@ -414,10 +424,18 @@ def load_evalset(path: Path, prompt: str, slices: list[str], system_prompt: str 
     slice, and `record`, the whole record as JSON) again, batch by batch.
     """
     digest, first, mistake, n, most = SortedDigest(), None, None, 0, 0
+    values: dict[str, Counter] = {name: Counter() for name in slices}
+    cut: set[str] = set()
     for row, error, rec in _example_rows(path, prompt, slices, system_prompt):
         if error is not None:
             mistake = mistake or (n, error)
         else:
+            for name in slices:
+                seen, value = values[name], row[f"slice_{name}"]
+                if value in seen or len(seen) < MAX_SLICE_VALUES:
+                    seen[value] += 1
+                else:
+                    cut.add(name)
             digest.add(row["id"], row["record"], rec.where, n)  # the canonical text is what the fingerprint hashes
             first = first or row
             refs = row["references"]
@@ -430,4 +448,5 @@ def load_evalset(path: Path, prompt: str, slices: list[str], system_prompt: str 
     if found:  # the first mistake in file order
         raise min(found, key=lambda m: m[0])[1]
     return EvalSet(path=Path(path), sha256=sha256, n=n, first=first, prompt=prompt, slices=tuple(slices),
-                   system_prompt=system_prompt, max_references=most)
+                   system_prompt=system_prompt, max_references=most, slice_values={k: dict(v) for k, v in values.items()},
+                   slice_values_cut=frozenset(cut))

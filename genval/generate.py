@@ -145,7 +145,7 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
     settings = RequestSettings.of(config)
     source = Source(run, columns=("id", "prompt", "system"))
     n = source.rows()
-    ops, notes, errors, calls = {}, [], {}, 0
+    ops, notes, errors, calls, unfilled, replay_notes = {}, [], {}, 0, 0, []
     with run.table_writer("outputs", schema=output_schema()) as out:
         for role in config.roles:
             model = config.models[role]
@@ -153,7 +153,7 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
             task = GenerateTask(role, model, config.labels, settings, str(cache.path), run.root.name,
                                 reader=backend if not backend.uses_cache else None)
             task = on_ray(task, model, executor)  # vLLM on Ray: through ray.data.llm (genval.models.ray_llm)
-            tally, called, cached, made, failed_first, missing = OpsTally(), 0, 0, set(), None, 0
+            tally, called, cached, made, failed_first, missing, missing_ids = OpsTally(), 0, 0, set(), None, 0, []
             missing_error = backend.missing_error() if hasattr(backend, "missing_error") else None
             with progress.bar(f"generate {role}", total=n) as bar:
                 for frame in executor.map(source, task, model=True, bar=bar):
@@ -164,14 +164,20 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
                     made.update(p for p, c in zip(frame[PASS], frame[CALLED]) if c and isinstance(p, str))
                     if failed_first is None and frame["error"].notna().any():
                         failed_first = frame["error"].dropna().iloc[0]
-                    missing += int((frame["error"] == missing_error).sum()) if missing_error else 0
+                    if missing_error:
+                        lacking = frame["error"] == missing_error
+                        missing += int(lacking.sum())
+                        missing_ids += frame.loc[lacking, "id"].astype(str).tolist()[:5 - len(missing_ids)]
                     out.write(frame[OUTPUT_COLUMNS])
             task.close()
             stats = _role_stats(tally, called, cached, made, backend.live, cache if backend.uses_cache else None)
             info = _engine_info(stats)
             calls += called
             ops[role] = tally_ops(tally, stats, info, model.price, config.analysis.confidence)
-            notes.extend(_replay_notes(backend, run, tally.n - missing, missing))
+            found = _replay_notes(backend, run, tally.n - missing, missing, missing_ids)
+            notes.extend(found)
+            replay_notes.extend(found)
+            unfilled += missing
             if tally.errors:  # the run goes on; the outputs table and the report count them
                 notes.append(f"{role}: {tally.errors} of {tally.n} requests failed (first: {failed_first})")
             errors[role] = tally.errors
@@ -182,7 +188,9 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
     run.write_json("ops.json", {"roles": ops, "savings": savings(ops), "savings_basis": basis})
     for note in notes:
         progress.say(f"note: {note}")
-    return {"model_calls": calls, "errors": errors, "failed_requests": sum(errors.values()), "notes": notes}
+    # `missing`: failed requests a re-run cannot fill (no record in a replay file); `replay_notes` say which
+    return {"model_calls": calls, "errors": errors, "failed_requests": sum(errors.values()), "notes": notes,
+            "missing": unfilled, "replay_notes": replay_notes}
 
 
 def _engine_info(stats: CallStats) -> dict:
@@ -191,12 +199,12 @@ def _engine_info(stats: CallStats) -> dict:
     return max(mine, key=lambda p: p.get("answers") or 0).get("info") or {} if mine else {}
 
 
-def _replay_notes(backend, run: Run, found: int, missing: int) -> list[str]:
-    """Gives a replay file's notes: records for ids the eval set lacks, examples without a record."""
+def _replay_notes(backend, run: Run, found: int, missing: int, missing_ids=()) -> list[str]:
+    """Gives a replay file's notes: records for ids the eval set lacks, examples without a record (the first few named)."""
     if not hasattr(backend, "unmatched"):
         return []
 
     def asked():
         return (frame["id"].astype(str).tolist() for frame in run.iter_table("examples", columns=["id"]))
 
-    return backend.unmatched(found, asked) + backend.missing_note(missing)
+    return backend.unmatched(found, asked) + backend.missing_note(missing, missing_ids)

@@ -251,7 +251,11 @@ def outcome(run: Run | str | Path, stages: list[str] | None = None) -> dict:
         summary = run.read_json("summary.json")
         decision, gate = summary.get("decision"), summary.get("gate")
     incomplete = bool(failed) or (decision or {}).get("verdict") == "INCOMPLETE"
-    return {"failed_requests": failed, "decision": decision, "exit_code": 3 if incomplete else 0,
+    # Of the failed requests, those a re-run cannot fill (ids a replay file lacks), and what the files lack
+    missing = {name: int(records[name].get("missing") or 0) for name in failed if records[name].get("missing")}
+    notes = [n for name in names if name in records for n in records[name].get("replay_notes") or []]
+    return {"failed_requests": failed, "missing": missing, "replay_notes": notes, "decision": decision,
+            "exit_code": 3 if incomplete else 0,
             "gate": None if gate is None else {"passed": gate["passed"], "failing": gate.get("failing", [])}}
 
 

@@ -43,7 +43,7 @@ def write_summarization(folder: Path) -> Path:
     latency = {"teacher": 1.2, "student": 0.4, "student_v2": 0.6}
     for role, texts in outputs.items():
         write_jsonl(folder / f"{role}.jsonl", [{"id": f"s{i:02d}", "text": t, "latency_s": latency[role] + i / 1000,
-                                                 "output_tokens": len(t.split())} for i, t in enumerate(texts)])
+                                                 "completion_tokens": len(t.split())} for i, t in enumerate(texts)])
     same = {role: [outputs[role][i] == outputs["teacher"][i] for i in range(N)] for role in ("student", "student_v2")}
     equivalence = []
     for role in ("student", "student_v2"):

@@ -162,7 +162,7 @@ def test_a_json_judge_answers_in_structured_output_and_its_verdict_parses(fake_v
 
     definition = load_definition(ROOT / "judges" / "extraction_equivalence.yaml")
     items = pd.DataFrame({"id": ["x"], "input": ["i"], "reference": ["r"], "candidate": ['{"a": 1}'], "other": ["o"]})
-    requests = build_requests(definition, items, "student~teacher", "extraction", 1, True, None)
+    requests = build_requests(definition, items, "student~teacher", "extraction", 1, True, None, b"k")
     completions = list(backend(tiny).generate(requests))
     so = fake_vllm.LLM.calls[0]["params"][0].structured_outputs
     assert isinstance(so, fake_vllm.sampling_params.StructuredOutputsParams) and so.json == definition.answer_schema()

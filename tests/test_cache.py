@@ -71,13 +71,13 @@ def test_killed_run_resumes_without_redoing_finished_requests(tmp_path):
     dying = CountingBackend(die_after=5)
     with pytest.raises(KeyboardInterrupt):
         generate_cached(dying, _requests(10), cache)
-    assert dying.calls == ["0", "0", "1", "2", "3"]  # the first is the warm-up, before the clock: not cached
+    assert dying.calls == ["warm-up", "0", "1", "2", "3"]  # a one-token probe before the clock: no request of the run
     assert len(cache) == 4
 
     again = CountingBackend()
     stats = CallStats()
     done = generate_cached(again, _requests(10), cache, stats=stats)
-    assert again.calls == ["4"] + [str(i) for i in range(4, 10)]  # warm-up, then the six that had not finished
+    assert again.calls == ["warm-up"] + [str(i) for i in range(4, 10)]  # the probe, then the six not finished
     assert [c.text for c in done] == [f"PROMPT {i}" for i in range(10)]
     assert [c.cached for c in done] == [True] * 4 + [False] * 6
     assert (stats.cached, stats.called) == (4, 6)
@@ -105,7 +105,7 @@ def test_failed_requests_are_not_cached_and_are_retried(tmp_path):
     assert out[1].error == "boom" and len(cache) == 2
     second = CountingBackend()
     generate_cached(second, _requests(3), cache)
-    assert second.calls == ["1", "1"]  # warm-up, then the retried request
+    assert second.calls == ["warm-up", "1"]  # the probe, then the retried request
 
 
 def test_a_cache_from_before_passes_opens_and_keeps_its_answers(tmp_path):

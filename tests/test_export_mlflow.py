@@ -12,6 +12,7 @@ from tests.report_runs import demo_run
 mlflow = pytest.importorskip("mlflow", reason="the mlflow extra (pip install 'genval[mlflow]')")
 
 
+@pytest.mark.slow  # reads the whole demo run (tests/report_runs.demo_run)
 def test_the_demo_run_reads_back_from_mlflow(tmp_path, capsys, monkeypatch):
     from mlflow.tracking import MlflowClient
 

@@ -59,7 +59,11 @@ def test_student_replay_missing_a_quarter_of_ids_is_incomplete_exit_3_and_counts
     assert ans["failed"] == {"student": 10} and "left out" in ans["note"]
     assert ans["classification"]["student"]["accuracy"]["value"] == 1.0
     assert ans["classification"]["student"]["accuracy"]["n"] == 30
-    assert summary["failures"]["roles"]["student"] == {"failed": 10, "n": 40, "rate": 0.25}
+    assert summary["failures"]["roles"]["student"] == {"failed": 10, "n": 40, "rate": 0.25, "missing": 10}
+    # Every failure is an id the replay file lacks: the decision does not promise that a re-run retries them.
+    reasons = " ".join(summary["decision"]["reasons"])
+    assert "a plain re-run retries" not in reasons
+    assert "10 of the failed outputs are ids a replay file lacks: a re-run will not fill them" in reasons
     scores = pd.read_parquet(tmp_path / "runs" / "c" / "scores.parquet")
     rows = scores[(scores.pair == "student~reference") & (scores.metric == "label_correct")]
     assert set(rows.loc[rows.detail == FAILED_DETAIL, "id"]) == MISSING and len(rows) == N
@@ -159,7 +163,7 @@ def test_unreachable_judge_is_incomplete_exit_3_and_a_plain_rerun_tries_again(tm
     assert "generate: skipped" in err and "judge: skipped" not in err   # the judge stage is not current
     with VerdictServer(port, fail_flaky=False) as server:
         assert main(["run", str(config), "--out", out, "--quiet"]) == 0
-    assert len(set(server.prompts)) == N   # (and one warm-up call before the clock, a copy of the first)
+    assert len(server.prompts) == N   # a remote judge is not warmed: each prompt once
     summary = json.loads((tmp_path / "runs" / "c" / "summary.json").read_text())
     assert summary["decision"]["verdict"] != "INCOMPLETE" and summary["judge"]["equivalence_rate"]["value"] == 1.0
 
@@ -180,8 +184,65 @@ def test_a_plain_rerun_retries_exactly_the_failed_requests(tmp_path, capsys):
     capsys.readouterr()
     with VerdictServer(port, fail_flaky=False) as server:
         assert main(["run", str(config), "--out", out, "--quiet"]) == 0
-    # Only the two failed requests reached the model (one of them also as the warm-up call before the
-    # clock); the 38 finished ones came from the request cache.
-    assert len(set(server.prompts)) == 2 and all("FLAKY" in p for p in server.prompts)
+    # Only the two failed requests reached the model, once each; the 38 finished ones came from the cache.
+    assert len(server.prompts) == 2 and all("FLAKY" in p for p in server.prompts)
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[0].startswith("decision: ") and "INCOMPLETE" not in printed[0]
+
+
+def test_the_gate_on_an_incomplete_run_says_so_and_exits_3_unless_allowed(tmp_path, capsys):
+    # A quarter of the student's outputs missing: a rule the counted numbers pass must not pass the release.
+    config = _classification(tmp_path, {f"e{i:02d}" for i in range(N)} - MISSING)
+    assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 3
+    assert "gate:" not in capsys.readouterr().out  # no gate in the config: nothing said of one
+    run = tmp_path / "runs" / "c"
+    rules = write_yaml(tmp_path / "gate.yaml", {"rules": ["accuracy_retention >= 0.5"]})
+    out_json = tmp_path / "gate.json"
+    assert main(["gate", str(run), "--config", str(rules), "--json", str(out_json)]) == 3
+    printed = capsys.readouterr().out
+    assert printed.startswith("gate: INCOMPLETE (1 rules, 0 failing)")
+    assert "the run is INCOMPLETE: 10 of 40 student requests failed" in printed and "--allow-incomplete" in printed
+    assert json.loads(out_json.read_text())["incomplete"].startswith("10 of 40 student requests failed")
+    # Asked for, the rules alone decide; the line still says the run is INCOMPLETE.
+    assert main(["gate", str(run), "--config", str(rules), "--allow-incomplete"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("gate: PASS") and "gated anyway (--allow-incomplete)" in printed
+    # A summary without a decision cannot say it is complete: it is not read at all (never half-read), in one line.
+    summary = json.loads((run / "summary.json").read_text())
+    summary.pop("decision")
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert main(["gate", str(run), "--config", str(rules)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "decision: Field required" in err and "--force aggregate" in err
+
+
+def test_run_says_a_passing_gate_cannot_be_trusted_on_an_incomplete_run(tmp_path, capsys):
+    config = _classification(tmp_path, {f"e{i:02d}" for i in range(N)} - MISSING)
+    data = __import__("yaml").safe_load(config.read_text())
+    data["gate"] = {"rules": ["accuracy_retention >= 0.5"]}
+    write_yaml(config, data)
+    assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 3
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("gate: PASS — but the run is INCOMPLETE")
+
+
+def test_missing_and_stray_replay_ids_are_named_on_the_console_and_in_the_report(tmp_path, capsys):
+    answered = {f"e{i:02d}" for i in range(N)} - MISSING
+    config = _classification(tmp_path, answered)
+    with open(tmp_path / "student.jsonl", "a", encoding="utf-8") as fh:  # two records for ids the eval set lacks
+        fh.write(json.dumps({"id": "zz1", "text": "pos"}) + "\n" + json.dumps({"id": "zz2", "text": "neg"}) + "\n")
+    assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 3
+    printed = capsys.readouterr().out
+    first = sorted(MISSING)[:5]
+    # The count, the first few ids, and that a re-run cannot fill them (it would only retry failed calls).
+    assert "generate: 10 requests failed: 10 have no record in a replay file, which a re-run will not fill (exit 3)" \
+        in printed
+    assert f"student.jsonl: 10 example(s) have no record ({', '.join(first)} …)" in printed
+    assert "a re-run will not fill them" in printed
+    assert "student.jsonl: 2 record(s) for ids the eval set lacks: zz1, zz2" in printed
+    report = (tmp_path / "runs" / "c" / "report.md").read_text()
+    html = (tmp_path / "runs" / "c" / "report.html").read_text()
+    for text in (report, html):
+        assert f"student.jsonl: 10 example(s) have no record ({', '.join(first)} …)" in text
+        assert "student.jsonl: 2 record(s) for ids the eval set lacks: zz1, zz2" in text
+        assert str(tmp_path) not in text  # the report names files, not this machine's paths

@@ -76,9 +76,12 @@ def test_unknown_metric_is_a_user_mistake(tmp_path, run_dir, capsys):
     assert code == 2 and "needs at least one of min, max, lower, upper, max_regression" in out.err
 
 
-def test_missing_slice_fails_the_rule(tmp_path, run_dir, capsys):
-    code, out = gate(tmp_path, run_dir, [{"metric": "accuracy_retention", "min": 0.5, "slice": "region=zz"}], capsys)
-    assert code == 1 and "no slice region=zz" in out.out
+def test_a_slice_the_run_lacks_is_a_user_mistake_naming_the_close_match(tmp_path, run_dir, capsys):
+    # A typo once failed the rule (exit 1) as if the slice were weak; it is the user's mistake, said as such.
+    code, out = gate(tmp_path, run_dir, [{"metric": "accuracy_retention", "min": 0.5, "slice": "region=bb"}], capsys)
+    assert code == 2 and "no example has region=bb (its values: a, b); did you mean 'b'?" in out.err
+    code, out = gate(tmp_path, run_dir, [{"metric": "accuracy_retention", "min": 0.5, "slice": "regoin=*"}], capsys)
+    assert code == 2 and "the run is not sliced by 'regoin'" in out.err and "did you mean 'region'?" in out.err
 
 
 def test_config_gate_is_recorded_in_summary(tmp_path):

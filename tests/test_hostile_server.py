@@ -109,7 +109,7 @@ def test_json_judges_ask_for_structured_output_with_their_schema(server):
         update={"parser": load_definition(ROOT / "judges" / "extraction_equivalence.yaml").parser.model_copy(
             update={"schema_": None})})
     items = pd.DataFrame({"id": ["x"], "input": ["i"], "reference": ["r"], "candidate": ["ok c"], "other": ["o"]})
-    (request,) = build_requests(definition, items, "student~teacher", "t", 1, True, None)
+    (request,) = build_requests(definition, items, "student~teacher", "t", 1, True, None, b"k")
     model = OpenAIModel(backend="openai", model="m", base_url=server.url)
     list(OpenAIBackend(model).generate([request]))
     fmt = server.seen[0]["body"]["response_format"]

@@ -26,7 +26,7 @@ parser: {kind: tagged}
 def test_shipped_judges_load_and_render_every_fence(name):
     definition = load_definition(ROOT / "judges" / f"{name}.yaml")
     items = pd.DataFrame({"id": ["x"], "input": ["src"], "reference": ["ref"], "candidate": ["cand"], "other": ["oth"]})
-    requests = build_requests(definition, items, "student~teacher", "summarization", samples=2, swap=True, aspect=None)
+    requests = build_requests(definition, items, "student~teacher", "summarization", samples=2, swap=True, aspect=None, key=b"k")
     orders = 2 if definition.mode == "pairwise" else 1
     assert [r.id for r in requests][:2] == ["x|student~teacher|ab|0", "x|student~teacher|ab|1"]
     assert len(requests) == 2 * orders and requests[0].params.seed + 1 == requests[1].params.seed

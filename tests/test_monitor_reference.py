@@ -46,7 +46,7 @@ def test_the_sample_is_answered_through_the_request_cache(tmp_path):
         out = tmp_path / "runs"
         first = run_monitor(config, out)
         calls = len(server.seen)
-        assert first["this_invocation"]["model_calls"] == 50 and calls == 50 + 1  # and one warm-up request
+        assert first["this_invocation"]["model_calls"] == 50 and calls == 50  # a remote teacher is not warmed
         assert run_monitor(config, out)["this_invocation"]["model_calls"] == 0 and len(server.seen) == calls
         windows = pd.read_parquet(out / "live" / "windows.parquet")
         shutil.rmtree(out / "live")  # the run folder lost: the cache still answers every request

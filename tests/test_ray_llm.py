@@ -21,6 +21,8 @@ from genval.pipeline import prepare, run_stages
 from genval.progress import Progress
 from tests.conftest import write_jsonl, write_yaml
 
+pytestmark = pytest.mark.slow  # a local Ray cluster
+
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data.llm", reason="ray.data.llm needs Ray's llm extra's light dependencies (aiohttp)")
 FAKE = Path(__file__).parent / "fake_vllm"

@@ -130,7 +130,7 @@ answers = st.one_of(st.text(max_size=80), st.lists(st.one_of(fragments, st.text(
 def test_judge_answers(answer, candidate):
     for definition in (EQUIV, load_definition(ROOT / "judges" / "extraction_equivalence.yaml"), QUALITY,
                        QUALITY.model_copy(update={"parser": Parser(kind="tagged", tag="SCORE")})):
-        system, user = render_prompt(definition, {"task": "t", "input": "x", "candidate": candidate, "other": "o"})
+        system, user = render_prompt(definition, {"task": "t", "input": "x", "candidate": candidate, "other": "o"}, key=b"k")
         parsed = parse_answer(answer, definition, f"{system}\n{user}")
         assert parsed.verdict is None or parsed.verdict in definition.scale.tokens
         assert (parsed.verdict is None) == bool(parsed.problem)

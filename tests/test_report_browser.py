@@ -205,6 +205,7 @@ def _texts(tab: Page, selector: str) -> list[str]:
     return tab.js(f"Array.from(document.querySelectorAll({json.dumps(selector)})).map(e => e.textContent.trim())")
 
 
+@pytest.mark.slow  # reads the whole demo run (tests/report_runs.demo_run)
 def test_demo_leads_with_the_decision_and_why(demo, tmp_path):
     assert demo.console_errors() == []
     assert demo.js("document.getElementById('verdict').textContent") == "NOT READY"
@@ -292,6 +293,7 @@ def test_two_students_and_two_judges_each_get_decision_ops_and_judge_columns(sum
     assert path.stat().st_size > 50_000
 
 
+@pytest.mark.slow  # reads the whole demo run (tests/report_runs.demo_run)
 def test_demo_plots_metrics_and_ops_read(demo):
     summary = json.loads((demo_run_path() / "summary.json").read_text())
     assert {p[0] for p in demo.js(SIZES)} == {"slices", "reliability", "temperature", "latency", "confusion"}
@@ -327,3 +329,36 @@ def test_demo_plots_metrics_and_ops_read(demo):
     assert ops["latency p50"][1:] == ["1.27 s", "366 ms", "71.1 % faster"]
     assert ops["cost per 1,000 calls"][3] == "91.7 % cheaper" and ops["cost per 1,000 calls"][1].endswith(" USD")
     assert ops["throughput"][2].endswith("requests/s") and ops["throughput"][3].endswith("% more")
+
+
+def test_the_examples_show_whole_lines_every_score_and_open_a_long_text(browser, page, tmp_path):
+    # Cells once cut text mid-line (a 12em box of 0.85em text) and hid scores past the box behind a scroll.
+    from genval.report import drilldown, html
+    from genval.runfolder import read_summary
+
+    summary = read_summary(page.run.path("summary.json"))
+    rows = drilldown.rows(page.run, summary, 0)
+    rows[0]["input"] = " ".join(f"word{i}" for i in range(600))  # far past eight lines
+    rows[0]["scores"] = {f"metric_{k:02d}": round(k / 30, 3) for k in range(30)}
+    path = tmp_path / "report.html"
+    path.write_text(html.render(summary, rows, {"run_label": "runs/hand"}), encoding="utf-8")
+    tab = browser.open(path)
+    boxes = tab.js("Array.from(document.querySelectorAll('#example-table .cell.clamp')).map(c => "
+                   "[c.clientHeight, parseFloat(getComputedStyle(c).lineHeight)])")
+    assert boxes and all(abs(h / lh - round(h / lh)) < 0.05 for h, lh in boxes), boxes  # whole lines only
+    scores = tab.js("Array.from(document.querySelectorAll('#example-table td.scores')).map(c => "
+                    "[c.scrollHeight <= c.clientHeight + 1, c.textContent])")
+    assert all(shown for shown, _ in scores) and all(f"metric_{k:02d}" in scores[0][1] for k in range(30))
+    first = "document.querySelector('#example-table tbody tr td.text .cell')"
+    assert tab.js(f"{first}.scrollHeight > {first}.clientHeight + 1")  # clamped …
+    tab.js("document.querySelector('#example-table tbody tr td.text button.more').click()")
+    assert tab.js(f"{first}.scrollHeight <= {first}.clientHeight + 1")  # … and opened whole
+    assert "word599" in tab.js(f"{first}.innerText") and tab.console_errors() == []
+
+
+def test_the_candidates_section_appears_only_with_more_than_the_student(page, summaries):
+    # docs/report.md: "when the config has models beyond student", between the headline numbers and the judges
+    assert page.js("document.getElementById('candidates')") is None
+    order = _texts(summaries, "h2")
+    assert order.index("Headline numbers") + 1 == order.index("Candidates against the teacher") == \
+        order.index("Judges") - 1

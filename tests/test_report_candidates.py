@@ -163,6 +163,7 @@ def test_ops_are_shown_in_units_with_the_change_in_words():
     assert "whole genval process" in opsview.memory_note(measured)
 
 
+@pytest.mark.slow  # reads the whole demo run (tests/report_runs.demo_run)
 def test_slices_are_ranked_once_across_fields_and_a_repeated_slice_is_folded():
     summary = read_summary(demo_run())
     rows = slice_rows(summary)

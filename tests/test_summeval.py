@@ -86,6 +86,9 @@ def test_import_writes_eval_set_replays_labels_and_config(tmp_path, layout):
     assert row["score"].mean() == pytest.approx(np.mean([e["relevance"] for e in _experts("d1", 2)]))
     config = load_config(out / "summeval.yaml")
     assert config.roles == ["teacher", "student", "M5", "M11"]
+    # ROUGE-L at summary level on sentences split as rouge-score's split_summaries would (one-line summaries)
+    (rouge,) = [m for m in config.metric_specs if m.name == "rouge"]
+    assert "rougeLsum" in rouge.options["types"] and rouge.options["sentences"] == "split"
 
 
 def test_import_errors_name_the_record(tmp_path):

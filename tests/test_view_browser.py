@@ -136,3 +136,15 @@ def test_rate_ten_with_the_keyboard_reload_resume_and_calibrate(setup, tmp_path)
     calibration = json.loads((run / "calibration.json").read_text())
     assert calibration["judges"]["extraction_equivalence"]["n"] == before + sum(bool(judged[r["id"]]) for r in lines)
     assert "kim.jsonl" in calibration["human_labels"]
+
+
+def test_the_word_diff_marks_moved_words_as_moved(setup):
+    # "214" and "percent" stand elsewhere in the other text: once marked as differences, now as moved.
+    tab, run = setup
+    with serving(app_for(run)) as base:
+        goto(tab, f"{base}/")
+        until(tab, "typeof wordDiff === 'function'")
+        marks = tab.js("(() => { const d = document.createElement('div');"
+                       " d.innerHTML = wordDiff('the rate rose 214 percent in May', 'up 214 percent the rate rose in June');"
+                       " return Array.from(d.querySelectorAll('span')).map(s => [s.className, s.textContent]); })()")
+    assert marks == [["moved", "214"], ["moved", "percent"], ["diff", "May"]]

@@ -298,7 +298,7 @@ def collect(run: Run, config: RunConfig, gate_rules=(), progress: Progress | Non
         held = classification.Held(run, config, labels) if labels is not None else None
         plan = Plan(keys=keys, roles=list(role_blocks(run)) if run.has("outputs") else [],
                     candidates=candidates(config, keys), content=_content_metric(keys),
-                    answered=any(f for f, _ in failed_calls.values()), gold=held is not None, judged=judged)
+                    answered=any(f for f, *_ in failed_calls.values()), gold=held is not None, judged=judged)
         plan.diffs = list(dict.fromkeys(d for rule in gate_rules if rule.non_inferiority is not None
                                         for role in ["student", *plan.candidates] if (d := _diff(rule, keys, role))))
         boot = Boot.of(config.analysis)

@@ -127,7 +127,7 @@ def answered(found: Collected, primary: str | None) -> dict | None:
     name, head = blocks.headline(block)
     return {"note": "the same numbers with every failed or missing output left out (n counts the answered "
                     "examples); the numbers above count them as wrong",
-            "failed": {role: failed for role, (failed, _) in sorted(found.roles.items()) if failed},
+            "failed": {role: failed for role, (failed, *_) in sorted(found.roles.items()) if failed},
             "headline": {"metric": name, **head} if name else None, "metrics": block["metrics"],
             "fidelity": block["fidelity"], "classification": block["classification"], "judge": block["judge"]}
 

@@ -78,7 +78,7 @@ def summarize(run: Run, config: RunConfig, progress: Progress | None = None) -> 
         "classification": overall["classification"],
         "judge": judge_top(overall["judge"], calibration, found, boot),
         "generation": overall["generation"],
-        "errors": {role: {"failed": failed, "n": n} for role, (failed, n) in found.roles.items()},
+        "errors": {role: {"failed": failed, "n": n} for role, (failed, n, *_) in found.roles.items()},
         "failures": failures(found.roles, found.judges.asked, config.analysis.max_failure_rate),
         "answered": answered(found, primary),
         "format": format_checks(view, overall),

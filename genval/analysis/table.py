@@ -14,6 +14,7 @@ import pandas as pd
 
 from genval import summary
 from genval.errors import GenvalError
+from genval.models.replay import MISSING
 from genval.runfolder import Run
 from genval.summary import Calibration, Meaning
 
@@ -232,13 +233,14 @@ def add_ratings(store, calibration: Calibration | None, positions) -> None:
 
 
 def role_counts(run: Run) -> dict[str, list[int]]:
-    """Gives per role of the outputs table [failed calls, outputs], read in batches."""
+    """Gives per role of the outputs table [failed calls, outputs, of the failed: ids a replay file lacks]."""
     out: dict[str, list[int]] = {}
     if not run.has("outputs"):
         return out
     for frame in run.iter_table("outputs", columns=["role", "error"], batch_size=READ_ROWS):
         for role, group in frame.groupby("role", sort=False)["error"]:
-            count = out.setdefault(str(role), [0, 0])
+            count = out.setdefault(str(role), [0, 0, 0])
             count[0] += int(group.notna().sum())
             count[1] += int(len(group))
+            count[2] += int(group.str.startswith(MISSING, na=False).sum())
     return dict(sorted(out.items()))

@@ -5,8 +5,10 @@ one module per area (analysis, judging, metrics, models), each with `add_command
 This package is the only one that parses arguments or prints for people.
 A user's mistake prints one line and exits 2 (a mistake in the command line too); a release
 gate that fails exits 1; a run (or stage command) that finished with failed requests, or whose
-decision is INCOMPLETE, exits 3. Anything else that goes wrong is a bug in genval: one line and
-exit 70 (EX_SOFTWARE); `genval --debug COMMAND` shows the traceback of either.
+decision is INCOMPLETE, exits 3, and so does `genval gate` on such a run (unless
+--allow-incomplete). A reader that stops reading (`genval metrics | head`) ends the command
+quietly with 141, as a shell reports SIGPIPE. Anything else that goes wrong is a bug in genval:
+one line and exit 70 (EX_SOFTWARE); `genval --debug COMMAND` shows the traceback of either.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from genval.errors import GenvalError
 from genval.redact import redact
 
 EXIT_BUG = 70  # sysexits.h EX_SOFTWARE: an internal error, not the user's
+EXIT_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away (`genval metrics | head`)
 
 
 def _say_outcome(result: dict) -> None:
@@ -30,16 +33,25 @@ def _say_outcome(result: dict) -> None:
 
     Read from the run folder, so a re-run that skips every stage says them again.
     """
-    gate = result.get("gate")
+    gate, decision = result.get("gate"), result["decision"]
     if gate is not None:
-        print(f"gate: {'PASS' if gate['passed'] else 'FAIL'}" + "".join(f"\n  failing: {line}" for line in gate["failing"]))
-    decision = result["decision"]
+        incomplete = (decision or {}).get("verdict") == "INCOMPLETE"
+        print(f"gate: {'PASS' if gate['passed'] else 'FAIL'}"
+              + (" — but the run is INCOMPLETE, so its rules cannot be trusted (see the decision)" if incomplete else "")
+              + "".join(f"\n  failing: {line}" for line in gate["failing"]))
     if decision:
         print(f"decision: {decision['verdict'].replace('_', ' ')}")
         for reason in decision["reasons"]:
             print(f"  - {reason}")
     for stage, count in result["failed_requests"].items():
-        print(f"{stage}: {count} requests failed; a plain re-run retries them (exit 3)")
+        unfilled = result.get("missing", {}).get(stage, 0)
+        retried = count - unfilled
+        said = [f"{retried} a plain re-run retries"] if retried else []
+        if unfilled:
+            said.append(f"{unfilled} have no record in a replay file, which a re-run will not fill")
+        print(f"{stage}: {count} requests failed: {'; '.join(said)} (exit 3)")
+    for note in result.get("replay_notes") or []:
+        print(f"  {note}")
 
 
 def _cmd_run(args) -> int:
@@ -142,6 +154,29 @@ def _say(message: str) -> None:
     print(" ".join(redact(message).split("\n")), file=sys.stderr)
 
 
+def _stdout_closed() -> bool:
+    """Says whether stdout's reader went away; if so, stdout is pointed at /dev/null so exit flushes nothing.
+
+    A closed pipe is the reader's choice, not an error: the command stops quietly (Python's own
+    advice, docs "Note on SIGPIPE"). A broken pipe elsewhere (a socket) is an error as any other.
+    """
+    import os
+    import select
+
+    try:  # a pipe whose reader closed polls as an error on its write end (Linux, macOS)
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        closed = any(event & (select.POLLERR | select.POLLHUP) for _fd, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout is no file
+        closed = False
+    if not closed:
+        return False
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # wherever it stands: `genval run c.yaml --debug` works too
@@ -156,7 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader that left (`| head`) is found here, not at exit
+        return code
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise
+        return EXIT_PIPE
     except GenvalError as exc:
         if debug:
             traceback.print_exc()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from genval.errors import GenvalError
 
+EXIT_INCOMPLETE = 3  # as `genval run`: the run's decision is INCOMPLETE, so no rule's outcome can be trusted
+
 
 def _write_json(path: str | None, data) -> None:
     if path:
@@ -51,15 +53,58 @@ def _cmd_gate(args) -> int:
     # The run's own tables: non-inferiority rules test paired intervals that summary.json does not hold.
     paired = paired_numbers(run, _run_config(run), gate.rules) \
         if run.has("examples") and any(rule.non_inferiority for rule in gate.rules) else None
-    result = evaluate(gate, read_summary(run.root), read_baseline(gate.baseline), paired)
-    print(f"gate: {'PASS' if result['passed'] else 'FAIL'} ({len(result['rules'])} rules, "
-          f"{len(result['failing'])} failing)")
+    summary = read_summary(run.root)
+    check_rule_slices(gate.rules, summary.get("slices") or {}, str(args.config or f"{args.run}/manifest.json"))
+    result = evaluate(gate, summary, read_baseline(gate.baseline), paired)
+    incomplete = incomplete_reason(summary)
+    result["incomplete"], result["allow_incomplete"] = incomplete, bool(args.allow_incomplete)
+    outcome = "PASS" if result["passed"] else "FAIL"
+    if incomplete and not args.allow_incomplete:
+        outcome = "INCOMPLETE"
+    print(f"gate: {outcome} ({len(result['rules'])} rules, {len(result['failing'])} failing)")
     for rule in result["rules"]:
         shown = "" if rule["value"] is None else f" (value {rule['value']:.4g})"
         print(f"  {'ok  ' if rule['passed'] else 'FAIL'} {rule['rule']}"
               + (f" — {rule['reason']}" if rule["reason"] else shown))
+    if incomplete:
+        print(f"  the run is INCOMPLETE: {incomplete}; "
+              + ("gated anyway (--allow-incomplete)" if args.allow_incomplete else
+                 f"its numbers count failures as wrong, so no rule's outcome can be trusted (exit "
+                 f"{EXIT_INCOMPLETE}; a plain `genval run` retries the failed requests, --allow-incomplete "
+                 "gates it anyway)"))
     _write_json(args.json, result)
+    if incomplete and not args.allow_incomplete:
+        return EXIT_INCOMPLETE
     return 0 if result["passed"] else 1
+
+
+def check_rule_slices(rules, slices: dict, source: str) -> None:
+    """Raises for a rule whose slice the run does not have (a typo such as `domain=heath`), naming the close match."""
+    from genval.errors import did_you_mean
+
+    for rule in rules:
+        if not rule.slice:
+            continue
+        field, _, wanted = rule.slice.partition("=")
+        if field not in slices:
+            raise GenvalError(f"{source}: gate rule on slice '{rule.slice}': the run is not sliced by '{field}' "
+                              f"(its slice fields: {', '.join(sorted(slices)) or 'none'})"
+                              + did_you_mean(field, slices))
+        if wanted != "*" and wanted not in slices[field]:
+            values = sorted(slices[field])
+            raise GenvalError(f"{source}: gate rule on slice '{rule.slice}': no example has {field}={wanted} "
+                              f"(its values: {', '.join(values[:12])}{' …' if len(values) > 12 else ''})"
+                              + did_you_mean(wanted, values))
+
+
+def incomplete_reason(summary: dict) -> str | None:
+    """Gives why a run's numbers are not complete enough to gate (its decision is INCOMPLETE, or it has none), or None."""
+    decision = summary.get("decision")
+    if not isinstance(decision, dict) or "verdict" not in decision:
+        return "its summary.json holds no decision (re-run `genval aggregate` on its config)"
+    if decision["verdict"] == "INCOMPLETE":
+        return "; ".join(decision.get("reasons") or []) or "its decision is INCOMPLETE"
+    return None
 
 
 def _cmd_leakage(args) -> int:
@@ -107,11 +152,15 @@ def add_commands(subparsers) -> None:
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any number regressed")
     p.set_defaults(func=_cmd_compare)
 
-    p = subparsers.add_parser("gate", help="check a run against release rules; exit 0 pass, 1 fail")
+    p = subparsers.add_parser("gate", help="check a run against release rules; exit 0 pass, 1 fail, "
+                                           "3 the run is INCOMPLETE")
     p.add_argument("run", help="the run folder")
     p.add_argument("--config", metavar="GATE_YAML", help="gate rules (default: the run config's 'gate:' key)")
     p.add_argument("--baseline", metavar="RUN", help="baseline run folder for max_regression rules")
     p.add_argument("--json", metavar="PATH", help="also write the outcome as JSON here")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="gate a run whose decision is INCOMPLETE (or that has none) on its rules alone; "
+                        "without it such a run exits 3")
     p.set_defaults(func=_cmd_gate)
 
     p = subparsers.add_parser("leakage", help="find training examples that duplicate eval examples; exit 1 if any")

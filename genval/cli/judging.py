@@ -61,7 +61,9 @@ def _cmd_calibrate(args) -> int:
     from genval.config import load_config, parse_config
     from genval.judging.labels import (
         FOLDER,
+        check_ids,
         copy_name,
+        eval_set_ids,
         label_sources,
         read_labels,
         read_sources,
@@ -89,6 +91,9 @@ def _cmd_calibrate(args) -> int:
     copy = None
     if args.labels:  # every check before anything is written
         incoming = read_labels(args.labels, judges=scopes)
+        ids = ((frame["id"] for frame in run.iter_table("examples", columns=["id"])) if target.is_dir()
+               else eval_set_ids(config.eval_set))
+        check_ids([(args.labels, incoming)], ids, Path(config.eval_set).name)
         copy = root / FOLDER / f"{copy_name(incoming, Path(args.labels))}.jsonl"
         sources = [s for s in label_sources(config.human_labels, root) if s != copy]
         read_sources(sources + [Path(args.labels)], judges=scopes)

@@ -76,8 +76,8 @@ def _orders(definition: Definition, swap: bool) -> list[str]:
 
 
 def build_requests(definition: Definition, items: pd.DataFrame, pair: str, task: str, samples: int,
-                   swap: bool, aspect: str | None) -> list[Request]:
-    """Gives every request for one pair: each example × order × sample, prompts rendered and fenced."""
+                   swap: bool, aspect: str | None, key: bytes) -> list[Request]:
+    """Gives every request for one pair: each example × order × sample, prompts rendered and fenced (nonces keyed by `key`)."""
     p = definition.parameters
     labels = definition.scale.tokens if p.weighted else None
     # A weighted choice judge is a constrained choice: the scale tokens are scored, nothing is generated.
@@ -89,7 +89,7 @@ def build_requests(definition: Definition, items: pd.DataFrame, pair: str, task:
             first, second = (row.candidate, row.other) if order == "ab" else (row.other, row.candidate)
             fields = {"task": task, "input": row.input, "reference": row.reference, "candidate": first,
                       "other": second, "output_a": first, "output_b": second}
-            system, user = render_prompt(definition, fields, aspect)
+            system, user = render_prompt(definition, fields, aspect, key=key)
             for s in range(samples):
                 # Each sample gets its own seed, so the cache keeps k distinct draws, not one answer k times.
                 params = Params(max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p,

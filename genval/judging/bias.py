@@ -20,6 +20,35 @@ def _float(value) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+def _wide(rated: pd.DataFrame) -> pd.DataFrame:
+    """Gives the ratings' values on the scale as one row per (id, pair), one column per annotator."""
+    return rated.drop_duplicates(["id", "pair", "annotator"]).set_index(["id", "pair", "annotator"])["value"] \
+        .unstack("annotator")
+
+
+def annotator_pairs(rated: pd.DataFrame, definition: Definition) -> list[dict]:
+    """Gives, per two annotators with items in common, the items shared, raw agreement and Cohen's kappa.
+
+    `rated` holds each rating's `value` on the judge's scale (genval.judging.calibration.human_values),
+    so `Equivalent` and `equivalent` are one verdict; an ordinal scale's kappa is weighted quadratically
+    over its steps. The rating page and `annotator_agreement` (calibration.json) both read these.
+    """
+    scale = definition.scale
+    categories = list(scale.tokens)
+    weights = "quadratic" if scale.kind == "ordinal" else None
+    if not len(rated):
+        return []
+    wide = _wide(rated)
+    out = []
+    for a, b in combinations(sorted(wide.columns), 2):
+        both = wide[[a, b]].dropna()
+        if len(both):
+            kappa = cohen_kappa(both[a].tolist(), both[b].tolist(), weights, categories)
+            out.append({"a": a, "b": b, "n": int(len(both)), "agreement": raw_agreement(both[a].tolist(), both[b].tolist()),
+                        "kappa": _float(kappa) if kappa is not None else None})
+    return out
+
+
 def annotator_agreement(rated: pd.DataFrame, joined: pd.DataFrame, definition: Definition, s) -> dict:
     """Gives people's agreement with each other where several rated an item, and the judge's on those items."""
     scale = definition.scale
@@ -31,13 +60,10 @@ def annotator_agreement(rated: pd.DataFrame, joined: pd.DataFrame, definition: D
     out = {"annotators": names, "items_multi_rated": int(len(multi))}
     if not len(multi):
         return out
-    wide = rated.set_index(["id", "pair", "annotator"])["value"].unstack("annotator").loc[multi]
-    pair_kappas, pair_agree = [], []
-    for a, b in combinations(names, 2):
-        both = wide[[a, b]].dropna()
-        if len(both) >= 2:
-            pair_kappas.append(cohen_kappa(both[a].tolist(), both[b].tolist(), weights, categories))
-            pair_agree.append(raw_agreement(both[a].tolist(), both[b].tolist()))
+    wide = _wide(rated).loc[multi]
+    pairs = [p for p in annotator_pairs(rated, definition) if p["n"] >= 2]
+    pair_kappas = [np.nan if p["kappa"] is None else p["kappa"] for p in pairs]
+    pair_agree = [p["agreement"] for p in pairs]
     code = {c: i for i, c in enumerate(categories)}
     matrix = wide.apply(lambda col: col.map(code)).to_numpy(dtype=float).T
     level = "ordinal" if scale.kind == "ordinal" else "nominal"
@@ -60,11 +86,17 @@ def annotator_agreement(rated: pd.DataFrame, joined: pd.DataFrame, definition: D
     return out
 
 
+def _length(text) -> float:
+    """Gives a text's length in characters; NaN where there is none (no reference, no output)."""
+    return float(len(text)) if isinstance(text, str) else np.nan
+
+
 def _lengths(joined: pd.DataFrame, examples: pd.DataFrame, outputs: pd.DataFrame) -> pd.DataFrame:
     """Gives the character length of each pair's two sides (`candidate_len`, `other_len`)."""
     ok = outputs[outputs["error"].isna()]
-    length = {(r.id, r.role): len(r.text or "") for r in ok.itertuples(index=False)}
-    ref_len = {r.id: len(r.reference or "") for r in examples.itertuples(index=False)}
+    length = {(r.id, r.role): _length(r.text) for r in ok.itertuples(index=False)}
+    # An eval set without references reads its `reference` column back as NaN (a float), not None.
+    ref_len = {r.id: _length(r.reference) for r in examples.itertuples(index=False)}
     cand, other = [], []
     for r in joined.itertuples(index=False):
         left, _, right = r.pair.partition("~")

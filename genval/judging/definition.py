@@ -196,6 +196,9 @@ class Definition(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
+    # For the people who rate (the rating page shows it; without one, the description and the scale):
+    # what to look for, in their words. The prompt is the model's, with its fences and placeholders.
+    guideline: str = ""
     mode: Literal["pointwise", "pairwise"]
     scale: Scale
     prompt: PromptTemplate
@@ -214,6 +217,15 @@ class Definition(_Strict):
         values = [int(t) for t in self.scale.tokens] if self.scale.kind == "ordinal" else list(self.scale.tokens)
         return {"type": "object", "properties": {self.parser.key: {"enum": values}},
                 "required": [self.parser.key], "additionalProperties": False}
+
+    @field_validator("guideline")
+    @classmethod
+    def _for_people(cls, value):
+        named = [f for f in template_fields(value) if f in PROMPT_FIELDS]
+        if named:
+            raise ValueError(f"the guideline is for people and is shown as written: '{{{named[0]}}}' would reach them "
+                             "as a placeholder; describe what to look for in words")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -235,4 +247,4 @@ def load_definition(path: str | Path) -> Definition:
     try:
         return Definition.model_validate(data)
     except ValidationError as exc:
-        raise validation_error(exc, str(path), text) from None
+        raise validation_error(exc, str(path), text, Definition) from None

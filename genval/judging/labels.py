@@ -168,6 +168,41 @@ def check_ratings(rows: list[dict], wheres: list[str], judges) -> None:
                                   f"({', '.join(labelled[0].definition.scale.labels)})")
 
 
+def check_ids(sources: list, id_batches, eval_set: str) -> None:
+    """Raises, naming the line, for the first rating of an id the eval set lacks.
+
+    `sources` is [(path, its ratings as read_labels gives them)]; `id_batches` yields the eval
+    set's ids batch by batch, read once for all of them; only the ids the ratings name are held.
+    A rating of an unknown id would be copied into the run and count for nothing, silently.
+    """
+    wanted = {str(i) for _path, frame in sources for i in frame["id"]}
+    for ids in id_batches:
+        wanted.difference_update(str(i) for i in ids)
+        if not wanted:
+            return
+    for path, frame in sources:
+        mine = sorted(set(frame["id"].astype(str)) & wanted)
+        if mine:
+            rows, wheres, _ = _read(path)
+            first = next(where for row, where in zip(rows, wheres) if row["id"] in wanted)
+            raise GenvalError(f"{first}: {len(mine)} rated id(s) the eval set {eval_set} does not have "
+                              f"({', '.join(repr(i) for i in mine[:5])}{' …' if len(mine) > 5 else ''}); "
+                              "rate items of this eval set, or fix the ids")
+
+
+def eval_set_ids(path: str | Path):
+    """Yields the ids of the eval set at `path` in batches, reading it as it goes."""
+    from genval.evalset import iter_records
+
+    batch = []
+    for record in iter_records(Path(path)):
+        batch.append(str(record.data.get("id")))
+        if len(batch) == 8192:
+            yield batch
+            batch = []
+    yield batch
+
+
 def _plain(value):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -216,13 +251,16 @@ def read_sources(sources: list[Path], judges=None) -> pd.DataFrame:
     The same person's rating of the same item in two files is kept once when it is the same
     rating; two different ratings are an error naming both files (keep one).
     """
+    from genval.judging.parsing import normalise
+
     frames, seen = [], {}
     for path in sources:
         frame = read_labels(path, judges=judges)
         keep = []
         for row in frame.itertuples(index=False):
             key = (row.id, row.pair, row.annotator, row.aspect)
-            rating = (row.verdict, None if pd.isna(row.score) else row.score)
+            # compared as a scale reads a verdict: `Equivalent` in one file is `equivalent` in another
+            rating = (None if row.verdict is None else normalise(row.verdict), None if pd.isna(row.score) else row.score)
             if key in seen:
                 if seen[key][1] != rating:
                     raise GenvalError(f"{path}: annotator '{row.annotator}' rated '{row.id}' ({row.pair}) "

@@ -10,7 +10,8 @@ called only through genval.models, with the run's shared request cache.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -80,6 +81,7 @@ class JudgeTask:
     pairs: list[Pair]
     task: str
     cache_path: str | None
+    key: bytes = field(default=b"", repr=False)  # the cache's fence secret (never printed, so not in repr)
     on_item = None  # set by an in-process executor: called with 1 per finished request
 
     def __post_init__(self):
@@ -97,7 +99,7 @@ class JudgeTask:
         for pair in self.pairs:
             items, scope = batch_items(batch, pair)
             requests.extend(build_requests(self.definition, items, pair.name, self.task, self.ref.samples,
-                                           self.ref.swap, self.ref.aspect))
+                                           self.ref.swap, self.ref.aspect, self.key))
             unanswered.append(unanswered_rows(self.definition, self.name, pair.name, scope.astype(str).tolist(),
                                               items["id"]))
         done = (lambda _c: self.on_item(1)) if self.on_item else None
@@ -164,6 +166,7 @@ class _JudgeTally:
         self.requests = self.called = self.cached = self.failed = self.answered = self.unparsed = self.missing = 0
         self.unanswered = self.swapped = self.flipped = 0
         self.passes: set[str] = set()
+        self.missing_ids: list[str] = []  # the first few examples whose judge request the replay file lacks
 
     def add(self, frame: pd.DataFrame) -> None:
         asked = frame["requests"].fillna(0).to_numpy() > 0
@@ -172,6 +175,8 @@ class _JudgeTally:
         self.cached += int(frame[CACHED].fillna(0).sum())
         self.failed += int(frame["failed_requests"].fillna(0).sum())
         self.missing += int(frame[MISSING].fillna(0).sum())
+        lacking = frame[MISSING].fillna(0).to_numpy() > 0
+        self.missing_ids += frame.loc[lacking, "id"].astype(str).tolist()[:5 - len(self.missing_ids)]
         self.answered += int(asked.sum())
         self.unparsed += int((~frame["parsed"].astype(bool).to_numpy() & asked).sum())
         self.unanswered += int((~asked).sum())
@@ -197,7 +202,9 @@ def ask_judge(run: Run, name: str, ref: JudgeRef, definition: Definition, config
         notes.append(f"judge '{name}': samples {ref.samples} at temperature 0 draw the same answer "
                      f"{ref.samples} times on a deterministic engine; set parameters.temperature in {ref.config.name}")
     source = Source(run, columns=EXAMPLE_COLUMNS, roles=tuple(roles_of(pairs)))
-    task = JudgeTask(name, ref, definition, pairs, config.task, str(cache.path) if cache is not None else None)
+    # No cache, nothing to keep the prompts stable for: a secret for this run alone.
+    key = cache.secret("fence") if cache is not None else os.urandom(32)
+    task = JudgeTask(name, ref, definition, pairs, config.task, str(cache.path) if cache is not None else None, key)
     backend = load_backend(ref.model)
     tally = _JudgeTally()
     with progress.bar(f"judge {name}", total=source.rows()) as bar:
@@ -213,9 +220,14 @@ def ask_judge(run: Run, name: str, ref: JudgeRef, definition: Definition, config
                     yield [i for ident in items["id"].astype(str)
                            for i in request_ids(ident, pair.name, definition, ref.samples, ref.swap)]
 
-        notes.extend(backend.unmatched(tally.requests - tally.missing, asked) + backend.missing_note(tally.missing))
+        replay = backend.unmatched(tally.requests - tally.missing, asked) + \
+            backend.missing_note(tally.missing, tally.missing_ids)
+        notes.extend(replay)
+    else:
+        replay = []
     backend.close()
-    return tally.record(cache if backend.uses_cache else None, notes)
+    return {**tally.record(cache if backend.uses_cache else None, notes), "missing": tally.missing,
+            "replay_notes": replay}
 
 
 def unanswered_rows(definition: Definition, name: str, pair: str, scope: list[str], judged) -> pd.DataFrame:
@@ -271,7 +283,9 @@ def judge(run: Run, config: RunConfig, progress: Progress, cache: RequestCache, 
             records[name] = ask_judge(run, name, ref, definition, config, progress, cache, executor, out)
             for note in records[name]["notes"]:
                 progress.say(f"note: {note}")
-    return {"judges": records, "failed_requests": sum(r["failed"] for r in records.values())}
+    return {"judges": records, "failed_requests": sum(r["failed"] for r in records.values()),
+            "missing": sum(r["missing"] for r in records.values()),
+            "replay_notes": [n for r in records.values() for n in r["replay_notes"]]}
 
 
 def _fmt(value) -> str:

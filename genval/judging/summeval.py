@@ -153,8 +153,10 @@ def import_summeval(path: str | Path, out_dir: str | Path) -> dict:
         "prompt": "Summarise the news article in a few sentences.\n\n{input}",
         "models": {roles[m]: {"backend": "replay", "path": f"systems/{m}.jsonl"} for m in systems},
         # the SummEval convention (BARTScore's and G-Eval's scripts): F-measure averaged over the references,
-        # ROUGE-L at summary level (rougeLsum, sentences split on newlines)
-        "metrics": ["bleu", {"name": "rouge", "types": ["rouge1", "rouge2", "rougeL", "rougeLsum"], "reduce": "mean"},
+        # ROUGE-L at summary level (rougeLsum): summaries hold several sentences on one line, so they are split
+        # by genval's rules (what rouge-score's split_summaries does with nltk's Punkt), not only at newlines
+        "metrics": ["bleu", {"name": "rouge", "types": ["rouge1", "rouge2", "rougeL", "rougeLsum"], "reduce": "mean",
+                             "sentences": "split"},
                     {"name": "bertscore", "reduce": "mean"}],
         "human_labels": "human_labels.jsonl",
     }

@@ -27,6 +27,8 @@ from genval.metrics.registry import (
     spread,
     with_references,
 )
+from genval.metrics.sentences import SIGNATURE as SENTENCES
+from genval.metrics.sentences import sentence_lines
 from genval.numbers import SCORE_100, SHARE
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -195,7 +197,7 @@ def _rouge_python(types: list[str], stem: bool, candidates, others) -> list[dict
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(types, use_stemmer=stem)
-    summary_level = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=stem)  # its own newline split
+    summary_level = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=stem)  # its own newline split (texts may be pre-split)
     tokens: dict[str, list[str]] = {}
 
     def tok(text):
@@ -242,6 +244,9 @@ class RougeOptions(Options):
     stemmer: bool = True
     engine: Literal["auto", "rouge-score", "rouge-score-rs"] = "auto"
     reduce: Literal["max", "mean"] = "max"
+    # rougeLsum's sentences: at newlines (rouge-score's default), or `split` by genval's rule-based
+    # splitter (genval.metrics.sentences), what rouge-score's split_summaries asks nltk's Punkt for
+    sentences: Literal["newline", "split"] = "newline"
 
     @field_validator("types")
     @classmethod
@@ -268,7 +273,12 @@ def rouge(candidates: list[str], others: list[Other], ctx: MetricContext) -> Met
     engine = rouge_engine(ctx.options.engine)
     cands, refs, owner = spread(candidates, others)
     foreign = {text: other_script(text) for text in set(cands) | set(refs)}
-    scores = rouge_scores(types, stem, cands, refs, engine)
+    if ctx.options.sentences == "split" and "rougeLsum" in types:
+        # one sentence per line: only whitespace becomes a newline, so the other types' tokens are unchanged
+        lines = {text: sentence_lines(text) for text in set(cands) | set(refs)}
+        scores = rouge_scores(types, stem, [lines[c] for c in cands], [lines[r] for r in refs], engine)
+    else:
+        scores = rouge_scores(types, stem, cands, refs, engine)
     columns = {t: [] for t in types}
     scorable = set()
     for i, cand, other, row in zip(owner, cands, refs, scores):
@@ -282,8 +292,10 @@ def rouge(candidates: list[str], others: list[Other], ctx: MetricContext) -> Met
     details = ["text mostly outside a-z: rouge-score keeps only [a-z0-9] and would give 0" if i not in scorable
                else None for i in range(len(candidates))]
     sig = f"rouge-score|fmeasure|stemmer:{'yes' if stem else 'no'}|tokenizer:default[a-z0-9]"
+    split = "newline" if ctx.options.sentences == "newline" else SENTENCES
+    names = {t: f"{t}|{sig}" + (f"|sentences:{split}" if t == "rougeLsum" else "") for t in types}
     counts = {"rouge: {} of {} pairs have text mostly outside a-z; their ROUGE is NaN, not 0 "
               "(rouge-score keeps only [a-z0-9])": [len(candidates) - len(scorable), len(candidates)]}
-    return MetricResult(columns, {t: f"{t}|{sig}" for t in types}, details={t: details for t in types},
+    return MetricResult(columns, names, details={t: details for t in types},
                         summary={"engine": {"rouge": engine}}, counts=counts,
-                        row_settings={t: with_references(f"{t}|{sig}", others, ctx.options.reduce) for t in types})
+                        row_settings={t: with_references(names[t], others, ctx.options.reduce) for t in types})

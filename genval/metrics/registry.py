@@ -58,6 +58,9 @@ class MetricContext:
     segments: list[tuple[str, int, int]] = field(default_factory=list)  # (pair, start, end)
     ids: list[str] | None = None
     prepared: Any = None  # what the metric's Prepass gathered over the whole corpus, if it has one
+    # every metric of the run as (name, options): metrics that can share work (one encoder pass
+    # for BERTScore and embeddings) see whether their partner runs, with which settings
+    peers: tuple = ()
 
 
 @dataclass

@@ -160,7 +160,8 @@ class ScoreTask:
         c = self.config
         return MetricContext(task=c.task, options=self.options[i], schema=self.schema, labels=c.labels,
                              label_field=c.label_field, cache_dir=self.cache_dir, segments=segments, ids=ids,
-                             prepared=self.prepared.get(i))
+                             prepared=self.prepared.get(i),
+                             peers=tuple((s.name, o) for s, o in zip(c.metric_specs, self.options)))
 
     def jobs(self, batch: pd.DataFrame):
         roles = self.config.roles

@@ -5,10 +5,13 @@ goes through `generate_cached`, which answers what the request cache holds and w
 finished completion to it as it finishes.
 
 Timing: the live calls of one `Session` (one `generate_cached`, or one role of a stage over all
-its batches) form a *pass*. One warm-up request runs
-before the pass's clock starts (its answer is dropped, so first-call costs — kernels,
-allocator, connections — stay out of the figures); the clock then covers the engine at its
-own batch settings. Each answer is cached with its pass, so a later run that reads it
+its batches) form a *pass*. A local engine (hf, vllm) is warmed before the pass's clock starts
+by a one-token probe of the first prompt — not a request of the run, its answer dropped — so
+first-call costs (kernels, allocator) stay out of the figures; the clock then covers the engine
+at its own batch settings. A remote server (openai) is not warmed: it is serving already, and a
+warm-up would be a paid request answered twice (after a kill and resume, once per resume), or
+spend a rate-limited server's 429 before the run's first request; no request of a run is ever
+sent twice once answered. Each answer is cached with its pass, so a later run that reads it
 reports the figures measured when it was made (genval/models/ops.py).
 """
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 import time
 import uuid
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Callable, Iterable, Iterator
 
@@ -111,10 +114,15 @@ class Backend(ABC):
     def load(self) -> None:
         """Loads the model; `generate_cached` calls it before its clock starts, so throughput excludes loading."""
 
-    def warm_up(self, request: Request) -> None:
-        """Answers one request before the clock starts and drops the answer, so the timed calls run warm."""
-        for _ in self.generate([request]):
+    def warm_up(self, request: Request) -> bool:
+        """Runs a one-token probe of `request`'s prompt before the clock starts; says whether it warmed anything.
+
+        The probe asks for one token under its own id, so it is no request of the run: none is answered twice.
+        """
+        probe = replace(request, id="warm-up", params=replace(request.params, max_tokens=1))
+        for _ in self.generate([probe]):
             pass
+        return True
 
     def batch_settings(self) -> dict:
         """Gives the settings the engine batches at (batch size, concurrency), recorded with its timings."""
@@ -154,8 +162,8 @@ def _new_pass(measure: dict | None) -> tuple[str, dict]:
 class Session:
     """Answers batch after batch of requests through the cache, the engine's live calls timed as one pass.
 
-    The first request the cache cannot answer loads the engine and warms it up (its answer
-    dropped) before the pass's clock starts; the clock then runs only while the engine answers,
+    The first request the cache cannot answer loads the engine and, a local one, warms it with
+    a one-token probe before the pass's clock starts; the clock then runs only while the engine answers,
     batch after batch, so a stage that streams its rows gets the figures one call over all of
     them would have. Each finished answer is written to the cache at once, with its pass and
     the pass's seconds so far; the pass's record is rewritten after every batch (a killed run
@@ -174,11 +182,12 @@ class Session:
         self.record: dict = {}
         self.answers = 0
         self.wall = 0.0
+        self.warmed = False
 
     def _start(self, first: Request) -> None:
         self.backend.load()
         if self.backend.live:
-            self.backend.warm_up(first)
+            self.warmed = bool(self.backend.warm_up(first))
             self.pass_id, self.record = _new_pass(self.measure)
             self.stats.this_pass = self.pass_id
             if self.cache is not None:
@@ -243,7 +252,7 @@ class Session:
             return
         self.stats.wall_s = self.wall
         self.record.update(wall_s=self.wall, answers=self.answers, batch=self.backend.batch_settings(),
-                           info=self.backend.info(), warm_up=True, finished=finished)
+                           info=self.backend.info(), warm_up=self.warmed, finished=finished)
         self.stats.passes[self.pass_id] = {**self.record, "this_run": True}
         if self.cache is not None:
             self.cache.record_pass(self.pass_id, self.record)

@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS requests (
 )
 """
 PASSES = "CREATE TABLE IF NOT EXISTS passes (pass_id TEXT PRIMARY KEY, info TEXT NOT NULL)"
+# Random keys made once per cache and kept in it, never printed: the judge prompts' fence nonces
+# (genval.judging.prompts) are derived with one, so they are stable for this cache (its prompts stay
+# cacheable) and unknowable to an output that tries to close its fence.
+SECRETS = "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)"
 ADDED_COLUMNS = {"pass_id": "TEXT", "elapsed_s": "REAL"}  # what a cache from before passes lacks
 
 
@@ -71,6 +75,7 @@ class RequestCache:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(SCHEMA)
                 conn.execute(PASSES)
+                conn.execute(SECRETS)
                 _add_columns(conn)
         except (OSError, sqlite3.Error) as exc:
             raise GenvalError(f"{self.path}: cannot open the request cache ({exc}); "
@@ -116,6 +121,17 @@ class RequestCache:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (key, model, blob, time.time(), pass_id, elapsed_s),
         )
+
+    def secret(self, name: str) -> bytes:
+        """Gives this cache's secret called `name`: 32 random bytes, made the first time it is asked for.
+
+        Two processes asking at once get the same one (the first insert wins). It never leaves the cache file.
+        """
+        import os
+
+        conn = self._connect()
+        conn.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, os.urandom(32)))
+        return bytes(conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()[0])
 
     def record_pass(self, pass_id: str, info: dict) -> None:
         """Writes (or rewrites) what is known of a pass: at its start, and again with its figures when it ends."""

@@ -16,11 +16,18 @@ from pathlib import Path
 from typing import Iterator
 
 from genval.errors import GenvalError
+from genval.models import hf_continuous
 from genval.models.base import Backend, Completion, Params, Request
-from genval.models.labels import label_scores
+from genval.models.labels import label_loglik_batch, normalise
 from genval.models.ops import peak_memory, reset_peak_memory
 
 AUTO_BATCH_START = {"cuda": 64, "cpu": 16}
+# Padded tokens per label-scoring forward (rows × the longest row). Measured on 2 CPU cores
+# (benchmarks/labels.py): past ~4k tokens a bigger forward is no faster; a GPU wants more.
+LABEL_TOKENS = {"cuda": 32768, "cpu": 4096}
+# Label-only requests under `batch_size: auto` start at this many examples a batch: their
+# memory is bounded by LABEL_TOKENS per forward, not by the number of examples.
+LABEL_BATCH = 256
 
 
 def _model_fingerprint(name: str) -> str:
@@ -66,6 +73,67 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+def resolve_device(requested: str, model: str) -> str:
+    """Gives the device a model runs on: CUDA for 'auto' when present; a CUDA device asked for must exist."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise GenvalError(f"model '{model}': device '{requested}' but CUDA is not available "
+                          "(set 'device: auto' or 'cpu')")
+    return requested
+
+
+def load_pretrained(config):
+    """Gives (model, tokenizer) loaded with transformers as an `hf` model config says, or a one-line error."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = "auto" if config.dtype == "auto" else getattr(torch, config.dtype)
+    kwargs = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(config.model, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype, **kwargs)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GenvalError(f"model '{config.model}': cannot load it with transformers ({first}); "
+                          "check 'model' (a Hugging Face id or a local folder)") from None
+    return model, tokenizer
+
+
+def prepare(model, tokenizer, device: str):
+    """Gives (model, tokenizer, device): the model on `device` in eval mode, the tokenizer padding on the left.
+
+    Decoder-only models continue from the right edge, so prompts are left-padded; a tokenizer
+    without a pad token pads with its end-of-sequence token.
+    """
+    model.to(device).eval()
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer, device
+
+
+def eos_ids(model) -> set[int]:
+    """Gives the token ids that end a generation (the model's generation config may list several)."""
+    eos = model.generation_config.eos_token_id
+    return set(eos if isinstance(eos, list) else [eos]) - {None}
+
+
+def finish(tokenizer, row: list[int], eos: set[int], stop: tuple[str, ...]) -> tuple[str, int]:
+    """Gives (text, completion tokens) of one generated row: up to its end token, cut at the first stop string.
+
+    The end token counts as generated; padding after a finished row does not. A text cut at a
+    stop string counts the tokens of what is left.
+    """
+    n = next((k + 1 for k, t in enumerate(row) if t in eos), None)
+    row = row[:n] if n is not None else [t for t in row if t != tokenizer.pad_token_id]
+    text, stopped = cut_at_stop(tokenizer.decode(row, skip_special_tokens=True), stop)
+    count = len(tokenizer(text, add_special_tokens=False)["input_ids"]) if stopped else len(row)
+    return text, count
+
+
 class HFBackend(Backend):
     """A transformers model by id or local path; loaded on first use, so a fully cached run never loads it."""
 
@@ -78,41 +146,22 @@ class HFBackend(Backend):
         self.device = None
         self.batch_size = config.batch_size if isinstance(config.batch_size, int) else None
         self._fingerprint = None
+        self._label_batch = LABEL_BATCH  # examples per batch of label-only requests under `batch_size: auto`
 
     # --- loading ------------------------------------------------------------------------------
-    def _resolve_device(self) -> str:
-        import torch
-
-        if self.config.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if self.config.device.startswith("cuda") and not torch.cuda.is_available():
-            raise GenvalError(f"model '{self.config.model}': device '{self.config.device}' but CUDA is not available "
-                              "(set 'device: auto' or 'cpu')")
-        return self.config.device
-
     def load(self) -> None:
         """Loads model and tokenizer once; a missing model is the user's mistake, said in one line."""
         if self.model is not None:
             return
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self.device = self._resolve_device()
+        device = resolve_device(self.config.device, self.config.model)
         self._free()  # whatever an earlier role left behind is not this model's memory
-        reset_peak_memory(self.device)
-        dtype = "auto" if self.config.dtype == "auto" else getattr(torch, self.config.dtype)
-        kwargs = {"revision": self.config.revision, "trust_remote_code": self.config.trust_remote_code}
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.config.model, **kwargs)
-            self.model = AutoModelForCausalLM.from_pretrained(self.config.model, dtype=dtype, **kwargs)
-        except (OSError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise GenvalError(f"model '{self.config.model}': cannot load it with transformers ({first}); "
-                              "check 'model' (a Hugging Face id or a local folder)") from None
-        self.model.to(self.device).eval()
-        self.tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        reset_peak_memory(device)
+        model, tokenizer = load_pretrained(self.config)
+        self.attach(model, tokenizer, device)
+
+    def attach(self, model, tokenizer, device: str) -> None:
+        """Makes this backend use a model and tokenizer already in memory (moved to `device`, set for batching)."""
+        self.model, self.tokenizer, self.device = prepare(model, tokenizer, device)
         if self.config.chat_template is True and not self.tokenizer.chat_template:
             raise GenvalError(f"model '{self.config.model}': 'chat_template: true' but its tokenizer has no chat "
                               "template (set 'chat_template: false' to send the raw prompt)")
@@ -123,9 +172,11 @@ class HFBackend(Backend):
     def fingerprint(self) -> str:
         if self._fingerprint is None:
             c = self.config
-            self._fingerprint = "hf:" + json.dumps({
-                "model": _model_fingerprint(c.model), "revision": c.revision, "dtype": c.dtype,
-                "chat_template": c.chat_template}, sort_keys=True)
+            key = {"model": _model_fingerprint(c.model), "revision": c.revision, "dtype": c.dtype,
+                   "chat_template": c.chat_template}
+            if c.engine != "batched":  # batched answers cached before engines existed keep their keys
+                key["engine"] = c.engine
+            self._fingerprint = "hf:" + json.dumps(key, sort_keys=True)
         return self._fingerprint
 
     # --- prompts --------------------------------------------------------------------------
@@ -144,19 +195,41 @@ class HFBackend(Backend):
     # --- generation -----------------------------------------------------------------------
     def generate(self, requests: list[Request]) -> Iterator[Completion]:
         self.load()
-        groups: dict[Params, list[Request]] = {}
-        for req in requests:
-            groups.setdefault(req.params, []).append(req)
-        for params, group in groups.items():
+        groups: dict[tuple[Params, bool], list[Request]] = {}
+        for req in requests:  # label-only requests batch apart: their memory is the label forwards'
+            groups.setdefault((req.params, req.generate), []).append(req)
+        for (params, _), group in groups.items():
             encoded = [(req, self.render(req)) for req in group]
             encoded = [(req, text, self.encode(text)) for req, text in encoded]
             encoded.sort(key=lambda item: -len(item[2]))
-            yield from self._generate_sorted(params, encoded)
+            if self.config.engine == "continuous" and encoded[0][0].generate and params.logprobs is None:
+                yield from self._generate_continuous(params, encoded)
+            else:
+                yield from self._generate_sorted(params, encoded)
+
+    def _generate_continuous(self, params: Params, encoded: list) -> Iterator[Completion]:
+        """Yields the completions of transformers' continuous batching, CHUNK prompts a call (hf_continuous)."""
+        eos = eos_ids(self.model)
+        for start in range(0, len(encoded), hf_continuous.CHUNK):
+            chunk = encoded[start:start + hf_continuous.CHUNK]
+            found = hf_continuous.generate(self.model, self.tokenizer, self.device, params, [ids for _, _, ids in chunk])
+            labelled = [i for i, (req, _, _) in enumerate(chunk) if req.labels]
+            items = [(chunk[i][1], chunk[i][0].labels, chunk[i][0].label_delimiter) for i in labelled]
+            probs = dict(zip(labelled, map(normalise, label_loglik_batch(
+                self.model, self.tokenizer, items, self.uses_chat(), tokens=LABEL_TOKENS[self._kind()]))))
+            for i, ((req, _, ids), got) in enumerate(zip(chunk, found)):
+                if got["error"]:
+                    yield Completion(id=req.id, error=f"continuous batching: {got['error']}")
+                    continue
+                text, count = finish(self.tokenizer, got["tokens"], eos, params.stop)
+                yield Completion(id=req.id, text=text, prompt_tokens=len(ids), completion_tokens=count,
+                                 latency_s=got["latency_s"], label_probs=probs.get(i))
 
     def _generate_sorted(self, params: Params, encoded: list) -> Iterator[Completion]:
         """Yields each batch's completions; with `batch_size: auto`, halves the size on out-of-memory and keeps it."""
         auto = self.config.batch_size == "auto"
-        size = self.batch_size or AUTO_BATCH_START["cuda" if self.device.startswith("cuda") else "cpu"]
+        labels_only = not encoded[0][0].generate
+        size = self._label_batch if labels_only and auto else self.batch_size or AUTO_BATCH_START[self._kind()]
         start = 0
         while start < len(encoded):
             batch = encoded[start:start + size]
@@ -173,10 +246,15 @@ class HFBackend(Backend):
                     while size > 1 and size >= len(batch):
                         size //= 2  # a size that holds the whole failing batch would fail the same way
                     continue
-            if auto:
+            if auto and labels_only:
+                self._label_batch = size
+            elif auto:
                 self.batch_size = size
             start += len(batch)
             yield from done
+
+    def _kind(self) -> str:
+        return "cuda" if self.device.startswith("cuda") else "cpu"
 
     def _free(self) -> None:
         import gc
@@ -197,11 +275,13 @@ class HFBackend(Backend):
         if to_generate:
             for i, result in zip(to_generate, self._generate_texts(params, [batch[i][2] for i in to_generate])):
                 texts[i] = result
+        labelled = [i for i, (req, _, _) in enumerate(batch) if req.labels]
         probs = {}
-        for i, (req, text, ids) in enumerate(batch):
-            if req.labels:
-                probs[i] = label_scores(self.model, self.tokenizer, text, req.labels, self.uses_chat(),
-                                        req.label_delimiter)
+        if labelled:  # every example's label rows together, in forwards of at most LABEL_TOKENS padded tokens
+            items = [(batch[i][1], batch[i][0].labels, batch[i][0].label_delimiter) for i in labelled]
+            found = label_loglik_batch(self.model, self.tokenizer, items, self.uses_chat(),
+                                       tokens=LABEL_TOKENS[self._kind()])
+            probs = {i: normalise(loglik) for i, loglik in zip(labelled, found)}
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
         latency = time.perf_counter() - started
@@ -234,13 +314,9 @@ class HFBackend(Backend):
             out = self.model.generate(**padded, **kwargs)
         sequences = out.sequences if params.logprobs is not None else out
         results = []
-        eos = self.model.generation_config.eos_token_id
-        eos = set(eos if isinstance(eos, list) else [eos]) - {None}
+        eos = eos_ids(self.model)
         for r, row in enumerate(sequences[:, width:].tolist()):
-            n = next((k + 1 for k, t in enumerate(row) if t in eos), None)
-            row = row[:n] if n is not None else [t for t in row if t != tok.pad_token_id]
-            text, stopped = cut_at_stop(tok.decode(row, skip_special_tokens=True), params.stop)
-            count = len(tok(text, add_special_tokens=False)["input_ids"]) if stopped else len(row)
+            text, count = finish(tok, row, eos, params.stop)
             top = self._top_logprobs(out.logits, r, count, params.logprobs) if params.logprobs is not None else None
             results.append((text, count, top))
         return results

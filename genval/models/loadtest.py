@@ -88,7 +88,10 @@ def loadtest(base_url: str, model: str, prompts: list[str], levels: list[int], r
         config = OpenAIModel(backend="openai", model=model, base_url=base_url, api_key_env=api_key_env,
                              concurrency=level, max_retries=0, timeout_s=timeout_s)
         if not results:  # before the first clock: connections and the server's first-call costs
-            OpenAIBackend(config).warm_up(Request(id="warm-up", prompt=prompts[0], params=Params(max_tokens=max_tokens)))
+            # the load test's own warm-up: a measurement of the server, not a run's request (no cache, not counted)
+            for _ in OpenAIBackend(config).generate([Request(id="warm-up", prompt=prompts[0],
+                                                             params=Params(max_tokens=max_tokens))]):
+                pass
         results.append(run_level(config, prompts, requests, max_tokens))
         if on_level:
             on_level(results[-1])

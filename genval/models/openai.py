@@ -138,9 +138,10 @@ class OpenAIBackend(Backend):
     def batch_settings(self) -> dict:
         return {"concurrency": self.config.concurrency}
 
-    def warm_up(self, request: Request) -> None:
-        """Sends one request before the clock, without retries: a server that is down costs one attempt here."""
-        Backend.warm_up(OpenAIBackend(self.config.model_copy(update={"max_retries": 0})), request)
+    def warm_up(self, request: Request) -> bool:
+        """Sends nothing: a remote server is serving already. A warm-up would be a paid request answered
+        twice (once more after every resume), and on a rate-limited server it would spend the 429."""
+        return False
 
     # --- one request ------------------------------------------------------------------------
     def _headers(self) -> dict:

@@ -86,8 +86,9 @@ class RayLLMBackend(VLLMBackend):
     def _has_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
-    def warm_up(self, request: Request) -> None:
+    def warm_up(self, request: Request) -> bool:
         """No separate warm-up: it would start every engine for one request. The pass's clock includes engine start."""
+        return False
 
     def processor_config(self, chat: bool):
         """Gives the `vLLMEngineProcessorConfig` of this model: its engine arguments, as the vllm backend's."""

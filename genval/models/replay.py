@@ -33,7 +33,10 @@ from genval.files import line_at, parse_json
 from genval.models.base import Backend, Completion, Request
 from genval.runfolder import file_sha256
 
+MISSING = "missing from replay file"  # an output's error when its id is not in the file: a re-run cannot fill it
+
 OPTIONAL_NUMBERS = ("latency_s", "prompt_tokens", "completion_tokens")
+KEYS = ("id", "text", *OPTIONAL_NUMBERS, "label_probs", "error")  # a record's keys; any other is a mistake
 HASH_CHUNK = 65536  # ids hashed at once while the index is built (only their 8-byte hashes are kept)
 
 
@@ -69,6 +72,15 @@ def checked(data: dict, where: str, labels: tuple[str, ...] | None) -> dict:
         raise GenvalError(f"{where}: the record has no 'id'")
     if not isinstance(data["id"], (str, int)) or isinstance(data["id"], bool):
         raise GenvalError(f"{where}: 'id' should be a string or a whole number, found {data['id']!r}")
+    unknown = [key for key in data if key not in KEYS]
+    if unknown:  # an output under `output` would otherwise read as an empty text and move every number
+        from genval.errors import did_you_mean
+
+        hint = did_you_mean(unknown[0], KEYS)
+        if not hint and "text" not in data and isinstance(data[unknown[0]], str):
+            hint = "; the output's text goes under 'text'"
+        raise GenvalError(f"{where}: unknown key '{unknown[0]}' in a replay record (its keys: {', '.join(KEYS)})"
+                          + hint)
     text = data.get("text")
     if text is not None and not isinstance(text, str):
         raise GenvalError(f"{where}: 'text' should be a string, found {type(text).__name__}")
@@ -328,12 +340,16 @@ class ReplayBackend(Backend):
         shown = ", ".join(names) + (" …" if len(unknown) > 5 else "")
         return [f"{self.path}: {len(unknown)} record(s) for ids the eval set lacks: {shown}"]
 
-    def missing_note(self, missing: int) -> list[str]:
-        """Gives the note on requests the file had no record for (they are failed outputs)."""
-        return [f"{self.path}: {missing} example(s) have no record; they count as errors"] if missing else []
+    def missing_note(self, missing: int, ids=()) -> list[str]:
+        """Gives the note on requests the file had no record for (failed outputs), naming the first few ids."""
+        if not missing:
+            return []
+        shown = f" ({', '.join(map(str, list(ids)[:5]))}{' …' if missing > 5 else ''})" if len(ids) else ""
+        return [f"{self.path}: {missing} example(s) have no record{shown}; they count as errors, and a re-run "
+                "will not fill them: add their records to the file"]
 
     def missing_error(self) -> str:
-        return f"missing from replay file {self.path.name}"
+        return f"{MISSING} {self.path.name}"
 
     def close(self) -> None:
         if self._file is not None:

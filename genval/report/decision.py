@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from genval import registry
 
 
@@ -27,6 +29,12 @@ def failure_line(summary: dict) -> str | None:
     if judges:
         said.append("A judge's failed or unreadable verdicts are left out of its rate.")
     return " ".join(said)
+
+
+def file_named(note: str) -> str:
+    """Gives a note that opens with a file's path with only the file's name: a report names no absolute path."""
+    head, sep, rest = note.partition(": ")
+    return f"{Path(head).name}{sep}{rest}" if sep and "/" in head else note
 
 
 def pct(x) -> str:

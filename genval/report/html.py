@@ -9,7 +9,7 @@ from importlib import resources
 
 from genval.config import GateConfig
 from genval.report import candidates, judges, opsview, pivot, plots, why
-from genval.report.decision import better, ci, decision, failure_line, headline_rows, holm_line, num, slice_rows
+from genval.report.decision import better, ci, decision, failure_line, file_named, headline_rows, holm_line, num, slice_rows
 from genval.report.drilldown import FAILURE_KINDS, PER_STRATUM
 from genval.viewfilter import parse_filter, view_command, view_url
 
@@ -100,7 +100,7 @@ def _plots(summary: dict, extras: dict) -> str:
                                            for svg, caption in figures if svg) + "</div>"
 
 
-def _header(summary: dict, run_label: str) -> str:
+def _header(summary: dict, run_label: str, replay_notes=()) -> str:
     verdict, reasons = decision(summary)
     out = [f'<h1>genval · {escape(summary["name"])}: <span class="verdict {VERDICT_CLASS[verdict]}" id="verdict">'
            f"{escape(verdict)}</span></h1>", f'<p class="why">{escape(reasons[0])}.</p>']
@@ -109,6 +109,9 @@ def _header(summary: dict, run_label: str) -> str:
     failed = failure_line(summary)
     if failed:
         out.append(f'<p class="failures">{escape(failed)}</p>')
+    if replay_notes:  # ids a replay file lacks (a re-run will not fill them) and records for ids the eval set lacks
+        out.append('<ul class="failures replay">' + "".join(f"<li>{escape(file_named(n))}</li>" for n in replay_notes)
+                   + "</ul>")
     out.append(_why(summary, run_label))
     return "".join(out)
 
@@ -241,8 +244,11 @@ def _ops_table(summary: dict, currency: str) -> str:
 
 
 def _candidates(summary: dict, currency: str) -> str:
-    """Gives the leaderboard of candidates against the one teacher: decision, task, fidelity, judge rates, ops."""
+    """Gives the section on candidates against the one teacher (decision, task, fidelity, judge rates, ops),
+    or nothing when the run has only the student: one row would repeat the headline (docs/report.md)."""
     found = candidates.rows(summary)
+    if len(found) < 2:
+        return ""
     judge_names = sorted({j for r in found for j in r["judges"]})
     head = ["candidate", "decision", f"task: {found[0]['task_metric'] or '–'}",
             f"fidelity: {found[0]['fidelity_metric'] or '–'}", "KL(teacher‖student)"] + \
@@ -260,7 +266,8 @@ def _candidates(summary: dict, currency: str) -> str:
                        (opsview.show("cost_per_1k_calls", r["cost_per_1k_calls"], currency), r["cost_per_1k_calls"])])
     note = ('<p class="muted">Each candidate is decided as the student is: the gate\'s rules (slices, interval '
             "bounds and Holm's correction included) on its own numbers.</p>") if len(found) > 1 else ""
-    return _table(head, rows, "sortable candidates") + note
+    return ('<h2 id="candidates">Candidates against the teacher</h2>'
+            + _table(head, rows, "sortable candidates") + note)
 
 
 def _examples(rows: list[dict], total: int) -> str:
@@ -296,11 +303,11 @@ def render(summary: dict, examples: list[dict], extras: dict) -> str:
               f'slices under n={s["min_slice_n"]} are not ranked.</p>')
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>genval · {escape(summary['name'])}</title><style>{_asset('report.css')}</style></head><body>"
-            f"{_header(summary, extras.get('run_label') or 'RUN')}<h2>Headline numbers</h2>{headline}"
+            f"{_header(summary, extras.get('run_label') or 'RUN', extras.get('replay_notes') or ())}<h2>Headline numbers</h2>{headline}"
+            f"{_candidates(summary, currency)}"  # docs/report.md's order: headline, candidates, judges, plots, …
             f'<h2 id="judges">Judges</h2>{_judges(summary, extras.get("calibration"))}'
             f"<h2>Plots</h2>{_plots(summary, extras)}"
             f'<h2>Slices</h2><p class="muted">Click a column to sort.</p>{_slice_table(summary)}'
-            f'<h2 id="candidates">Candidates against the teacher</h2>{_candidates(summary, currency)}'
             f'<h2>Metrics</h2>{_metrics_table(summary, extras.get("retention") or {})}'
             f"<h2>Operations</h2>{_ops_table(summary, currency)}"
             f'<h2 id="examples">Examples</h2>{_examples(examples, ev["n"])}{footer}'

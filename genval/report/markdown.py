@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genval.report import candidates, judges, opsview, pivot, why
-from genval.report.decision import ci, decision, failure_line, headline_rows, holm_line, num, slice_rows
+from genval.report.decision import ci, decision, failure_line, file_named, headline_rows, holm_line, num, slice_rows
 from genval.viewfilter import view_command
 
 MAX_SLICES = 12  # a PR comment shows the weakest; report.html has them all
@@ -68,6 +68,9 @@ def render(summary: dict, extras: dict | None = None) -> str:
     failed = failure_line(summary)
     if failed:
         out += [failed, ""]
+    replay = extras.get("replay_notes") or []
+    if replay:  # what the replay files lack, by id (a re-run will not fill it), and what they hold beyond the eval set
+        out += [f"- {file_named(note)}" for note in replay] + [""]
     out += _why(summary, run_label)
     out += ["### Headline numbers", "", "| number | value | 95 % CI | n |", "| --- | --- | --- | --- |"]
     out += [f"| {name} | {num(n)} | {ci(n)} | {n.get('n') if n.get('n') is not None else '–'} |"

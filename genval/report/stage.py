@@ -38,6 +38,9 @@ def report(run: Run, config: RunConfig, progress: Progress) -> dict:
     price = next((m.price for m in config.models.values() if m.price is not None), None)
     extras = {"calibration": calibration, "run_label": run_label(run), "currency": price.currency if price else ""}
     extras["retention"] = pivot.retention(summary)
+    stages = run.manifest.get("stages") or {}
+    extras["replay_notes"] = [note for name in ("generate", "judge")
+                              for note in (stages.get(name) or {}).get("replay_notes") or []]
     run.write_text("report.md", markdown.render(summary, extras))
     rows = drilldown.rows(run, summary, config.analysis.seed)
     run.write_text("report.html", html.render(summary, rows, {**extras, "latency": _latency(run)}))

@@ -51,6 +51,8 @@ class Failure(Model):
     rate: Share
     requests_failed: int | None = Field(default=None, ge=0, description="of a judge's failures, the failed requests "
                                         "(the rest could not be read)")
+    missing: int | None = Field(default=None, ge=0, description="of a role's failures, the ids a replay file lacks "
+                                "(a re-run will not fill them)")
 
 
 class Failures(Model):

@@ -25,14 +25,12 @@ import os
 import re
 import threading
 import time
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from genval.errors import GenvalError
-from genval.judging.agreement import cohen_kappa, raw_agreement
 from genval.judging.labels import FOLDER, _check, check_ratings, label_sources, read_sources
 from genval.judging.sampling import pick, scale_text
 
@@ -43,11 +41,14 @@ MATCH = {"pair": "--pair", "judge": "--judge", "n": "--n", "seed": "the config's
 
 
 def guideline(definition) -> str:
-    """Gives the guideline text the page shows: the judge's description, its scale, and its instructions."""
-    parts = [definition.description.strip(), f"Scale — {scale_text(definition.scale)}"]
+    """Gives the guideline text the page shows: the judge's `guideline`, else its description, then its scale.
+
+    Never the prompt: it is the model's, written for the judge's fenced texts ("Output 2, the
+    teacher's output"), and its placeholders and role names would break the blind A/B.
+    """
+    parts = [definition.guideline.strip() or definition.description.strip(), f"Scale — {scale_text(definition.scale)}"]
     if definition.scale.kind == "ordinal" and definition.scale.anchors:
         parts.append(definition.scale.describe())
-    parts.append(definition.prompt.user.strip())
     return "\n\n".join(p for p in parts if p)
 
 
@@ -185,7 +186,7 @@ class RateSession:
                            "line": self.describe(annotator, todo)},
                "scale": self.scale(), "guideline": self.guideline, "guideline_hash": self.guideline_hash,
                "can_undo": bool(self._lines(annotator)), "annotators": annotators(ratings, self.pair),
-               "agreement": agreement(ratings, self.pair), "item": None}
+               "agreement": agreement(ratings, self.pair, self.scope), "item": None}
         if todo:
             out["item"] = self.blind(todo[0], session["orders"][session["ids"].index(todo[0])])
         return out
@@ -301,17 +302,19 @@ def annotators(ratings: pd.DataFrame, pair: str) -> list[dict]:
     return [{"annotator": str(a), "rated": int(counts[a])} for a in sorted(counts.index)]
 
 
-def agreement(ratings: pd.DataFrame, pair: str) -> list[dict]:
-    """Gives, per two annotators who rated the same items of `pair`: the items shared, raw agreement, Cohen's kappa."""
+def agreement(ratings: pd.DataFrame, pair: str, scope) -> list[dict]:
+    """Gives, per two annotators who rated the same items of `pair`: the items shared, raw agreement, Cohen's kappa.
+
+    Each rating is read through the judge's scale as calibrate reads it (`Equivalent` is
+    `equivalent`; a score rounds to its step), and the pairs are genval.judging.bias's, so the
+    page says what calibration.json says.
+    """
+    from genval.judging.bias import annotator_pairs
+    from genval.judging.calibration import human_values
+
     rows = ratings[ratings["pair"] == pair]
-    values = rows["verdict"].where(rows["verdict"].notna(), rows["score"].astype(object))
-    table = pd.DataFrame({"id": rows["id"], "annotator": rows["annotator"], "value": values.astype(str)})
-    wide = table.drop_duplicates(["id", "annotator"]).pivot(index="id", columns="annotator", values="value")
-    out = []
-    for a, b in combinations(sorted(wide.columns), 2):
-        both = wide[[a, b]].dropna()
-        if len(both):
-            kappa = cohen_kappa(both[a].to_numpy(), both[b].to_numpy())
-            out.append({"annotators": [a, b], "n": len(both), "agreement": raw_agreement(both[a], both[b]),
-                        "kappa": None if kappa is None or not np.isfinite(kappa) else float(kappa)})
-    return out
+    if scope.aspect is not None:
+        rows = rows[rows["aspect"].isna() | (rows["aspect"] == scope.aspect)]
+    rated = human_values(rows, scope.definition, "labels")
+    return [{"annotators": [a["a"], a["b"]], "n": a["n"], "agreement": a["agreement"], "kappa": a["kappa"]}
+            for a in annotator_pairs(rated, scope.definition)]

@@ -50,12 +50,24 @@
         var scores = Object.keys(row.scores).map(function (k) { return text(k) + ": " + row.scores[k]; }).join("<br>");
         var slices = Object.keys(row.slices).map(function (k) { return text(k + "=" + row.slices[k]); }).join("<br>");
         var fails = row.failures.map(function (f) { return '<span class="tag">' + text(f) + "</span>"; }).join(" ");
-        var cell = function (html) { return '<td class="text"><div class="cell">' + html + "</div></td>"; };
+        var cell = function (html) { return '<td class="text"><div class="cell clamp">' + html + "</div></td>"; };
         return "<tr><td>" + text(row.id) + "</td>" + cell(text(row.input)) + cell(text(row.teacher)) +
-          cell(text(row.student)) + cell(text(row.reference)) + cell(scores) + "<td>" + text(row.verdict) +
-          "</td><td>" + slices + "</td><td>" + fails + "</td></tr>";
+          cell(text(row.student)) + cell(text(row.reference)) + '<td class="scores">' + scores + "</td><td>" +
+          text(row.verdict) + "</td><td>" + slices + "</td><td>" + fails + "</td></tr>";
       });
       body.innerHTML = html.join("");
+      // A text longer than its 8 lines gets a button that opens the rest in place (no scrolling inside a cell).
+      body.querySelectorAll(".cell.clamp").forEach(function (el) {
+        if (el.scrollHeight <= el.clientHeight + 1) return;
+        var more = document.createElement("button");
+        more.className = "more";
+        more.textContent = "show all";
+        more.addEventListener("click", function () {
+          var open = el.classList.toggle("open");
+          more.textContent = open ? "show less" : "show all";
+        });
+        el.parentNode.appendChild(more);
+      });
       count.textContent = shown.length + " of " + data.length + " examples";
     }
     [sliceSel, failSel].forEach(function (el) { el.addEventListener("change", draw); });

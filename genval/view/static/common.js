@@ -13,8 +13,10 @@ async function getJSON(url, options) {
   return body;
 }
 
-// The words of `text` not in its longest common subsequence with `other`, marked (word-level diff, LCS).
-// Past 4 million cells the table would be too slow to fill: the text is shown unmarked, and says so.
+// The words of `text` not in its longest common subsequence with `other`, marked (word-level diff, LCS):
+// a word `other` also has outside the subsequence is the same word in another place, marked as moved;
+// only the rest differs. Past 4 million cells the table would be too slow to fill: the text is shown
+// unmarked, and says so.
 function wordDiff(text, other) {
   if (text == null) return "";
   const a = String(text).split(/(\s+)/), b = other == null ? [] : String(other).split(/(\s+)/);
@@ -26,13 +28,22 @@ function wordDiff(text, other) {
   for (let i = n - 1; i >= 0; i--)
     for (let j = m - 1; j >= 0; j--)
       table[i][j] = wa[i] === wb[j] ? table[i + 1][j + 1] + 1 : Math.max(table[i + 1][j], table[i][j + 1]);
-  const keep = new Array(n).fill(false);
+  const keep = new Array(n).fill(false), kept = new Array(m).fill(false);
   for (let i = 0, j = 0; i < n && j < m;) {
-    if (wa[i] === wb[j]) { keep[i] = true; i++; j++; }
+    if (wa[i] === wb[j]) { keep[i] = true; kept[j] = true; i++; j++; }
     else if (table[i + 1][j] >= table[i][j + 1]) i++; else j++;
   }
-  return a.map((part, k) => k % 2 === 1 ? esc(part) : (keep[k / 2] || part === "" ? esc(part)
-    : `<span class="diff">${esc(part)}</span>`)).join("");
+  const elsewhere = new Map();  // the other text's words outside the subsequence, counted
+  wb.forEach((w, j) => { if (!kept[j] && w !== "") elsewhere.set(w, (elsewhere.get(w) || 0) + 1); });
+  return a.map((part, k) => {
+    if (k % 2 === 1 || keep[k / 2] || part === "") return esc(part);
+    const left = elsewhere.get(part) || 0;
+    if (left) {
+      elsewhere.set(part, left - 1);
+      return `<span class="moved" title="moved: the other text has it elsewhere">${esc(part)}</span>`;
+    }
+    return `<span class="diff">${esc(part)}</span>`;
+  }).join("");
 }
 
 function parseObject(text) {
