@@ -30,7 +30,7 @@ class RoleFigures(Model):
     nll: float | None = None
 
     def model_post_init(self, context) -> None:
-        self._name("accuracy")
+        self._name_fields("accuracy")
 
 
 class ErrorShares(Model):
@@ -92,7 +92,7 @@ class Classification(Model):
     signatures: dict[str, str] | None = None
 
     def model_post_init(self, context) -> None:
-        self._name("accuracy_retention", "agreement_rate", "kl_teacher_student")
+        self._name_fields("accuracy_retention", "agreement_rate", "kl_teacher_student")
         name_all(getattr(self, "ece", None), "ece")
 
 
@@ -109,7 +109,7 @@ class Fidelity(Model):
                                                 "metric, paired by example, with its interval")
 
     def model_post_init(self, context) -> None:
-        self._name("agreement_rate", "kl_teacher_student", "equivalence_rate", "task_retention")
+        self._name_fields("agreement_rate", "kl_teacher_student", "equivalence_rate", "task_retention")
         name_all(getattr(self, "metrics", None))
         for metric, number in getattr(self, "retention", None).items() if getattr(self, "retention", None) else ():
             number.named(f"{metric}_retention")
@@ -124,7 +124,7 @@ class JudgeRates(Model):
     equivalence_rate_ppi: PPI | None = None
 
     def model_post_init(self, context) -> None:
-        self._name("equivalence_rate", "mean_score")
+        self._name_fields("equivalence_rate", "mean_score")
 
 
 class Judge(Model):
@@ -144,7 +144,7 @@ class Judge(Model):
     verdicts: dict[str, float] | None = None
 
     def model_post_init(self, context) -> None:
-        self._name("equivalence_rate", "mean_score")
+        self._name_fields("equivalence_rate", "mean_score")
 
     def rates(self, pair: str | None = None, judge: str | None = None) -> JudgeRates | None:
         """Gives a judge's rates on a pair (default: the primary judge on its own pair), None where it has none."""
@@ -196,7 +196,7 @@ class FormatCheck(Model):
     content_on_valid: ContentOnValid | None = None
 
     def model_post_init(self, context) -> None:
-        self._name("failure_rate")
+        self._name_fields("failure_rate")
 
 
 class Answered(Model):

@@ -29,7 +29,7 @@ class Model(BaseModel):
         """Gives the part as the JSON-ready dict aggregate wrote: every key it set, in the model's order."""
         return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
-    def _name(self, *fields: str) -> None:
+    def _name_fields(self, *fields: str) -> None:
         """Names each of these fields' numbers after the field (a part built with `model_construct` may lack some)."""
         for field in fields:
             number = getattr(self, field, None)
@@ -43,6 +43,12 @@ class Estimate(Model):
     value: float | None
     ci: Interval
     n: int = Field(ge=0)
+
+    def __getitem__(self, key: str):
+        """Gives a field by its JSON key (`n["value"]`): a number reads as the summary.json it came from."""
+        if key not in type(self).model_fields and key != "lambda":
+            raise KeyError(key)
+        return getattr(self, "lam" if key == "lambda" else key)
 
     @property
     def lo(self) -> float | None:

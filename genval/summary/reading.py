@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import GenerateJsonSchema
 
 from genval.errors import GenvalError
 from genval.files import read_json
@@ -88,9 +89,16 @@ def parse(data: dict | Summary, source: str = "summary.json") -> Summary:
     return validated(Summary, data, source, RERUN)
 
 
+class _Untitled(GenerateJsonSchema):
+    """Leaves out the title pydantic gives every field (its name again): the schema says only what the models say."""
+
+    def field_title_should_be_set(self, schema) -> bool:
+        return False
+
+
 def schema() -> dict:
     """Gives summary.json's JSON Schema, generated from the models (docs/summary.schema.json is this, committed)."""
-    out = Summary.model_json_schema(by_alias=True, mode="serialization")
+    out = Summary.model_json_schema(by_alias=True, schema_generator=_Untitled)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
             "title": "genval summary.json", **{k: v for k, v in out.items() if k != "title"}}
 
