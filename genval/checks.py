@@ -81,7 +81,9 @@ def _check_metrics(config: RunConfig, evalset: EvalSet) -> None:
             metric = get_metric(spec.name)
         except GenvalError as exc:
             raise GenvalError(f"{place}: {exc}") from None
-        metric.parse_options(spec.options, place)
+        options = metric.parse_options(spec.options, place)
+        if metric.check is not None:
+            metric.check(config, options, place)
         if evalset.max_references > 1 and metric.kind == "pair" and not metric.references:
             raise GenvalError(f"{place}: metric '{spec.name}' takes one reference, and {evalset.path} gives up to "
                               f"{evalset.max_references} per example; use a metric that takes several "

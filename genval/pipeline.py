@@ -63,6 +63,13 @@ def _judges_key(config: RunConfig) -> list:
     return out
 
 
+def _scores_with_models(config: RunConfig) -> bool:
+    """Says whether a configured metric runs the roles' models (token fidelity): then they are the score stage's input."""
+    from genval.metrics import get_metric
+
+    return any(get_metric(spec.name).role_models for spec in config.metric_specs)
+
+
 @dataclass
 class Stage:
     """A stage: its function, the artifacts it reads and writes, and the config it depends on."""
@@ -85,7 +92,8 @@ STAGES = [
     # score and judge write per-example rows only: analysis settings, slices and human labels are not theirs
     Stage("score", score, ("examples", "outputs"), ("scores", "metrics.json"),
           lambda c: {"metrics": [m.model_dump(mode="json") for m in c.metric_specs], "task": c.task,
-                     "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field},
+                     "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field,
+                     **({"models": _models_key(c)} if _scores_with_models(c) else {})},
           version=6, maps=True),  # 6: several references; 5: stats and signature per row; 4: failures at worst
     Stage("judge", judge, ("examples", "outputs"), ("judgments",),
           lambda c: {"judges": _judges_key(c), "task": c.task},
