@@ -90,14 +90,21 @@ def test_each_epoch_writes_a_step_folder_whose_numbers_are_in_the_logs(trained):
     for entry, step in zip(logged, steps):
         summary = json.loads((out / "runs" / "tiny" / f"step-{step}" / "summary.json").read_text())
         pair = summary["metrics"]["student~teacher"]
-        assert entry["genval/student~teacher/token_kl"] == pair["token_kl"]["value"]
-        assert entry["genval/student~teacher/token_agreement"] == pair["token_agreement"]["value"]
-        assert entry["genval/student~reference/bleu"] == summary["metrics"]["student~reference"]["bleu"]["value"]
-        assert entry["genval/headline"] == summary["headline"]["value"]
+        assert entry["genval/metrics/student_vs_teacher/token_kl"] == pair["token_kl"]["value"]
+        assert entry["genval/metrics/student_vs_teacher/token_kl.ci_low"] == pair["token_kl"]["ci"][0]
+        assert entry["genval/metrics/student_vs_teacher/token_agreement"] == pair["token_agreement"]["value"]
+        bleu = summary["metrics"]["student~reference"]["bleu"]
+        assert entry["genval/metrics/student_vs_reference/bleu"] == bleu["value"]
+        assert entry["genval/metrics/student_vs_reference/bleu.n"] == bleu["n"] == len(PROMPTS)
+        retention = summary["fidelity"]["task_retention"]
+        assert entry["genval/headline/task_retention"] == retention["value"]
         assert entry["genval/gate_passed"] == float(summary["gate"]["passed"])
-        assert entry["genval/student/generation_error"] == summary["generation"]["student"]["value"]
+        assert entry["genval/ready"] == float(summary["decision"]["verdict"] == "READY")
+        # every number of the step's pairs is there, and nothing that is not a number of the step
+        names = {f"genval/metrics/{p.replace('~', '_vs_')}/{m}" for p, ms in summary["metrics"].items() for m in ms}
+        assert names <= set(entry)
     # the model in training is what was evaluated: its numbers moved between the epochs
-    assert logged[0]["genval/student~teacher/token_kl"] != logged[1]["genval/student~teacher/token_kl"]
+    assert logged[0]["genval/metrics/student_vs_teacher/token_kl"] != logged[1]["genval/metrics/student_vs_teacher/token_kl"]
 
 
 def test_the_teacher_is_asked_once(trained):

@@ -70,7 +70,7 @@ class View:
                                  (self.family, self.stored(bottom), metric))
 
     def ece(self, role: str) -> dict:
-        return self.engine.ece(self.group, role)
+        return self.engine.ece(self.group, self.role if role == "student" else role)
 
     def errors(self) -> dict | None:
         """Gives the shares of examples both right, both wrong, only one wrong (teacher vs student label_correct)."""

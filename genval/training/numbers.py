@@ -1,9 +1,9 @@
 """What a step's evaluation puts into the Trainer's logs, and which step is best by the gate's numbers.
 
-`headline(summary)` flattens a run's overall numbers — the headline, every pair's metrics, the
-classification and judge figures, each role's failure rate, the gate's and decision's outcomes —
-into `name → value`, the names the Trainer's logs get under `genval/`. `best(steps)` ranks
-evaluated steps by the gate: most rules passed first, then each rule's own number in its rule
+`headline(summary)` gives a run's overall numbers — the headline numbers and every pair's
+metrics, with their intervals, as `genval export --mlflow` names them, and the gate's and the
+decision's outcomes — as `name → value`, the names the Trainer's logs get under `genval/`.
+`best(steps)` ranks evaluated steps by the gate: most rules passed first, then each rule's own number in its rule
 order, better being its registered direction (genval.registry); without a gate, READY first, then
 the headline number.
 """
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genval import registry
-from genval.analysis.gate import CLASSIFICATION, JUDGE_NUMBERS, ROLE_FIGURES
 
 READY = "READY"
 
@@ -34,27 +33,18 @@ def _section(summary: dict, name: str) -> dict:
 
 
 def headline(summary: dict) -> dict[str, float]:
-    """Gives every overall number of a summary with a value, by the name it is logged under (without `genval/`)."""
-    found: dict[str, float | None] = {"headline": _value(_section(summary, "headline"))}
-    for pair, numbers in _section(summary, "metrics").items():
-        found.update({f"{pair}/{metric}": _value(number) for metric, number in numbers.items()})
-    classification = _section(summary, "classification")
-    found.update({name: _value(classification.get(name)) for name in CLASSIFICATION})
-    for role, number in (classification.get("ece") or {}).items():
-        found[f"{role}/ece"] = _value(number)
-    for role, figures in classification.items():
-        if isinstance(figures, dict) and role not in ("ece", "errors"):
-            found.update({f"{role}/{figure}": _value(figures.get(figure)) for figure in ROLE_FIGURES})
-    judge = _section(summary, "judge")
-    found.update({f"judge/{name}": _value(judge.get(name)) for name in JUDGE_NUMBERS})
-    found["task_retention"] = _value(_section(summary, "fidelity").get("task_retention"))
-    for role, number in _section(summary, "generation").items():
-        found[f"{role}/generation_error"] = _value(number)
+    """Gives a summary's overall numbers by the name they are logged under (without `genval/`): the names
+    `genval export --mlflow` gives them (genval.report.export), each with its interval's ends and n — the
+    headline numbers (`headline/…`) and every pair's metrics (`metrics/<pair>/…`) — and the outcome of the
+    gate (`gate_passed`, 1 or 0) and of the decision (`ready`, 1 when READY)."""
+    from genval.report.export import numbers
+
+    found = {name: value for name, value in numbers(summary).items() if name.startswith(("headline/", "metrics/"))}
     gate = summary.get("gate")
     if isinstance(gate, dict):
         found["gate_passed"] = float(bool(gate.get("passed")))
     found["ready"] = float(_section(summary, "decision").get("verdict") == READY)
-    return {name: value for name, value in found.items() if value is not None}
+    return found
 
 
 @dataclass
