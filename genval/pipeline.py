@@ -43,11 +43,17 @@ def _file_digest(path: Path | None) -> str | None:
 
 
 def _models_key(config: RunConfig) -> dict:
+    """Gives each role's model config, with what is on disk behind it: a replay file's digest, a local model
+    folder's (a checkpoint retrained in place is another model, though its path is the same)."""
+    from genval.models.hf import _model_fingerprint
+
     out = {}
     for role, model in config.models.items():
         data = model.model_dump(mode="json")
         if model.backend == "replay":
             data["path_sha256"] = _file_digest(model.path)
+        elif model.backend in ("hf", "vllm") and Path(model.model).is_dir():
+            data["folder"] = _model_fingerprint(model.model)
         out[role] = data
     return out
 
