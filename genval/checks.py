@@ -150,11 +150,26 @@ def _check_labels(config: RunConfig, scopes: list, root: Path | None) -> int | N
 
 
 def _check_gate(config: RunConfig) -> None:
+    if config.gate is not None and config.gate.preset is not None:
+        _check_preset(config)
     if config.gate is None or config.gate.baseline is None:
         return
     from genval.analysis.gate import read_baseline
 
     read_baseline(config.gate.baseline)
+
+
+def _check_preset(config: RunConfig) -> None:
+    """Checks that the run will have the numbers its gate preset's rules read (genval.presets.NEEDS)."""
+    from genval.presets import NEEDS
+
+    preset = config.gate.preset
+    has = {"labels": config.task == "classification" and bool(config.labels),
+           "token_fidelity": any(spec.name == "token_fidelity" for spec in config.metric_specs)}
+    for need, said in NEEDS[preset].items():
+        if not has[need]:
+            raise GenvalError(f"{config.where('gate', 'preset')}: gate preset '{preset}' reads numbers this run "
+                              f"will not have: it needs {said}")
 
 
 def _nearest_existing(path: Path) -> Path:
