@@ -368,7 +368,10 @@ class RunConfig(Strict):
 
 # ------------------------------------------------------------------------------------------
 def resolve_paths(obj: BaseModel, base: Path) -> None:
-    """Makes every relative Path in the config absolute against the config file's folder."""
+    """Makes every relative Path in the config absolute against the config file's folder, and so an hf or vllm
+    `model` written as a relative folder (`./…`, `../…`; anything else may be a Hugging Face id)."""
+    if isinstance(obj, (HFModel, VLLMModel)) and obj.model.startswith(("./", "../")):
+        obj.model = str((base / obj.model).resolve())
     for name in type(obj).model_fields:
         value = getattr(obj, name)
         if isinstance(value, Path) and not value.is_absolute():

@@ -35,3 +35,20 @@ def test_a_retrained_checkpoint_is_generated_again(tmp_path):
     teacher = [frame[frame["role"] == "teacher"]["text"].tolist() for frame in (before, after)]
     assert student[0] != student[1] and teacher[0] == teacher[1]
     assert run.manifest["stages"]["generate"]["model_calls"] == 3  # the student's; the teacher's are cached
+
+
+def test_a_relative_model_folder_is_read_from_the_config_folder(tmp_path, monkeypatch):
+    """`model: ../models/student` beside `eval_set: ../data/eval.jsonl` names a folder from the config's folder,
+    as every other path of a config does; before, it was read from wherever genval was started."""
+    from genval.config import load_config
+
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "models" / "student").mkdir(parents=True)
+    write_yaml(tmp_path / "configs" / "run.yaml", {
+        "name": "r", "task": "generation", "eval_set": "../eval.jsonl", "prompt": "{input}",
+        "models": {"teacher": {"backend": "hf", "model": "org/teacher"},
+                   "student": {"backend": "vllm", "model": "../models/student"}}})
+    monkeypatch.chdir(tmp_path / "models")
+    config = load_config(tmp_path / "configs" / "run.yaml")
+    assert config.models["student"].model == str((tmp_path / "models" / "student").resolve())
+    assert config.models["teacher"].model == "org/teacher"  # a hub id stays as written
