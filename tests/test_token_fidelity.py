@@ -103,11 +103,11 @@ def test_chunks_of_one_position_give_the_same_numbers_and_never_hold_more(pair, 
         return original(self, states)
 
     monkeypatch.setattr(forced.HFForced, "log_probs", spy)
-    # 1 MiB holds 1 MiB / (48 B × 300 tokens) = 72 positions; the batch of 24 sequences has more than that.
-    assert forced.chunk_positions(300, 1) == 72
+    # 1 MiB holds 1 MiB / (32 B × 300 tokens) = 109 positions; the batch of 24 sequences has more than that.
+    assert forced.chunk_positions(300, 1) == 109
     tokens = sum(n for _, _, n in whole)
     chunked = forced.exact_fidelity(teacher, student, pairs, batch_size=24, chunk_mib=1)
-    assert max(shape[0] for shape in seen) <= 72 < tokens
+    assert max(shape[0] for shape in seen) <= 109 < tokens
     assert [(pytest.approx(a, abs=1e-9), b, c) for a, b, c in whole] == chunked
 
 
