@@ -223,7 +223,7 @@ def test_engines_without_teacher_forcing_are_refused_in_one_line(tmp_path, pair)
             forced.engine(model, "student")
     from genval.config import OpenAIModel
 
-    with pytest.raises(GenvalError, match="cannot score a continuation") as err:
+    with pytest.raises(GenvalError, match="cannot score a continuation it is given") as err:
         forced.engine(OpenAIModel(backend="openai", model="m"), "student")
     assert "\n" not in str(err.value)
 

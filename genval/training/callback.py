@@ -114,6 +114,9 @@ class GenvalCallback(TrainerCallback):
         self.progress.say(f"genval: best step {top.step} by the gate's numbers: {top.outcome()} · "
                           f"{top.folder / 'report.html'}")
         memory.release(self._held)
+        from genval.models import forced
+
+        forced.release()  # the teacher token fidelity kept loaded between evaluations
 
     # --- one evaluation ---------------------------------------------------------------------
     def evaluate(self, state, model) -> Step | None:
