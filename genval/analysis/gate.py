@@ -41,6 +41,8 @@ def lookup(summary: dict, block: dict, metric: str, pair: str | None) -> tuple[b
         return True, (cls.get("ece") or {}).get(pair or "student")
     if metric in ERROR_KINDS:
         return True, (cls.get("errors") or {}).get(metric)
+    if metric == "mcnemar_p":
+        return True, mcnemar(cls)
     if metric in JUDGE_NUMBERS:
         return True, _judge_number(block.get("judge") or {}, metric, pair)
     if metric == "task_retention":
@@ -62,6 +64,23 @@ def lookup(summary: dict, block: dict, metric: str, pair: str | None) -> tuple[b
             return True, pairs[name][metric]
     known = any(metric in m for m in (summary.get("metrics") or {}).values())
     return known, None
+
+
+def mcnemar(classification: dict) -> dict | None:
+    """Gives McNemar's exact two-sided p (McNemar 1947; the binomial form genval compare uses) on the examples that
+    only one of teacher and student labels right, as {value, ci, n: those examples}; None without label rows.
+
+    The counts are the error shares times the examples they are over (the accuracy's n), so the summary suffices.
+    """
+    from scipy.stats import binomtest
+
+    errors = classification.get("errors") or {}
+    n = ((classification.get("student") or {}).get("accuracy") or {}).get("n")
+    if errors.get("only_student_wrong") is None or not n:
+        return None
+    b, c = round(errors["only_student_wrong"] * n), round(errors["only_teacher_wrong"] * n)
+    p = binomtest(min(b, c), b + c, 0.5).pvalue if b + c else 1.0
+    return {"value": float(p), "ci": [None, None], "n": int(b + c)}
 
 
 def _judge_number(judge: dict, metric: str, pair: str | None):

@@ -126,8 +126,7 @@ def _slices(found: Collected, config: RunConfig, boot: Boot, primary, progress: 
             out[field] = {}
             for value, code in values:
                 view = found.view((field, code), role=role)
-                block = blocks.build(view, found.held if role == "student" else None, primary,
-                                     config.analysis.min_slice_n)
+                block = blocks.build(view, _held(found, role), primary, config.analysis.min_slice_n)
                 _retentions(view, block, every=role == "student")
                 out[field][value] = block
                 bar.update(1)
@@ -242,6 +241,11 @@ def _headline_named(headline: dict | None, role: str) -> dict | None:
     return {**headline, "metric": headline["metric"].replace("(student~", f"({role}~")}
 
 
+def _held(found: Collected, role: str):
+    """Gives the held labels and probabilities with `role` in the student's place (its ECE, F1, Brier, confusion)."""
+    return found.held.as_role(role) if found.held is not None and role in found.held.roles else None
+
+
 def _candidate_ops(ops: dict, role: str) -> dict:
     """Gives the ops part of a candidate's summary: its figures as the student's, its savings against the teacher."""
     roles = ops.get("roles") or {}
@@ -256,7 +260,7 @@ def _candidate(role: str, summary: dict, found: Collected, config: RunConfig, bo
     decision: the student's summary rebuilt with `role` in the student's place, through the same functions."""
     primary = _primary_judge(calibration)
     view = found.view(role=role)
-    block = blocks.build(view, None, primary, config.analysis.min_slice_n)
+    block = blocks.build(view, _held(found, role), primary, config.analysis.min_slice_n)
     _retentions(view, block, every=False)
     name, head = blocks.headline(block)
     roles = {r: found.roles[r] for r in ("teacher", role) if r in found.roles}

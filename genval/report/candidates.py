@@ -40,7 +40,8 @@ def task_metric(summary: dict) -> str | None:
 
 
 def rows(summary: dict) -> list[dict]:
-    """Gives one row per candidate: decision, task number with interval, fidelity, KL, judge rates, latency and cost."""
+    """Gives one row per candidate: decision, task number with interval, fidelity, KL, ECE, judge rates, latency and
+    cost."""
     metric = task_metric(summary)
     pairs = summary.get("metrics") or {}
     fidelity = next((m for m in ("rougeL", "chrf", "embedding", "bleu", "fields_f1", "label_agree")
@@ -55,7 +56,9 @@ def rows(summary: dict) -> list[dict]:
                      or found.get(as_role("student~teacher", "student", name)) or {}).get("equivalence_rate")
                  for j, found in (judge.get("judges") or {}).items()}
         ops = roles.get(name) or {}
-        out.append({"candidate": name, "decision": decision(summary, name), "task": task.get(metric),
+        ece = (((summary if name == "student" else (summary.get("candidates") or {}).get(name) or {})
+                .get("classification") or {}).get("ece") or {}).get("student")
+        out.append({"ece": ece, "candidate": name, "decision": decision(summary, name), "task": task.get(metric),
                     "task_metric": metric, "fidelity": own.get(fidelity), "fidelity_metric": fidelity,
                     "kl": own.get("kl"), "judges": rates, "latency_p50_s": ops.get("latency_p50_s"),
                     "cost_per_1k_calls": ops.get("cost_per_1k_calls")})
