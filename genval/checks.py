@@ -44,6 +44,8 @@ def check_inputs(config: RunConfig, out_dir: Path | None = None) -> Checked:
     _check_schema(config)
     _check_metrics(config, evalset)
     _check_slice_refs(config, evalset)
+    if config.gate is not None and config.gate.preset is not None:
+        _check_preset(config)  # before the rules' numbers: it names what the whole preset needs
     _check_gate_metrics(config)
     for role, model in config.models.items():
         _check_model(model, config, ("models", role), config.labels)
@@ -84,7 +86,9 @@ def _check_metrics(config: RunConfig, evalset: EvalSet) -> None:
             metric = get_metric(spec.name)
         except GenvalError as exc:
             raise GenvalError(f"{place}: {exc}") from None
-        metric.parse_options(spec.options, place)
+        options = metric.parse_options(spec.options, place)
+        if metric.check is not None:
+            metric.check(config, options, place)
         if evalset.max_references > 1 and metric.kind == "pair" and not metric.references:
             raise GenvalError(f"{place}: metric '{spec.name}' takes one reference, and {evalset.path} gives up to "
                               f"{evalset.max_references} per example; use a metric that takes several "
@@ -237,6 +241,19 @@ def _check_gate(config: RunConfig) -> None:
     from genval.analysis.gate import read_baseline
 
     read_baseline(config.gate.baseline)
+
+
+def _check_preset(config: RunConfig) -> None:
+    """Checks that the run will have the numbers its gate preset's rules read (genval.presets.NEEDS)."""
+    from genval.presets import NEEDS
+
+    preset = config.gate.preset
+    has = {"labels": config.task == "classification" and bool(config.labels),
+           "token_fidelity": any(spec.name == "token_fidelity" for spec in config.metric_specs)}
+    for need, said in NEEDS[preset].items():
+        if not has[need]:
+            raise GenvalError(f"{config.where('gate', 'preset')}: gate preset '{preset}' reads numbers this run "
+                              f"will not have: it needs {said}")
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -192,10 +192,31 @@ def _rule_from_text(item: str) -> dict:
 
 
 class GateConfig(Strict):
-    """The release gate: rules on summary numbers, and the baseline run that max_regression compares with."""
+    """The release gate: rules on summary numbers, and the baseline run that max_regression compares with.
+
+    `preset` (genval.presets) puts a named set of rules first; a rule of `rules` on the same number,
+    pair and slice as a preset's replaces it.
+    """
 
     baseline: Path | None = path_field(None)
+    preset: Literal["parity"] | None = None
     rules: list[GateRule] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_rules(cls, data):
+        from genval.presets import GATE_PRESETS
+
+        if not isinstance(data, dict) or data.get("preset") not in GATE_PRESETS or not isinstance(
+                data.get("rules", []), (list, type(None))):
+            return data  # an unknown preset or odd rules: the field checks say what is wrong
+        rules: dict[tuple, object] = {}
+        for item in [*GATE_PRESETS[data["preset"]], *(data.get("rules") or [])]:
+            found = _rule_from_text(item) if isinstance(item, str) else item
+            key = (found.get("metric"), found.get("pair"), found.get("slice")) if isinstance(found, dict) else id(item)
+            rules.pop(key, None)
+            rules[key] = found
+        return {**data, "rules": list(rules.values())}
 
     @field_validator("rules", mode="before")
     @classmethod
@@ -348,7 +369,10 @@ class RunConfig(Strict):
 
 # ------------------------------------------------------------------------------------------
 def resolve_paths(obj: BaseModel, base: Path) -> None:
-    """Makes every relative Path in the config absolute against the config file's folder."""
+    """Makes every relative Path in the config absolute against the config file's folder, and so an hf or vllm
+    `model` written as a relative folder (`./…`, `../…`; anything else may be a Hugging Face id)."""
+    if isinstance(obj, (HFModel, VLLMModel)) and obj.model.startswith(("./", "../")):
+        obj.model = str((base / obj.model).resolve())
     for name in type(obj).model_fields:
         value = getattr(obj, name)
         if isinstance(value, Path) and not value.is_absolute():

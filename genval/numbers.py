@@ -66,6 +66,8 @@ BUILTIN: dict[str, NumberSpec] = {
     "kl_teacher_student": DIVERGENCE, "ece": BAD_SHARE, "brier": NumberSpec("lower", 0.0, 2.0), "nll": DIVERGENCE,
     "spearman": CORRELATION, "kendall": CORRELATION,
     "both_correct": SHARE, "both_wrong": BAD_SHARE, "only_student_wrong": BAD_SHARE, "only_teacher_wrong": SHARE,
+    # McNemar's exact p on the examples only one of teacher and student labels right: a small p, one-sided flips
+    "mcnemar_p": NumberSpec("higher", 0.0, 1.0),
     # judges: per-example rows are judge:<name>:equivalent (0/1) and judge:<name>:score (its scale)
     "equivalence_rate": SHARE, "corrected_equivalence_rate": SHARE, "equivalence_rate_ppi": SHARE,
     "judge:*:equivalent": SHARE,

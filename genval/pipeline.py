@@ -45,11 +45,17 @@ def _file_digest(path: Path | None) -> str | None:
 
 
 def _models_key(config: RunConfig) -> dict:
+    """Gives each role's model config, with what is on disk behind it: a replay file's digest, a local model
+    folder's (a checkpoint retrained in place is another model, though its path is the same)."""
+    from genval.models.hf import _model_fingerprint
+
     out = {}
     for role, model in config.models.items():
         data = model.model_dump(mode="json")
         if model.backend == "replay":
             data["path_sha256"] = _file_digest(model.path)
+        elif model.backend in ("hf", "vllm") and Path(model.model).is_dir():
+            data["folder"] = _model_fingerprint(model.model)
         out[role] = data
     return out
 
@@ -63,6 +69,13 @@ def _judges_key(config: RunConfig) -> list:
             data["model"]["path_sha256"] = _file_digest(ref.model.path)
         out.append(data)
     return out
+
+
+def _scores_with_models(config: RunConfig) -> bool:
+    """Says whether a configured metric runs the roles' models (token fidelity): then they are the score stage's input."""
+    from genval.metrics import get_metric
+
+    return any(get_metric(spec.name).role_models for spec in config.metric_specs)
 
 
 @dataclass
@@ -87,7 +100,8 @@ STAGES = [
     # score and judge write per-example rows only: analysis settings, slices and human labels are not theirs
     Stage("score", score, ("examples", "outputs"), ("scores", "metrics.json"),
           lambda c: {"metrics": [m.model_dump(mode="json") for m in c.metric_specs], "task": c.task,
-                     "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field},
+                     "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field,
+                     **({"models": _models_key(c)} if _scores_with_models(c) else {})},
           version=6, maps=True),  # 6: several references; 5: stats and signature per row; 4: failures at worst
     Stage("judge", judge, ("examples", "outputs"), ("judgments",),
           lambda c: {"judges": _judges_key(c), "task": c.task},

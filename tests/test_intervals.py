@@ -94,3 +94,14 @@ def test_paired_intervals_cover_by_simulation(n):
     assert hits_r / 2000 >= 0.93 and hits_d / 2000 >= 0.93
     if n >= 100:
         assert hits_r / 2000 <= 0.975 and hits_d / 2000 <= 0.975
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 10, 20, 33, 100, 1000])
+def test_a_wilson_interval_holds_its_estimate_at_zero_and_at_n(n):
+    # In floating point the formula's lower end at 0 of n came out 2.8e-17 for n = 20: an interval that misses
+    # its own value (a report's error bar drew a negative length and the report failed).
+    for confidence in (0.9, 0.95, 0.99):
+        assert wilson(0, n, confidence)[0] == 0.0 and wilson(n, n, confidence)[1] == 1.0
+        for k in range(0, n + 1, max(1, n // 7)):
+            lo, hi = wilson(k, n, confidence)
+            assert lo <= k / n <= hi

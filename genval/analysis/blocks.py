@@ -82,7 +82,7 @@ class View:
         return no_zero_width(found)
 
     def ece(self, role: str) -> dict:
-        return no_zero_width(self.engine.ece(self.group, role))
+        return no_zero_width(self.engine.ece(self.group, self.role if role == "student" else role))
 
     def errors(self) -> dict | None:
         """Gives the shares of examples both right, both wrong, only one wrong (teacher vs student label_correct)."""

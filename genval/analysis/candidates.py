@@ -9,7 +9,7 @@ from genval.analysis.blocks import as_role
 from genval.analysis.collect import Collected
 from genval.analysis.decision import failures, verdicts
 from genval.analysis.numbers import Boot, empty
-from genval.analysis.parts import format_checks, judge_top, retentions, slices_of
+from genval.analysis.parts import format_checks, held_as, judge_top, retentions, slices_of
 from genval.config import RunConfig
 from genval.errors import GenvalError
 from genval.models.ops import savings
@@ -53,7 +53,7 @@ def candidate(role: str, student: dict, found: Collected, config: RunConfig, boo
     decision: the student's findings (`student`, as JSON) rebuilt with `role` in the student's place."""
     primary = calibration.primary if calibration else None
     view = found.view(role=role)
-    block = blocks.build(view, None, primary, config.analysis.min_slice_n)
+    block = blocks.build(view, held_as(found, role), primary, config.analysis.min_slice_n)
     retentions(view, block, every=False)
     name, head = blocks.headline(block)
     roles = {r: found.roles[r] for r in ("teacher", role) if r in found.roles}

@@ -67,6 +67,7 @@ class Held:
         self.config = config.model_copy(update={"labels": labels})
         self._parts: dict[str, list] = {}
         self.unknown_gold = 0
+        self.roles: list[str] = list(ROLES)  # and every further candidate the joined frames hold
 
     def feed(self, frame: pd.DataFrame, partitions: dict) -> dict:
         """Adds a window of joined rows; gives the features the intervals need: each role's confidence and hit."""
@@ -76,7 +77,8 @@ class Held:
         self.unknown_gold += int((table["gold_raw"].notna() & table["gold"].isna()).sum())
         self._add("gold", gold)
         features = {}
-        for role in ROLES:
+        self.roles = [c.removesuffix("_present") for c in table.columns if c.endswith("_present")]
+        for role in self.roles:
             self._add(f"{role}.pred", np.array([index.get(p, -1) if isinstance(p, str) else -1
                                                  for p in table[role]], dtype=np.int32))
             self._add(f"{role}.present", table[f"{role}_present"].to_numpy(dtype=bool))
@@ -101,13 +103,22 @@ class Held:
     def finish(self) -> None:
         self.arrays = {name: np.concatenate(parts) for name, parts in self._parts.items()
                        if not name.endswith(".probs")}
-        for role in ROLES:  # with no label probabilities anywhere, a role's matrix has no column: nothing held
+        for role in self.roles:  # with no label probabilities anywhere, a role's matrix has no column: nothing held
             parts = self._parts.get(f"{role}.probs", [])
             width = len(self.labels) if any(not isinstance(p, int) for p in parts) else 0
             self.arrays[f"{role}.probs"] = np.concatenate(
                 [p if not isinstance(p, int) else np.full((p, width), np.nan) for p in parts]) if parts \
                 else np.empty((0, width))
         self._parts = {}
+
+    def as_role(self, role: str) -> "Held":
+        """Gives this Held with `role` (a further candidate) in the student's place, as the candidate's view reads it."""
+        if role == "student":
+            return self
+        seen = Held.__new__(Held)
+        seen.__dict__.update(self.__dict__)
+        seen.arrays = {**self.arrays, **{f"student.{k}": self.arrays[f"{role}.{k}"] for k in ("pred", "present", "probs")}}
+        return seen
 
     def rows(self, group) -> np.ndarray:
         """Gives the positions of the group's examples that have a gold label."""
@@ -189,7 +200,7 @@ def block(view, held: Held | None, min_slice_n: int) -> dict | None:
         "errors": view.errors(),
         "spearman": None, "kendall": None,
     }
-    if not on_gold or held is None:  # a further candidate: `held` has the student's labels and probabilities only
+    if not on_gold or held is None:
         return out
     rows = held.rows(view.group)
     for role in ROLES:

@@ -303,7 +303,7 @@ def collect(run: Run, config: RunConfig, gate_rules=(), progress: Progress | Non
                                         for role in ["student", *plan.candidates] if (d := _diff(rule, keys, role))))
         boot = Boot.of(config.analysis)
         engine = Exact(boot, config.analysis.ece_bins) if exact else Poisson(boot, config.analysis.ece_bins)
-        engine.declare(ratios=_ratios(plan), eces=list(classification.ROLES) if held is not None else [])
+        engine.declare(ratios=_ratios(plan), eces=[*classification.ROLES, *plan.candidates] if held is not None else [])
         presence, cells = Presence(), JudgeCells()
         extra = [k for k in store.keys if _cell_key(k)]
         gold = sorted(set(run.table_columns("examples")) & {"label", "reference"})  # what gold labels are read from

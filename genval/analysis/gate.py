@@ -18,7 +18,7 @@ from genval.analysis.diagnosis import value
 from genval.analysis.significance import holm, one_sided_p
 from genval.config import GateConfig, GateRule, read_yaml, validated
 from genval.errors import GenvalError
-from genval.summary import Block, Estimate, Findings, Judge, Summary, parse, read
+from genval.summary import Block, Classification, Estimate, Findings, Judge, Number, Summary, parse, read
 
 CLASSIFICATION = ("accuracy_retention", "agreement_rate", "kl_teacher_student", "spearman", "kendall")
 ROLE_FIGURES = ("accuracy", "precision", "recall", "f1", "brier", "nll")
@@ -43,6 +43,8 @@ def lookup(summary: Findings, block: Block | Findings, metric: str, pair: str | 
         return True, cls.ece.get(pair or "student") if cls else None
     if metric in ERROR_KINDS:
         return True, getattr(cls.errors, metric) if cls and cls.errors else None
+    if metric == "mcnemar_p":
+        return True, mcnemar(cls)
     if metric in JUDGE_NUMBERS:
         return True, _judge_number(block.judge, metric, pair)
     if metric == "task_retention":
@@ -63,6 +65,23 @@ def lookup(summary: Findings, block: Block | Findings, metric: str, pair: str | 
             return True, block.metrics[name][metric]
     known = any(metric in m for m in summary.metrics.values())
     return known, None
+
+
+def mcnemar(classification: Classification | None) -> Number | None:
+    """Gives McNemar's exact two-sided p (McNemar 1947; the binomial form genval compare uses) on the examples that
+    only one of teacher and student labels right, as a number whose n is those examples; None without label rows.
+
+    The counts are the error shares times the examples they are over (the accuracy's n), so the summary suffices.
+    """
+    from scipy.stats import binomtest
+
+    errors = classification.errors if classification else None
+    n = classification.student.accuracy.n if classification else 0
+    if errors is None or not n:
+        return None
+    b, c = round(errors.only_student_wrong * n), round(errors.only_teacher_wrong * n)
+    p = binomtest(min(b, c), b + c, 0.5).pvalue if b + c else 1.0
+    return Number(value=float(p), ci=[None, None], n=int(b + c)).named("mcnemar_p")
 
 
 def _judge_number(judge: Judge | None, metric: str, pair: str | None):

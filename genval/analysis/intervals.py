@@ -44,7 +44,9 @@ def wilson(successes: float, n: float, confidence: float = 0.95) -> list:
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(max(p * (1 - p) / n + z * z / (4 * n * n), 0.0))
-    return [max(0.0, centre - half), min(1.0, centre + half)]
+    # In exact arithmetic the interval holds p and its end is 0 at p = 0 (1 at p = 1); in floating point
+    # centre − half can come out 3e-17, an interval that misses its own estimate.
+    return [min(max(0.0, centre - half), p), max(min(1.0, centre + half), p)]
 
 
 def _phi(a: float, b: float, c: float, d: float) -> float:

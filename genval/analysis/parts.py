@@ -98,8 +98,7 @@ def slices_of(found: Collected, config: RunConfig, boot: Boot, primary, progress
             out[field] = {}
             for value, code in values:
                 view = found.view((field, code), role=role)
-                block = blocks.build(view, found.held if role == "student" else None, primary,
-                                     config.analysis.min_slice_n)
+                block = blocks.build(view, held_as(found, role), primary, config.analysis.min_slice_n)
                 retentions(view, block, every=role == "student")
                 out[field][value] = block
                 bar.update(1)
@@ -108,6 +107,11 @@ def slices_of(found: Collected, config: RunConfig, boot: Boot, primary, progress
                 if block["headline"]:
                     block["headline"]["mde"] = minimum_detectable_effect(block["headline"], boot.confidence)
     return out, ranking
+
+
+def held_as(found: Collected, role: str):
+    """Gives the held labels and probabilities with `role` in the student's place (its ECE, F1, Brier, confusion)."""
+    return found.held.as_role(role) if found.held is not None and role in found.held.roles else None
 
 
 def retentions(view: blocks.View, block: dict, every: bool = True) -> None:

@@ -10,7 +10,7 @@ def _cmd_metrics(args) -> int:
     for name in sorted(METRICS):
         metric = METRICS[name]
         doc = (metric.func.__doc__ or "").strip().splitlines()[0]
-        kind = "per role" if metric.kind == "single" else "per pair"
+        kind = {"single": "per role", "fidelity": "~teacher"}.get(metric.kind, "per pair")
         print(f"{name:<13} {kind:<8} options: {', '.join(metric.options.model_fields) or '-'}\n              {doc}")
     return 0
 

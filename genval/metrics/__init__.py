@@ -1,7 +1,7 @@
 """Per-example scorers, each registered by name; importing this package fills the registry."""
 
 from genval.errors import GenvalError
-from genval.metrics import bleu, lexical, numeric, plugins, semantic, structure  # noqa: F401  (each registers its metrics)
+from genval.metrics import bleu, lexical, numeric, plugins, semantic, structure, tokens  # noqa: F401  (they register)
 from genval.metrics.registry import METRICS, Corpus, Metric, MetricContext, MetricResult, Prepass, register
 
 __all__ = ["METRICS", "Corpus", "Metric", "MetricContext", "MetricResult", "Prepass", "get_metric", "register"]

@@ -74,6 +74,12 @@ def _raw_prediction(text, config: RunConfig):
 
 
 ROLES = ("teacher", "student")
+
+
+def roles_in(batch: pd.DataFrame) -> list[str]:
+    """Gives the roles a joined batch has outputs of: teacher and student, then any further candidate (`student_t4`)."""
+    found = list(dict.fromkeys(c.rsplit(".", 1)[0] for c in batch.columns if c.endswith(".error")))
+    return [*ROLES, *(r for r in found if r not in ROLES)]
 EXAMPLE_COLUMNS = ["reference", "label"]  # what the label table reads of the examples, besides slices
 OUTPUT_COLUMNS = ("text", "error", "label_probs")  # and of each role's outputs
 
@@ -90,7 +96,7 @@ def labels_seen(batch: pd.DataFrame, config: RunConfig) -> set[str]:
     """Gives the gold and predicted labels one joined batch names (the map of the label set's prepass)."""
     golds = [_gold(r, lab, config) for r, lab in zip(_column(batch, "reference"), _column(batch, "label"))]
     preds = [_raw_prediction(t, config) if e is None else None
-             for role in ROLES for t, e in zip(batch[f"{role}.text"], _errors(batch, role))]
+             for role in roles_in(batch) for t, e in zip(batch[f"{role}.text"], _errors(batch, role))]
     return {str(v) for v in [*golds, *preds] if v is not None and not isinstance(v, (dict, list))}
 
 
@@ -110,10 +116,11 @@ def gold_labels(batch: pd.DataFrame, config: RunConfig, labels: list[str]) -> tu
 
 def label_table(batch: pd.DataFrame, config: RunConfig, labels: list[str]) -> pd.DataFrame:
     """Gives one row per example of a joined batch (genval.pairs.joined): the gold label, each role's
-    predicted label and probability vector over `labels`, and whether its output was answered."""
+    predicted label and probability vector over `labels`, and whether its output was answered (teacher,
+    student and every further candidate the batch holds)."""
     table = batch[["id"] + [c for c in batch.columns if c.startswith("slice_")]].copy()
     table["gold_raw"], table["gold"] = gold_labels(batch, config, labels)
-    for role in ROLES:
+    for role in roles_in(batch):
         present = [e is None for e in _errors(batch, role)]
         raw = [_raw_prediction(t, config) if ok else None for t, ok in zip(batch[f"{role}.text"], present)]
         probs_raw = _column(batch, f"{role}.label_probs")
@@ -153,26 +160,36 @@ def signatures(config: RunConfig) -> dict[str, str]:
 
 
 def score_rows(table: pd.DataFrame, kl_signature: str) -> pd.DataFrame:
-    """Gives the per-example rows for the scores table: label_correct, label_agree, kl."""
+    """Gives the per-example rows for the scores table: label_correct (each role against the gold), label_agree
+    and kl (the student and each further candidate against the teacher)."""
+    roles = [c.removesuffix("_present") for c in table.columns if c.endswith("_present")]
     frames = []
     has_gold = table["gold"].notna()
-    for role in ("teacher", "student"):
+    for role in roles:
         # A failed output has no label: it is wrong, and its row says why (genval.numbers.FAILED_DETAIL).
         rows = table[has_gold]
         frames.append(pd.DataFrame({"id": rows["id"], "pair": f"{role}~reference", "metric": "label_correct",
                                     "value": (rows[role] == rows["gold"]).astype(float), "detail": [
                                         FAILED_DETAIL if not present else None if p is not None else
                                         "no label could be read" for p, present in zip(rows[role], rows[f"{role}_present"])]}))
-    both = table[table["teacher_present"] & table["student_present"]]
-    frames.append(pd.DataFrame({"id": table["id"], "pair": "student~teacher", "metric": "label_agree",
-                                "value": [float(s is not None and s == t) for s, t in zip(table["student"], table["teacher"])],
-                                "detail": [None if t and s else FAILED_DETAIL
-                                           for t, s in zip(table["teacher_present"], table["student_present"])]}))
-    probs = both[[t is not None and s is not None for t, s in zip(both["teacher_probs"], both["student_probs"])]]
-    if len(probs):
-        kl = pr.kl_per_example(np.stack(probs["teacher_probs"]), np.stack(probs["student_probs"]))
-        frames.append(pd.DataFrame({"id": probs["id"], "pair": "student~teacher", "metric": "kl",
-                                    "value": kl, "detail": kl_signature}))
+    for role in roles[1:]:
+        frames += _fidelity_rows(table, role, kl_signature)
     out = pd.concat(frames, ignore_index=True)
     out["value"] = pd.array(out["value"], dtype="Float64")
     return out
+
+
+def _fidelity_rows(table: pd.DataFrame, role: str, kl_signature: str) -> list[pd.DataFrame]:
+    """Gives `<role>~teacher` label_agree (every example; a failed side disagrees) and kl (both sides have probabilities)."""
+    pair = f"{role}~teacher"
+    both = table[table["teacher_present"] & table[f"{role}_present"]]
+    frames = [pd.DataFrame({"id": table["id"], "pair": pair, "metric": "label_agree",
+                            "value": [float(s is not None and s == t) for s, t in zip(table[role], table["teacher"])],
+                            "detail": [None if t and s else FAILED_DETAIL
+                                       for t, s in zip(table["teacher_present"], table[f"{role}_present"])]})]
+    probs = both[[t is not None and s is not None for t, s in zip(both["teacher_probs"], both[f"{role}_probs"])]]
+    if len(probs):
+        kl = pr.kl_per_example(np.stack(probs["teacher_probs"]), np.stack(probs[f"{role}_probs"]))
+        frames.append(pd.DataFrame({"id": probs["id"], "pair": pair, "metric": "kl", "value": kl,
+                                    "detail": kl_signature}))
+    return frames

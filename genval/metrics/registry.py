@@ -61,6 +61,10 @@ class MetricContext:
     # every metric of the run as (name, options): metrics that can share work (one encoder pass
     # for BERTScore and embeddings) see whether their partner runs, with which settings
     peers: tuple = ()
+    # For a metric that declares them (`register(inputs=..., role_models=True)`): the example columns it reads,
+    # aligned with the rows (e.g. `prompt`), and the config's model of each role, to run the models themselves.
+    inputs: dict[str, list] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -153,7 +157,9 @@ class Prepass:
 class Metric:
     name: str
     func: Callable[..., MetricResult]
-    kind: str  # "pair": (candidates, others, ctx); "single": (candidates, ctx)
+    # "pair": (candidates, others, ctx); "fidelity": the same, over the `<role>~teacher` pairs only;
+    # "single": (candidates, ctx)
+    kind: str
     tasks: tuple[str, ...] | None = None
     options: type[Options] = Options
     numbers: dict[str, NumberSpec] = field(default_factory=dict)  # column (or pattern) → what it means
@@ -161,6 +167,10 @@ class Metric:
     prepass: Prepass | None = None
     model: bool = False  # holds a model (BERTScore, embeddings): a worker builds it once and keeps it
     references: bool = False  # takes several references per row (a tuple in `others`)
+    inputs: tuple[str, ...] = ()  # example columns the metric reads besides the texts (`ctx.inputs`)
+    role_models: bool = False  # runs the roles' own models (`ctx.models`): the score stage's hash holds them
+    # check(config, options, place): what the metric needs of the run config, checked before anything is written
+    check: Callable[..., None] | None = None
 
     def worst(self, column: str) -> float | None:
         """Gives the value a failed output counts as in `column` (genval.numbers); None when unbounded or undeclared."""
@@ -196,7 +206,8 @@ METRICS: dict[str, Metric] = {}
 
 def register(name: str, kind: str = "pair", tasks: tuple[str, ...] | None = None, options: type[Options] = Options,
              numbers: dict[str, NumberSpec] | None = None, corpus: Corpus | None = None,
-             prepass: Prepass | None = None, model: bool = False, references: bool = False):
+             prepass: Prepass | None = None, model: bool = False, references: bool = False,
+             inputs: tuple[str, ...] = (), role_models: bool = False, check: Callable[..., None] | None = None):
     """Registers the decorated function as metric `name`, taking the options model `options`.
 
     The function is called with `ctx.options` already checked into that model; a caller that
@@ -204,13 +215,15 @@ def register(name: str, kind: str = "pair", tasks: tuple[str, ...] | None = None
     column the metric returns means (`genval.numbers.NumberSpec`: direction, range, printed
     decimals), keyed by column name or pattern (`rouge*`); `corpus` its corpus numbers,
     `prepass` what its map needs of the whole corpus, `model` whether it holds a model,
-    `references` whether it takes several references per row.
+    `references` whether it takes several references per row, `inputs` the example columns it
+    reads (`ctx.inputs`), `role_models` whether it runs the roles' models (`ctx.models`), `check`
+    what it needs of the run config (called by `genval validate` and before a run writes).
     """
 
     def wrap(func):
         metric = Metric(name=name, func=func, kind=kind, tasks=tasks, options=options,
                         numbers=dict(numbers) if numbers else {}, corpus=corpus, prepass=prepass, model=model,
-                        references=references)
+                        references=references, inputs=tuple(inputs), role_models=role_models, check=check)
 
         @functools.wraps(func)
         def call(*args):

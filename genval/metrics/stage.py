@@ -78,6 +78,21 @@ def pair_jobs(batch: pd.DataFrame, roles: list[str]) -> tuple[dict[str, pd.DataF
     return jobs, missing
 
 
+def fidelity_jobs(jobs: dict[str, pd.DataFrame], missing: dict[str, list[str]]):
+    """Gives `pair_jobs`' jobs and missing ids of the `<role>~teacher` pairs only (a metric of kind 'fidelity')."""
+    keep = [name for name in jobs if name.endswith("~teacher")]
+    return {name: jobs[name] for name in keep}, {name: missing[name] for name in keep}
+
+
+def _inputs(batch: pd.DataFrame, stacked: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, list]:
+    """Gives the example columns a metric reads (`Metric.inputs`), one value per stacked row (by example id)."""
+    if not columns or not len(stacked):
+        return {}
+    position = pd.Index(batch["id"].astype(str)).get_indexer(stacked["id"].astype(str))
+    return {column: [None if pd.isna(v) else v for v in batch[column].to_numpy(dtype=object)[position]]
+            for column in columns}
+
+
 def single_jobs(batch: pd.DataFrame, roles: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
     """Gives, per role, `id` and `text` of its answered outputs, and the ids whose output failed."""
     ids = batch["id"].astype(str).to_numpy(dtype=object)
@@ -102,7 +117,7 @@ def _stack(jobs: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[tuple[str,
 
 
 def _call(metric, batch: pd.DataFrame, ctx: MetricContext):
-    if metric.kind == "pair":
+    if metric.kind != "single":
         return metric.func(batch["candidate"].tolist(), batch["other"].tolist(), ctx)
     return metric.func(batch["text"].tolist(), ctx)
 
@@ -156,16 +171,18 @@ class ScoreTask:
     prepared: dict = field(default_factory=dict)  # metric position (or LABELS_KEY) → what its prepass gathered
     cache_dir: str | None = None
 
-    def context(self, i: int, segments, ids) -> MetricContext:
+    def context(self, i: int, segments, ids, inputs: dict | None = None) -> MetricContext:
         c = self.config
+        models = dict(c.models) if get_metric(c.metric_specs[i].name).role_models else {}
         return MetricContext(task=c.task, options=self.options[i], schema=self.schema, labels=c.labels,
                              label_field=c.label_field, cache_dir=self.cache_dir, segments=segments, ids=ids,
-                             prepared=self.prepared.get(i),
+                             prepared=self.prepared.get(i), inputs=inputs or {}, models=models,
                              peers=tuple((s.name, o) for s, o in zip(c.metric_specs, self.options)))
 
     def jobs(self, batch: pd.DataFrame):
         roles = self.config.roles
-        return {"pair": pair_jobs(batch, roles), "single": single_jobs(batch, roles)}
+        pairs = pair_jobs(batch, roles)
+        return {"pair": pairs, "single": single_jobs(batch, roles), "fidelity": fidelity_jobs(*pairs)}
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         frames, settings, engines, notes, counts = [], {}, {}, [], {}
@@ -174,7 +191,8 @@ class ScoreTask:
             metric = get_metric(spec.name)
             pairs, missing = jobs[metric.kind]
             stacked, segments = _stack(pairs)
-            result = _call(metric, stacked, self.context(i, segments, stacked["id"].tolist()))
+            ctx = self.context(i, segments, stacked["id"].tolist(), _inputs(batch, stacked, metric.inputs))
+            result = _call(metric, stacked, ctx)
             frames.extend(_rows(result, stacked))
             frames.extend(failure_rows(metric, result, missing))
             settings.update(result.settings)
@@ -212,8 +230,8 @@ class PrepassTask(ScoreTask):
                 continue
             metric = get_metric(spec.name)
             stacked, segments = _stack(jobs[metric.kind][0])
-            ctx = self.context(i, segments, stacked["id"].tolist())
-            texts = ([stacked["candidate"].tolist(), stacked["other"].tolist()] if metric.kind == "pair"
+            ctx = self.context(i, segments, stacked["id"].tolist(), _inputs(batch, stacked, metric.inputs))
+            texts = ([stacked["candidate"].tolist(), stacked["other"].tolist()] if metric.kind != "single"
                      else [stacked["text"].tolist(), []])
             partials[i] = metric.prepass.map(*texts, ctx)
         if LABELS_KEY in self.wanted:
@@ -225,6 +243,7 @@ def _source(run: Run, config: RunConfig) -> Source:
     # `references` (several per example) is in every examples table written since multi-reference eval sets
     many = ["references"] if "references" in run.table_columns("examples") else []
     columns = ["reference", *many] + (["label"] if cls.applies(config) else [])
+    columns += [c for spec in config.metric_specs for c in get_metric(spec.name).inputs if c not in columns]
     outputs = ("text", "error", "label_probs") if cls.applies(config) else ("text", "error")
     return Source(run, columns=tuple(columns), roles=tuple(config.roles), output_columns=outputs)
 

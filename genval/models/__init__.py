@@ -18,7 +18,12 @@ def load_backend(model, labels=None) -> Backend:
 
         return ReplayBackend(model.path, labels=labels)
     if kind == "hf":
+        from genval.models import memory
         from genval.models.hf import HFBackend
+
+        held = memory.backend(model)  # a model the caller holds in memory (genval.training), if it names one
+        if held is not None:
+            return held
 
         return HFBackend(model)
     if kind == "vllm":

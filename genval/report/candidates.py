@@ -42,7 +42,8 @@ def task_metric(summary: Summary) -> str | None:
 
 
 def rows(summary: Summary | dict) -> list[dict]:
-    """Gives one row per candidate: decision, task number with interval, fidelity, KL, judge rates, latency and cost."""
+    """Gives one row per candidate: decision, task number with interval, fidelity, KL, ECE, judge rates, latency and
+    cost."""
     summary = parse(summary)
     metric = task_metric(summary)
     fidelity = next((m for m in ("rougeL", "chrf", "embedding", "bleu", "fields_f1", "label_agree")
@@ -57,7 +58,9 @@ def rows(summary: Summary | dict) -> list[dict]:
             found = judge.rates(as_role(judge.pair, "student", name), j) or \
                 judge.rates(as_role("student~teacher", "student", name), j)
             rates[j] = found.equivalence_rate if found else None
-        out.append({"candidate": name, "decision": decision(summary, name), "task": task.get(metric),
+        mine = summary if name == "student" else summary.candidate(name)
+        ece = mine.classification.ece.get("student") if mine and mine.classification else None
+        out.append({"ece": ece, "candidate": name, "decision": decision(summary, name), "task": task.get(metric),
                     "task_metric": metric, "fidelity": own.get(fidelity), "fidelity_metric": fidelity,
                     "kl": own.get("kl"), "judges": rates, "latency_p50_s": summary.ops.figure(name, "latency_p50_s"),
                     "cost_per_1k_calls": summary.ops.figure(name, "cost_per_1k_calls")})

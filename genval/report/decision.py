@@ -41,14 +41,17 @@ def pct(x) -> str:
 
 
 def num(x, digits: int = 4) -> str:
-    """Gives a number (or a plain value) in a few significant digits, '–' when missing."""
-    if isinstance(x, Estimate):
-        x = x.value
+    """Gives a number (typed, or as summary.json holds it) or a plain value in a few significant digits, '–' when
+    missing."""
+    if isinstance(x, (Estimate, dict)):
+        x = x.get("value") if isinstance(x, dict) else x.value
     return "–" if x is None else f"{x:.{digits}g}"
 
 
-def ci(n: Estimate | list | None, digits: int = 3) -> str:
+def ci(n: Estimate | dict | list | None, digits: int = 3) -> str:
     """Gives a number's interval (or an interval [lo, hi]) as 'lo – hi', '–' when missing; an end with no bound ∞."""
+    if isinstance(n, dict):
+        n = n.get("ci")
     lo, hi = (n.ci if isinstance(n, Estimate) else n or [None, None])[:2]
     if lo is None:
         return "–"

@@ -258,8 +258,9 @@ def _candidates(summary: Summary, currency: str) -> str:
     if len(found) < 2:
         return ""
     judge_names = sorted({j for r in found for j in r["judges"]})
+    with_ece = any(r["ece"] for r in found)  # a classification run with label probabilities
     head = ["candidate", "decision", f"task: {found[0]['task_metric'] or '–'}",
-            f"fidelity: {found[0]['fidelity_metric'] or '–'}", "KL(teacher‖student)"] + \
+            f"fidelity: {found[0]['fidelity_metric'] or '–'}", "KL(teacher‖student)"] + (["ECE"] if with_ece else []) + \
         [f"judge {j}" for j in judge_names] + ["latency p50", "cost per 1,000 calls"]
     rows = []
     for r in found:
@@ -268,6 +269,8 @@ def _candidates(summary: Summary, currency: str) -> str:
                      (f"{num(r['task'])} ({ci(r['task'])})", _value(r["task"])),
                      (f"{num(r['fidelity'])} ({ci(r['fidelity'])})", _value(r["fidelity"])),
                      (f"{num(r['kl'])} ({ci(r['kl'])})" if r["kl"] else "–", _value(r["kl"]))]
+                    + ([(f"{num(r['ece'])} ({ci(r['ece'])})" if r["ece"] else "–", _value(r["ece"]))]
+                       if with_ece else [])
                     + [(f"{num(r['judges'].get(j))} ({ci(r['judges'].get(j))})", _value(r["judges"].get(j)))
                        for j in judge_names]
                     + [(opsview.show("latency_p50_s", r["latency_p50_s"]), r["latency_p50_s"]),

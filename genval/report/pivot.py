@@ -14,8 +14,8 @@ from genval.numbers import lookup
 from genval.summary import Number, Summary, parse
 
 GROUPS = {"lexical": "lexical", "bleu": "lexical", "semantic": "semantic", "structure": "format", "classification": "classification",
-          "numeric": "numeric"}
-ORDER = ["lexical", "semantic", "format", "classification", "numeric", "other"]
+          "numeric": "numeric", "tokens": "token fidelity"}
+ORDER = ["lexical", "semantic", "format", "classification", "token fidelity", "numeric", "other"]
 CLASSIFICATION = ("label_correct", "label_agree", "kl")
 
 

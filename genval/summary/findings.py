@@ -40,7 +40,8 @@ class Settings(Model):
     min_slice_n: int
     interval_method: str = Field(description="How every interval was drawn: the exact bootstrap of resampled example "
                                              "indices, or the streamed Poisson bootstrap (docs/reports.md)")
-    metrics: dict[str, str] = Field(description="metric -> its signature (every setting that changes the number)")
+    metrics: dict[str, str | list[str]] = Field(description="metric -> its signature (every setting that changes the "
+                                                            "number; several where batches recorded several)")
 
 
 class RoleErrors(Model):

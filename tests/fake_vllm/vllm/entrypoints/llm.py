@@ -120,6 +120,23 @@ class LLM:
             logits = self._scorer(torch.tensor([prompt_ids])).logits[0].float()
         return torch.log_softmax(logits, dim=-1).tolist()
 
+    def _prompt_entries(self, prompt_ids: list[int], k: int) -> list:
+        """As vLLM: None for the first token, then per position the k likeliest tokens (ranks 1..k) and the
+        prompt's own token with its rank, which makes k + 1 entries when it is not among them."""
+        limit = self.kwargs.get("max_logprobs", 20)
+        if k > limit:  # vLLM refuses more than its max_logprobs (default 20)
+            raise ValueError(f"Requested prompt logprobs of {k}, which is greater than max allowed: {limit}")
+        logp = self._prompt_logprobs(prompt_ids)
+        out = [None]
+        for p, t in enumerate(prompt_ids[1:], start=1):
+            row = logp[p - 1]
+            order = sorted(range(len(row)), key=lambda v: -row[v])
+            entry = {v: Logprob(row[v], r + 1, self.tokenizer.decode([v])) for r, v in enumerate(order[:k])}
+            if t not in entry:
+                entry[t] = Logprob(row[t], order.index(t) + 1, self.tokenizer.decode([t]))
+            out.append(entry)
+        return out
+
     def _answer(self, prompt: str, prompt_ids: list[int], sp: SamplingParams) -> RequestOutput:
         tok = self.tokenizer
         schema = sp.structured_outputs.json if sp.structured_outputs is not None else None
@@ -153,10 +170,7 @@ class LLM:
                                         last_token_ts=now + 0.01 * len(ids), first_token_latency=0.002)
         prompt_logprobs = None
         if sp.prompt_logprobs is not None:
-            # As vLLM: None for the first token, then per position a dict holding the prompt's own token.
-            logp = self._prompt_logprobs(prompt_ids)
-            prompt_logprobs = [None] + [{t: Logprob(logp[p - 1][t], None, tok.decode([t]))}
-                                        for p, t in enumerate(prompt_ids) if p > 0]
+            prompt_logprobs = self._prompt_entries(prompt_ids, sp.prompt_logprobs)
         self._counter += 1
         out = CompletionOutput(index=0, text=text, token_ids=list(ids), cumulative_logprob=None, logprobs=logprobs,
                                finish_reason=finish, stop_reason=stop_reason)
