@@ -21,6 +21,8 @@ from genval.analysis.numbers import minimum_detectable_effect
 from tests.test_demo_summary import BEFORE, MODEL_MADE
 from tests.report_runs import demo_run
 
+pytestmark = pytest.mark.slow  # reads the whole demo run
+
 ADDED_LEAVES = {"method", "note", "held_back", "holm_left_out", "slice_ranking", "rank_note", "equivalence_rate_ppi",
                 "corrected_equivalence_rate", "task_retention", "retention"}
 INTERVAL_END = re.compile(r"\.ci\[[01]\]$")

@@ -10,6 +10,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch = pytest.importorskip("torch")
 pytest.importorskip("accelerate")
+pytestmark = pytest.mark.slow  # trains tiny models for epochs with an evaluation at each
 from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments  # noqa: E402
 
 from genval.errors import GenvalError  # noqa: E402

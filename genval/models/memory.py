@@ -55,13 +55,9 @@ class HeldBackend(HFBackend):
         if self.model is not None:
             return
         model, tokenizer = self._held
-        self.device = str(next(model.parameters()).device)
-        # A copy: generation pads on the left, and the training loop's collator keeps its own side.
-        self.tokenizer = copy.deepcopy(tokenizer)
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = model.eval()
+        # Where the Trainer keeps it; the tokenizer a copy: generation pads on the left, and the training
+        # loop's collator keeps its own side.
+        self.attach(model, copy.deepcopy(tokenizer), str(next(model.parameters()).device))
 
     def close(self) -> None:
         self.model = None  # the caller's model stays theirs: nothing freed here
