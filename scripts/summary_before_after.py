@@ -10,9 +10,10 @@ a classification run with failed requests, a judge, ops and a non-inferiority ga
 block), and a run with no status (no teacher reference scores), and copies
 each run folder and its summary.json into BEFORE. `again` re-runs the aggregate stage of each
 stored run folder (a copy) with the genval on PYTHONPATH and writes AFTER/<name>.json: the same
-tables in, so model-made numbers (BERTScore) cannot differ. `compare` says, per file, whether AFTER is byte-identical to BEFORE
-once what changed on purpose is undone (ADDED taken out, CHANGED set back, REORDERED put back in
-the old order; `eval_set.path`, a temporary folder, set equal), and lists every other difference. Run `write` on the commit before
+tables in, so model-made numbers (BERTScore) cannot differ. `compare` says, per file, whether
+AFTER is byte-identical to BEFORE once what changed on purpose is undone (ADDED taken out, CHANGED
+set back, REORDERED put back in the old order; `eval_set.path`, a temporary folder, set equal),
+and lists every other difference. Run `write` on the commit before
 the change, `again` on the one after, then `compare`.
 """
 

@@ -41,7 +41,8 @@ def _classification(n: int, only_student_wrong: float, only_teacher_wrong: float
 
     return Classification.model_construct(
         student=RoleFigures.model_construct(accuracy=Number(value=0.8, ci=[None, None], n=n)),
-        errors=ErrorShares.model_construct(only_student_wrong=only_student_wrong, only_teacher_wrong=only_teacher_wrong))
+        errors=ErrorShares.model_construct(only_student_wrong=only_student_wrong,
+                                           only_teacher_wrong=only_teacher_wrong))
 
 
 def test_mcnemar_p_is_the_exact_binomial_test_of_the_discordant_examples():

@@ -49,7 +49,7 @@ def _numbers(tree, path=""):
 
 
 def test_the_committed_schema_is_the_one_the_models_give():
-    assert SCHEMA.read_text("utf-8") == schema_text(), "regenerate it: python -m genval.summary > docs/summary.schema.json"
+    assert SCHEMA.read_text("utf-8") == schema_text(), "regenerate: python -m genval.summary > docs/summary.schema.json"
     schema = json.loads(SCHEMA.read_text("utf-8"))
     assert schema["properties"]["schema_version"]["const"] == SCHEMA_VERSION
     jsonschema.Draft202012Validator.check_schema(schema)

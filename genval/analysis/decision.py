@@ -104,8 +104,8 @@ def decide(summary: Summary | dict) -> dict:
 
 
 def verdicts(findings: Findings, config, baseline: Summary | None, paired, plain) -> dict:
-    """Gives what the numbers come to — status, diagnoses, gate, decision — as models, for the student's findings or a
-    candidate's in his place (`paired`: a non-inferiority rule's paired number; `plain`: the JSON of a part)."""
+    """Gives what the numbers come to — status, diagnoses, gate, decision — as models, for the student's findings
+    or a candidate's in his place (`paired`: a non-inferiority rule's paired number; `plain`: the JSON of a part)."""
     grade = Status.model_validate(status(findings))
     found = [Diagnosis.model_validate(d) for d in plain(diagnose(findings, config, grade))]
     gate = Gate.model_validate(plain(evaluate(config.gate, findings, baseline, paired))) if config.gate else None

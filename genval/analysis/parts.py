@@ -22,7 +22,7 @@ from genval.summary import Calibration
 
 
 def judge_top(block: dict | None, calibration: Calibration | None, found: Collected, boot: Boot,
-               view: blocks.View | None = None) -> dict | None:
+              view: blocks.View | None = None) -> dict | None:
     """Adds the primary judge's validation, meaning and verdict shares to the overall judge block.
 
     Its corrected rates (Rogan–Gladen, PPI++) come with the block from the per-example cells

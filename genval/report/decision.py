@@ -49,7 +49,7 @@ def num(x, digits: int = 4) -> str:
 
 
 def ci(n: Estimate | dict | list | None, digits: int = 3) -> str:
-    """Gives a number's interval (or an interval [lo, hi]) as 'lo – hi', '–' when missing; an end with no bound ∞."""
+    """Gives a number's interval (or an interval [lo, hi]) as 'lo – hi', '–' when missing; an unbounded end ∞."""
     if isinstance(n, dict):
         n = n.get("ci")
     lo, hi = (n.ci if isinstance(n, Estimate) else n or [None, None])[:2]

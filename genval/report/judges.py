@@ -85,7 +85,8 @@ def rows(summary: Summary | dict, calibration: Calibration | dict | None) -> lis
         verdict = "validated" if cal.validated else ("NOT validated" if kappa else "no human labels")
         out.append({
             "rank": rank, "judge": name, "scale": scale(calibration.meaning.get(name)),
-            "kappa": f"{num(kappa, 3)} ({ci(kappa)})" if kappa else "–", "kappa_value": kappa.value if kappa else None,
+            "kappa": f"{num(kappa, 3)} ({ci(kappa)})" if kappa else "–",
+            "kappa_value": kappa.value if kappa else None,
             "n": cal.n, "min_kappa": cal.min_kappa, "verdict": verdict, "ceiling": _ceiling(cal),
             "bias": _bias(cal), "rates": _rates(summary, name),
             "unparsed": f"{unparsed} of {asked} ({pct(unparsed / asked)})" if asked else "–",

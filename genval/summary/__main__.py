@@ -1,4 +1,4 @@
-"""`python -m genval.summary > docs/summary.schema.json`: prints summary.json's JSON Schema, generated from the models."""
+"""`python -m genval.summary > docs/summary.schema.json`: prints summary.json's JSON Schema, made from the models."""
 
 import sys
 
