@@ -13,18 +13,21 @@ TABLES = ("examples", "outputs", "scores", "judgments", "labels")
 
 
 class Loaded(Mapping):
-    """Table name → pandas DataFrame (read when first asked for), plus `summary` (summary.json as a dict).
+    """Table name → pandas DataFrame (read when first asked for), plus `summary` (summary.json as a dict) and `model`
+    (the same, typed: genval.summary.Summary).
 
     A table the run does not have (no judge, no human labels) is left out of the mapping rather
     than given empty, so `"judgments" in run` says whether the run was judged.
     """
 
     def __init__(self, path: Path):
-        from genval.runfolder import open_run, read_summary
+        from genval.runfolder import open_run
+        from genval.summary import read
 
         self.run = open_run(path)
         self.path = self.run.root
-        self.summary: dict = read_summary(self.run.root)
+        self.model = read(self.run.root)   # validated whole: a summary this genval cannot read is one line
+        self.summary: dict = self.model.dump()
         self._names = [name for name in TABLES if self.run.has(name)]
         self._read: dict[str, pd.DataFrame] = {}
 

@@ -21,7 +21,7 @@ from typing import Callable
 
 from genval.analysis.stage import aggregate
 from genval.checks import check_inputs
-from genval.config import RunConfig, load_config
+from genval.config import RunConfig, load_config, parse_config
 from genval.errors import GenvalError
 from genval.evalset import canonical
 from genval.executors import check_executor, make_executor
@@ -34,6 +34,8 @@ from genval.models.cache import RequestCache
 from genval.progress import Progress
 from genval.report.stage import report
 from genval.runfolder import Run, environment, file_sha256, table_schema
+from genval.summary import OlderSummary, Summary
+from genval.summary import read as read_summary_model
 
 
 def _file_digest(path: Path | None) -> str | None:
@@ -115,7 +117,7 @@ STAGES = [
                      "gate": c.gate.model_dump(mode="json") if c.gate else None,
                      "baseline": _file_digest(c.gate.baseline / "summary.json" if c.gate.baseline.is_dir()
                                               else c.gate.baseline) if c.gate and c.gate.baseline else None},
-          version=5),  # 5: corpus, every metric's retention; 4: streamed, one source per number; 3: decision
+          version=6),  # 6: typed summary (schema 3); 5: corpus, every metric's retention; 4: streamed; 3: decision
     Stage("report", report, ("summary.json", "calibration.json", "examples", "outputs", "scores", "judgments"),
           ("report.md", "report.html"),
           lambda c: {"name": c.name, "seed": c.analysis.seed},
@@ -262,15 +264,33 @@ def outcome(run: Run | str | Path, stages: list[str] | None = None) -> dict:
               if name in records and records[name].get("failed_requests")}
     decision = gate = None
     if "aggregate" in names and run.has("summary.json"):
-        summary = run.read_json("summary.json")
-        decision, gate = summary.get("decision"), summary.get("gate")
-    incomplete = bool(failed) or (decision or {}).get("verdict") == "INCOMPLETE"
+        summary = read_summary_model(run.root)
+        decision, gate = summary.decision.dump(), summary.gate
+    incomplete = bool(failed) or (decision is not None and decision["verdict"] == "INCOMPLETE")
     # Of the failed requests, those a re-run cannot fill (ids a replay file lacks), and what the files lack
     missing = {name: int(records[name].get("missing") or 0) for name in failed if records[name].get("missing")}
     notes = [n for name in names if name in records for n in records[name].get("replay_notes") or []]
     return {"failed_requests": failed, "missing": missing, "replay_notes": notes, "decision": decision,
             "exit_code": 3 if incomplete else 0,
-            "gate": None if gate is None else {"passed": gate["passed"], "failing": gate.get("failing", [])}}
+            "gate": None if gate is None else {"passed": gate.passed, "failing": gate.failing}}
+
+
+def current_summary(run: Run, progress: Progress | None = None) -> Summary:
+    """Gives a finished run's summary.json as the model; one an older genval wrote is re-aggregated first.
+
+    An older summary (a smaller `schema_version`) is never half-read: when the run folder holds
+    its tables and config, the aggregate stage runs again on them (and says so); otherwise, or for
+    a summary.json that is no genval summary of any version, the error is one line naming the file.
+    """
+    try:
+        return read_summary_model(run.root)
+    except OlderSummary as exc:
+        if not run.has("examples") or not run.manifest.get("config"):
+            raise
+        (progress or Progress()).say(f"{exc.message.split(';')[0]}: re-aggregating it from the run's tables")
+    config = parse_config(run.manifest["config"], run.root, source=f"{run.root}/manifest.json")
+    run_stages(run, config, progress or Progress(quiet=True), force=("aggregate",), only=["aggregate"])
+    return read_summary_model(run.root)
 
 
 def report_path(run: Run) -> Path:

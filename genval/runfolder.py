@@ -274,23 +274,18 @@ def _json_default(value):
 
 
 def summary_schema_version() -> int:
-    """Gives the `schema_version` summary.json has now (its JSON Schema's constant)."""
-    schema = json.loads((Path(__file__).parent / "schemas" / "summary.schema.json").read_text(encoding="utf-8"))
-    return schema["properties"]["schema_version"]["const"]
+    """Gives the `schema_version` summary.json has now (genval.summary's models)."""
+    from genval.summary import SCHEMA_VERSION
+
+    return SCHEMA_VERSION
 
 
 def read_summary(path: str | Path, what: str = "summary") -> dict:
-    """Gives the summary.json of a run folder (or the file itself), checked to be one this genval can read."""
-    path = Path(path)
-    file = path / "summary.json" if path.is_dir() else path
-    if not file.is_file():
-        raise GenvalError(f"{path}: no summary.json (give a finished run folder or its summary.json)")
-    summary = read_json(file, what)
-    version = summary.get("schema_version") if isinstance(summary, dict) else None
-    if version != summary_schema_version():
-        raise GenvalError(f"{file}: not a genval summary.json of schema_version {summary_schema_version()} "
-                          f"(found {version!r}); re-run its aggregate stage: `genval run CONFIG --force aggregate`")
-    return summary
+    """Gives the summary.json of a run folder (or the file itself) as the JSON it holds, checked to be of this genval's
+    `schema_version`; `genval.summary.read` gives it as the model, validated whole."""
+    from genval.summary import read_data
+
+    return read_data(path, what)
 
 
 def open_run(path: str | Path) -> Run:

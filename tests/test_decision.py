@@ -17,16 +17,22 @@ from genval.config import load_config
 from genval.pipeline import prepare, run_stages
 from genval.progress import Progress
 from genval.report.stage import report
+from genval.summary import Diagnosis, Failures, Gate, Status, Summary
 from tests.conftest import ROOT, write_jsonl, write_yaml
 from tests.test_aggregate_support import make_config, make_run
 
-CLEAN = {"roles": {}, "judges": {}, "over_limit": [], "max_failure_rate": 0.01}
+CLEAN = {"roles": {}, "judges": {}, "over_limit": [], "max_failure_rate": 0.01, "requests_failed": 0,
+         "counted_as": "wrong"}
 
 
 def _summary(**extra):
-    base = {"status": {"level": "EXCELLENT", "basis": "x", "retention": 0.97}, "gate": None, "diagnoses": [],
-            "failures": CLEAN}
-    return {**base, **extra}
+    """A summary with what the decision reads (status, gate, diagnoses, failures), typed; the rest left out."""
+    found = {"status": {"level": "EXCELLENT", "basis": "x", "retention": 0.97}, "gate": None, "diagnoses": [],
+             "failures": CLEAN, **extra}
+    gate = found["gate"] and Gate.model_construct(**found["gate"])   # only its outcome and counts are read
+    return Summary.model_construct(status=Status(**{"kl": None, "held_back": [], **found["status"]}), gate=gate,
+                                   diagnoses=[Diagnosis(**{"numbers": {}, **d}) for d in found["diagnoses"]],
+                                   failures=Failures(**found["failures"]))
 
 
 def test_decision_verdicts_and_incomplete_first():

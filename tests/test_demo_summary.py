@@ -32,6 +32,8 @@ ADDED = {"settings.interval_method", "classification.labels", "classification.la
 RARE = "slices.rare_class.legal.classification"
 RARE_NEW = {"confusion", "kl_band", "warnings", "ece", "spearman", "kendall", "teacher", "student", "errors"}
 MODEL_MADE = ("bertscore", "embedding")
+# eval_set.path: where the config sits, not a number; schema_version 2 → 3: the typed summary (genval.summary).
+CHANGED = ("eval_set.path", "schema_version")
 # A signature names the libraries behind a number with their versions ("sentence-transformers:6.2.0",
 # sacrebleu's "version:2.6.0"); a fresh install pulls newer ones. The names and every setting must match,
 # the version numbers need not: a test must not fail on a third party's release.
@@ -78,11 +80,11 @@ def test_the_demo_summary_is_the_one_before_the_streaming_core():
     before = json.loads(BEFORE.read_text())
     folder = demo_run()  # configs/demo.yaml run once per test process (the report and export tests read it too)
     after = json.loads((folder / "summary.json").read_text())
-    assert after["eval_set"]["path"].endswith("data/demo/tickets.jsonl")   # where the config sits, not a number
+    assert after["eval_set"]["path"].endswith("data/demo/tickets.jsonl") and after["schema_version"] == 3
     from tests.test_demo_intervals import on_purpose   # issue 20's interval changes, each checked there
 
     found = [(kind, path) for kind, path in _differences(before, after)
-             if path != "eval_set.path" and not on_purpose(kind, path)]
+             if path not in CHANGED and not on_purpose(kind, path)]
     expected = [("added", path) for path in sorted(ADDED)]
     assert [d for d in found if not d[1].startswith(RARE)] == expected
     assert {d[1][len(RARE) + 1:].split(".")[0].split("[")[0] for d in found if d[1].startswith(RARE)} <= RARE_NEW

@@ -5,11 +5,27 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from genval.runfolder import Run
+
 from genval.analysis.diagnosis import status
 from genval.analysis.stage import build_summary
+from genval.summary import Block, Classification, Fidelity, NamedNumber, Number
 from tests.test_aggregate_support import make_config, make_run
 
 N = 60
+
+
+def _number(value, cls=Number, **named):
+    return cls(value=value, ci=[None, None], n=N, **named)
+
+
+def _block(retention=None, kl=None, task=None) -> Block:
+    """A block with what the status reads: accuracy retention and KL, or task retention (the rest left out)."""
+    cls = None if retention is None else Classification.model_construct(
+        accuracy_retention=_number(retention), kl_teacher_student=_number(kl))
+    task = None if task is None else _number(task, NamedNumber, metric="rougeL")
+    return Block.model_construct(classification=cls, fidelity=Fidelity.model_construct(task_retention=task),
+                                 metrics={})
 
 
 def kinds(summary) -> list[str]:
@@ -26,15 +42,13 @@ def clean(tmp_path, **kw):
     (0.96, 0.05, "EXCELLENT"), (0.96, 0.2, "GOOD"), (0.93, 0.29, "GOOD"), (0.93, 0.5, "ACCEPTABLE"),
     (0.91, 0.9, "ACCEPTABLE"), (0.90, 0.01, "WEAK"), (0.5, 0.0, "WEAK")])
 def test_status_bands(retention, kl, level):
-    summary = {"classification": {"accuracy_retention": {"value": retention}, "kl_teacher_student": {"value": kl}}}
-    assert status(summary)["level"] == level
+    assert status(_block(retention, kl))["level"] == level
 
 
 def test_status_without_labels_says_its_basis():
-    summary = {"classification": None, "fidelity": {"task_retention": {"metric": "rougeL", "value": 0.94}}}
-    out = status(summary)
+    out = status(_block(task=0.94))
     assert out["level"] == "GOOD" and "rougeL" in out["basis"] and "no KL" in out["basis"]
-    assert status({"classification": None, "fidelity": {"task_retention": None}})["level"] is None
+    assert status(_block())["level"] is None
 
 
 def test_clean_run_has_no_diagnosis(tmp_path):
@@ -136,10 +150,12 @@ def test_judge_not_validated(tmp_path):
 
 
 def test_no_status_and_no_headline_stays_silent(tmp_path):
-    from genval.analysis.diagnosis import diagnose
-
-    summary = {"headline": None, "slices": {"region": {"b": {"n": 40, "headline": None}}}, "classification": None}
-    assert diagnose(summary, make_config(tmp_path, critical=["region=b"])) == []
+    run = make_run(tmp_path / "run", [1] * N, [1] * N, region=["a"] * 20 + ["b"] * 40)
+    scores = Run(run.root).read_table("scores")
+    run.write_table("scores", scores[scores["metric"] == "json_valid"])   # no number to head the run or a slice
+    summary = build_summary(run, make_config(tmp_path, critical=["region=b"]))
+    assert summary["headline"] is None and summary["slices"]["region"]["b"]["headline"] is None
+    assert summary["status"]["level"] is None and summary["diagnoses"] == []
 
 
 def test_the_status_caveat_names_the_number_that_caused_it(tmp_path):
@@ -152,14 +168,13 @@ def test_the_status_caveat_names_the_number_that_caused_it(tmp_path):
     reasons = decide(summary)["reasons"]
     assert "caveat: KL(teacher‖student) 1.15 is not under the 0.3 of GOOD" in reasons
     assert not [r for r in reasons if r.startswith("caveat: retention")]
-    just = status({"classification": {"accuracy_retention": {"value": 0.91}, "kl_teacher_student": {"value": 0.05}}})
+    just = status(_block(0.91, 0.05))
     assert just["held_back"] == ["retention 91.0 % is not over the 92.0 % of GOOD"]
 
 
 def test_no_decision_says_what_to_add_to_get_one(tmp_path):
     """A summarization run whose teacher has no reference scores, no judge and no gate: the line says what to add."""
     from genval.analysis.decision import decide
-    from genval.runfolder import Run
 
     run = make_run(tmp_path / "run", [1] * N, [1] * N, rouge_student=[0.6] * N, rouge_teacher=[0.7] * N)
     scores = Run(run.root).read_table("scores")

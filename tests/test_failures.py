@@ -207,12 +207,13 @@ def test_the_gate_on_an_incomplete_run_says_so_and_exits_3_unless_allowed(tmp_pa
     assert main(["gate", str(run), "--config", str(rules), "--allow-incomplete"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("gate: PASS") and "gated anyway (--allow-incomplete)" in printed
-    # A summary without a decision cannot say it is complete: the same exit.
+    # A summary without a decision cannot say it is complete: it is not read at all (never half-read), in one line.
     summary = json.loads((run / "summary.json").read_text())
     summary.pop("decision")
     (run / "summary.json").write_text(json.dumps(summary))
-    assert main(["gate", str(run), "--config", str(rules)]) == 3
-    assert "holds no decision" in capsys.readouterr().out
+    assert main(["gate", str(run), "--config", str(rules)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "decision: Field required" in err and "--force aggregate" in err
 
 
 def test_run_says_a_passing_gate_cannot_be_trusted_on_an_incomplete_run(tmp_path, capsys):

@@ -34,18 +34,29 @@ def test_an_unknown_preset_is_a_one_line_error(tmp_path):
         validated(GateConfig, {"preset": "parody"}, "gate.yaml")
 
 
+def _classification(n: int, only_student_wrong: float, only_teacher_wrong: float):
+    """A typed classification block with what McNemar's test reads: the student's accuracy n and the error shares."""
+    from genval.summary import Classification, Number, RoleFigures
+    from genval.summary.block import ErrorShares
+
+    return Classification.model_construct(
+        student=RoleFigures.model_construct(accuracy=Number(value=0.8, ci=[None, None], n=n)),
+        errors=ErrorShares.model_construct(only_student_wrong=only_student_wrong,
+                                           only_teacher_wrong=only_teacher_wrong))
+
+
 def test_mcnemar_p_is_the_exact_binomial_test_of_the_discordant_examples():
+    from genval.summary import Settings, Summary
+
     n = 200
-    found = mcnemar({"student": {"accuracy": {"value": 0.8, "n": n}},
-                     "errors": {"only_student_wrong": 12 / n, "only_teacher_wrong": 3 / n,
-                                "both_correct": 0.7, "both_wrong": 0.1}})
+    found = mcnemar(_classification(n, 12 / n, 3 / n))
     assert found["n"] == 15
     assert found["value"] == pytest.approx(binomtest(3, 15, 0.5).pvalue)
     assert found["value"] < 0.05  # 12 against 3: one engine loses labels the other keeps
-    same = mcnemar({"student": {"accuracy": {"n": n}}, "errors": {"only_student_wrong": 0.0, "only_teacher_wrong": 0.0}})
+    same = mcnemar(_classification(n, 0.0, 0.0))
     assert same["value"] == 1.0 and same["n"] == 0
-    summary = {"classification": {"student": {"accuracy": {"value": 0.8, "n": n}},
-                                  "errors": {"only_student_wrong": 12 / n, "only_teacher_wrong": 3 / n}}}
+    summary = Summary.model_construct(classification=_classification(n, 12 / n, 3 / n),
+                                      settings=Settings.model_construct(confidence=0.95))   # what the gate reads
     result = evaluate(GateConfig(rules=["mcnemar_p >= 0.05"]), summary, None)
     assert not result["passed"] and "mcnemar_p" in result["failing"][0]
 

@@ -227,11 +227,11 @@ def named(block: dict, name: str) -> dict:
     """Gives the number a headline name (`headline`) stands for in another block (a slice), with a note when absent."""
     metric, _, rest = name.partition(" (")
     if metric == "accuracy_retention":
-        found = (block.get("classification") or {}).get("accuracy_retention")
+        found = block["classification"]["accuracy_retention"] if block["classification"] else None
     elif metric == "equivalence_rate":
-        found = (block.get("judge") or {}).get("equivalence_rate")
+        found = block["judge"]["equivalence_rate"] if block["judge"] else None
     else:
-        found = (block.get("metrics") or {}).get(rest.rstrip(")"), {}).get(metric)
+        found = block["metrics"].get(rest.rstrip(")"), {}).get(metric)
     return found or {**empty(), "note": "no example of this slice has it"}
 
 

@@ -217,7 +217,7 @@ def block(view, held: Held | None, min_slice_n: int) -> dict | None:
 
 def _warnings(out: dict, n: int, min_slice_n: int) -> list[str]:
     warnings = []
-    share = (out["errors"] or {}).get("only_student_wrong")
+    share = out["errors"]["only_student_wrong"] if out["errors"] else None
     if share is not None and share > ONLY_STUDENT_WRONG_WARN:
         warnings.append(f"the student alone is wrong on {share:.1%} of examples (> {ONLY_STUDENT_WRONG_WARN:.0%}): "
                         "look at these cases before replacing the teacher")

@@ -44,6 +44,7 @@ from genval.analysis.table import (
     add_ratings,
     add_scores,
     example_labels,
+    read_calibration,
     role_counts,
 )
 from genval.columns import WINDOW, ColumnStore, Positions, windows
@@ -286,7 +287,7 @@ def collect(run: Run, config: RunConfig, gate_rules=(), progress: Progress | Non
     with ColumnStore(run, n, max(n, 1) if exact else WINDOW) as store:
         add_scores(store, run, positions)
         judges = add_judgments(store, run, positions)
-        add_ratings(store, run.read_json("calibration.json") if run.has("calibration.json") else None, positions)
+        add_ratings(store, read_calibration(run), positions)
         keys = [k for k in store.keys if store.stats[k][0] and (judges.has_score or not (
             k[1].startswith(JUDGE_PREFIX) and k[1].endswith(":score"))) and not _cell_key(k)]
         judged = [(k[1].split(":")[1], k[0]) for k in keys if k[1].startswith(JUDGE_PREFIX)

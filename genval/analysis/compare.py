@@ -34,7 +34,8 @@ from genval.analysis.significance import holm, two_sided_p
 from genval.analysis.slices import configured
 from genval.analysis.table import example_numbers
 from genval.errors import GenvalError
-from genval.runfolder import Run, open_run, read_summary
+from genval.runfolder import Run, open_run
+from genval.summary import read
 
 OPS_FIGURES = ("latency_p50_s", "latency_p95_s", "requests_per_s", "output_tokens_per_s", "cost_per_1k_calls",
                "peak_memory_bytes")
@@ -57,9 +58,9 @@ def mcnemar_exact(before, after) -> dict:
 
 def fingerprint(run: Run) -> str | None:
     """Gives the eval-set fingerprint a run recorded (manifest, else summary.json)."""
-    sha = (run.manifest.get("eval_set") or {}).get("sha256")
+    sha = run.manifest.get("eval_set", {}).get("sha256")
     if sha is None and run.has("summary.json"):
-        sha = (read_summary(run.root).get("eval_set") or {}).get("sha256")
+        sha = read(run.root).eval_set.sha256
     return sha
 
 
@@ -153,7 +154,7 @@ def _figure(figures: dict, name: str) -> tuple[float | None, list | None]:
 
 def _ops_rows(run_a: Run, run_b: Run, confidence: float) -> list[dict]:
     """Gives per role and ops figure the change B − A; tested only where both runs give the figure an interval."""
-    ops_a, ops_b = (((r.read_json("ops.json") if r.has("ops.json") else {}) or {}).get("roles") or {}
+    ops_a, ops_b = ((r.read_json("ops.json").get("roles") if r.has("ops.json") else None) or {}
                     for r in (run_a, run_b))
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     out = []

@@ -9,7 +9,9 @@ block a release are given as caveats of a READY.
 
 from __future__ import annotations
 
-from genval.analysis.diagnosis import pct
+from genval.analysis.diagnosis import diagnose, pct, status
+from genval.analysis.gate import evaluate
+from genval.summary import Decision, Diagnosis, Failures, Findings, Gate, Status, Summary, parse
 
 BLOCKING = ("weak_critical_slice", "small_slice", "student_only_errors", "format_failures")
 
@@ -47,46 +49,35 @@ def failures(roles: dict[str, list[int]], judges: dict[str, list[int]], max_fail
                           "a score: the bad end of its range); `answered` gives the numbers without them"}
 
 
-def _on_numbers(summary: dict) -> tuple[str, list[str]]:
+def _on_numbers(status: Status, gate: Gate | None, diagnoses: list[Diagnosis]) -> tuple[str, list[str]]:
     """Gives the verdict the numbers alone give (gate, then status grade), with its reasons."""
-    status = summary.get("status") or {}
-    level = status.get("level")
-    gate = summary.get("gate")
-    if gate is not None and not gate["passed"]:
-        return "NOT_READY", [f"the release gate fails ({len(gate['failing'])} of {len(gate['rules'])} rules): "
-                             + "; ".join(gate["failing"])]
-    if level is None:
-        return "NO_DECISION", [status.get("basis", "no number to base a status on")]
-    said = f"status {level} on {status['basis']}"
-    if level == "WEAK":
-        return "NOT_READY", [f"{said}: " + "; ".join(status.get("held_back") or
-                                                      [f"retention {pct(status.get('retention'))}"])]
-    caveats = [d for d in summary.get("diagnoses") or [] if d["kind"] in BLOCKING]
-    clean = level != "ACCEPTABLE" and not caveats
+    if gate is not None and not gate.passed:
+        return "NOT_READY", [f"the release gate fails ({len(gate.failing)} of {len(gate.rules)} rules): "
+                             + "; ".join(gate.failing)]
+    if status.level is None:
+        return "NO_DECISION", [status.basis or "no number to base a status on"]
+    said = f"status {status.level} on {status.basis}"
+    if status.level == "WEAK":
+        return "NOT_READY", [f"{said}: " + "; ".join(status.held_back or [f"retention {pct(status.retention)}"])]
+    caveats = [d for d in diagnoses if d.kind in BLOCKING]
+    clean = status.level != "ACCEPTABLE" and not caveats
     reasons = [said + (": the student can replace the teacher on this eval set" if clean else ", with caveats")]
-    if level == "ACCEPTABLE":  # the caveat names the number that kept the status out of GOOD
-        reasons += [f"caveat: {why}" for why in status.get("held_back") or []]
-    reasons += [f"caveat: {d['kind'].replace('_', ' ')} — {d['message']}" for d in caveats]
+    if status.level == "ACCEPTABLE":  # the caveat names the number that kept the status out of GOOD
+        reasons += [f"caveat: {why}" for why in status.held_back]
+    reasons += [f"caveat: {d.kind.replace('_', ' ')} — {d.message}" for d in caveats]
     return "READY", reasons
 
 
-def _entry(found: dict, what: str) -> tuple[str, dict]:
-    """Gives (name, counts) of an `over_limit` item: 'role student' or 'judge <name>'."""
-    kind, name = what.split(" ", 1)
-    return name, found["roles" if kind == "role" else "judges"][name]
-
-
-def _failure_reasons(found: dict) -> list[str]:
+def _failure_reasons(found: Failures) -> list[str]:
     """Gives, per role or judge over the limit, what failed; then what a re-run can and cannot fix."""
-    limit, out, unreadable = found["max_failure_rate"], [], False
-    for what in found["over_limit"]:
-        name, entry = _entry(found, what)
-        kind = "verdicts failed or could not be read" if what.startswith("judge") else "requests failed"
-        out.append(f"{entry['failed']} of {entry['n']} {name} {kind} ({pct(entry['rate'])}, over the "
+    limit, out, unreadable = found.max_failure_rate, [], False
+    for kind, name, entry in found.over():
+        said = "verdicts failed or could not be read" if kind == "judge" else "requests failed"
+        out.append(f"{entry.failed} of {entry.n} {name} {said} ({pct(entry.rate)}, over the "
                    f"{pct(limit)} limit of analysis.max_failure_rate)")
-        unreadable |= entry["failed"] > entry.get("requests_failed", entry["failed"])
-    missing = sum(v.get("missing", 0) for v in found["roles"].values())
-    if found.get("requests_failed", 0) > missing:
+        unreadable |= entry.failed > (entry.failed if entry.requests_failed is None else entry.requests_failed)
+    missing = sum(v.missing or 0 for v in found.roles.values())
+    if found.requests_failed > missing:
         out.append("a plain re-run retries the failed requests (finished ones come from the request cache)")
     if missing:
         out.append(f"{missing} of the failed outputs are ids a replay file lacks: a re-run will not fill them; "
@@ -97,13 +88,27 @@ def _failure_reasons(found: dict) -> list[str]:
     return out
 
 
-def decide(summary: dict) -> dict:
-    """Gives {verdict, reasons, grade}: the run's decision, the reasons in the order a reader needs them."""
-    found = summary.get("failures") or {}
-    verdict, reasons = _on_numbers(summary)
-    grade = (summary.get("status") or {}).get("level")
-    if found.get("over_limit"):
-        said = _failure_reasons(found)
+def decide(summary: Summary | dict) -> dict:
+    """Gives {verdict, reasons, grade}: the run's decision, the reasons in the order a reader needs them.
+
+    It reads the summary's failures, status, gate and diagnoses (a summary.json's dict is read into
+    the model first; aggregate gives its summary before the decision is in it).
+    """
+    summary = parse(summary) if isinstance(summary, dict) else summary
+    verdict, reasons = _on_numbers(summary.status, summary.gate, summary.diagnoses)
+    if summary.failures.over_limit:
+        said = _failure_reasons(summary.failures)
         said.append(f"on the numbers so far (failures counted as wrong): {verdict.replace('_', ' ')} — {reasons[0]}")
-        return {"verdict": "INCOMPLETE", "reasons": said, "grade": grade}
-    return {"verdict": verdict, "reasons": reasons, "grade": grade}
+        return {"verdict": "INCOMPLETE", "reasons": said, "grade": summary.status.level}
+    return {"verdict": verdict, "reasons": reasons, "grade": summary.status.level}
+
+
+def verdicts(findings: Findings, config, baseline: Summary | None, paired, plain) -> dict:
+    """Gives what the numbers come to — status, diagnoses, gate, decision — as models, for the student's findings
+    or a candidate's in his place (`paired`: a non-inferiority rule's paired number; `plain`: the JSON of a part)."""
+    grade = Status.model_validate(status(findings))
+    found = [Diagnosis.model_validate(d) for d in plain(diagnose(findings, config, grade))]
+    gate = Gate.model_validate(plain(evaluate(config.gate, findings, baseline, paired))) if config.gate else None
+    pending = Summary.model_construct(**{key: getattr(findings, key) for key in findings.model_fields_set},
+                                      status=grade, diagnoses=found, gate=gate)   # all but the decision
+    return {"status": grade, "diagnoses": found, "gate": gate, "decision": Decision.model_validate(decide(pending))}

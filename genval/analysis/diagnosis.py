@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from genval import registry
 from genval.analysis.blocks import is_number
+from genval.summary import Block, Estimate, Findings, Slice, Status
 
 BANDS = (("EXCELLENT", 0.95, 0.1), ("GOOD", 0.92, 0.3), ("ACCEPTABLE", 0.90, None))
 HIGH_AGREEMENT = 0.90        # "the student follows the teacher"
@@ -25,9 +26,9 @@ FASTER = 10.0                # a latency saving of 10 % or more counts as "bette
 
 
 def value(num) -> float | None:
-    """Gives the point value of a {value, ci, n} number (or a plain float), None when missing."""
-    if isinstance(num, dict):
-        num = num.get("value")
+    """Gives the point value of a number (or a plain float), None when missing."""
+    if isinstance(num, Estimate):
+        num = num.value
     return float(num) if is_number(num) else None
 
 
@@ -41,29 +42,29 @@ NO_STATUS_HELP = ("to get a decision, give the eval records a `reference` and th
                   "`equivalence_rate lower >= 0.8`)")
 
 
-def status(summary: dict) -> dict:
+def status(block: Block | Findings) -> dict:
     """Gives the overall status, the numbers it rests on, in words what it is based on, and what held it back.
 
     `held_back` names each number that kept the level from the next band up (retention under its
     floor, KL over its ceiling), so a caveat says which number caused it.
     """
-    cls = summary.get("classification")
-    if cls and value(cls.get("accuracy_retention")) is not None:
-        retention, kl = value(cls["accuracy_retention"]), value(cls.get("kl_teacher_student"))
+    cls = block.classification
+    if cls and value(cls.accuracy_retention) is not None:
+        retention, kl = value(cls.accuracy_retention), value(cls.kl_teacher_student)
         basis = "accuracy retention and KL(teacher‖student)" if kl is not None else \
             "accuracy retention alone (no label probabilities, so no KL)"
     else:
-        task = (summary.get("fidelity") or {}).get("task_retention")
+        task = block.fidelity.task_retention
         retention, kl = value(task), None
         if retention is None:
             why = "neither labels nor a reference to measure retention against"
-            if task and task.get("note"):
-                why = f"task retention ({task['metric']}) is undefined — {task['note']}"
-            elif (summary.get("metrics") or {}).get("student~reference"):
+            if task and task.note:
+                why = f"task retention ({task.metric}) is undefined — {task.note}"
+            elif block.metrics.get("student~reference"):
                 why = "the student has reference scores but the teacher none to compare them with"
-            return {"level": None, "retention": None, "kl": None, "held_back": [],
-                    "basis": f"no status: {why}; {NO_STATUS_HELP}"}
-        basis = f"retention of task quality ({task['metric']} vs the reference, student / teacher); " \
+            return {"level": None, "retention": None, "kl": None, "basis": f"no status: {why}; {NO_STATUS_HELP}",
+                    "held_back": []}
+        basis = f"retention of task quality ({task.metric} vs the reference, student / teacher); " \
                 "no labels, so no KL — the KL part of the bands is not applied"
     level, held_back = "WEAK", []
     for k, (name, min_retention, max_kl) in enumerate(BANDS):
@@ -91,11 +92,14 @@ def _say(kind: str, message: str, **numbers) -> dict:
     return {"kind": kind, "message": message, "numbers": numbers}
 
 
-def teacher_ceiling(summary: dict, config) -> list[dict]:
-    cls = summary.get("classification") or {}
-    agreement = value(cls.get("agreement_rate"))
-    student = value((cls.get("student") or {}).get("accuracy"))
-    teacher = value((cls.get("teacher") or {}).get("accuracy"))
+def _accuracy(summary: Findings, role: str) -> float | None:
+    cls = summary.classification
+    return value(getattr(cls, role).accuracy) if cls else None
+
+
+def teacher_ceiling(summary: Findings, config, grade: Status) -> list[dict]:
+    agreement = value(summary.classification.agreement_rate) if summary.classification else None
+    student, teacher = _accuracy(summary, "student"), _accuracy(summary, "teacher")
     if agreement is None or student is None or agreement < HIGH_AGREEMENT or student >= LOW_ACCURACY:
         return []
     return [_say("teacher_ceiling",
@@ -105,76 +109,69 @@ def teacher_ceiling(summary: dict, config) -> list[dict]:
                  agreement_rate=agreement, student_accuracy=student, teacher_accuracy=teacher)]
 
 
-def _shortfall(summary: dict, block: dict) -> float | None:
+def _shortfall(summary: Findings, block: Slice) -> float | None:
     """Gives how much worse a slice's headline is than the overall one (direction from genval.registry), or None.
 
     Like is compared with like: a slice whose headline fell back to another number gives None.
     """
-    overall_name, overall = (summary.get("headline") or {}).get("metric"), value(summary.get("headline"))
-    here = value(block.get("headline"))
-    if overall is None or here is None or (block.get("headline") or {}).get("metric") != overall_name:
+    overall, here = value(summary.headline), value(block.headline)
+    if overall is None or here is None or block.headline.metric != summary.headline.metric:
         return None
-    found = registry.spec(overall_name.split(" ")[0])
+    found = registry.spec(summary.headline.metric.split(" ")[0])
     return (found.sign if found and found.sign else 1) * (overall - here)
 
 
-def weak_critical_slice(summary: dict, config) -> list[dict]:
+def weak_critical_slice(summary: Findings, config, grade: Status) -> list[dict]:
     out = []
-    overall_name, overall = (summary.get("headline") or {}).get("metric"), value(summary.get("headline"))
     for ref in getattr(config, "critical", []) or []:
-        field, wanted = ref.split("=", 1)
-        block = (summary.get("slices") or {}).get(field, {}).get(wanted)
-        if not block:
-            continue
-        gap = _shortfall(summary, block)
+        block = summary.slice(ref)
+        gap = _shortfall(summary, block) if block else None
         if gap is None or gap < CRITICAL_GAP:
             continue
-        here = value(block.get("headline"))
-        small = " (too small to rank: read it with its interval)" if block.get("too_small_to_rank") else ""
-        high = (summary.get("status") or {}).get("level") not in (None, "WEAK")   # "high" only when the run grades
+        overall, here = value(summary.headline), value(block.headline)
+        small = " (too small to rank: read it with its interval)" if block.too_small_to_rank else ""
+        high = grade.level not in (None, "WEAK")   # "high" only when the run grades
         out.append(_say("weak_critical_slice",
-                        f"{'High aggregate, weak' if high else 'Weak'} critical slice: {overall_name} is "
+                        f"{'High aggregate, weak' if high else 'Weak'} critical slice: {summary.headline.metric} is "
                         f"{pct(overall)} overall but "
-                        f"{pct(here)} on {ref} (n={block['n']}){small} — the student's training inputs likely "
+                        f"{pct(here)} on {ref} (n={block.n}){small} — the student's training inputs likely "
                         "under-cover this slice; add such inputs to the distillation data.",
-                        slice=ref, overall=overall, slice_value=here, n=block["n"]))
+                        slice=ref, overall=overall, slice_value=here, n=block.n))
     return out
 
 
-def small_slice(summary: dict, config) -> list[dict]:
+def small_slice(summary: Findings, config, grade: Status) -> list[dict]:
     """Names each slice too small to rank whose headline is well under the overall one, with a caution about n."""
     out = []
     critical = set(getattr(config, "critical", []) or [])
-    min_n = (summary.get("settings") or {}).get("min_slice_n")
-    for field, values in (summary.get("slices") or {}).items():
-        for wanted, block in values.items():
-            ref = f"{field}={wanted}"
-            if not block.get("too_small_to_rank") or ref in critical:
-                continue
-            gap = _shortfall(summary, block)
-            if gap is None or gap < CRITICAL_GAP or not block["n"]:
-                continue
-            head = block["headline"]
-            lo, hi = (head.get("ci") or [None, None])[:2]
-            interval = f", interval {lo:.2f}–{hi:.2f}" if lo is not None and hi is not None else ""
-            out.append(_say("small_slice",
-                            f"Small slice, weak number: {head['metric']} is {pct(head['value'])} on {ref} "
-                            f"(n={block['n']}{interval}) against {pct(value(summary.get('headline')))} overall. "
-                            f"With fewer than {min_n} examples it is not ranked and its interval is wide: read it "
-                            "as a warning to confirm, not a finding — add examples of this slice to the eval set.",
-                            slice=ref, n=block["n"], slice_value=head["value"],
-                            overall=value(summary.get("headline")), ci=[lo, hi]))
+    for field, wanted, block in summary.each_slice():
+        ref = f"{field}={wanted}"
+        if not block.too_small_to_rank or ref in critical:
+            continue
+        gap = _shortfall(summary, block)
+        if gap is None or gap < CRITICAL_GAP or not block.n:
+            continue
+        head = block.headline
+        interval = f", interval {head.lo:.2f}–{head.hi:.2f}" if head.lo is not None and head.hi is not None else ""
+        out.append(_say("small_slice",
+                        f"Small slice, weak number: {head.metric} is {pct(head.value)} on {ref} "
+                        f"(n={block.n}{interval}) against {pct(value(summary.headline))} overall. "
+                        f"With fewer than {summary.settings.min_slice_n} examples it is not ranked and its interval "
+                        "is wide: read it as a warning to confirm, not a finding — add examples of this slice to the "
+                        "eval set.",
+                        slice=ref, n=block.n, slice_value=head.value, overall=value(summary.headline),
+                        ci=list(head.ci)))
     return out
 
 
-def poor_calibration(summary: dict, config) -> list[dict]:
-    cls = summary.get("classification") or {}
-    student = value((cls.get("student") or {}).get("accuracy"))
-    ece = value((cls.get("ece") or {}).get("student"))
+def poor_calibration(summary: Findings, config, grade: Status) -> list[dict]:
+    cls = summary.classification
+    student = _accuracy(summary, "student")
+    ece = value(cls.ece.get("student")) if cls else None
     if student is None or ece is None or student < GOOD_ACCURACY or ece <= POOR_ECE:
         return []
-    temp = cls.get("temperature") or {}
-    t, after = temp.get("value"), temp.get("ece_after")
+    temp = cls.temperature
+    t, after = (temp.value, temp.ece_after) if temp else (None, None)
     fix = f"recalibrate with temperature scaling at T = {t:.2f} (ECE {pct(ece)} → {pct(after)})" \
         if is_number(t) and is_number(after) else "recalibrate (temperature scaling, Guo et al. 2017)"
     return [_say("poor_calibration",
@@ -183,8 +180,8 @@ def poor_calibration(summary: dict, config) -> list[dict]:
                  student_accuracy=student, student_ece=ece, temperature=t, ece_after=after)]
 
 
-def latency_not_cost(summary: dict, config) -> list[dict]:
-    savings = (summary.get("ops") or {}).get("savings") or {}
+def latency_not_cost(summary: Findings, config, grade: Status) -> list[dict]:
+    savings = summary.ops.savings
     latency, cost = savings.get("latency_p50_s_pct"), savings.get("cost_per_1k_calls_pct")
     if not is_number(latency) or not is_number(cost) or latency < FASTER or cost > 0:
         return []
@@ -194,62 +191,69 @@ def latency_not_cost(summary: dict, config) -> list[dict]:
                  latency_p50_saving_pct=latency, cost_saving_pct=cost)]
 
 
-def student_only_errors(summary: dict, config) -> list[dict]:
-    errors = (summary.get("classification") or {}).get("errors") or {}
-    share = errors.get("only_student_wrong")
-    if not is_number(share) or share <= STUDENT_ONLY_ERRORS:
+def student_only_errors(summary: Findings, config, grade: Status) -> list[dict]:
+    errors = summary.classification.errors if summary.classification else None
+    if errors is None or errors.only_student_wrong <= STUDENT_ONLY_ERRORS:
         return []
+    share = errors.only_student_wrong
     return [_say("student_only_errors",
                  f"Many student-only errors: on {pct(share)} of examples the teacher is right and the student "
                  "wrong — the distillation did not transfer what the teacher knows (more or harder transfer data, "
                  "longer training, or soft targets).",
-                 only_student_wrong=share, only_teacher_wrong=errors.get("only_teacher_wrong"))]
+                 only_student_wrong=share, only_teacher_wrong=errors.only_teacher_wrong)]
 
 
-def format_failures(summary: dict, config) -> list[dict]:
+def format_failures(summary: Findings, config, grade: Status) -> list[dict]:
     out = []
-    for metric, block in ((summary.get("format") or {}).get("student") or {}).items():
-        failure = value(block.get("failure_rate"))
+    teacher = summary.format.get("teacher", {})
+    for metric, block in summary.format.get("student", {}).items():
+        failure = value(block.failure_rate)
         if failure is None or failure <= FORMAT_FAILURES:
             continue
-        teacher = value(((summary.get("format") or {}).get("teacher") or {}).get(metric, {}).get("failure_rate"))
-        content = block.get("content_on_valid") or {}
-        said = f"; on the outputs that pass, student~reference {content['metric']} is {content['value']:.3f} " \
-               f"(all outputs: {content['all']:.3f})" if is_number(content.get("value")) and \
-            is_number(content.get("all")) else ""
+        theirs = value(teacher[metric].failure_rate) if metric in teacher else None
+        content = block.content_on_valid
+        said = f"; on the outputs that pass, student~reference {content.metric} is {content.value:.3f} " \
+               f"(all outputs: {content.all:.3f})" if content and is_number(content.value) and \
+            is_number(content.all) else ""
         out.append(_say("format_failures",
                         f"Format failures, separate from content: {pct(failure)} of student outputs fail {metric} "
-                        f"(teacher {pct(teacher)}){said} — fix the format (constrained decoding, a format-focused "
+                        f"(teacher {pct(theirs)}){said} — fix the format (constrained decoding, a format-focused "
                         "fine-tune) before judging the content.",
-                        metric=metric, student_failure_rate=failure, teacher_failure_rate=teacher,
-                        content_on_valid=content.get("value")))
+                        metric=metric, student_failure_rate=failure, teacher_failure_rate=theirs,
+                        content_on_valid=content.value if content else None))
     return out
 
 
-def judge_not_validated(summary: dict, config) -> list[dict]:
-    judge = summary.get("judge")
-    if not judge or judge.get("validated") is True:
-        return []
-    cal = judge.get("calibration") or {}
-    kappa = value(cal.get("kappa"))
-    lower = ((cal.get("kappa") or {}).get("ci") or [None])[0]
+def not_validated_why(judge) -> str:
+    """Gives why a judge is not validated, in words: no human labels, no interval, or its lower end under min κ."""
+    cal = judge.calibration
+    kappa = value(cal.kappa) if cal else None
     if kappa is None:
-        why = "no human labels were compared with it (calibration.json absent)"
-    elif lower is None:
-        why = f"its kappa with human labels is {kappa:.2f}, with no interval to check against the required " \
-              f"{cal.get('min_kappa')} (too few items rated by both)"
-    else:
-        why = f"its kappa with human labels is {kappa:.2f}, but the interval's lower end {lower:.3f} is under the " \
-              f"required {cal.get('min_kappa')}"
+        return "no human labels were compared with it (calibration.json absent)"
+    if cal.kappa.lo is None:
+        return f"its kappa with human labels is {kappa:.2f}, with no interval to check against the required " \
+               f"{cal.min_kappa} (too few items rated by both)"
+    return f"its kappa with human labels is {kappa:.2f}, but the interval's lower end {cal.kappa.lo:.3f} is under " \
+           f"the required {cal.min_kappa}"
+
+
+def judge_not_validated(summary: Findings, config, grade: Status) -> list[dict]:
+    judge = summary.judge
+    if not judge or judge.validated is True:
+        return []
+    cal = judge.calibration
+    kappa = value(cal.kappa) if cal else None
     return [_say("judge_not_validated",
-                 f"Judge not validated: {judge['name']}'s equivalence rate is not evidence yet — {why}.",
-                 judge=judge["name"], kappa=kappa, kappa_lower=lower, min_kappa=cal.get("min_kappa"))]
+                 f"Judge not validated: {judge.name}'s equivalence rate is not evidence yet — "
+                 f"{not_validated_why(judge)}.",
+                 judge=judge.name, kappa=kappa, kappa_lower=cal.kappa.lo if kappa is not None else None,
+                 min_kappa=cal.min_kappa if cal else None)]
 
 
 CHECKS = (teacher_ceiling, weak_critical_slice, small_slice, poor_calibration, latency_not_cost, student_only_errors,
           format_failures, judge_not_validated)
 
 
-def diagnose(summary: dict, config) -> list[dict]:
-    """Gives every pattern that fires on this summary, in words with its triggering numbers."""
-    return [found for check in CHECKS for found in check(summary, config)]
+def diagnose(summary: Findings, config, grade: Status) -> list[dict]:
+    """Gives every pattern that fires on this summary (`grade`: its status), in words with its triggering numbers."""
+    return [found for check in CHECKS for found in check(summary, config, grade)]

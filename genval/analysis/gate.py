@@ -18,7 +18,7 @@ from genval.analysis.diagnosis import value
 from genval.analysis.significance import holm, one_sided_p
 from genval.config import GateConfig, GateRule, read_yaml, validated
 from genval.errors import GenvalError
-from genval.runfolder import read_summary
+from genval.summary import Block, Classification, Estimate, Findings, Judge, Number, Summary, parse, read
 
 CLASSIFICATION = ("accuracy_retention", "agreement_rate", "kl_teacher_student", "spearman", "kendall")
 ROLE_FIGURES = ("accuracy", "precision", "recall", "f1", "brier", "nll")
@@ -27,67 +27,71 @@ JUDGE_NUMBERS = ("equivalence_rate", "corrected_equivalence_rate", "equivalence_
 RETENTION = "_retention"   # `<metric>_retention`: a reference metric's student / teacher (fidelity.retention)
 
 
-def lookup(summary: dict, block: dict, metric: str, pair: str | None) -> tuple[bool, dict | float | None]:
-    """Gives (known, number) of a rule's number in `block` (the summary or one of its slices).
+def lookup(summary: Findings, block: Block | Findings, metric: str, pair: str | None
+           ) -> tuple[bool, Estimate | float | None]:
+    """Gives (known, number) of a rule's number in `block` (the run's, or one of its slices).
 
-    The number is a {value, ci, n} where the summary has one, else a plain float (or None).
+    The number is typed (value, interval, n) where the summary has one, else a plain float (or None).
     """
-    cls = block.get("classification") or {}
+    cls = block.classification
     if metric in CLASSIFICATION:
-        return True, cls.get(metric)
+        return True, getattr(cls, metric) if cls else None
     if metric in ROLE_FIGURES:
-        return True, (cls.get(pair or "student") or {}).get(metric)
+        figures = getattr(cls, pair or "student", None) if cls else None
+        return True, getattr(figures, metric) if figures else None
     if metric == "ece":
-        return True, (cls.get("ece") or {}).get(pair or "student")
+        return True, cls.ece.get(pair or "student") if cls else None
     if metric in ERROR_KINDS:
-        return True, (cls.get("errors") or {}).get(metric)
+        return True, getattr(cls.errors, metric) if cls and cls.errors else None
     if metric == "mcnemar_p":
         return True, mcnemar(cls)
     if metric in JUDGE_NUMBERS:
-        return True, _judge_number(block.get("judge") or {}, metric, pair)
+        return True, _judge_number(block.judge, metric, pair)
     if metric == "task_retention":
-        return True, (block.get("fidelity") or {}).get("task_retention")
-    if metric.endswith(RETENTION) and metric[:-len(RETENTION)] in (summary.get("fidelity") or {}).get("retention", {}):
-        return True, ((block.get("fidelity") or {}).get("retention") or {}).get(metric[:-len(RETENTION)])
+        return True, block.fidelity.task_retention
+    kept, of = block.fidelity.retention, metric[:-len(RETENTION)]
+    if metric.endswith(RETENTION) and summary.fidelity.retention and of in summary.fidelity.retention:
+        return True, kept.get(of) if kept else None
     if metric == "generation_error":
-        return True, (block.get("generation") or {}).get(pair or "student")
-    ops = summary.get("ops") or {}
-    if metric in (ops.get("savings") or {}):
-        return True, ops["savings"][metric]
-    roles = ops.get("roles") or {}
-    if any(metric in figures for figures in roles.values()):
-        return True, (roles.get(pair or "student") or {}).get(metric)
-    pairs = block.get("metrics") or {}
+        return True, block.generation.get(pair or "student")
+    ops = summary.ops
+    if metric in ops.savings:
+        return True, ops.savings[metric]
+    if any(metric in figures for figures in ops.roles.values() if figures):
+        return True, ops.figure(pair or "student", metric)
     candidates = [pair] if pair else ["student~reference", "student~teacher", "student"]
     for name in candidates:
-        if metric in (pairs.get(name) or {}):
-            return True, pairs[name][metric]
-    known = any(metric in m for m in (summary.get("metrics") or {}).values())
+        if metric in block.metrics.get(name, {}):
+            return True, block.metrics[name][metric]
+    known = any(metric in m for m in summary.metrics.values())
     return known, None
 
 
-def mcnemar(classification: dict) -> dict | None:
+def mcnemar(classification: Classification | None) -> Number | None:
     """Gives McNemar's exact two-sided p (McNemar 1947; the binomial form genval compare uses) on the examples that
-    only one of teacher and student labels right, as {value, ci, n: those examples}; None without label rows.
+    only one of teacher and student labels right, as a number whose n is those examples; None without label rows.
 
     The counts are the error shares times the examples they are over (the accuracy's n), so the summary suffices.
     """
     from scipy.stats import binomtest
 
-    errors = classification.get("errors") or {}
-    n = ((classification.get("student") or {}).get("accuracy") or {}).get("n")
-    if errors.get("only_student_wrong") is None or not n:
+    errors = classification.errors if classification else None
+    n = classification.student.accuracy.n if classification else 0
+    if errors is None or not n:
         return None
-    b, c = round(errors["only_student_wrong"] * n), round(errors["only_teacher_wrong"] * n)
+    b, c = round(errors.only_student_wrong * n), round(errors.only_teacher_wrong * n)
     p = binomtest(min(b, c), b + c, 0.5).pvalue if b + c else 1.0
-    return {"value": float(p), "ci": [None, None], "n": int(b + c)}
+    return Number(value=float(p), ci=[None, None], n=int(b + c)).named("mcnemar_p")
 
 
-def _judge_number(judge: dict, metric: str, pair: str | None):
+def _judge_number(judge: Judge | None, metric: str, pair: str | None):
     """Gives the primary judge's number: the top-level one, else the one of its `pair` (default its own)."""
-    if pair is None and metric in judge:
-        return judge.get(metric)
-    return ((judge.get("judges") or {}).get(judge.get("name"), {}).get(pair or judge.get("pair")) or {}).get(metric)
+    if judge is None:
+        return None
+    if pair is None and metric in judge.model_fields_set:
+        return getattr(judge, metric)
+    rates = judge.rates(pair)
+    return getattr(rates, metric) if rates else None
 
 
 def describe(rule: GateRule) -> str:
@@ -110,14 +114,11 @@ def describe(rule: GateRule) -> str:
     return " ".join(parts)
 
 
-def _block(summary: dict, rule: GateRule) -> dict | None:
-    if not rule.slice:
-        return summary
-    field, _, wanted = rule.slice.partition("=")
-    return (summary.get("slices") or {}).get(field, {}).get(wanted)
+def _block(summary: Findings, rule: GateRule) -> Block | Findings | None:
+    return summary.slice(rule.slice) if rule.slice else summary
 
 
-def expand(rules: list[GateRule], summary: dict) -> list[GateRule]:
+def expand(rules: list[GateRule], summary: Findings) -> list[GateRule]:
     """Gives the rules with each `field=*` slice written out as one rule per slice of the field."""
     out = []
     for rule in rules:
@@ -125,32 +126,31 @@ def expand(rules: list[GateRule], summary: dict) -> list[GateRule]:
         if wanted != "*":
             out.append(rule)
             continue
-        values = sorted((summary.get("slices") or {}).get(field) or {})
+        values = sorted(summary.slices.get(field, {}))
         if not values:
             out.append(rule)  # fails below as a missing slice
         out += [rule.model_copy(update={"slice": f"{field}={v}"}) for v in values]
     return out
 
 
-def _not_validated(summary: dict, rule: GateRule) -> str | None:
+def _not_validated(summary: Findings, rule: GateRule) -> str | None:
     """Gives why a rule on a judge number cannot count (its judge is not validated), None when it can."""
     if rule.metric not in JUDGE_NUMBERS and not rule.metric.startswith("judge:"):
         return None
-    judge = summary.get("judge") or {}
-    if judge.get("validated"):
+    judge = summary.judge
+    if judge and judge.validated:
         return None
-    cal = judge.get("calibration") or {}
-    kappa = value(cal.get("kappa"))
-    lower = ((cal.get("kappa") or {}).get("ci") or [None])[0]
+    cal = judge.calibration if judge else None
+    kappa = value(cal.kappa) if cal else None
     if kappa is None:
         why = "no human-agreement check (no human_labels)"
-    elif lower is None:
+    elif cal.kappa.lo is None:
         why = f"kappa {kappa:.3g} with humans has no interval (too few rated items) to check against min_kappa " \
-              f"{cal.get('min_kappa')}"
+              f"{cal.min_kappa}"
     else:
-        why = f"kappa {kappa:.3g} with humans, but its interval's lower end {lower:.3g} is under min_kappa " \
-              f"{cal.get('min_kappa')}"
-    return f"judge not validated: {judge.get('name', 'no judge')} — {why}"
+        why = f"kappa {kappa:.3g} with humans, but its interval's lower end {cal.kappa.lo:.3g} is under min_kappa " \
+              f"{cal.min_kappa}"
+    return f"judge not validated: {judge.name if judge else 'no judge'} — {why}"
 
 
 def paired_request(rule: GateRule, metrics: dict) -> tuple[str, str, str, int]:
@@ -161,18 +161,18 @@ def paired_request(rule: GateRule, metrics: dict) -> tuple[str, str, str, int]:
     """
     metric = "label_correct" if rule.metric == "accuracy" else rule.metric
     pair = "student~reference" if rule.metric == "accuracy" else rule.pair or next(
-        (p for p in ("student~reference", "student") if metric in (metrics.get(p) or {})), None)
+        (p for p in ("student~reference", "student") if metric in metrics.get(p, {})), None)
     teacher = "teacher" + pair[len("student"):] if pair and pair.split("~")[0] == "student" else None
-    if teacher is None or teacher.endswith("~teacher") or metric not in (metrics.get(teacher) or {}):
+    if teacher is None or teacher.endswith("~teacher") or metric not in metrics.get(teacher, {}):
         raise GenvalError(f"gate rule '{describe(rule)}': non_inferiority needs a number both teacher and student "
                           "have (accuracy, a ~reference metric such as rougeL, a format check such as json_valid)")
     return pair, teacher, metric, (registry.spec(metric) or registry.SHARE).sign or 1
 
 
-def _interval_tests(rule: GateRule, num, summary: dict, paired) -> list[dict]:
+def _interval_tests(rule: GateRule, num, summary: Findings, paired) -> list[dict]:
     """Gives the rule's interval tests: kind, bound, the number tested, and its one-sided p-value."""
-    confidence = (summary.get("settings") or {}).get("confidence", 0.95)
-    tests = [{"kind": kind, "bound": bound, "number": num if isinstance(num, dict) else None}
+    confidence = summary.settings.confidence
+    tests = [{"kind": kind, "bound": bound, "number": num.dump() if isinstance(num, Estimate) else None}
              for kind, bound in (("lower", rule.lower), ("upper", rule.upper)) if bound is not None]
     if rule.non_inferiority is not None:
         margin = rule.non_inferiority.margin
@@ -193,7 +193,7 @@ def _side(test: dict) -> str:
     return "upper" if test["kind"] == "upper" else "lower"
 
 
-def check(rule: GateRule, summary: dict, baseline: dict | None, paired=None) -> dict:
+def check(rule: GateRule, summary: Findings, baseline: Findings | None, paired=None) -> dict:
     """Gives one rule's outcome: the value, interval tests, the baseline value, passed, and why not.
 
     `passed` here covers the point and baseline bounds; `evaluate` decides the interval tests
@@ -211,12 +211,12 @@ def check(rule: GateRule, summary: dict, baseline: dict | None, paired=None) -> 
                           f"{' for pair ' + rule.pair if rule.pair else ''} in this run's summary "
                           "(see docs/reports.md, 'Gate metric names')")
     current = value(num)
-    out["value"], out["ci"] = current, num.get("ci") if isinstance(num, dict) else None
+    out["value"], out["ci"] = current, list(num.ci) if isinstance(num, Estimate) else None
     reasons = [r for r in (_not_validated(summary, rule),) if r]
     out["tests"] = _interval_tests(rule, num, summary, paired)
     if current is None:
         if (rule.min, rule.max, rule.lower, rule.upper, rule.max_regression) != (None,) * 5:
-            note = num.get("note") if isinstance(num, dict) else None
+            note = getattr(num, "note", None)
             reasons.append("the number is missing in this run" + (f" ({note})" if note else ""))
         out["passed"], out["reason"] = not reasons, "; ".join(reasons) or None
         return out
@@ -231,7 +231,7 @@ def check(rule: GateRule, summary: dict, baseline: dict | None, paired=None) -> 
     return out
 
 
-def _regression(rule: GateRule, current: float, baseline: dict | None, out: dict) -> list[str]:
+def _regression(rule: GateRule, current: float, baseline: Findings | None, out: dict) -> list[str]:
     base_block = _block(baseline, rule) if baseline else None
     before = value(lookup(baseline, base_block, rule.metric, rule.pair)[1]) if base_block else None
     out["baseline"] = before
@@ -261,15 +261,18 @@ def _test_reason(test: dict, alpha: float, family: int) -> str | None:
     return None
 
 
-def evaluate(gate: GateConfig, summary: dict, baseline: dict | None, paired=None) -> dict:
+def evaluate(gate: GateConfig, summary: Findings | dict, baseline: Findings | dict | None, paired=None) -> dict:
     """Gives the gate's outcome: passed, every rule's result, and the failing rules in one line each.
 
+    `summary` and `baseline` are typed (a summary.json's dict is read into the model first).
     `paired` (a rule → {value, ci, n} of its paired student − teacher difference on its slice,
     from the run's tables: genval.analysis.stage.paired_numbers) is needed by non-inferiority
     rules, which test a paired interval the summary does not hold.
     """
+    summary = parse(summary) if isinstance(summary, dict) else summary
+    baseline = parse(baseline, "gate.baseline") if isinstance(baseline, dict) else baseline
     results = [check(rule, summary, baseline, paired) for rule in expand(gate.rules, summary)]
-    confidence = (summary.get("settings") or {}).get("confidence", 0.95)
+    confidence = summary.settings.confidence
     alpha = (1 - confidence) / 2  # one-sided: the interval's end at this confidence
     # Holm's family: the interval tests on slices that have a p-value. A test without one (no interval) fails on
     # its own and cannot take part; a rule without a slice is tested alone. Both are listed with the reason.
@@ -305,11 +308,11 @@ def load_gate(path: str | Path) -> GateConfig:
     return gate
 
 
-def read_baseline(path: Path | None) -> dict | None:
+def read_baseline(path: Path | None) -> Summary | None:
     """Gives the baseline run's summary.json (a run folder or the file itself), None when not set."""
     if path is None:
         return None
     try:
-        return read_summary(path, "baseline summary")
+        return read(path, "baseline summary")
     except GenvalError as exc:
         raise GenvalError(f"gate.baseline: {exc}") from None

@@ -107,9 +107,10 @@ def rare_listed(raw: dict[str, int], gold: dict[str, int] | None, labels: list[s
     total = sum(raw.values())
     if not total:
         return []
+    gold = gold or {}
     if labels is not None:
-        matched = sum((gold or {}).values())
-        listed = [label for label in labels if not matched or (gold or {}).get(label, 0) / matched < min_share]
+        matched = sum(gold.values())
+        listed = [label for label in labels if not matched or gold.get(label, 0) / matched < min_share]
     else:
         listed = sorted(label for label, count in raw.items() if count / total < min_share)
     return [label for label in listed if raw.get(label)]

@@ -12,9 +12,11 @@ import json
 import numpy as np
 import pandas as pd
 
+from genval import summary
 from genval.errors import GenvalError
 from genval.models.replay import MISSING
 from genval.runfolder import Run
+from genval.summary import Calibration, Meaning
 
 COLUMNS = ["id", "pair", "metric", "value"]
 JUDGE_PREFIX = "judge:"
@@ -198,28 +200,33 @@ def add_judgments(store, run: Run, positions) -> JudgeCounts:
     return counts
 
 
-def says_equivalent(meaning: dict | None):
+def says_equivalent(meaning: Meaning | None):
     """Gives a test of whether a judge's category counts as equivalent (its `equivalent` labels or ordinal
     `pass_threshold`, from calibration.json's `meaning`), None when the judge has no equivalence to count."""
-    if not meaning:
+    if meaning is None:
         return None
-    threshold, labels = meaning.get("pass_threshold"), set(meaning.get("equivalent") or [])
+    threshold, labels = meaning.pass_threshold, set(meaning.equivalent or [])
     if threshold is not None:
         return lambda label: float(label) >= threshold
     return (lambda label: label in labels) if labels else None
 
 
-def add_ratings(store, calibration: dict | None, positions) -> None:
+def read_calibration(run: Run) -> Calibration | None:
+    """Gives the run's calibration.json typed, None when the run has none (no judge or no human labels)."""
+    return summary.read_calibration(run.path("calibration.json")) if run.has("calibration.json") else None
+
+
+def add_ratings(store, calibration: Calibration | None, positions) -> None:
     """Deals people's verdicts (calibration.json's `rated` items, per judge) into (pair, human:<judge>) columns:
     1.0 where people call the pair equivalent by the judge's own meaning, 0.0 where not."""
-    for name, block in ((calibration or {}).get("judges") or {}).items():
-        rated = (block or {}).get("rated")
-        equivalent = says_equivalent(((calibration or {}).get("meaning") or {}).get(name))
-        if not rated or not rated.get("id") or equivalent is None:
+    for name, block in calibration.judges.items() if calibration else ():
+        rated = block.rated
+        equivalent = says_equivalent(calibration.meaning.get(name))
+        if rated is None or not rated.id or equivalent is None:
             continue
-        pairs = np.asarray(rated["pair"], dtype=object)
-        at = positions.of(np.asarray(rated["id"], dtype=object))
-        values = np.array([1.0 if equivalent(v) else 0.0 for v in rated["human"]])
+        pairs = np.asarray(rated.pair, dtype=object)
+        at = positions.of(np.asarray(rated.id, dtype=object))
+        values = np.array([1.0 if equivalent(v) else 0.0 for v in rated.human])
         for pair in sorted(set(pairs)):
             mine = pairs == pair
             store.add((str(pair), HUMAN_PREFIX + name), at[mine], values[mine])

@@ -35,7 +35,7 @@ def _say_outcome(result: dict) -> None:
     """
     gate, decision = result.get("gate"), result["decision"]
     if gate is not None:
-        incomplete = (decision or {}).get("verdict") == "INCOMPLETE"
+        incomplete = decision is not None and decision["verdict"] == "INCOMPLETE"
         print(f"gate: {'PASS' if gate['passed'] else 'FAIL'}"
               + (" — but the run is INCOMPLETE, so its rules cannot be trusted (see the decision)" if incomplete else "")
               + "".join(f"\n  failing: {line}" for line in gate["failing"]))

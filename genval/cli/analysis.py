@@ -37,11 +37,14 @@ def _run_config(run):
 def _cmd_gate(args) -> int:
     from genval.analysis.gate import evaluate, load_gate, read_baseline
     from genval.analysis.stage import paired_numbers
-    from genval.runfolder import open_run, read_summary
+    from genval.pipeline import current_summary
+    from genval.progress import Progress
+    from genval.runfolder import open_run
 
     run = open_run(args.run)
     if not run.has("summary.json"):
         raise GenvalError(f"{args.run}: no summary.json; run the aggregate stage first (`genval run`)")
+    summary = current_summary(run, Progress())
     if args.config:
         gate = load_gate(args.config)
     else:
@@ -53,8 +56,7 @@ def _cmd_gate(args) -> int:
     # The run's own tables: non-inferiority rules test paired intervals that summary.json does not hold.
     paired = paired_numbers(run, _run_config(run), gate.rules) \
         if run.has("examples") and any(rule.non_inferiority for rule in gate.rules) else None
-    summary = read_summary(run.root)
-    check_rule_slices(gate.rules, summary.get("slices") or {}, str(args.config or f"{args.run}/manifest.json"))
+    check_rule_slices(gate.rules, summary.slices, str(args.config or f"{args.run}/manifest.json"))
     result = evaluate(gate, summary, read_baseline(gate.baseline), paired)
     incomplete = incomplete_reason(summary)
     result["incomplete"], result["allow_incomplete"] = incomplete, bool(args.allow_incomplete)
@@ -97,13 +99,10 @@ def check_rule_slices(rules, slices: dict, source: str) -> None:
                               + did_you_mean(wanted, values))
 
 
-def incomplete_reason(summary: dict) -> str | None:
-    """Gives why a run's numbers are not complete enough to gate (its decision is INCOMPLETE, or it has none), or None."""
-    decision = summary.get("decision")
-    if not isinstance(decision, dict) or "verdict" not in decision:
-        return "its summary.json holds no decision (re-run `genval aggregate` on its config)"
-    if decision["verdict"] == "INCOMPLETE":
-        return "; ".join(decision.get("reasons") or []) or "its decision is INCOMPLETE"
+def incomplete_reason(summary) -> str | None:
+    """Gives why a run's numbers are not complete enough to gate (its decision is INCOMPLETE), or None."""
+    if summary.decision.verdict == "INCOMPLETE":
+        return "; ".join(summary.decision.reasons)
     return None
 
 
@@ -129,6 +128,7 @@ def _cmd_leakage(args) -> int:
 
 
 def _cmd_report(args) -> int:
+    from genval.pipeline import current_summary
     from genval.progress import Progress
     from genval.report.stage import report
     from genval.runfolder import open_run
@@ -136,6 +136,7 @@ def _cmd_report(args) -> int:
     run = open_run(args.run)
     if not run.has("summary.json"):
         raise GenvalError(f"{args.run}: no summary.json; run the aggregate stage first (`genval run`)")
+    current_summary(run, Progress())   # an older genval's summary.json is re-aggregated first, never half-read
     record = report(run, _run_config(run), Progress(quiet=True))
     print(record["html"])
     return 0

@@ -7,13 +7,15 @@ from genval.errors import GenvalError
 
 
 def _cmd_export(args) -> int:
+    from genval.pipeline import current_summary
+    from genval.progress import Progress
     from genval.report.export import export
-    from genval.runfolder import open_run, read_summary
+    from genval.runfolder import open_run
 
     if not args.mlflow:
         raise GenvalError("genval export: say where to, e.g. --mlflow (the only target so far)")
     run = open_run(args.run)
-    summary = read_summary(run.root)
+    summary = current_summary(run, Progress())
     run_id = export(run, summary, args.tracking_uri, args.experiment)
     print(f"mlflow: logged {run.root.name} as run {run_id} in experiment {args.experiment!r}"
           f"{' at ' + args.tracking_uri if args.tracking_uri else ''}")

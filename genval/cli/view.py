@@ -34,9 +34,9 @@ def build(args):
     run = open_run(args.run)
     summary = None
     if run.has("summary.json"):
-        from genval.runfolder import read_summary
+        from genval.pipeline import current_summary
 
-        summary = read_summary(run.root)
+        summary = current_summary(run, Progress(quiet=args.quiet))
     terms = parse_filter(args.filter or "")
     browser = Browser(open_index(run, Progress(quiet=args.quiet)), summary)
     browser.where(terms)  # a slice, metric or judge the run lacks is said now, not on the page

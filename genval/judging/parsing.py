@@ -193,7 +193,7 @@ def scale_mass(probs: dict[str, float] | None, scale: Scale) -> dict[str, float]
     leaves the weight on the tokens the judge named (G-Eval's Σ p(s)·s renormalised over the scale).
     """
     mass: dict[str, float] = {}
-    for token, p in (probs or {}).items():
+    for token, p in probs.items() if probs else ():
         hits = _credit(token, scale)
         for t in hits:
             mass[t] = mass.get(t, 0.0) + float(p) / len(hits)

@@ -221,9 +221,9 @@ def register(name: str, kind: str = "pair", tasks: tuple[str, ...] | None = None
     """
 
     def wrap(func):
-        metric = Metric(name=name, func=func, kind=kind, tasks=tasks, options=options, numbers=dict(numbers or {}),
-                        corpus=corpus, prepass=prepass, model=model, references=references, inputs=tuple(inputs),
-                        role_models=role_models, check=check)
+        metric = Metric(name=name, func=func, kind=kind, tasks=tasks, options=options,
+                        numbers=dict(numbers) if numbers else {}, corpus=corpus, prepass=prepass, model=model,
+                        references=references, inputs=tuple(inputs), role_models=role_models, check=check)
 
         @functools.wraps(func)
         def call(*args):

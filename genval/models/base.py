@@ -156,7 +156,8 @@ def _params(params: Params) -> dict:
 
 
 def _new_pass(measure: dict | None) -> tuple[str, dict]:
-    return uuid.uuid4().hex[:16], {**(measure or {}), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return uuid.uuid4().hex[:16], {**(measure if measure else {}),
+                                   "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 class Session:

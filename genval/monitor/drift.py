@@ -104,11 +104,11 @@ def drift_rows(numbers: dict, rows: dict, baseline: Baseline | None, confidence:
             ci = fig.get("ci") or [None, None]
             row = {"slice": name, "number": number, "value": fig.get("value"), "ci_lo": ci[0], "ci_hi": ci[1],
                    "n": fig.get("n"), "baseline": None, "change": None, "p": None}
-            base = (baseline.numbers.get(name) or {}).get(number) if baseline else None
+            base = baseline.numbers.get(name, {}).get(number) if baseline else None
             if base is not None and base.get("value") is not None and fig.get("value") is not None:
                 row["baseline"] = base["value"]
                 row["change"] = fig["value"] - base["value"]
-                row["p"] = change_test(number, fig, (rows.get(name) or {}).get(number), base, confidence)
+                row["p"] = change_test(number, fig, rows.get(name, {}).get(number), base, confidence)
             out.append(row)
     for row, adjusted in zip(out, holm([r["p"] for r in out])):
         row["p_holm"] = adjusted
@@ -128,7 +128,7 @@ def input_drift(window, baseline: Baseline | None, slices: list[str], boot, cove
     if baseline is not None:
         for name in slices:
             mix = {v: c[0] for (f, v), c in window.slices.items() if f == name}
-            out[f"psi:{name}"] = {"value": mix_psi(mix, baseline.mix.get(name) or {}), "ci": [None, None],
+            out[f"psi:{name}"] = {"value": mix_psi(mix, baseline.mix.get(name, {})), "ci": [None, None],
                                   "n": window.n}
         if baseline.lengths is not None:
             out["psi:input_length"] = {"value": psi(window.lengths, baseline.lengths), "ci": [None, None],
@@ -202,24 +202,24 @@ def baseline_from_run(path, slices: list[str], task: str) -> Baseline:
     """Gives the baseline of a `genval run` folder: its summary's numbers per slice, its eval set's mix and lengths."""
     from genval.analysis.gate import lookup
     from genval.monitor.collect import LENGTH_EDGES
-    from genval.runfolder import open_run, read_summary
+    from genval.runfolder import open_run
+    from genval.summary import Estimate, read
 
-    summary = read_summary(path, "baseline summary")
+    summary = read(path, "baseline summary")
     run = open_run(path)
     base = Baseline(source=f"the run {path}")
-    blocks = {ALL: summary}
+    blocks = {ALL: summary.block}
     for name in slices:
-        for value, block in ((summary.get("slices") or {}).get(name) or {}).items():
+        for value, block in summary.slices.get(name, {}).items():
             blocks[f"{name}={value}"] = block
-    metrics = {m for pair in (summary.get("metrics") or {}).values() for m in pair}
+    metrics = {m for pair in summary.metrics.values() for m in pair}
     for name, block in blocks.items():
         for number, (metric, pair) in {"agreement_rate": ("agreement_rate", None), "accuracy": ("accuracy", None),
                                        "failure_rate": ("generation_error", "student"),
                                        **{m: (m, "student~teacher") for m in metrics}}.items():
             found = lookup(summary, block, metric, pair)[1]
-            if isinstance(found, dict) and found.get("value") is not None:
-                base.numbers.setdefault(name, {})[number] = {"value": found["value"], "ci": found.get("ci"),
-                                                             "n": found.get("n")}
+            if isinstance(found, Estimate) and found.value is not None:
+                base.numbers.setdefault(name, {})[number] = {"value": found.value, "ci": list(found.ci), "n": found.n}
     columns = [f"slice_{s}" for s in slices if f"slice_{s}" in run.table_columns("examples")]
     has_input = "input" in run.table_columns("examples")
     base.covered = {c.removeprefix("slice_"): set() for c in columns}  # a field the eval set lacks covers nothing

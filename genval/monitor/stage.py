@@ -47,7 +47,7 @@ def _human_labels(config: MonitorConfig) -> dict[str, str]:
 
 def _state(run: Run) -> tuple[set, np.ndarray, pd.DataFrame]:
     """Gives the traffic files read before (sha256), the rows read before (sorted digests), the windows table."""
-    files = set((run.manifest.get("monitor") or {}).get("files", {}).values())
+    files = set(run.manifest.get("monitor", {}).get("files", {}).values())
     seen = run.read_table("seen_rows")["digest"].to_numpy(dtype=np.uint64) if run.has("seen_rows") \
         else np.array([], dtype=np.uint64)
     windows = run.read_table("windows") if run.has("windows") else pd.DataFrame(columns=WINDOW_COLUMNS)

@@ -10,58 +10,60 @@ from __future__ import annotations
 
 from genval import registry
 from genval.analysis.blocks import as_role
+from genval.summary import Summary, parse
 
 
-def names(summary: dict) -> list[str]:
+def names(summary: Summary | dict) -> list[str]:
     """Gives the candidates in the run: the student first, then every further candidate the summary has numbers of,
     and any other model role with ops figures."""
-    found = list(summary.get("candidates") or {})
-    found += [r for r in ((summary.get("ops") or {}).get("roles") or {}) if r != "teacher"]
+    summary = parse(summary)
+    found = (list(summary.candidates) if summary.candidates else []) + [r for r in summary.ops.roles if r != "teacher"]
     return ["student"] + sorted({r for r in found if r != "student"})
 
 
-def decision(summary: dict, candidate: str) -> dict:
-    """Gives {verdict, reasons} of one candidate, as the aggregate stage decided it."""
+def decision(summary: Summary | dict, candidate: str) -> dict:
+    """Gives {verdict, reasons, grade} of one candidate, as the aggregate stage decided it (one that has no numbers:
+    NO_DECISION, saying why)."""
+    summary = parse(summary)
     if candidate == "student":
-        return summary.get("decision") or {"verdict": "NO_DECISION", "reasons": ["summary.json holds no decision"]}
-    found = ((summary.get("candidates") or {}).get(candidate) or {}).get("decision")
-    return found or {"verdict": "NO_DECISION", "reasons": [
-        f"summary.json has no numbers of {candidate} (no scores of its own, or written by an older genval: re-run "
-        "the aggregate stage)"]}
+        return summary.decision.dump()
+    found = summary.candidate(candidate)
+    return found.decision.dump() if found else {"verdict": "NO_DECISION", "grade": None, "reasons": [
+        f"summary.json has no numbers of {candidate} (no scores of its own: only ops figures)"]}
 
 
-def task_metric(summary: dict) -> str | None:
+def task_metric(summary: Summary) -> str | None:
     """Gives the task headline every candidate is compared on: the task-retention metric, else the first shared one."""
-    chosen = ((summary.get("fidelity") or {}).get("task_retention") or {}).get("metric")
-    if chosen:
-        return chosen
-    shared = (summary.get("metrics") or {}).get("student~reference") or {}
+    task = summary.fidelity.task_retention
+    if task:
+        return task.metric
+    shared = summary.metrics.get("student~reference", {})
     return next((m for m in ("rougeL", "chrf", "bleu", "fields_f1", "label_correct") if m in shared), None)
 
 
-def rows(summary: dict) -> list[dict]:
+def rows(summary: Summary | dict) -> list[dict]:
     """Gives one row per candidate: decision, task number with interval, fidelity, KL, ECE, judge rates, latency and
     cost."""
+    summary = parse(summary)
     metric = task_metric(summary)
-    pairs = summary.get("metrics") or {}
     fidelity = next((m for m in ("rougeL", "chrf", "embedding", "bleu", "fields_f1", "label_agree")
-                     if m in (pairs.get("student~teacher") or {})), None)
-    judge = summary.get("judge") or {}
-    roles = (summary.get("ops") or {}).get("roles") or {}
+                     if m in summary.metrics.get("student~teacher", {})), None)
+    judge = summary.judge
     out = []
     for name in names(summary):
-        own = pairs.get(as_role("student~teacher", "student", name)) or {}
-        task = pairs.get(as_role("student~reference", "student", name)) or {}
-        rates = {j: (found.get(as_role(judge.get("pair") or "student~teacher", "student", name))
-                     or found.get(as_role("student~teacher", "student", name)) or {}).get("equivalence_rate")
-                 for j, found in (judge.get("judges") or {}).items()}
-        ops = roles.get(name) or {}
-        ece = (((summary if name == "student" else (summary.get("candidates") or {}).get(name) or {})
-                .get("classification") or {}).get("ece") or {}).get("student")
+        own = summary.metrics.get(as_role("student~teacher", "student", name), {})
+        task = summary.metrics.get(as_role("student~reference", "student", name), {})
+        rates = {}
+        for j in judge.judges if judge else {}:
+            found = judge.rates(as_role(judge.pair, "student", name), j) or \
+                judge.rates(as_role("student~teacher", "student", name), j)
+            rates[j] = found.equivalence_rate if found else None
+        mine = summary if name == "student" else summary.candidate(name)
+        ece = mine.classification.ece.get("student") if mine and mine.classification else None
         out.append({"ece": ece, "candidate": name, "decision": decision(summary, name), "task": task.get(metric),
                     "task_metric": metric, "fidelity": own.get(fidelity), "fidelity_metric": fidelity,
-                    "kl": own.get("kl"), "judges": rates, "latency_p50_s": ops.get("latency_p50_s"),
-                    "cost_per_1k_calls": ops.get("cost_per_1k_calls")})
+                    "kl": own.get("kl"), "judges": rates, "latency_p50_s": summary.ops.figure(name, "latency_p50_s"),
+                    "cost_per_1k_calls": summary.ops.figure(name, "cost_per_1k_calls")})
     return out
 
 

@@ -18,6 +18,7 @@ from genval.analysis.table import add_scores, example_labels
 from genval.columns import ColumnStore, Positions, windows
 from genval.pairs import joined, role_blocks
 from genval.runfolder import Run
+from genval.summary import Summary, parse
 
 ALL_ROWS = 2000       # up to this many examples, report.html shows every one
 PER_STRATUM = 50      # past it, at most this many of each slice value, failure kind and of the whole set
@@ -51,11 +52,10 @@ def _asked(frame: pd.DataFrame) -> np.ndarray:
 class _Flags:
     """Reads what flags an example: format checks, label correctness, the judge, student~teacher similarity."""
 
-    def __init__(self, run: Run, summary: dict, positions: Positions):
-        self.judge = (summary.get("judge") or {}).get("name")
-        fid = (summary.get("fidelity") or {}).get("metrics") or {}
-        self.fidelity = next((m for m in FIDELITY if m in fid), None)
-        derived = str((summary.get("slice_sources") or {}).get("difficulty") or "").startswith("derived")
+    def __init__(self, run: Run, summary: Summary, positions: Positions):
+        self.judge = summary.judge.name if summary.judge else None
+        self.fidelity = next((m for m in FIDELITY if m in summary.fidelity.metrics), None)
+        derived = summary.slice_sources.get("difficulty", "").startswith("derived")
         wanted = {("student", "json_valid"), ("student", "schema_valid"), ("teacher~reference", "label_correct"),
                   ("student~reference", "label_correct"), ("student~teacher", self.fidelity)}
         if derived:
@@ -123,18 +123,20 @@ class _Sample:
         return np.unique(np.concatenate(found)) if found else np.empty(0, np.int64)
 
 
-def _source(columns, summary: dict) -> str:
-    label_source = ((summary.get("classification") or {}).get("label_source")) or "label"
+def _source(columns, summary: Summary) -> str:
+    label_source = summary.classification.label_source if summary.classification else None
+    label_source = label_source or "label"
     return label_source if label_source.startswith("field:") and "reference" in columns else "label"
 
 
-def rows(run: Run, summary: dict, seed: int = 0, all_rows: int = ALL_ROWS,
+def rows(run: Run, summary: Summary | dict, seed: int = 0, all_rows: int = ALL_ROWS,
          per_stratum: int = PER_STRATUM) -> list[dict]:
     """Gives the drill-down rows: every example of an eval set up to `all_rows`, else a stratified seeded sample."""
     n = run.table_rows("examples")
     positions = Positions(run)
     roles = list(role_blocks(run)) if run.has("outputs") else []
-    rare = list((summary.get("slices") or {}).get("rare_class") or {})
+    summary = parse(summary)
+    rare = list(summary.slices.get("rare_class", {}))
     columns = run.table_columns("examples")
     source = _source(columns, summary)
     flags = _Flags(run, summary, positions)

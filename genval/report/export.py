@@ -17,6 +17,7 @@ from genval import __version__
 from genval.errors import GenvalError
 from genval.report.decision import headline_rows
 from genval.runfolder import Run
+from genval.summary import Estimate, Summary, parse
 
 FILES = ("report.md", "report.html", "summary.json", "calibration.json")
 _NAME = re.compile(r"[^\w.\- /]")   # the characters MLflow accepts in a metric or param name
@@ -27,18 +28,18 @@ def key(*parts: str) -> str:
     return "/".join(_NAME.sub("_", part.replace("~", "_vs_")) for part in parts if part)
 
 
-def numbers(summary: dict) -> dict[str, float]:
+def numbers(summary: Summary | dict) -> dict[str, float]:
     """Gives every exported number by MLflow name: the headline numbers, each pair's metrics and each slice's
     headline, each with `.ci_low`, `.ci_high` and `.n` beside it where it has them."""
+    summary = parse(summary)
     out: dict[str, float] = {}
 
     def put(name: str, n) -> None:
-        if isinstance(n, dict):
-            if n.get("value") is None:
+        if isinstance(n, Estimate):
+            if n.value is None:
                 return
-            out[name] = float(n["value"])
-            lo, hi = (n.get("ci") or [None, None])[:2]
-            for suffix, v in ((".ci_low", lo), (".ci_high", hi), (".n", n.get("n"))):
+            out[name] = float(n.value)
+            for suffix, v in ((".ci_low", n.lo), (".ci_high", n.hi), (".n", n.n)):
                 if v is not None:
                     out[name + suffix] = float(v)
         elif isinstance(n, (int, float)) and not isinstance(n, bool):
@@ -46,15 +47,13 @@ def numbers(summary: dict) -> dict[str, float]:
 
     for name, n in headline_rows(summary):
         put(key("headline", name.split(" (")[0].replace(" ", "_")), n)
-    for pair, metrics in (summary.get("metrics") or {}).items():
+    for pair, metrics in summary.metrics.items():
         for metric, n in metrics.items():
             put(key("metrics", pair, metric), n)
-    for field, values in (summary.get("slices") or {}).items():
-        for value, block in values.items():
-            head = block.get("headline") or {}
-            put(key("slice", field, str(value), head.get("metric") or "headline"), head)
-    for role, figures in ((summary.get("ops") or {}).get("roles") or {}).items():
-        for figure, v in (figures or {}).items():
+    for field, value, block in summary.each_slice():
+        put(key("slice", field, str(value), block.headline.metric if block.headline else "headline"), block.headline)
+    for role, figures in summary.ops.roles.items():
+        for figure, v in figures.items() if figures else ():
             put(key("ops", role, figure), v)
     return out
 
@@ -70,29 +69,28 @@ def _client(tracking_uri: str | None):
     return MlflowClient(tracking_uri=tracking_uri)
 
 
-def export(run: Run, summary: dict, tracking_uri: str | None = None, experiment: str = "genval") -> str:
+def export(run: Run, summary: Summary | dict, tracking_uri: str | None = None, experiment: str = "genval") -> str:
     """Logs the run to MLflow (one MLflow run per genval run); gives the MLflow run id."""
     from mlflow.entities import Metric, Param
 
     client = _client(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    decision = summary.get("decision") or {}
-    gate = summary.get("gate")
-    tags = {"genval.decision": decision.get("verdict", "NO_DECISION"),
-            "genval.reasons": "; ".join(decision.get("reasons") or [])[:4900],
-            "genval.gate": "none" if gate is None else ("PASS" if gate["passed"] else "FAIL"),
-            "genval.task": summary.get("task", ""), "genval.version": __version__}
-    judge = summary.get("judge") or {}
+    summary = parse(summary)
+    gate = summary.gate
+    tags = {"genval.decision": summary.decision.verdict, "genval.reasons": "; ".join(summary.decision.reasons)[:4900],
+            "genval.gate": "none" if gate is None else ("PASS" if gate.passed else "FAIL"),
+            "genval.task": summary.task, "genval.version": __version__}
+    judge = summary.judge
     if judge:
-        tags["genval.judge"] = f"{judge['name']} ({'validated' if judge.get('validated') else 'not validated'})"
-    ev, settings = summary.get("eval_set") or {}, summary.get("settings") or {}
-    params = {"name": summary.get("name"), "task": summary.get("task"), "eval_set": Path(ev.get("path") or "").name,
-              "eval_set_sha256": ev.get("sha256"), "eval_set_n": ev.get("n"),
-              "bootstrap": settings.get("bootstrap"), "confidence": settings.get("confidence"),
-              "seed": settings.get("seed"), "min_slice_n": settings.get("min_slice_n")}
-    params.update({key("signature", metric): sig for metric, sig in (settings.get("metrics") or {}).items()})
-    created = client.create_run(experiment_id, run_name=summary.get("name"), tags=tags)
+        tags["genval.judge"] = f"{judge.name} ({'validated' if judge.validated else 'not validated'})"
+    ev, settings = summary.eval_set, summary.settings
+    params = {"name": summary.name, "task": summary.task, "eval_set": Path(ev.path).name,
+              "eval_set_sha256": ev.sha256, "eval_set_n": ev.n,
+              "bootstrap": settings.bootstrap, "confidence": settings.confidence,
+              "seed": settings.seed, "min_slice_n": settings.min_slice_n}
+    params.update({key("signature", metric): sig for metric, sig in settings.metrics.items()})
+    created = client.create_run(experiment_id, run_name=summary.name, tags=tags)
     run_id = created.info.run_id
     now = int(time.time() * 1000)
     metrics = [Metric(name, value, now, 0) for name, value in sorted(numbers(summary).items())]

@@ -11,6 +11,8 @@ from genval.config import GateConfig
 from genval.report import candidates, judges, opsview, pivot, plots, why
 from genval.report.decision import better, ci, decision, failure_line, file_named, headline_rows, holm_line, num, slice_rows
 from genval.report.drilldown import FAILURE_KINDS, PER_STRATUM
+from genval.summary import Calibration, Estimate, Summary, parse
+from genval.summary.calibration import Confusion
 from genval.viewfilter import parse_filter, view_command, view_url
 
 VERDICT_CLASS = {"READY": "v-ready", "NOT READY": "v-not", "INCOMPLETE": "v-incomplete", "NO DECISION": "v-none"}
@@ -42,18 +44,18 @@ def _figure(svg: str, caption: str, missing: str) -> str:
     return f"<figure>{body}<figcaption>{escape(caption)}</figcaption></figure>"
 
 
-def gate_threshold(summary: dict, metric: str | None) -> float | None:
+def gate_threshold(summary: Summary, metric: str | None) -> float | None:
     """Gives the gate's bound on the headline metric (a min or max rule, on any slice), None when no rule bounds it."""
-    for found in (summary.get("gate") or {}).get("rules") or []:
-        if found["metric"] == metric and not found.get("pair"):
-            rule = GateConfig(rules=[found["rule"]]).rules[0]
+    for found in summary.gate.rules if summary.gate else []:
+        if found.metric == metric and not found.pair:
+            rule = GateConfig(rules=[found.rule]).rules[0]
             bound = rule.min if rule.min is not None else rule.max
             if bound is not None:
                 return bound
     return None
 
 
-def _tradeoff(summary: dict) -> str:
+def _tradeoff(summary: Summary) -> str:
     """Gives the candidates' task number against KL (or, without label probabilities, against fidelity)."""
     found = candidates.rows(summary)
     if len(found) < 2:
@@ -65,44 +67,50 @@ def _tradeoff(summary: dict) -> str:
     metric = found[0]["task_metric"]
     usable = [r for r in found if r[x_key] and r["task"]]
     sign_x = -1 if use_kl else 1
-    frontier = candidates.pareto([(sign_x * -r[x_key]["value"], r["task"]["value"]) for r in usable],
+    frontier = candidates.pareto([(sign_x * -r[x_key].value, r["task"].value) for r in usable],
                                  candidates.direction(metric))
-    points = [{"label": r["candidate"], "x": r[x_key]["value"], "x_lo": r[x_key]["ci"][0], "x_hi": r[x_key]["ci"][1],
-               "y": r["task"]["value"], "y_lo": r["task"]["ci"][0], "y_hi": r["task"]["ci"][1], "frontier": f}
+    points = [{"label": r["candidate"], "x": r[x_key].value, "x_lo": r[x_key].lo, "x_hi": r[x_key].hi,
+               "y": r["task"].value, "y_lo": r["task"].lo, "y_hi": r["task"].hi, "frontier": f}
               for r, f in zip(usable, frontier)]
     return plots.tradeoff(points, x_name, f"task: student~reference {metric}")
 
 
-def _plots(summary: dict, extras: dict) -> str:
+def _plots(summary: Summary, extras: dict) -> str:
     rows = [{"label": r["slice"], "value": r["value"], "lo": r["ci"][0], "hi": r["ci"][1], "n": r["n"],
              "small": r["too_small"]} for r in slice_rows(summary)]
     metric = next((r["metric"] for r in slice_rows(summary) if r["metric"]), None)
-    cls = summary.get("classification") or {}
-    ece = {role: (n or {}).get("value") for role, n in (cls.get("ece") or {}).items()}
+    cls = summary.classification
+    ece = {role: n.value if n else None for role, n in cls.ece.items()} if cls else {}
+    reliability = {role: [b.dump() for b in bins] for role, bins in cls.reliability.items()} \
+        if cls and cls.reliability else {}
+    sweep = [p.dump() for p in cls.sweep] if cls and cls.sweep else []
+    fitted = cls.temperature.dump() if cls and cls.temperature else None
     names = candidates.names(summary)
     figures = [
         (plots.slice_bars(rows, metric or "headline", better(metric),
-                          (summary.get("headline") or {}).get("value"), gate_threshold(summary, metric)),
+                          summary.headline.value if summary.headline else None, gate_threshold(summary, metric)),
          "Weakest at the top. Bars: point value; whiskers: 95 % bootstrap interval; green passes the gate's bound "
          "(or the overall value where no rule bounds it), red does not; hatched: too few examples to rank."),
-        (plots.reliability(cls.get("reliability") or {}, ece), "Dashed diagonal: perfect calibration."),
-        (plots.temperature(cls.get("sweep") or [], cls.get("temperature")),
+        (plots.reliability(reliability, ece), "Dashed diagonal: perfect calibration."),
+        (plots.temperature(sweep, fitted),
          "Post-hoc temperature moves calibration (NLL, ECE), never accuracy."),
         (plots.latency(extras.get("latency") or {}, names), "Share of calls per latency bin, per role."),
         (_tradeoff(summary), "One point per candidate with 95 % intervals both ways."),
     ]
-    for row in judges.rows(summary, extras.get("calibration")):
-        conf = (((extras.get("calibration") or {}).get("judges") or {}).get(row["judge"]) or {}).get("confusion") or {}
-        figures.append((plots.confusion(conf.get("labels") or [], conf.get("matrix") or [],
+    calibration = extras.get("calibration") or Calibration()
+    for row in judges.rows(summary, calibration):
+        cal = calibration.judges.get(row["judge"])
+        conf = cal.confusion if cal and cal.confusion else Confusion(labels=[], matrix=[])
+        figures.append((plots.confusion(conf.labels, conf.matrix,
                                         f"Judge {row['judge']}\nagainst humans"), "Rows: the humans' verdict; columns: "
                         "the judge's."))
     return '<div class="plots">' + "".join(f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
                                            for svg, caption in figures if svg) + "</div>"
 
 
-def _header(summary: dict, run_label: str, replay_notes=()) -> str:
+def _header(summary: Summary, run_label: str, replay_notes=()) -> str:
     verdict, reasons = decision(summary)
-    out = [f'<h1>genval · {escape(summary["name"])}: <span class="verdict {VERDICT_CLASS[verdict]}" id="verdict">'
+    out = [f'<h1>genval · {escape(summary.name)}: <span class="verdict {VERDICT_CLASS[verdict]}" id="verdict">'
            f"{escape(verdict)}</span></h1>", f'<p class="why">{escape(reasons[0])}.</p>']
     if reasons[1:]:
         out.append('<ul class="reasons">' + "".join(f"<li>{escape(r)}.</li>" for r in reasons[1:]) + "</ul>")
@@ -140,20 +148,20 @@ def _drill(filter_text: str | None) -> dict | None:
     return {"slice": terms.get("slice"), "failure": failure}
 
 
-def _why(summary: dict, run_label: str) -> str:
+def _why(summary: Summary, run_label: str) -> str:
     """Gives the why section: failing rules, weakest slices, the judge's trust, diagnoses — each with its examples."""
     out = ['<section id="why"><h2>Why</h2>']
-    gate = summary.get("gate")
+    gate = summary.gate
     if gate is not None:
-        state = "PASS" if gate["passed"] else "FAIL"
+        state = "PASS" if gate.passed else "FAIL"
         out.append(f'<p>Gate: <span class="gate-{state.lower()}" id="gate-state">{state}</span> '
-                   f'({len(gate["rules"])} rules)</p>')
+                   f'({len(gate.rules)} rules)</p>')
         if holm_line(gate):
             out.append(f'<p class="muted" id="gate-holm">{escape(holm_line(gate))}.</p>')
         failing = why.failing_rules(summary)
         if failing:
             out.append('<ul class="evidence" id="failing-rules">' + "".join(
-                f'<li><b>{escape(r["text"])}</b>: {escape(r["reason"])} (95 % CI {ci(r)})'
+                f'<li><b>{escape(r["text"])}</b>: {escape(r["reason"])} (95 % CI {ci(r["ci"])})'
                 f'{_link(r["filter"], run_label, _drill(r["filter"]))}</li>' for r in failing) + "</ul>")
     weakest = why.slice_lines(summary)
     if weakest:
@@ -165,13 +173,13 @@ def _why(summary: dict, run_label: str) -> str:
         out.append(f'<p id="judge-trust">{escape(trust)} <a href="#judges">The judges ↓</a></p>')
     if why.diagnoses(summary):
         out.append('<h3>What to look at</h3><ul class="diag evidence">' + "".join(
-            f"<li><b>{escape(d['kind'].replace('_', ' '))}</b>: {escape(d['message'])}"
+            f"<li><b>{escape(d.kind.replace('_', ' '))}</b>: {escape(d.message)}"
             f"{_link(why.diagnosis_filter(d), run_label, _drill(why.diagnosis_filter(d)))}</li>"
             for d in why.diagnoses(summary)) + "</ul>")
     return "".join(out) + "</section>"
 
 
-def _judges(summary: dict, calibration: dict | None) -> str:
+def _judges(summary: Summary, calibration: Calibration | None) -> str:
     """Gives the judge section: every judge ranked by agreement, its figures, and its per-slice agreement."""
     found = judges.rows(summary, calibration)
     if not found:
@@ -189,13 +197,13 @@ def _judges(summary: dict, calibration: dict | None) -> str:
     return "".join(out)
 
 
-def _slice_table(summary: dict) -> str:
+def _slice_table(summary: Summary) -> str:
     rows, classes = [], []
     for r in slice_rows(summary):
         rank = "too small to rank" if r["too_small"] else r["rank"] if r["rank"] is not None else \
             (r.get("why") or "–")
         rows.append([r["slice"], (r["n"], r["n"]), r["metric"] or "–", (num(r["value"]), r["value"]),
-                     ci({"ci": r["ci"]}), (num(r["mde"], 3), r["mde"]),
+                     ci(r["ci"]), (num(r["mde"], 3), r["mde"]),
                      (rank if rank is not None else "–", r["rank"] if r["rank"] else 1e9)])
         classes.append(" ".join(c for c, on in (("small", r["too_small"]), ("critical", r["critical"])) if on))
     return _table(["slice", "n", "headline", "value", "95 % CI", "MDE (80 % power)", "rank (1 = weakest)"], rows,
@@ -203,7 +211,7 @@ def _slice_table(summary: dict) -> str:
         if rows else '<p class="muted">No slices configured.</p>'
 
 
-def _metrics_table(summary: dict, kept: dict) -> str:
+def _metrics_table(summary: Summary, kept: dict) -> str:
     """Gives the metrics pivot: one row per metric, grouped, with fidelity, task quality and retention."""
     found = pivot.rows(summary, kept)
     if not found:
@@ -218,23 +226,23 @@ def _metrics_table(summary: dict, kept: dict) -> str:
         title = f' title="{escape(r["signature"])}"' if r["signature"] else ""
         cells = [_with_ci(r[k]) for k in ("fidelity", "student", "teacher")]
         kept_ = r["retention"]
-        cells.append(_with_ci(kept_) + (f'<br><span class="muted">{escape(kept_["note"])}</span>'
-                                        if kept_ and kept_.get("note") else ""))
+        cells.append(_with_ci(kept_) + (f'<br><span class="muted">{escape(kept_.note)}</span>'
+                                        if kept_ and kept_.note else ""))
         out.append(f'<tr><td{title}><details><summary>{escape(r["metric"])}</summary><code>'
                    f'{escape(r["signature"] or "no signature recorded")}</code></details></td>'
                    + "".join(f'<td class="num">{c}</td>' for c in cells) + "</tr>")
     return "".join(out) + "</tbody></table>"
 
 
-def _with_ci(n: dict | None) -> str:
-    if not n or n.get("value") is None:
+def _with_ci(n: Estimate | None) -> str:
+    if n is None or n.value is None:
         return "–"
-    return f'{escape(num(n))} <span class="muted">({escape(ci(n))}, n={n.get("n")})</span>'
+    return f'{escape(num(n))} <span class="muted">({escape(ci(n))}, n={n.n})</span>'
 
 
-def _ops_table(summary: dict, currency: str) -> str:
-    ops = summary.get("ops") or {}
-    names = [c for c in candidates.names(summary) if c in (ops.get("roles") or {"student": 1})]
+def _ops_table(summary: Summary, currency: str) -> str:
+    ops = summary.ops
+    names = [c for c in candidates.names(summary) if c in (ops.roles if ops.roles else ("student",))]
     found = opsview.rows(ops, names, currency)
     if not found:
         return '<p class="muted">No ops.json in this run.</p>'
@@ -243,7 +251,7 @@ def _ops_table(summary: dict, currency: str) -> str:
     return _table(head, found, "ops") + "".join(f'<p class="muted">{escape(n)}</p>' for n in notes)
 
 
-def _candidates(summary: dict, currency: str) -> str:
+def _candidates(summary: Summary, currency: str) -> str:
     """Gives the section on candidates against the one teacher (decision, task, fidelity, judge rates, ops),
     or nothing when the run has only the student: one row would repeat the headline (docs/report.md)."""
     found = candidates.rows(summary)
@@ -258,13 +266,13 @@ def _candidates(summary: dict, currency: str) -> str:
     for r in found:
         verdict = r["decision"]["verdict"].replace("_", " ")
         rows.append([r["candidate"], f"{verdict}: {'; '.join(r['decision']['reasons'])}",
-                     (f"{num(r['task'])} ({ci(r['task'])})", (r["task"] or {}).get("value")),
-                     (f"{num(r['fidelity'])} ({ci(r['fidelity'])})", (r["fidelity"] or {}).get("value")),
-                     (f"{num(r['kl'])} ({ci(r['kl'])})" if r["kl"] else "–", (r["kl"] or {}).get("value"))]
-                    + ([(f"{num(r['ece'])} ({ci(r['ece'])})" if r["ece"] else "–", (r["ece"] or {}).get("value"))]
+                     (f"{num(r['task'])} ({ci(r['task'])})", _value(r["task"])),
+                     (f"{num(r['fidelity'])} ({ci(r['fidelity'])})", _value(r["fidelity"])),
+                     (f"{num(r['kl'])} ({ci(r['kl'])})" if r["kl"] else "–", _value(r["kl"]))]
+                    + ([(f"{num(r['ece'])} ({ci(r['ece'])})" if r["ece"] else "–", _value(r["ece"]))]
                        if with_ece else [])
-                    + [(f"{num(r['judges'].get(j))} ({ci(r['judges'].get(j))})",
-                        (r["judges"].get(j) or {}).get("value")) for j in judge_names]
+                    + [(f"{num(r['judges'].get(j))} ({ci(r['judges'].get(j))})", _value(r["judges"].get(j)))
+                       for j in judge_names]
                     + [(opsview.show("latency_p50_s", r["latency_p50_s"]), r["latency_p50_s"]),
                        (opsview.show("cost_per_1k_calls", r["cost_per_1k_calls"], currency), r["cost_per_1k_calls"])])
     note = ('<p class="muted">Each candidate is decided as the student is: the gate\'s rules (slices, interval '
@@ -294,24 +302,34 @@ def _examples(rows: list[dict], total: int) -> str:
             f'<script type="application/json" id="example-data">{data}</script>')
 
 
-def render(summary: dict, examples: list[dict], extras: dict) -> str:
+def _calibration(found: Calibration | dict | None) -> Calibration | None:
+    """Gives calibration.json typed (the report stage reads it so; a caller may hand its dict)."""
+    return Calibration.model_validate(found) if isinstance(found, dict) else found
+
+
+def _value(n: Estimate | None) -> float | None:
+    return n.value if n else None
+
+
+def render(summary: Summary | dict, examples: list[dict], extras: dict) -> str:
     """Gives report.html: the summary (numbers and plot data), the drill-down rows and the latencies."""
-    ev, s = summary["eval_set"], summary["settings"]
+    summary = parse(summary)
+    extras = {**extras, "calibration": _calibration(extras.get("calibration"))}
+    ev, s = summary.eval_set, summary.settings
     currency = extras.get("currency") or ""
     headline = _table(["number", "value", "95 % CI", "n"],
-                      [[name, (num(n), n.get("value")), ci(n), n.get("n") if n.get("n") is not None else "–"]
-                       for name, n in headline_rows(summary)])
-    footer = (f'<p class="muted">Eval set {escape(Path(ev["path"]).name)} · n={ev["n"]} · sha256 {escape((ev["sha256"] or "")[:12])}'
-              f' · {s["confidence"] * 100:.0f} % percentile bootstrap, {s["bootstrap"]} resamples, seed {s["seed"]} · '
-              f'slices under n={s["min_slice_n"]} are not ranked.</p>')
+                      [[name, (num(n), n.value), ci(n), n.n] for name, n in headline_rows(summary)])
+    footer = (f'<p class="muted">Eval set {escape(Path(ev.path).name)} · n={ev.n} · sha256 {escape((ev.sha256 or "")[:12])}'
+              f' · {s.confidence * 100:.0f} % percentile bootstrap, {s.bootstrap} resamples, seed {s.seed} · '
+              f'slices under n={s.min_slice_n} are not ranked.</p>')
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>genval · {escape(summary['name'])}</title><style>{_asset('report.css')}</style></head><body>"
+            f"<title>genval · {escape(summary.name)}</title><style>{_asset('report.css')}</style></head><body>"
             f"{_header(summary, extras.get('run_label') or 'RUN', extras.get('replay_notes') or ())}<h2>Headline numbers</h2>{headline}"
             f"{_candidates(summary, currency)}"  # docs/report.md's order: headline, candidates, judges, plots, …
             f'<h2 id="judges">Judges</h2>{_judges(summary, extras.get("calibration"))}'
             f"<h2>Plots</h2>{_plots(summary, extras)}"
             f'<h2>Slices</h2><p class="muted">Click a column to sort.</p>{_slice_table(summary)}'
-            f'<h2>Metrics</h2>{_metrics_table(summary, extras.get("retention") or {})}'
+            f'<h2>Metrics</h2>{_metrics_table(summary, extras.get("retention", {}))}'
             f"<h2>Operations</h2>{_ops_table(summary, currency)}"
-            f'<h2 id="examples">Examples</h2>{_examples(examples, ev["n"])}{footer}'
+            f'<h2 id="examples">Examples</h2>{_examples(examples, ev.n)}{footer}'
             f"<script>{_asset('report.js')}</script></body></html>\n")

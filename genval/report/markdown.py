@@ -6,6 +6,7 @@ from pathlib import Path
 
 from genval.report import candidates, judges, opsview, pivot, why
 from genval.report.decision import ci, decision, failure_line, file_named, headline_rows, holm_line, num, slice_rows
+from genval.summary import Calibration, Estimate, Summary, parse
 from genval.viewfilter import view_command
 
 MAX_SLICES = 12  # a PR comment shows the weakest; report.html has them all
@@ -22,15 +23,15 @@ def _command(filter_text: str | None, run_label: str) -> str:
     return f" — examples: `{view_command(run_label, filter_text)}`"
 
 
-def _why(summary: dict, run_label: str) -> list[str]:
+def _why(summary: Summary, run_label: str) -> list[str]:
     """Gives the why: failing rules, weakest slices, the judge's trust, diagnoses, each with its examples' command."""
     out = []
-    gate = summary.get("gate")
+    gate = summary.gate
     if gate is not None:
-        out.append(f"**Gate: {'PASS' if gate['passed'] else 'FAIL'}** ({len(gate['rules'])} rules)")
+        out.append(f"**Gate: {'PASS' if gate.passed else 'FAIL'}** ({len(gate.rules)} rules)")
         if holm_line(gate):
             out.append(f"<sub>{holm_line(gate)}.</sub>")
-        out += [f"- ❌ `{r['text']}`: {r['reason']} (95 % CI {ci(r)}){_command(r['filter'], run_label)}"
+        out += [f"- ❌ `{r['text']}`: {r['reason']} (95 % CI {ci(r['ci'])}){_command(r['filter'], run_label)}"
                 for r in why.failing_rules(summary)] + [""]
     weakest = why.slice_lines(summary)
     if weakest:
@@ -39,14 +40,14 @@ def _why(summary: dict, run_label: str) -> list[str]:
     if trust:
         out += [f"**Judge**: {trust}", ""]
     if why.diagnoses(summary):
-        out += ["### What to look at", ""] + [f"- **{d['kind'].replace('_', ' ')}**: {d['message']}"
+        out += ["### What to look at", ""] + [f"- **{d.kind.replace('_', ' ')}**: {d.message}"
                                              f"{_command(why.diagnosis_filter(d), run_label)}"
                                              for d in why.diagnoses(summary)] + [""]
     out.append("<sub>`genval view` is a local app: the command serves the run and opens its examples, filtered.</sub>")
     return out + [""]
 
 
-def _judges(summary: dict, calibration: dict | None) -> list[str]:
+def _judges(summary: Summary, calibration: Calibration | dict | None) -> list[str]:
     found = judges.rows(summary, calibration)
     if not found:
         return []
@@ -57,13 +58,14 @@ def _judges(summary: dict, calibration: dict | None) -> list[str]:
     return ["### Judges", ""] + lines + [""]
 
 
-def render(summary: dict, extras: dict | None = None) -> str:
+def render(summary: Summary | dict, extras: dict | None = None) -> str:
     """Gives report.md for a summary: the decision and its reasons first, then why."""
+    summary = parse(summary)
     extras = extras or {}
     run_label = extras.get("run_label") or "RUN"
     verdict, reasons = decision(summary)
-    ev = summary["eval_set"]
-    out = [f"## genval · {summary['name']}: **{verdict}**", "", f"{reasons[0]}."]
+    ev = summary.eval_set
+    out = [f"## genval · {summary.name}: **{verdict}**", "", f"{reasons[0]}."]
     out += [f"- {reason}." for reason in reasons[1:]] + [""]
     failed = failure_line(summary)
     if failed:
@@ -73,32 +75,31 @@ def render(summary: dict, extras: dict | None = None) -> str:
         out += [f"- {file_named(note)}" for note in replay] + [""]
     out += _why(summary, run_label)
     out += ["### Headline numbers", "", "| number | value | 95 % CI | n |", "| --- | --- | --- | --- |"]
-    out += [f"| {name} | {num(n)} | {ci(n)} | {n.get('n') if n.get('n') is not None else '–'} |"
-            for name, n in headline_rows(summary)]
+    out += [f"| {name} | {num(n)} | {ci(n)} | {n.n} |" for name, n in headline_rows(summary)]
     currency = extras.get("currency") or ""
     out += [""] + _candidates(summary, currency) + _judges(summary, extras.get("calibration")) + _answered(summary)
-    out += _slices(summary) + _metrics(summary, extras.get("retention") or {}) + _ops(summary, currency)
-    s = summary["settings"]
-    out += ["", f"<sub>Eval set `{Path(ev['path']).name}` · n={ev['n']} · sha256 `{(ev['sha256'] or '')[:12]}` · "
-            f"{s['confidence'] * 100:.0f} % percentile bootstrap, {s['bootstrap']} resamples, seed {s['seed']} · "
-            f"slices under n={s['min_slice_n']} are not ranked; MDE: the smallest change a slice's n can show "
+    out += _slices(summary) + _metrics(summary, extras.get("retention", {})) + _ops(summary, currency)
+    s = summary.settings
+    out += ["", f"<sub>Eval set `{Path(ev.path).name}` · n={ev.n} · sha256 `{(ev.sha256 or '')[:12]}` · "
+            f"{s.confidence * 100:.0f} % percentile bootstrap, {s.bootstrap} resamples, seed {s.seed} · "
+            f"slices under n={s.min_slice_n} are not ranked; MDE: the smallest change a slice's n can show "
             f"(80 % power, Bloom 1995).</sub>"]
     return "\n".join(out) + "\n"
 
 
-def _answered(summary: dict) -> list[str]:
+def _answered(summary: Summary) -> list[str]:
     """Gives the headline numbers on the answered examples only, when some output failed."""
-    found = summary.get("answered")
+    found = summary.answered
     if not found:
         return []
-    rows = headline_rows({"classification": found["classification"], "fidelity": found["fidelity"]})
-    failed = ", ".join(f"{role} {n}" for role, n in found["failed"].items())
+    rows = headline_rows(found)
+    failed = ", ".join(f"{role} {n}" for role, n in found.failed.items())
     out = ["### On answered examples only", "", f"Failed outputs left out ({failed}); above, they count as wrong.",
            "", "| number | value | 95 % CI | n |", "| --- | --- | --- | --- |"]
-    return out + [f"| {name} | {num(n)} | {ci(n)} | {n.get('n', '–')} |" for name, n in rows] + [""]
+    return out + [f"| {name} | {num(n)} | {ci(n)} | {n.n} |" for name, n in rows] + [""]
 
 
-def _slices(summary: dict) -> list[str]:
+def _slices(summary: Summary) -> list[str]:
     rows = slice_rows(summary)
     if not rows:
         return []
@@ -108,18 +109,18 @@ def _slices(summary: dict) -> list[str]:
     for r in shown:
         rank = "too small to rank" if r["too_small"] else (r["rank"] or r.get("why") or "–")
         name = f"**{r['slice']}** (critical)" if r["critical"] else r["slice"]
-        out.append(f"| {name} | {r['n']} | {r['metric'] or '–'} | {num(r['value'])} | {ci({'ci': r['ci']})} | "
+        out.append(f"| {name} | {r['n']} | {r['metric'] or '–'} | {num(r['value'])} | {ci(r['ci'])} | "
                    f"{num(r['mde'], 3)} | {rank} |")
     if len(rows) > len(shown):
         out.append(f"| … {len(rows) - len(shown)} more in report.html | | | | | | |")
     return _details(f"Slices, weakest first ({len(rows)})", out)
 
 
-def _cell(n: dict | None) -> str:
-    return "–" if not n or n.get("value") is None else f"{num(n)} ({ci(n)})"
+def _cell(n: Estimate | None) -> str:
+    return "–" if n is None or n.value is None else f"{num(n)} ({ci(n)})"
 
 
-def _metrics(summary: dict, kept: dict) -> list[str]:
+def _metrics(summary: Summary, kept: dict) -> list[str]:
     """Gives the metrics pivot, folded: one row per metric with fidelity, task quality and retention."""
     found = pivot.rows(summary, kept)
     if not found:
@@ -131,7 +132,7 @@ def _metrics(summary: dict, kept: dict) -> list[str]:
     return _details(f"Metrics ({len(found)}, with 95 % intervals)", lines)
 
 
-def _candidates(summary: dict, currency: str) -> list[str]:
+def _candidates(summary: Summary, currency: str) -> list[str]:
     """Gives the candidates' leaderboard (only when the run has more than the student)."""
     found = candidates.rows(summary)
     if len(found) < 2:
@@ -147,9 +148,9 @@ def _candidates(summary: dict, currency: str) -> list[str]:
     return out + [""]
 
 
-def _ops(summary: dict, currency: str) -> list[str]:
-    ops = summary.get("ops") or {}
-    names = [c for c in candidates.names(summary) if c in (ops.get("roles") or {})]
+def _ops(summary: Summary, currency: str) -> list[str]:
+    ops = summary.ops
+    names = [c for c in candidates.names(summary) if c in ops.roles]
     found = opsview.rows(ops, names, currency)
     if not found:
         return []

@@ -4,6 +4,7 @@ words that fit the figure (faster, cheaper, smaller, more) — the direction rea
 from __future__ import annotations
 
 from genval import registry
+from genval.summary import Ops
 
 GIB = 1024 ** 3
 # figure → (label, unit kind); the order is the reading order
@@ -66,18 +67,24 @@ def change(key: str, teacher, candidate) -> str:
     return f"{gain:+.1f} %"
 
 
-def rows(ops: dict, candidates: list[str], currency: str = "") -> list[list[str]]:
+def _roles(ops: Ops | dict) -> dict[str, dict]:
+    """Gives role → its figures (an empty dict for a role with none), from the summary's ops or ops.json's dict."""
+    roles = ops.roles if isinstance(ops, Ops) else ops.get("roles") or {}
+    return {role: figures or {} for role, figures in roles.items()}
+
+
+def rows(ops: Ops | dict, candidates: list[str], currency: str = "") -> list[list[str]]:
     """Gives one row per figure: label, the teacher's, then each candidate's value and change."""
-    roles = ops.get("roles") or {"teacher": ops.get("teacher"), "student": ops.get("student")}
-    teacher = roles.get("teacher") or {}
+    roles = _roles(ops)
+    teacher = roles.get("teacher", {})
     out = []
     for key, (label, _) in FIGURES.items():
-        values = [(roles.get(c) or {}).get(key) for c in candidates]
+        values = [roles.get(c, {}).get(key) for c in candidates]
         if teacher.get(key) is None and all(v is None for v in values):
             continue
         row = [label, show(key, teacher.get(key), currency)]
         for c, v in zip(candidates, values):
-            row += [show(key, v, currency), _timed_change(key, teacher, roles.get(c) or {})]
+            row += [show(key, v, currency), _timed_change(key, teacher, roles.get(c, {}))]
         out.append(row)
     return out
 
@@ -91,17 +98,17 @@ def _timed_change(key: str, teacher: dict, candidate: dict) -> str:
     return change(key, teacher.get(key), candidate.get(key))
 
 
-def memory_note(ops: dict) -> str | None:
+def memory_note(ops: Ops | dict) -> str | None:
     """Gives what the memory figures measured, per role; None when no role measured memory."""
-    roles = ops.get("roles") or {}
+    roles = _roles(ops)
     said = [f"{role}: {MEMORY.get(figures.get('memory_kind'), figures.get('memory_kind'))}"
             for role, figures in roles.items() if figures and figures.get("memory_kind")]
     return ("Memory measured — " + "; ".join(said) + ".") if said else None
 
 
-def basis_note(ops: dict, currency: str) -> str:
+def basis_note(ops: Ops | dict, currency: str) -> str:
     """Gives where the figures come from (measured, replay file) and how cost was priced."""
-    roles = ops.get("roles") or {}
+    roles = _roles(ops)
     basis = "; ".join(f"{role}: {f.get('basis')}" for role, f in roles.items() if f and f.get("basis"))
     cost = "; ".join(f"{role}: {f.get('cost_basis')}" for role, f in roles.items() if f and f.get("cost_basis"))
     out = f"Figures from — {basis}." if basis else ""

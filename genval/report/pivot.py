@@ -2,9 +2,8 @@
 quality (…~reference) and retention (student / teacher), each with its interval — grouped by kind of metric.
 
 Retention and its paired interval come from the summary (`fidelity.retention`: the aggregate stage's
-streamed bootstrap, the one accuracy retention uses), so the report reads no per-example rows for
-them. For a corpus number (not the mean of its sentence scores) the ratio of the two is shown
-without an interval, and the row says why.
+streamed bootstrap, the one accuracy retention uses; `label_correct`'s is accuracy retention), so
+the report reads no per-example rows for them and builds no number of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 
 from genval.metrics import METRICS
 from genval.numbers import lookup
+from genval.summary import Number, Summary, parse
 
 GROUPS = {"lexical": "lexical", "bleu": "lexical", "semantic": "semantic", "structure": "format", "classification": "classification",
           "numeric": "numeric", "tokens": "token fidelity"}
@@ -29,38 +29,32 @@ def group(metric: str) -> str:
     return "other"
 
 
-def retention(summary: dict) -> dict[str, dict]:
-    """Gives metric → {value, ci, n, note} of student / teacher task quality, for every metric both have.
+def retention(summary: Summary | dict) -> dict[str, Number]:
+    """Gives metric → student / teacher task quality with its paired interval, for every metric both have.
 
-    The aggregate stage computed each with its paired interval (summary.fidelity.retention); a
-    corpus number (not the mean of its sentence scores) gets the ratio of the two, without one.
+    The aggregate stage computed each (summary.fidelity.retention; label_correct's is the
+    classification's accuracy retention); a metric whose ratio is undefined (the teacher at 0) is left out.
     """
-    metrics = summary.get("metrics") or {}
-    student, teacher = metrics.get("student~reference") or {}, metrics.get("teacher~reference") or {}
-    paired = (summary.get("fidelity") or {}).get("retention") or {}
-    out = {}
-    for metric in sorted(m for m in student if m in teacher and m != "kl"):
-        top, bottom = student[metric].get("value"), teacher[metric].get("value")
-        if top is None or not bottom:
-            continue
-        if (paired.get(metric) or {}).get("value") is not None:
-            out[metric] = {**paired[metric], "note": None}
-        else:
-            out[metric] = {"value": top / bottom, "ci": [None, None], "n": student[metric].get("n"),
-                           "note": "a corpus number: the ratio of the two, no interval"}
-    return out
+    summary = parse(summary)
+    student, teacher = summary.metrics.get("student~reference", {}), summary.metrics.get("teacher~reference", {})
+    kept = dict(summary.fidelity.retention) if summary.fidelity.retention else {}
+    if summary.classification:
+        kept["label_correct"] = summary.classification.accuracy_retention
+    return {metric: kept[metric] for metric in sorted(student) if metric in teacher and metric in kept
+            and student[metric].value is not None and teacher[metric].value and kept[metric].value is not None}
 
 
-def rows(summary: dict, kept: dict[str, dict]) -> list[dict]:
+def rows(summary: Summary | dict, kept: dict[str, Number]) -> list[dict]:
     """Gives one row per metric in group order: {group, metric, fidelity, student, teacher, retention, signature}."""
-    metrics = summary.get("metrics") or {}
-    fidelity, student = metrics.get("student~teacher") or {}, metrics.get("student~reference") or {}
-    teacher = metrics.get("teacher~reference") or {}
-    single_s, single_t = metrics.get("student") or {}, metrics.get("teacher") or {}
-    signatures = (summary.get("settings") or {}).get("metrics") or {}
+    summary = parse(summary)
+    metrics = summary.metrics
+    fidelity, student = metrics.get("student~teacher", {}), metrics.get("student~reference", {})
+    teacher = metrics.get("teacher~reference", {})
+    single_s, single_t = metrics.get("student", {}), metrics.get("teacher", {})
+    cls = summary.classification
+    signatures = {**(cls.signatures if cls and cls.signatures else {}), **summary.settings.metrics}
     names = list(dict.fromkeys([*fidelity, *student, *teacher, *single_s, *single_t]))
     out = [{"group": group(m), "metric": m, "fidelity": fidelity.get(m), "student": student.get(m) or single_s.get(m),
-            "teacher": teacher.get(m) or single_t.get(m), "retention": kept.get(m),
-            "signature": signatures.get(m) or (summary.get("classification") or {}).get("signatures", {}).get(m)}
+            "teacher": teacher.get(m) or single_t.get(m), "retention": kept.get(m), "signature": signatures.get(m)}
            for m in names]
     return sorted(out, key=lambda r: (ORDER.index(r["group"]), r["metric"]))

@@ -11,7 +11,8 @@ import numpy as np
 from genval.config import RunConfig
 from genval.progress import Progress
 from genval.report import drilldown, html, markdown, pivot
-from genval.runfolder import Run, read_summary
+from genval.runfolder import Run
+from genval.summary import read, read_calibration
 
 
 def _latency(run: Run) -> dict[str, np.ndarray]:
@@ -33,14 +34,14 @@ def run_label(run: Run) -> str:
 
 def report(run: Run, config: RunConfig, progress: Progress) -> dict:
     """Writes report.md and report.html from the run's summary; gives their paths."""
-    summary = read_summary(run.path("summary.json"))
-    calibration = run.read_json("calibration.json") if run.path("calibration.json").exists() else None
+    summary = read(run.path("summary.json"))
+    calibration = read_calibration(run.path("calibration.json")) if run.has("calibration.json") else None
     price = next((m.price for m in config.models.values() if m.price is not None), None)
     extras = {"calibration": calibration, "run_label": run_label(run), "currency": price.currency if price else ""}
     extras["retention"] = pivot.retention(summary)
     stages = run.manifest.get("stages") or {}
     extras["replay_notes"] = [note for name in ("generate", "judge")
-                              for note in (stages.get(name) or {}).get("replay_notes") or []]
+                              for note in stages.get(name, {}).get("replay_notes") or []]
     run.write_text("report.md", markdown.render(summary, extras))
     rows = drilldown.rows(run, summary, config.analysis.seed)
     run.write_text("report.html", html.render(summary, rows, {**extras, "latency": _latency(run)}))

@@ -29,6 +29,7 @@ from genval.config import HFModel, RunConfig, load_config
 from genval.errors import GenvalError
 from genval.models import memory
 from genval.progress import Progress
+from genval.summary import read
 from genval.training.numbers import Step, best, headline
 
 PREFIX = "genval/"
@@ -137,7 +138,7 @@ class GenvalCallback(TrainerCallback):
                 run_stages(run, config, Progress(quiet=True), executor="local")
         finally:
             model.train(was_training)
-        step = Step(state.global_step, run.root, run.read_json("summary.json"))
+        step = Step(state.global_step, run.root, read(run.root))
         self.steps.append(step)
         self.seconds.append(time.perf_counter() - started)
         self._log(state, {PREFIX + name: value for name, value in headline(step.summary).items()})

@@ -15,76 +15,71 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genval import registry
+from genval.summary import Estimate, Summary, parse
 
 READY = "READY"
 
 
-def _value(number) -> float | None:
-    """Gives a summary number's value (a {value, ci, n} or a plain float), None where it has none."""
-    value = number.get("value") if isinstance(number, dict) else number
+def _value(value) -> float | None:
+    """Gives a finite value (of a number or a plain figure), None where it has none."""
+    if isinstance(value, Estimate):
+        value = value.value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
 
 
-def _section(summary: dict, name: str) -> dict:
-    found = summary.get(name)
-    return found if isinstance(found, dict) else {}
-
-
-def headline(summary: dict) -> dict[str, float]:
+def headline(summary: Summary | dict) -> dict[str, float]:
     """Gives a summary's overall numbers by the name they are logged under (without `genval/`): the names
     `genval export --mlflow` gives them (genval.report.export), each with its interval's ends and n — the
     headline numbers (`headline/…`) and every pair's metrics (`metrics/<pair>/…`) — and the outcome of the
     gate (`gate_passed`, 1 or 0) and of the decision (`ready`, 1 when READY)."""
     from genval.report.export import numbers
 
+    summary = parse(summary)
     found = {name: value for name, value in numbers(summary).items() if name.startswith(("headline/", "metrics/"))}
-    gate = summary.get("gate")
-    if isinstance(gate, dict):
-        found["gate_passed"] = float(bool(gate.get("passed")))
-    found["ready"] = float(_section(summary, "decision").get("verdict") == READY)
+    if summary.gate is not None:
+        found["gate_passed"] = float(summary.gate.passed)
+    found["ready"] = float(summary.decision.verdict == READY)
     return found
 
 
 @dataclass
 class Step:
-    """One evaluated training step: its run folder and what its summary says."""
+    """One evaluated training step: its run folder and its summary (typed)."""
 
     step: int
     folder: Path
-    summary: dict
+    model: Summary
 
     @property
-    def gate(self) -> dict | None:
-        found = self.summary.get("gate")
-        return found if isinstance(found, dict) else None
+    def summary(self) -> dict:
+        """Gives the step's summary.json as the JSON it holds."""
+        return self.model.dump()
 
     def key(self) -> tuple:
         """Gives the step's rank key (larger is better): the gate's rules, else the decision and headline."""
-        if self.gate is not None:
-            rules = self.gate.get("rules") or []
+        gate = self.model.gate
+        if gate is not None:
             numbers = []
-            for rule in rules:
-                spec = registry.spec(rule["metric"])
-                value = _value(rule.get("value"))
+            for rule in gate.rules:
+                spec, value = registry.spec(rule.metric), _value(rule.value)
                 numbers.append(-math.inf if value is None or spec is None else spec.sign * value)
-            return (sum(bool(r.get("passed")) for r in rules), *numbers)
-        head = _section(self.summary, "headline")
-        metric = str(head.get("metric") or "").split(" ")[0]
-        spec = registry.spec(metric)
+            return (sum(r.passed for r in gate.rules), *numbers)
+        head = self.model.headline
+        spec = registry.spec(head.metric.split(" ")[0]) if head else None
         value = _value(head)
-        return (float(_section(self.summary, "decision").get("verdict") == READY),
+        return (float(self.model.decision.verdict == READY),
                 -math.inf if value is None or spec is None else spec.sign * value)
 
     def outcome(self) -> str:
         """Gives the step's gate outcome in a few words (or its decision without a gate)."""
-        if self.gate is None:
-            return f"decision {_section(self.summary, 'decision').get('verdict', 'NO_DECISION')} (no gate)"
-        rules = self.gate.get("rules") or []
-        passed = sum(bool(r.get("passed")) for r in rules)
-        failing = self.gate.get("failing") or []
-        said = f"gate {'PASS' if self.gate.get('passed') else 'FAIL'} ({passed} of {len(rules)} rules pass)"
+        gate = self.model.gate
+        if gate is None:
+            return f"decision {self.model.decision.verdict} (no gate)"
+        passed = sum(r.passed for r in gate.rules)
+        said = f"gate {'PASS' if gate.passed else 'FAIL'} ({passed} of {len(gate.rules)} rules pass)"
+        failing = gate.failing
         return said + (f"; failing: {failing[0]}" + (f" and {len(failing) - 1} more" if len(failing) > 1 else "")
                        if failing else "")
 

@@ -11,6 +11,7 @@ import sqlite3
 
 from genval import registry
 from genval.errors import GenvalError
+from genval.summary import Summary
 from genval.view.index import score_column
 
 MAX_LIMIT = 200
@@ -19,10 +20,11 @@ MAX_LIMIT = 200
 class Browser:
     """Queries one run's index: totals and pages of examples for a filter."""
 
-    def __init__(self, con: sqlite3.Connection, summary: dict | None):
+    def __init__(self, con: sqlite3.Connection, summary: Summary | None):
         self.con = con
         self.meta = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta")}
-        self.summary = summary or {}
+        self.diagnoses = summary.diagnoses if summary else []
+        self.rare = sorted(summary.slices.get("rare_class", {})) if summary else []
 
     # --- what the run has ---------------------------------------------------------------------
     def pairs(self) -> list[str]:
@@ -33,8 +35,8 @@ class Browser:
         for field in self.meta["slices"]:
             rows = self.con.execute(f'SELECT DISTINCT "slice_{field}" FROM ex ORDER BY 1 LIMIT 200').fetchall()
             out[field] = [r[0] for r in rows if r[0] is not None]
-        if "rare_class" in (self.summary.get("slices") or {}):
-            out["rare_class"] = sorted(self.summary["slices"]["rare_class"])
+        if self.rare:
+            out["rare_class"] = self.rare
         return out
 
     def run_info(self) -> dict:
@@ -43,8 +45,7 @@ class Browser:
                 "scores": [[p, m] for p, m, _ in self.meta["scores"]],
                 "judges": [{"judge": j, "pair": p, "verdicts": self._verdicts(j)} for p, j in self.meta["judges"]],
                 "slices": self.slices(),
-                "diagnoses": [{"kind": d["kind"], "message": d["message"]}
-                              for d in self.summary.get("diagnoses") or []]}
+                "diagnoses": [{"kind": d.kind, "message": d.message} for d in self.diagnoses]}
 
     def _verdicts(self, judge: str) -> list[str]:
         rows = self.con.execute("SELECT DISTINCT verdict FROM jd WHERE judge = ? AND verdict IS NOT NULL ORDER BY 1",
@@ -79,16 +80,15 @@ class Browser:
         raise GenvalError(f"filter: no slice field {field!r} in this run (it has: {', '.join(fields)})")
 
     def _diagnosis(self, kind: str) -> tuple[str, list]:
-        found = [d for d in self.summary.get("diagnoses") or [] if d["kind"] == kind]
+        found = [d for d in self.diagnoses if d.kind == kind]
         if not found:
-            kinds = sorted({d["kind"] for d in self.summary.get("diagnoses") or []})
+            kinds = sorted({d.kind for d in self.diagnoses})
             raise GenvalError(f"filter: diagnosis={kind!r} is not among this run's diagnoses "
                               f"({', '.join(kinds) or 'none in summary.json'})")
         parts, args = [], []
         for d in found:
-            numbers = d.get("numbers") or {}
-            if numbers.get("slice"):
-                sql, a = self._slice(numbers["slice"])
+            if d.slice:
+                sql, a = self._slice(d.slice)
                 parts.append(sql)
                 args += a
             elif kind == "student_only_errors":

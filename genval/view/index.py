@@ -87,7 +87,7 @@ def build(run: Run, path: Path, stamp: dict, progress=None) -> None:
         meta["judges"] = _judgments(run, con, positions, progress)
         _flags(con, meta)
         meta["stamp"] = stamp
-        meta["name"] = (run.manifest.get("config") or {}).get("name") or run.root.name
+        meta["name"] = run.manifest.get("config", {}).get("name") or run.root.name
         con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
         con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
         con.commit()
