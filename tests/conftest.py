@@ -30,6 +30,26 @@ def score_frames(result, segments, batch: int = 50) -> list:
     return [rows.iloc[i:i + batch] for i in range(0, len(rows), batch)]
 
 
+FAKE_VLLM = ROOT / "tests" / "fake_vllm"  # the strict stand-in for vLLM's offline API (tests/fake_vllm)
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    """Puts the stand-in vLLM on sys.path for one test only, its call log empty, and forgets it afterwards."""
+    import sys
+
+    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(FAKE_VLLM))
+    import vllm
+
+    vllm.LLM.calls.clear()
+    vllm.LLM.instances.clear()
+    yield vllm
+    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+        sys.modules.pop(name, None)
+
+
 def write_yaml(path: Path, data) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,22 +13,7 @@ from genval.models import Params, Request
 from genval.models.vllm import VLLMBackend
 from tests.tiny_models import direct_label_probs
 
-FAKE = str(Path(__file__).parent / "fake_vllm")
 
-
-@pytest.fixture
-def fake_vllm(monkeypatch):
-    """Puts the stand-in on sys.path for one test only, and forgets it afterwards."""
-    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.syspath_prepend(FAKE)
-    import vllm
-
-    vllm.LLM.calls.clear()
-    vllm.LLM.instances.clear()
-    yield vllm
-    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
-        sys.modules.pop(name, None)
 
 
 def backend(path, **kw) -> VLLMBackend:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from genval.config import GateConfig
 from genval.errors import GenvalError
 from genval.presets import GATE_PRESETS
 from tests.conftest import ROOT, write_jsonl, write_yaml
-from tests.test_backend_vllm import FAKE
 
 
 def test_the_preset_puts_its_rules_first_and_a_rule_of_ones_own_replaces_its():
@@ -60,17 +58,6 @@ def test_mcnemar_p_is_the_exact_binomial_test_of_the_discordant_examples():
     result = evaluate(GateConfig(rules=["mcnemar_p >= 0.05"]), summary, None)
     assert not result["passed"] and "mcnemar_p" in result["failing"][0]
 
-
-@pytest.fixture
-def fake_vllm(monkeypatch):
-    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.syspath_prepend(FAKE)
-    import vllm
-
-    yield vllm
-    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
-        sys.modules.pop(name, None)
 
 
 LABELS = ["positive", "negative", "neutral"]

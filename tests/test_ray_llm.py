@@ -10,7 +10,6 @@ runs on it. The engine writes each request it gets to a log, read here to check 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,13 +18,13 @@ import pytest
 from genval.config import load_config
 from genval.pipeline import prepare, run_stages
 from genval.progress import Progress
-from tests.conftest import write_jsonl, write_yaml
+from tests.conftest import FAKE_VLLM, write_jsonl, write_yaml
 
 pytestmark = pytest.mark.slow  # a local Ray cluster
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data.llm", reason="ray.data.llm needs Ray's llm extra's light dependencies (aiohttp)")
-FAKE = Path(__file__).parent / "fake_vllm"
+FAKE = FAKE_VLLM
 N = 6
 
 
@@ -39,19 +38,6 @@ def cluster(tmp_path_factory):
     yield log
     ray.shutdown()
 
-
-@pytest.fixture
-def fake_vllm(monkeypatch):
-    """The stand-in on this process's path too (the local executor's run builds `vllm.LLM` here)."""
-    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.syspath_prepend(str(FAKE))
-    import vllm
-
-    vllm.LLM.instances.clear()
-    yield vllm
-    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
-        sys.modules.pop(name, None)
 
 
 def config(folder: Path, tiny: Path) -> Path:

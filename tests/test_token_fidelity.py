@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ from genval.metrics import MetricContext, get_metric  # noqa: E402
 from genval.models import forced  # noqa: E402
 from genval.models.base import Request  # noqa: E402
 from genval.models.hf import HFBackend  # noqa: E402
-from tests.test_backend_vllm import FAKE  # noqa: E402
 from tests.tiny_models import build_tiny_model  # noqa: E402
 
 PROMPTS = ["the cat sat", "rain falls in spring and the sun", "dogs", "summarise the ticket in one sentence",
@@ -149,17 +147,6 @@ def test_same_model_has_zero_kl_and_full_agreement(pair):
     (kl_sum, agree, n), = forced.exact_fidelity(t, s, [(t.sequence(q, " on the mat"), s.sequence(q, " on the mat"))])
     assert abs(kl_sum) < 1e-9 and agree == n > 0
 
-
-@pytest.fixture
-def fake_vllm(monkeypatch):
-    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.syspath_prepend(FAKE)
-    import vllm
-
-    yield vllm
-    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
-        sys.modules.pop(name, None)
 
 
 def direct_topk(teacher_path, student_path, prompt: str, text: str, k: int) -> tuple[float, float]:
