@@ -149,6 +149,8 @@ def test_every_filter_key_narrows_as_the_tables_say(api, run):
     assert _total(api, "flag=failed") == outputs.loc[outputs["error"].notna(), "id"].nunique()
     assert _total(api, "diagnosis=weak_critical_slice") == int((examples["slice_critical"] == "true").sum())
     assert _total(api, "diagnosis=student_only_errors") == int(only.sum())
+    # the diagnosis names its metric (schema_valid): the examples whose student output fails it
+    assert _total(api, "diagnosis=format_failures") == int((_score(scores, "student", "schema_valid") == 0).sum()) > 0
     word = "password"
     texts = pd.concat([examples["input"], examples["reference"], outputs.groupby("id")["text"].agg(" ".join)
                        .reindex(examples["id"]).reset_index(drop=True)], axis=1).astype(str).agg(" ".join, axis=1)

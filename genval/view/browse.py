@@ -87,6 +87,7 @@ class Browser:
                               f"({', '.join(kinds) or 'none in summary.json'})")
         parts, args = [], []
         for d in found:
+            numbers = d.numbers
             if d.slice:
                 sql, a = self._slice(d.slice)
                 parts.append(sql)
