@@ -383,20 +383,20 @@ def _example_row(rec: Record, prompt: str, slices: list[str], system_prompt: str
         "references": references_text(data.get("reference"), rec.where),
         "label": slice_value(data["label"]) if "label" in data else None,
     }
-    for field in slices:
-        if field in nested:
-            value = nested[field]
-        elif field in data:
-            value = data[field]
+    for name in slices:
+        if name in nested:
+            value = nested[name]
+        elif name in data:
+            value = data[name]
         else:
             raise GenvalError(
-                f"{rec.where}: no slice field '{field}' (put it in the record's 'slices' object or as a top-level field)"
+                f"{rec.where}: no slice field '{name}' (put it in the record's 'slices' object or as a top-level field)"
             )
         if isinstance(value, str) and not value.strip():
             # A blank cell (CSV's empty string) would make a slice called `field=` that no one asked for.
-            raise GenvalError(f"{rec.where}: slice field '{field}' is blank; give it a value (write 'unknown' or "
+            raise GenvalError(f"{rec.where}: slice field '{name}' is blank; give it a value (write 'unknown' or "
                               "'missing' where the value is not known, so the slice is named)")
-        row[f"slice_{field}"] = slice_value(value)
+        row[f"slice_{name}"] = slice_value(value)
     row["record"] = canonical(data)
     return row
 

@@ -91,7 +91,6 @@ def test_rows_fit_the_token_budget_longest_first(loaded):
     # every (prompt, label) input, as the harness forms it: context + label[:-1]
     inputs = set()
     for p in PROMPTS:
-        ctx = tok(p)["input_ids"]
         for x in MULTI:
             whole = tok(p + " " + x)["input_ids"]
             inputs.add(tuple(whole[:-1]))

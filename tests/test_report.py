@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 
 from genval.analysis.stage import aggregate
 from genval.cli import main
