@@ -11,7 +11,9 @@
 # transformers and sentence-transformers (/work/shared/gpu/wheels.sh makes one: DIR/whl/*.whl, and
 # DIR/minilm + DIR/upcast.py for the default embedding model). Only the distributions this Python
 # lacks are installed, into OUT/site, put first on PYTHONPATH. pytest, where missing and not among
-# the wheels, turns the test step into "not run" (the rest goes on).
+# the wheels, turns the test step into "not run" (the rest goes on): add its wheels to the folder
+# where it is made (Python 3.12 on the GPU image):
+#   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d DIR/whl pytest pluggy iniconfig
 # Every run has its own request cache: the cache key holds no device (docs/backends.md), so a
 # shared cache would answer the CPU run from the CUDA run's answers.
 set -uo pipefail
@@ -23,7 +25,7 @@ while [ $# -gt 0 ]; do
     --device) DEVICE="$2"; shift 2 ;;
     --wheels) WHEELS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
