@@ -114,3 +114,13 @@ def test_no_message_prints_pythons_none(hard):
     said = [*_strings(hard), *_strings(result), *_strings(decide({**hard, "gate": result}))]
     assert any("right on none" in s for s in said) and any("judge not validated" in s for s in said)
     assert not [s for s in said if "None" in s]
+
+
+def test_a_small_slice_where_the_teacher_is_never_right_is_unranked_for_that_reason(tmp_path):
+    # More examples would make it rankable if it were only small; they would not define its retention.
+    teacher = [1] * 28 + [0] * 2 + [1] * 27 + [0] * 3 + [0] * 10
+    student = [1] * 26 + [0] * 4 + [1] * 25 + [0] * 5 + [1] * 2 + [0] * 8
+    run = make_run(tmp_path / "run", teacher, student, region=["a"] * 30 + ["b"] * 30 + ["c"] * 10)
+    c = build_summary(run, make_config(tmp_path))["slices"]["region"]["c"]
+    assert c["n"] == 10 and c["too_small_to_rank"] and c["rank"] is None
+    assert c["rank_note"].startswith("no accuracy_retention on this slice") and "right on none" in c["rank_note"]

@@ -50,12 +50,12 @@ def rank(blocks: dict[str, dict], min_n: int, name: str | None, number, sign: in
         block["rank"] = block["rank_note"] = None
         num = number(block, name) if name else None
         block["headline"] = {"metric": name, **num} if num else None
-        if block["too_small_to_rank"]:
+        if name is not None and num.get("value") is None:  # first: more examples would not define it
+            block["rank_note"] = f"no {name} on this slice" + (f": {num['note']}" if num.get("note") else "")
+        elif block["too_small_to_rank"]:
             block["rank_note"] = f"too small to rank: n = {block['n']} < min_slice_n {min_n}"
         elif name is None:
             block["rank_note"] = "the run has no headline number to rank slices by"
-        elif num.get("value") is None:
-            block["rank_note"] = f"no {name} on this slice" + (f": {num['note']}" if num.get("note") else "")
         else:
             scored.append((sign * num["value"], value))
             continue
