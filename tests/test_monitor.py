@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats as sps
 
 from genval.cli import main
@@ -207,4 +208,19 @@ def test_baseline_and_eval_set_together_are_a_one_line_error(tmp_path, capsys):
     assert main(["monitor", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "'baseline'" in err and "'eval_set'" in err and "not both" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_validate_checks_a_monitor_config_as_one(tmp_path, capsys):
+    # Before, validate read every file as a run config: a good monitor config was "unknown key 'traffic'".
+    config = setup(tmp_path, weeks=1)
+    assert main(["validate", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "valid monitor config — task classification, 1 traffic pattern(s), windows of 7d" in out
+    data = yaml.safe_load(config.read_text())
+    data["windw"] = data.pop("window")
+    write_yaml(config, data)
+    assert main(["validate", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "monitor.yaml" in err and "'windw'" in err
     assert not (tmp_path / "runs").exists()

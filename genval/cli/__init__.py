@@ -90,8 +90,16 @@ def _cmd_stage(args) -> int:
 def _cmd_validate(args) -> int:
     """Runs the checks `run` makes before it writes anything (genval.checks), and writes nothing."""
     from genval.checks import check_inputs
-    from genval.config import load_config
+    from genval.config import load_config, read_yaml
 
+    data, _ = read_yaml(args.config)
+    if isinstance(data, dict) and "traffic" in data:  # a monitor config (`traffic` is its own, required key)
+        from genval.monitor.config import load_monitor_config
+
+        monitor = load_monitor_config(args.config)
+        print(f"{args.config}: valid monitor config — task {monitor.task}, {len(monitor.traffic)} traffic "
+              f"pattern(s), windows of {monitor.window}; `genval monitor` reads it")
+        return 0
     config = load_config(args.config)
     checked = check_inputs(config, Path(args.out))
     evalset = checked.evalset
