@@ -5,7 +5,8 @@ on each example (both kinds of disagreement), a continuous quality score for eac
 with known sensitivity and specificity and people's ratings of a sample — and hands them to
 the code aggregate uses: the exact and the Poisson bootstrap engines (genval.analysis.resampling,
 `feed` / `mean` / `ratio` / `difference`), over slices of 10, 30, 100 and 1000 examples, and the
-judge's cells to genval.analysis.judge_correction. Each interval's coverage is the share of
+judge's cells to genval.analysis.judge_correction (also as `genval sample` draws the rated items: a critical
+slice's first, the rates post-stratified). Each interval's coverage is the share of
 replications whose interval holds the population's value, with its Wilson interval.
 
 Targets (issue 20): within [0.93, 0.97] at n ≥ 100; at least 0.93 at n = 10–30.
@@ -36,6 +37,9 @@ NOISE = 0.05
 # The judge: true rate π, sensitivity, specificity; (examples judged, of them rated by people).
 JUDGE = (0.6, 0.9, 0.85)
 JUDGE_SIZES = ((300, 20), (300, 30), (1000, 150), (1000, 300))
+# As `genval sample` draws: a critical slice's items first. Per stratum (judged, rated, true rate, se, sp): a 5 % critical
+# slice with 30 of the 150 rated items, where the judge errs more, and the rest.
+STRATA = ((100, 30, 0.4, 0.6, 0.9), (1900, 120, 0.7, 0.95, 0.8))
 
 
 def _truth(rng: np.random.Generator, draws: int = 2_000_000) -> dict:
@@ -67,8 +71,8 @@ def _intervals(engine, size_index: int) -> dict:
             "difference (continuous)": difference(engine, group, "sq", "tq", "dq")}
 
 
-def _judge_cells(rng: np.random.Generator, judged: int, rated: int) -> np.ndarray:
-    pi, se, sp = JUDGE
+def _judge_cells(rng: np.random.Generator, judged: int, rated: int, judge=JUDGE) -> np.ndarray:
+    pi, se, sp = judge
     human = rng.random(judged) < pi
     judge = np.where(human, rng.random(judged) < se, rng.random(judged) >= sp)
     is_rated = np.zeros(judged, bool)
@@ -111,6 +115,14 @@ def measure(reps: int, n_boot: int, seed: int) -> tuple[dict, dict]:
                 counts[key] += 1
                 lo, hi = number["ci"]
                 hits[key] += lo is not None and lo <= JUDGE[0] <= hi
+        cells = np.array([_judge_cells(rng, judged, rated, judge) for judged, rated, *judge in STRATA])
+        rate = sum(judged * judge[0] for judged, _, *judge in STRATA) / sum(judged for judged, *_ in STRATA)
+        rg, ppi = corrected(cells, boot)
+        for name, number in (("judge rate, Rogan–Gladen", rg), ("judge rate, PPI++", ppi)):
+            key = (name, "whole-example bootstrap, post-stratified (critical slice drawn first)", int(cells[:, :4].sum()))
+            counts[key] += 1
+            lo, hi = number["ci"]
+            hits[key] += lo is not None and lo <= rate <= hi
     return hits, counts
 
 

@@ -11,6 +11,7 @@ from genval.analysis.judge_correction import (
     PSEUDO,
     cells_from,
     corrected,
+    merged_strata,
     normal_ci,
     ppi,
     ppi_of,
@@ -201,3 +202,87 @@ def test_an_older_calibration_without_rated_items_corrects_the_whole_run_from_it
     assert judge["equivalence_rate"]["value"] == 0.75
     assert judge["corrected_equivalence_rate"]["value"] == pytest.approx((0.75 + sp - 1) / (se + sp - 1))
     assert judge["equivalence_rate_ppi"]["value"] is not None
+
+
+# Two strata, as `genval sample` draws them: a critical slice of 100 judged examples with 30 rated, and the other 900
+# with 60 rated. Rows: tp, fn, fp, tn, u1, u0, unanswered.
+STRATA = np.array([[8, 6, 2, 14, 20, 50, 0],
+                   [40, 2, 8, 10, 540, 300, 0]], dtype=float)
+
+
+def test_the_corrections_are_post_stratified_by_hand():
+    """Each stratum's rated items speak for its judged examples, weighted by its share of them (W = 0.1, 0.9)."""
+    w = np.array([100, 900]) / 1000
+    joint = lambda cell: (w * STRATA[:, cell] / STRATA[:, :4].sum(axis=1)).sum()
+    se = joint(0) / (joint(0) + joint(1))                      # (0.1·8/30 + 0.9·40/60) / (0.1·14/30 + 0.9·42/60)
+    sp = joint(3) / (joint(3) + joint(2))
+    p = (8 + 2 + 20 + 40 + 8 + 540) / 1000
+    rg, pp = corrected(STRATA, Boot(500, 0.95, 0))
+    assert rg["sensitivity"] == pytest.approx(se) and rg["specificity"] == pytest.approx(sp)
+    assert rg["value"] == pytest.approx((p + sp - 1) / (se + sp - 1))
+    assert "2 strata" in rg["method"] and "2 strata" in pp["method"] and rg["human_n"] == 90 and rg["n"] == 1000
+    lam = pp["lambda"]
+    pooled = STRATA.sum(axis=0)
+    assert lam == pytest.approx(float(ppi_of(pooled)[2]))      # one λ, tuned on the pooled cells
+    theta = [lam * 20 / 70 + (8 + 6) / 30 - lam * (8 + 2) / 30, lam * 540 / 840 + 42 / 60 - lam * 48 / 60]
+    assert pp["value"] == pytest.approx(0.1 * theta[0] + 0.9 * theta[1])
+    # The unstratified numbers differ: the critical stratum's rated items are a third of the sample, a tenth of the run.
+    assert abs(corrected(pooled, Boot(500, 0.95, 0))[0]["value"] - rg["value"]) > 0.01
+
+
+def test_strata_with_few_rated_items_are_pooled_and_one_stratum_is_the_unstratified_estimator():
+    few = np.array([[2, 1, 1, 3, 10, 10, 0], *STRATA])              # 7 rated: pooled with the 60-rated stratum
+    merged = merged_strata(few)
+    assert merged.shape == (2, 7) and list(merged[1]) == list(STRATA[1] + few[0])
+    one = np.array([STRATA[1], [1, 0, 0, 1, 30, 30, 0], [0] * 7])   # the empty stratum dropped, the 2-rated pooled
+    assert list(merged_strata(one)) == list(STRATA[1] + one[1])
+    assert corrected(one, Boot(500, 0.95, 0)) == corrected(STRATA[1] + one[1], Boot(500, 0.95, 0))
+    assert "strata" not in corrected(one, Boot(500, 0.95, 0))[0]["method"]
+
+
+def test_post_stratification_removes_the_bias_of_a_critical_slice_drawn_first():
+    """A judge that errs more on the critical slice (se 0.6, sp 0.9 on 5 % of the run; 0.95, 0.8 elsewhere), rated as
+    `genval sample` draws: 30 critical items first, 120 others. The pooled correction is 4 points high and covers
+    about 77 % of the time; post-stratified, both cover the true rate."""
+    rng = np.random.default_rng(5)
+    design = [(100, 30, 0.4, 0.6, 0.9), (1900, 120, 0.7, 0.95, 0.8)]   # judged, rated, true rate, se, sp
+    truth = sum(size * rate for size, _, rate, _, _ in design) / 2000
+    values, hits, reps = [], np.zeros(2), 300
+    for r in range(reps):
+        rows = []
+        for size, rated, rate, se, sp in design:
+            human = rng.random(size) < rate
+            judge = np.where(human, rng.random(size) < se, rng.random(size) >= sp)
+            mark = np.zeros(size, bool)
+            mark[rng.choice(size, rated, replace=False)] = True
+            rows.append([(mark & human & judge).sum(), (mark & human & ~judge).sum(), (mark & ~human & judge).sum(),
+                         (mark & ~human & ~judge).sum(), (~mark & judge).sum(), (~mark & ~judge).sum(), 0])
+        rg, pp = corrected(np.array(rows, float), Boot(300, 0.95, r))
+        values.append((rg["value"], pp["value"]))
+        hits += [rg["ci"][0] <= truth <= rg["ci"][1], pp["ci"][0] <= truth <= pp["ci"][1]]
+    bias = np.mean(values, axis=0) - truth
+    assert np.all(np.abs(bias) < 0.01), bias                       # pooled, Rogan–Gladen's bias is +0.04
+    assert np.all((hits / reps >= 0.92) & (hits / reps <= 0.99)), hits / reps
+
+
+def test_a_run_with_a_critical_slice_post_stratifies_its_judge_rate(tmp_path):
+    """120 examples, the critical slice region=b the first 40 (20 rated), region a the other 80 (30 rated): the run's
+    corrected rates are the post-stratified ones of the two strata's cells; each slice, one stratum, its own cells."""
+    verdicts = ["equivalent"] * 20 + ["not_equivalent"] * 20 + ["equivalent"] * 60 + ["not_equivalent"] * 20
+    run = make_run(tmp_path / "run", [1] * 120, [1] * 120, verdicts=verdicts, region=["b"] * 40 + ["a"] * 80)
+    eq, no = "equivalent", "not_equivalent"
+    rated = ({i: eq for i in range(6)} | {i: no for i in range(6, 12)} | {20: eq, 21: eq}
+             | {i: no for i in range(22, 28)} | {i: eq for i in range(40, 58)} | {58: no, 59: no} | {100: eq}
+             | {i: no for i in range(101, 110)})
+    run.write_json("calibration.json", _calibration({"id": [f"e{i:03d}" for i in rated],
+                                                     "pair": ["student~teacher"] * len(rated),
+                                                     "human": list(rated.values())}))
+    summary = build_summary(run, make_config(tmp_path, critical=["region=b"]))
+    cells_b, cells_a = [6, 2, 6, 6, 8, 12, 0], [18, 1, 2, 9, 40, 10, 0]
+    boot = Boot(500, 0.95, 0)
+    assert (summary["judge"]["corrected_equivalence_rate"], summary["judge"]["equivalence_rate_ppi"]) == corrected(
+        np.array([cells_a, cells_b], float), boot)
+    assert "2 strata" in summary["judge"]["equivalence_rate_ppi"]["method"]
+    for value, cells in (("a", cells_a), ("b", cells_b)):
+        block = summary["slices"]["region"][value]["judge"]
+        assert (block["corrected_equivalence_rate"], block["equivalence_rate_ppi"]) == corrected(cells, boot)

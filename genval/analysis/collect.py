@@ -33,7 +33,7 @@ from genval.analysis.gate import paired_request
 from genval.analysis.numbers import Boot
 from genval.analysis.resampling import ALL, Exact, Poisson, difference
 from genval.analysis.slices import LEVELS, Codes, difficulty_levels, rare_listed
-from genval.analysis.judge_correction import JudgeCells
+from genval.analysis.judge_correction import JudgeCells, stratum_codes
 from genval.analysis.table import (
     ASKED,
     FORMAT_METRICS,
@@ -258,6 +258,9 @@ class _Groups:
         self.rare = rare_listed(raw, gold, labels, config.analysis.rare_class_share)
         if self.rare:
             self.sources["rare_class"] = RARE
+        # The judge's rate is post-stratified by these (judge_correction): `genval sample` over-draws critical slices.
+        self.critical = [(f"slice_{field}", value) for field, _, value in (ref.partition("=") for ref in config.critical)
+                         if f"slice_{field}" in self.columns]
 
     def of(self, frame: pd.DataFrame, lo: int) -> dict:
         out = {c.removeprefix("slice_"): self.codes[c].of(frame[c]) for c in self.columns}
@@ -304,7 +307,7 @@ def collect(run: Run, config: RunConfig, gate_rules=(), progress: Progress | Non
         boot = Boot.of(config.analysis)
         engine = Exact(boot, config.analysis.ece_bins) if exact else Poisson(boot, config.analysis.ece_bins)
         engine.declare(ratios=_ratios(plan), eces=[*classification.ROLES, *plan.candidates] if held is not None else [])
-        presence, cells = Presence(), JudgeCells()
+        presence, cells = Presence(), JudgeCells(2 ** len(groups.critical))
         extra = [k for k in store.keys if _cell_key(k)]
         gold = sorted(set(run.table_columns("examples")) & {"label", "reference"})  # what gold labels are read from
         example_columns = groups.columns + (gold if held is not None or groups.rare else [])
@@ -321,7 +324,7 @@ def collect(run: Run, config: RunConfig, gate_rules=(), progress: Progress | Non
                 rows = dict(window.present)
                 rows.update({(role, "generation_error"): np.ones(len(frame), bool) for role in plan.roles})
                 presence.add({k: v for k, v in rows.items() if not _cell_key(k)}, partitions, len(frame))
-                cells.add(window, plan.judged, partitions, len(frame))
+                cells.add(window, plan.judged, partitions, len(frame), stratum_codes(frame, groups.critical))
                 engine.feed(features, partitions, window.lo)
                 bar.update(len(frame))
     engine.finish()

@@ -30,6 +30,18 @@ pseudo-count, as in Agresti & Coull 1998, Am Stat 52:119–126, "add successes a
 in the distribution the resamples are drawn from: a judge that made no error on 20 rated items
 has not been shown to make none, and a plain bootstrap would take its se and sp as 1.
 benchmarks/coverage.py measures the coverage (benchmarks/RESULTS.md).
+
+**Strata.** Both estimators take the rated items to be a random sample of the judged ones, and
+`genval sample` does not draw one: it gives each critical slice its `min_critical` items first,
+so a 5 % slice can hold a fifth of the rated sample, and a judge that errs differently there
+moved Rogan–Gladen's rate by 4 points (coverage 0.77; benchmarks/coverage.py). The cells are
+therefore kept per stratum — the examples' membership of the config's critical slices — and
+both estimators are post-stratified (Cochran 1977, Sampling Techniques, §5A.9): each stratum's
+rated items speak for that stratum's judged examples, weighted by its share of them,
+    se = Σ_h W_h·tp_h/n_h / Σ_h W_h·(tp_h + fn_h)/n_h  (sp alike),   θ̂ = Σ_h W_h·θ̂_h (PPI++ per stratum, one λ),
+and the bootstrap draws each stratum's examples within it. A stratum with fewer than
+`MIN_STRATUM_RATED` rated items is pooled with the stratum that has the most (its own error
+rate could not be read from so few); one stratum left is the unstratified estimator, exactly.
 """
 
 from __future__ import annotations
@@ -46,10 +58,12 @@ from genval.stats import percentile_interval
 CELLS = ("tp", "fn", "fp", "tn", "u1", "u0", "unanswered")
 MIN_YOUDEN = 0.2
 PSEUDO = 0.5   # half an example in each rated cell of the distribution resamples are drawn from
+MIN_STRATUM_RATED = 10   # fewer rated items than this in a stratum: pooled with the stratum that has the most
 RG_METHOD = ("Rogan–Gladen (1978); percentile bootstrap of whole examples (verdict and rating together), "
              "rated cells smoothed by ½")
 PPI_METHOD = ("prediction-powered inference, PPI++ power-tuned λ (Angelopoulos et al. 2023); percentile bootstrap "
               "of whole examples, rated cells smoothed by ½")
+STRATA_METHOD = "; post-stratified by membership of the critical slices ({k} strata, each weighted by its judged examples)"
 
 
 def cells_from(table: dict, positive: float, judged: int, unanswered: int) -> np.ndarray | None:
@@ -86,14 +100,17 @@ def _cell_codes(window, judge: str, pair: str) -> np.ndarray:
 
 
 class JudgeCells:
-    """Counts, per group and (judge, pair), the examples in each cell of the judge's rate: what Rogan–Gladen and
-    PPI need, for the whole run and every slice."""
+    """Counts, per group, (judge, pair) and stratum, the examples in each cell of the judge's rate: what Rogan–Gladen
+    and PPI need, for the whole run and every slice (an (strata, 7) array each; `strata`: see `stratum_codes`)."""
 
-    def __init__(self):
-        self.counts: dict = defaultdict(lambda: defaultdict(lambda: np.zeros(7)))   # group → (judge, pair) → cells
+    def __init__(self, strata: int = 1):
+        self.strata = strata
+        self.counts: dict = defaultdict(lambda: defaultdict(lambda: np.zeros((strata, 7))))   # group → (judge, pair)
 
-    def add(self, window, judged: list, partitions: dict, rows: int) -> None:
+    def add(self, window, judged: list, partitions: dict, rows: int, strata: np.ndarray | None = None) -> None:
         groups = {"all": np.zeros(rows, dtype=np.int64), **{k: np.asarray(v) for k, v in partitions.items()}}
+        stratum = np.zeros(rows, dtype=np.int64) if strata is None else np.asarray(strata, dtype=np.int64)
+        size = self.strata * 7
         for judge, pair in judged:
             codes = _cell_codes(window, judge, pair)
             has = codes >= 0
@@ -102,14 +119,42 @@ class JudgeCells:
                 if not keep.any():
                     continue
                 width = int(group[keep].max()) + 1
-                table = np.bincount(group[keep] * 7 + codes[keep], minlength=width * 7).reshape(width, 7)
-                for code in np.flatnonzero(table.sum(axis=1)):
+                flat = group[keep] * size + stratum[keep] * 7 + codes[keep]
+                table = np.bincount(flat, minlength=width * size).reshape(width, self.strata, 7)
+                for code in np.flatnonzero(table.sum(axis=(1, 2))):
                     self.counts[(partition, int(code))][(judge, pair)] += table[code]
 
     def of(self, group) -> dict:
         """Gives (judge, pair) → cell counts of one group, for the pairs people rated anywhere in the run."""
-        rated = {key for key, c in self.counts.get(("all", 0), {}).items() if c[:4].sum()}
+        rated = {key for key, c in self.counts.get(("all", 0), {}).items() if c[..., :4].sum()}
         return {key: c for key, c in self.counts.get(group, {}).items() if key in rated}
+
+
+def stratum_codes(frame, critical: list[tuple[str, str]]) -> np.ndarray:
+    """Gives each example's stratum: which of the critical slices (column, value) it belongs to, as bits."""
+    codes = np.zeros(len(frame), dtype=np.int64)
+    for bit, (column, value) in enumerate(critical):
+        values = frame[column]
+        codes += (values.notna() & (values.astype(str) == value)).to_numpy().astype(np.int64) << bit
+    return codes
+
+
+def merged_strata(c) -> np.ndarray:
+    """Gives the strata estimators use: empty ones dropped, each with under `MIN_STRATUM_RATED` rated items pooled
+    with the one that has the most; a single row (the unstratified cells) when one is left."""
+    c = np.asarray(c, dtype=float)
+    if c.ndim == 1:
+        return c
+    c = c[c.sum(axis=1) > 0]
+    if len(c) <= 1:
+        return c.sum(axis=0) if len(c) else np.zeros(7)
+    rated = c[:, :4].sum(axis=1)
+    small = rated < MIN_STRATUM_RATED
+    if small.all():
+        return c.sum(axis=0)
+    keep = c[~small].copy()
+    keep[int(np.argmax(rated[~small]))] += c[small].sum(axis=0)
+    return keep[0] if len(keep) == 1 else keep
 
 
 def two_by_two(confusion: dict, equivalent) -> dict | None:
@@ -164,36 +209,87 @@ def ppi_of(c: np.ndarray, lam=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         return on_judged, on_judged * (n + big_n) / (n + big_n + out), lam * np.ones_like(on_judged)
 
 
-def normal_ci(c: np.ndarray, lam: float, confidence: float) -> list:
-    """Gives the PPI paper's normal interval θ̂ ± z·√(λ²·Var_N(f)/N + Var_n(Y − λf)/n) over judged examples."""
-    tp, fn, fp, tn, u1, u0, _ = (float(x) for x in c)
+def _per_stratum(c: np.ndarray) -> tuple[tuple, np.ndarray]:
+    """Gives the cells of (…, strata, 7) counts as (…, strata) columns, and each stratum's weight W_h: its share of
+    the judged examples."""
+    cols = _columns(c)
+    judged = sum(cols[:6])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return cols, judged / judged.sum(axis=-1, keepdims=True)
+
+
+def rogan_gladen_strata_of(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Gives (π̂ over judged, π̂ over judged and unanswered, se, sp) of per-stratum counts, post-stratified
+    (vectorised over draws; NaN: none)."""
+    (tp, fn, fp, tn, u1, u0, out), w = _per_stratum(c)
+    n = tp + fn + fp + tn
+    judged = (n + u1 + u0).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        def share(x):   # a rated cell's share of all judged examples: each stratum's rated items speak for it
+            return (w * x / n).sum(axis=-1)
+        p = (tp + fp + u1).sum(axis=-1) / judged
+        se, sp = share(tp) / share(tp + fn), share(tn) / share(tn + fp)
+        j = se + sp - 1
+        on_judged = np.where(j > 0, np.clip((p + sp - 1) / j, 0.0, 1.0), np.nan)
+        return on_judged, on_judged * judged / (judged + out.sum(axis=-1)), se, sp
+
+
+def ppi_strata_of(c: np.ndarray, lam=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gives (θ̂ over judged, θ̂ over judged and unanswered, λ) of per-stratum counts: PPI++ within each stratum with
+    one λ (the pooled cells' tuned one when `lam` is None; any λ leaves θ̂ unbiased), weighted by W_h."""
+    c = np.asarray(c, dtype=float)
+    (tp, fn, fp, tn, u1, u0, out), w = _per_stratum(c)
+    lam = ppi_of(c.sum(axis=-2))[2] if lam is None else lam * np.ones(c.shape[:-2])
     n, big_n = tp + fn + fp + tn, u1 + u0
-    value = float(ppi_of(c, lam)[0])
-    y, f, yf = (tp + fn) / n, (tp + fp) / n, tp / n
-    rectifier = y * (1 - y) + lam ** 2 * f * (1 - f) - 2 * lam * (yf - y * f)   # Var_n(Y − λf), ddof 0
-    imputed = (u1 / big_n) * (1 - u1 / big_n) if big_n else 0.0
-    variance = (lam ** 2 * imputed / big_n if big_n else 0.0) + max(rectifier, 0.0) / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam_h = np.where(big_n > 0, np.asarray(lam)[..., None], 0.0)   # a stratum rated whole: people's rate alone
+        theta = lam_h * np.where(big_n > 0, u1 / big_n, 0.0) + (tp + fn) / n - lam_h * (tp + fp) / n
+        on_judged = (w * theta).sum(axis=-1)
+        judged = (n + big_n).sum(axis=-1)
+        return on_judged, on_judged * judged / (judged + out.sum(axis=-1)), np.asarray(lam)
+
+
+def normal_ci(c: np.ndarray, lam: float, confidence: float) -> list:
+    """Gives the PPI paper's normal interval θ̂ ± z·√(λ²·Var_N(f)/N + Var_n(Y − λf)/n) over judged examples; of
+    per-stratum counts, θ̂ ± z·√Σ_h W_h²·(…)_h, each stratum's variance as that."""
+    c = np.asarray(c, dtype=float)
+    rows = c.reshape(-1, 7)
+    judged = rows[:, :6].sum(axis=1)
+    variance = 0.0
+    for row, weight in zip(rows, judged / judged.sum()):
+        tp, fn, fp, tn, u1, u0, _ = (float(x) for x in row)
+        n, big_n = tp + fn + fp + tn, u1 + u0
+        lam_h = lam if big_n else 0.0
+        y, f, yf = (tp + fn) / n, (tp + fp) / n, tp / n
+        rectifier = y * (1 - y) + lam_h ** 2 * f * (1 - f) - 2 * lam_h * (yf - y * f)   # Var_n(Y − λf), ddof 0
+        imputed = (u1 / big_n) * (1 - u1 / big_n) if big_n else 0.0
+        variance += weight ** 2 * ((lam_h ** 2 * imputed / big_n if big_n else 0.0) + max(rectifier, 0.0) / n)
+    value = float((ppi_of(c, lam) if c.ndim == 1 else ppi_strata_of(c, lam))[0])
     half = z_of(confidence) * float(np.sqrt(variance))
     return [value - half, value + half]
 
 
 def draws(c: np.ndarray, boot: Boot) -> np.ndarray:
-    """Gives `boot.n_boot` resampled cell counts: the examples drawn again, whole (rated cells smoothed by ½)."""
-    weights = np.asarray(c, dtype=float).copy()
-    weights[:4] += PSEUDO
+    """Gives `boot.n_boot` resampled cell counts: the examples drawn again, whole (rated cells smoothed by ½); of
+    per-stratum counts, each stratum's examples drawn within it (n_boot × strata × 7)."""
     rng = np.random.default_rng(boot.seed)
-    return rng.multinomial(int(round(c.sum())), weights / weights.sum(), boot.n_boot)
+    rows = []
+    for row in np.atleast_2d(np.asarray(c, dtype=float)):
+        weights = row.copy()
+        weights[:4] += PSEUDO
+        rows.append(rng.multinomial(int(round(row.sum())), weights / weights.sum(), boot.n_boot))
+    return rows[0] if np.ndim(c) == 1 else np.stack(rows, axis=1)
 
 
 def _base(c: np.ndarray) -> dict:
-    tp, fn, fp, tn, u1, u0, out = (int(round(x)) for x in c)
+    tp, fn, fp, tn, u1, u0, out = (int(round(x)) for x in c.reshape(-1, 7).sum(axis=0))
     judged = tp + fn + fp + tn + u1 + u0
     return {"value": None, "ci": [None, None], "n": judged + out, "human_n": tp + fn + fp + tn,
             "raw": (tp + fp + u1) / judged if judged else None}
 
 
 def _rated_note(c: np.ndarray) -> str | None:
-    tp, fn, fp, tn = c[:4]
+    tp, fn, fp, tn = c.reshape(-1, 7).sum(axis=0)[:4]
     if tp + fn + fp + tn == 0:
         return "not corrected: no example here has a human rating of this pair"
     if tp + fn == 0 or fp + tn == 0:
@@ -201,24 +297,33 @@ def _rated_note(c: np.ndarray) -> str | None:
     return None
 
 
+def _method(method: str, c: np.ndarray) -> str:
+    return method + (STRATA_METHOD.format(k=len(c)) if c.ndim == 2 else "")
+
+
 def rogan_gladen(c, boot: Boot = Boot(), resampled: np.ndarray | None = None) -> dict:
     """Gives the Rogan–Gladen rate {value, ci, n, sensitivity, specificity, youden_j, human_n, raw, method, note,
-    on_judged} of cell counts (`CELLS`); `resampled`: the draws to read the interval from (else drawn here)."""
+    on_judged} of cell counts (`CELLS`; per stratum: `merged_strata`'s rows); `resampled`: the draws to read the
+    interval from (else drawn here)."""
     c = np.asarray(c, dtype=float)
-    out = {**_base(c), "sensitivity": None, "specificity": None, "youden_j": None, "method": RG_METHOD,
+    estimate = rogan_gladen_of if c.ndim == 1 else (lambda x: rogan_gladen_strata_of(x)[:2])
+    out = {**_base(c), "sensitivity": None, "specificity": None, "youden_j": None, "method": _method(RG_METHOD, c),
            "note": _rated_note(c)}
-    out["on_judged"] = {"value": None, "ci": [None, None], "n": out["n"] - int(c[6])}
+    out["on_judged"] = {"value": None, "ci": [None, None], "n": out["n"] - int(c[..., 6].sum())}
     if out["note"]:
         return out
-    tp, fn, fp, tn = c[:4]
-    se, sp = tp / (tp + fn), tn / (tn + fp)
+    if c.ndim == 1:
+        tp, fn, fp, tn = c[:4]
+        se, sp = tp / (tp + fn), tn / (tn + fp)
+    else:
+        se, sp = rogan_gladen_strata_of(c)[2:]
     out.update(sensitivity=float(se), specificity=float(sp), youden_j=float(se + sp - 1))
     if se + sp - 1 < MIN_YOUDEN:
         out["note"] = (f"not corrected: Youden's J = se + sp − 1 = {se + sp - 1:.3f} is under {MIN_YOUDEN}; "
                        "the judge separates too little to correct its rate with")
         return out
-    on_judged, counted = (float(v) for v in rogan_gladen_of(c))
-    stats = rogan_gladen_of(draws(c, boot) if resampled is None else resampled)
+    on_judged, counted = (float(v) for v in estimate(c))
+    stats = estimate(draws(c, boot) if resampled is None else resampled)
     out.update(value=counted, ci=percentile_interval(stats[1], boot.confidence))
     out["on_judged"].update(value=on_judged, ci=percentile_interval(stats[0], boot.confidence))
     return out
@@ -226,26 +331,29 @@ def rogan_gladen(c, boot: Boot = Boot(), resampled: np.ndarray | None = None) ->
 
 def ppi(c, boot: Boot = Boot(), resampled: np.ndarray | None = None) -> dict:
     """Gives the PPI++ rate {value, ci, n, lambda, normal_ci, classic, human_n, raw, method, note, on_judged} of
-    cell counts (`CELLS`); `classic` is the original PPI (λ = 1) with its interval from the same draws."""
+    cell counts (`CELLS`; per stratum: `merged_strata`'s rows); `classic` is the original PPI (λ = 1) with its
+    interval from the same draws."""
     c = np.asarray(c, dtype=float)
-    out = {**_base(c), "lambda": None, "normal_ci": [None, None], "classic": None, "method": PPI_METHOD,
-           "note": None if c[:4].sum() else "no example here has a human rating of this pair"}
-    out["on_judged"] = {"value": None, "ci": [None, None], "n": out["n"] - int(c[6])}
+    estimate = ppi_of if c.ndim == 1 else ppi_strata_of
+    out = {**_base(c), "lambda": None, "normal_ci": [None, None], "classic": None, "method": _method(PPI_METHOD, c),
+           "note": None if c[..., :4].sum() else "no example here has a human rating of this pair"}
+    out["on_judged"] = {"value": None, "ci": [None, None], "n": out["n"] - int(c[..., 6].sum())}
     if out["note"]:
         return out
-    on_judged, counted, lam = (float(v) for v in ppi_of(c))
+    on_judged, counted, lam = (float(v) for v in estimate(c))
     resampled = draws(c, boot) if resampled is None else resampled
-    stats = ppi_of(resampled)
-    classic = ppi_of(resampled, 1.0)
+    stats = estimate(resampled)
+    classic = estimate(resampled, 1.0)
     out.update(value=counted, ci=percentile_interval(stats[1], boot.confidence), **{"lambda": lam},
                normal_ci=normal_ci(c, lam, boot.confidence),
-               classic={"value": float(ppi_of(c, 1.0)[1]), "ci": percentile_interval(classic[1], boot.confidence)})
+               classic={"value": float(estimate(c, 1.0)[1]), "ci": percentile_interval(classic[1], boot.confidence)})
     out["on_judged"].update(value=on_judged, ci=percentile_interval(stats[0], boot.confidence))
     return out
 
 
 def corrected(c, boot: Boot) -> tuple[dict, dict]:
-    """Gives (Rogan–Gladen, PPI++) of one pair's cell counts, read off the same resampled examples."""
-    c = np.asarray(c, dtype=float)
-    resampled = draws(c, boot) if c[:4].sum() else None
+    """Gives (Rogan–Gladen, PPI++) of one pair's cell counts — one row, or one per stratum (`JudgeCells`), merged
+    as `merged_strata` says — read off the same resampled examples."""
+    c = merged_strata(c)
+    resampled = draws(c, boot) if c[..., :4].sum() else None
     return rogan_gladen(c, boot, resampled), ppi(c, boot, resampled)

@@ -3,7 +3,9 @@
 Critical slices first get `min_critical` items each (or all they have), because an
 agreement number on five items says nothing; the rest of the sample is spread over the
 slice combinations in proportion to their size (largest-remainder rounding), so the
-sample looks like the eval set. Seeded: the same config draws the same sample.
+sample looks like the eval set outside the critical slices. Those are over-drawn: the judge's
+corrected rates post-stratify by membership of them (genval.analysis.judge_correction).
+Seeded: the same config draws the same sample.
 """
 
 from __future__ import annotations
