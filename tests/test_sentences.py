@@ -11,7 +11,8 @@ from genval.metrics import lexical
 from genval.metrics.registry import MetricContext
 from genval.metrics.sentences import SIGNATURE, sentence_lines, split_sentences
 
-# What nltk's Punkt English model (rouge-score's split_summaries) gives for each text.
+# What nltk's Punkt English model (rouge-score's split_summaries) gives for each text: each checked with nltk's own
+# sent_tokenize and its punkt_tab English data (benchmarks/sentences_vs_punkt.py builds that data offline).
 PUNKT = [
     ("Mr. Smith went to Washington. He arrived at 5 p.m. on Monday.",
      ["Mr. Smith went to Washington.", "He arrived at 5 p.m. on Monday."]),
@@ -26,6 +27,18 @@ PUNKT = [
      "andros townsend scored the tottenham midfielder in the 89th minute .",
      ["paul merson was brought on with only seven minutes remaining in his team 's 0-0 draw with burnley .",
       "andros townsend scored the tottenham midfielder in the 89th minute ."]),
+    # A number before a lower-case word ends no sentence (Punkt's ortho heuristic on ##number##); capitalised, it does.
+    ("if the program is covered by section 10. if the program as you receive it is not, stop.",
+     ["if the program is covered by section 10. if the program as you receive it is not, stop."]),
+    ("he wrote more code during summer 2006. in february 2007 , fabian joined .",
+     ["he wrote more code during summer 2006. in february 2007 , fabian joined ."]),
+    ("the fee rose to 3.5. the board agreed .", ["the fee rose to 3.5. the board agreed ."]),
+    ("He wrote more code in 2006. In February 2007 Fabian joined.",
+     ["He wrote more code in 2006.", "In February 2007 Fabian joined."]),
+    # A closing bracket after a space goes with the sentence before (Punkt's boundary realignment).
+    ("you decide what ( if anything ! ) they choose to support . none of it is paid .",
+     ["you decide what ( if anything ! )", "they choose to support .", "none of it is paid ."]),
+    ("the width is exceeded . ) then the line breaks .", ["the width is exceeded . )", "then the line breaks ."]),
     ("one line.\nanother line. and more", ["one line.", "another line.", "and more"]),
     ("no end at all", ["no end at all"]),
 ]
@@ -38,7 +51,8 @@ def test_sentences_split_as_punkt_splits(text, expected):
 
 def test_only_whitespace_becomes_a_newline_so_rouge_tokens_are_unchanged():
     rng = random.Random(0)
-    words = ["Mr.", "the", "cat", "sat.", "It", "was", "2.5", "p.m.", "U.S.", '"Why?"', "he", "said!", ".", "J."]
+    words = ["Mr.", "the", "cat", "sat.", "It", "was", "2.5", "p.m.", "U.S.", '"Why?"', "he", "said!", ".", "J.", ")",
+             "''", "10.", "In"]
     for _ in range(300):
         text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 30)))
         lines = sentence_lines(text)

@@ -12,7 +12,14 @@ such text (Kiss & Strunk 2006; nltk.tokenize.punkt):
 - not after an abbreviation (`Mr.`, `Dr.`, `e.g.`, `U.S.`, `p.m.`, month names, …) or a single
   letter's initial (`J. Smith`), unless an abbreviation is followed by a capitalised word that
   commonly starts a sentence (`… in the U.S. He …`), Punkt's orthographic heuristic;
-- not inside a number (`2.5`) or before a closing quote, and never where there is no whitespace.
+- not after a number (`section 10. if …`, `in 2006. in …`) followed by a lower-case word: Punkt's
+  orthographic heuristic on its `##number##` type (a lower-case word is no sentence start there);
+- not inside a number (`2.5`) or before a closing quote, and never where there is no whitespace;
+- closing quotes and brackets that open the next sentence, followed by whitespace (`… anything ! )
+  they …`), belong to the sentence before, as Punkt's boundary realignment moves them.
+
+Checked against nltk's Punkt itself (its English punkt_tab model) by benchmarks/sentences_vs_punkt.py
+(benchmarks/RESULTS.md, "Sentence splitting").
 
 Only the whitespace at a boundary becomes a newline, so every token (and so ROUGE-1, -2 and -L)
 is unchanged; `SIGNATURE` names these rules in a metric's signature.
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 import re
 
-SIGNATURE = "genval-rules-1"
+SIGNATURE = "genval-rules-2"   # -1 split after a number before a lower-case word
 
 # Punkt's English model's most frequent abbreviation types (nltk punkt_tab english/abbrev_types.txt),
 # the ones that occur in news and reviews; lower case, without the final period.
@@ -39,6 +46,7 @@ however meanwhile then so if when while after before since as for what who why h
 """.split())
 
 _BOUNDARY = re.compile(r"(?<=[.?!])([\"'”’)\]]*)(\s+)")
+_REALIGNED = re.compile(r"[\"'”’)\]}]+(?:\s+|$)")   # nltk punkt's _re_boundary_realignment
 
 
 def _token_before(text: str, end: int) -> str:
@@ -61,6 +69,8 @@ def _ends_sentence(token: str, following: str) -> bool:
         return capital_starter
     if re.fullmatch(r"[a-z]", word):  # an initial: J. Smith
         return capital_starter
+    if re.fullmatch(r"\d+(?:[.,:/-]\d+)*", word):  # a number: Punkt's ortho heuristic on ##number##
+        return not following[:1].islower()
     return True
 
 
@@ -75,8 +85,11 @@ def split_sentences(text: str) -> list[str]:
             if not following:
                 continue
             if _ends_sentence(_token_before(line, match.start()), following):
+                closing = _REALIGNED.match(following)
+                if closing:   # `! ) they`: the bracket closes this sentence
+                    end = match.end() + len(closing.group().rstrip())
                 out.append(line[start:end])
-                start = match.end()
+                start = match.end() + (closing.end() if closing else 0)
         out.append(line[start:])
     return [s for s in (x.strip() for x in out) if s]
 
