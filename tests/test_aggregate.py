@@ -86,7 +86,31 @@ def test_derived_difficulty_is_tertiles_of_teacher_quality(tmp_path):
     diff = s["slices"]["difficulty"]
     assert {k: v["n"] for k, v in diff.items()} == {"hard": 10, "medium": 10, "easy": 10}
     assert diff["hard"]["metrics"]["teacher~reference"]["rougeL"]["value"] == pytest.approx(rouge_t[:10].mean())
-    assert "tertiles of teacher~reference rougeL" in s["slice_sources"]["difficulty"]
+    assert "tertiles of the mean of teacher~reference and student~reference rougeL" in s["slice_sources"]["difficulty"]
+
+
+def test_derived_difficulty_does_not_make_a_constant_student_look_weak_on_easy_examples(tmp_path):
+    """A student that keeps 95 % of the teacher's quality on every example, both scored with noise. Tertiles of the
+    teacher's score alone select the teacher's luck: student / teacher regresses to the mean, > 1.1 on "hard" and
+    < 0.9 on "easy". Tertiles of both models' mean score leave every slice's retention near the run's."""
+    rng = np.random.default_rng(0)
+    n = 1500
+    true = rng.beta(4, 6, n)
+    teacher = np.clip(true + rng.normal(0, 0.08, n), 0, 1)
+    student = np.clip(0.95 * true + rng.normal(0, 0.08, n), 0, 1)
+    by_teacher = np.searchsorted(np.quantile(teacher, [1 / 3, 2 / 3]), teacher)
+    naive = [student[by_teacher == k].mean() / teacher[by_teacher == k].mean() for k in range(3)]
+    assert naive[0] > 1.1 and naive[2] < 0.9                      # what slicing by the teacher's score alone gives
+    run = make_run(tmp_path / "run", [1] * n, [1] * n, rouge_student=student, rouge_teacher=teacher)
+    s = build_summary(run, make_config(tmp_path))
+    overall = s["fidelity"]["retention"]["rougeL"]["value"]
+    order = np.lexsort((np.arange(n), (teacher + student) / 2))
+    for k, level in enumerate(("hard", "medium", "easy")):
+        block = s["slices"]["difficulty"][level]
+        members = order[k * n // 3:(k + 1) * n // 3]
+        assert block["n"] == n // 3
+        assert block["metrics"]["teacher~reference"]["rougeL"]["value"] == pytest.approx(teacher[members].mean())
+        assert abs(block["fidelity"]["retention"]["rougeL"]["value"] - overall) < 0.03
 
 
 def test_judge_rate_and_generation_errors(tmp_path):
