@@ -294,6 +294,27 @@ def evaluate(gate: GateConfig, summary: Findings | dict, baseline: Findings | di
             "failing": failing}
 
 
+def pair_mistake(pair: str | None, roles) -> str | None:
+    """Gives why a rule's `[pair]` names no role of the run (`studnet`), with the close match; None when it does.
+
+    A pair is a role (`student`) or two sides joined by `~`, each a role or `reference`. A typo would
+    otherwise reach the gate as "the number is missing in this run", a failing rule that reads as a result.
+    """
+    from genval.errors import did_you_mean
+
+    if pair is None:
+        return None
+    known = [*roles, "reference"]
+    sides = pair.split("~")
+    if len(sides) > 2:
+        return f"pair '{pair}': a pair is a role or two sides joined by one '~' ('student~teacher')"
+    for side in sides:
+        if side not in known:
+            return (f"pair '{pair}': '{side}' is no role of this run (roles: {', '.join(roles)}; a pair is a role "
+                    f"or 'role~teacher', 'role~reference')" + did_you_mean(side, known))
+    return None
+
+
 def load_gate(path: str | Path) -> GateConfig:
     """Reads a gate file: `rules:` (and `baseline:`) at the top, or a run config's `gate:` key."""
     path = Path(path)
