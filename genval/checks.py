@@ -183,7 +183,7 @@ def _check_gate_metrics(config: RunConfig) -> None:
         return name in produced or any(fnmatchcase(name, p) for p in patterns)
 
     for i, rule in enumerate(config.gate.rules):
-        mistake = pair_mistake(rule.pair, list(config.models))
+        mistake = pair_mistake(rule.metric, rule.pair, list(config.models))
         if mistake:
             raise GenvalError(f"{config.where('gate', 'rules', i)}: gate rule on '{rule.metric}': {mistake}")
         name = rule.metric

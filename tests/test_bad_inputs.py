@@ -221,6 +221,8 @@ RUN = [  # (case, variant, expected substrings of the one stderr line)
      ["run.yaml:", "gate rule on 'json_valid': pair 'studnet': 'studnet' is no role", "did you mean 'student'?"]),
     ("gate rule pair side names no role", _config(_set("gate", "rules", value=["bleu [student~refrence] >= 5"])),
      ["run.yaml:", "pair 'student~refrence': 'refrence' is no role", "did you mean 'reference'?"]),
+    ("gate rule pair on a teacher-vs-student number", _config(_set("gate", "rules", value=["accuracy_retention [student] >= 0.5"])),
+     ["run.yaml:", "'accuracy_retention' compares the student with the teacher and takes no [pair]"]),
     ("gold label outside the label set", _config(_set("labels", value=["billing"])),
      ["eval.jsonl: example 'T1': gold label 'shipping'", "not in the config's 'labels' (billing); 4 examples"]),
     ("gate rule on the retention of a metric not configured", _config(_set("gate", "rules", value=["rouge1_retention >= 0.9"])),

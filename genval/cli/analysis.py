@@ -107,7 +107,7 @@ def check_rule_pairs(rules, roles: list[str], source: str) -> None:
     from genval.analysis.gate import pair_mistake
 
     for rule in rules:
-        mistake = pair_mistake(rule.pair, roles)
+        mistake = pair_mistake(rule.metric, rule.pair, roles)
         if mistake:
             raise GenvalError(f"{source}: gate rule on '{rule.metric}': {mistake}")
 
