@@ -78,10 +78,11 @@ def test_stable_log_raises_nothing_and_numbers_match_the_log(tmp_path):
                   & (windows["number"] == "agreement_rate")].iloc[0]
     assert row["value"] == pytest.approx(np.mean(smb)) and row["n"] == len(smb)
     assert row["ci_lo"] < row["value"] < row["ci_hi"]
-    # its interval is genval's seeded percentile bootstrap of those rows
-    rng = np.random.default_rng(0)
-    means = np.asarray(smb)[rng.integers(0, len(smb), size=(200, len(smb)))].mean(axis=1)
-    assert [row["ci_lo"], row["ci_hi"]] == pytest.approx(list(np.quantile(means, [0.025, 0.975])))
+    # a share: its interval is the Wilson score interval of the count (Wilson 1927), written out by hand
+    k, n, z = sum(smb), len(smb), 1.959963984540054
+    centre, half = (k / n + z * z / (2 * n)) / (1 + z * z / n), z / (1 + z * z / n) * np.sqrt(
+        k / n * (1 - k / n) / n + z * z / (4 * n * n))
+    assert [row["ci_lo"], row["ci_hi"]] == pytest.approx([centre - half, centre + half])
     # drift against the first window: Welch's t-test on the per-request values, as scipy gives it
     log0 = [json.loads(line) for line in (tmp_path / "logs" / "week0.jsonl").read_text().splitlines()]
     base = [float(r["output"] == truth[r["id"]]) for r in log0 if r["segment"] == "smb"]
@@ -224,3 +225,20 @@ def test_validate_checks_a_monitor_config_as_one(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "monitor.yaml" in err and "'windw'" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_share_every_request_agrees_on_has_an_interval_of_width_more_than_0(tmp_path):
+    """A slice where all n sampled requests agree, or none failed: the percentile bootstrap gave [1, 1] (102 of 102
+    in the demo) and [0, 0], so `agreement_rate lower >= x` and `failure_rate upper <= x` passed as if certain.
+    The Wilson interval's far end is n / (n + z²) (1 − that for 0 of n)."""
+    config = setup(tmp_path, weeks=1, n=24)  # every request agrees in every slice (10 and 14 a segment)
+    result = run_monitor(config, tmp_path / "runs")
+    windows = pd.read_parquet(tmp_path / "runs" / "prod" / "windows.parquet")
+    # 10 of 10 cannot show 0.85 with confidence: the segments alert (the bootstrap's [1, 1] passed them)
+    assert {a["slice"] for a in result["alerts"]} == {"segment=enterprise", "segment=smb"}
+    z2 = 1.959963984540054 ** 2
+    full = windows[(windows["number"] == "agreement_rate") & (windows["value"] == 1.0)]
+    none = windows[(windows["number"] == "failure_rate") & (windows["value"] == 0.0)]
+    assert len(full) and len(none)
+    assert full["ci_lo"].to_numpy() == pytest.approx((full["n"] / (full["n"] + z2)).to_numpy())
+    assert none["ci_hi"].to_numpy() == pytest.approx((z2 / (none["n"] + z2)).to_numpy())
