@@ -97,7 +97,8 @@ def test_the_candidates_table_of_the_report_shows_each_ece(run):
 
 
 @pytest.mark.parametrize("rule, expected", [
-    ("kl_teacher_student [student_hard] <= 0.9", "'kl_teacher_student' compares the student with the teacher and takes no [pair]"),
+    ("kl_teacher_student [student_hard] <= 0.9",
+     "'kl_teacher_student' compares the student with the teacher and takes no [pair]"),
     ("accuracy_retention [student_hard~teacher] >= 0.5", "'accuracy_retention' compares the student with the teacher"),
     ("ece [student_hard] <= 0.5", "'ece' takes [teacher] or [student] ('student_hard' given)"),
     ("accuracy [student_hard] >= 0.3", "'accuracy' takes [teacher] or [student]"),

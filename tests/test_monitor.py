@@ -242,3 +242,27 @@ def test_a_share_every_request_agrees_on_has_an_interval_of_width_more_than_0(tm
     assert len(full) and len(none)
     assert full["ci_lo"].to_numpy() == pytest.approx((full["n"] / (full["n"] + z2)).to_numpy())
     assert none["ci_hi"].to_numpy() == pytest.approx((z2 / (none["n"] + z2)).to_numpy())
+
+
+@pytest.mark.parametrize("alert, message", [
+    ("agrement_rate lower >= 0.85", "monitor.yaml:22: alert 'agrement_rate lower >= 0.85': this monitor has no number "
+                                    "named 'agrement_rate'"),
+    ("accuracy >= 0.9", "no number named 'accuracy'"),  # no human_labels: no accuracy
+    ("failure_rate [student] <= 0.05", "a monitor's numbers have no pair (the student against the reference); "
+                                       "remove '[student]'"),
+    ("agreement_rate lower >= 0.85 on segmnt=*", "'segmnt' is not among the config's 'slices' (segment, channel); "
+                                                 "did you mean 'segment'?"),
+    ("agreement_rate lower >= 0.85 on segment=enterprize", "no request has segment=enterprize (its values: "
+                                                           "enterprise, smb); did you mean 'enterprise'?"),
+])
+def test_a_mistaken_alert_is_one_line_before_anything_is_written(tmp_path, capsys, alert, message):
+    """A misspelt alert number was found only after the pass had recorded its windows and the rows it read (a run
+    folder, exit 2); a slice field or value no request has never alerted, without a word; the pair's message
+    printed '[{rule.pair}]'."""
+    config = setup(tmp_path, weeks=1, alerts=[alert])
+    assert main(["monitor", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err, err
+    assert not (tmp_path / "runs").exists()
+    if "enterprize" not in alert:  # the config alone says so; the slice value needs the traffic
+        assert main(["validate", str(config)]) == 2 and message in capsys.readouterr().err

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from genval.analysis.numbers import Boot
-from genval.errors import GenvalError
+from genval.analysis.gate import describe
+from genval.errors import GenvalError, did_you_mean
 from genval.evalset import read_records, slice_value
 from genval.models import CallStats, Params, Request, generate_cached, load_backend
 from genval.models.cache import RequestCache
@@ -70,6 +71,22 @@ def read_new(config: MonitorConfig, run: Run, human: dict, progress: Progress) -
             bar.update(1)
             bar.set_postfix(rows=collector.out.rows, refresh=False)
     return collector.out, windows
+
+
+def _check_alert_slices(config: MonitorConfig, new, windows: pd.DataFrame) -> None:
+    """Raises for an alert on `field=value` that no request, recorded or new, has: a typo (`source=ios` for `iOS`)
+    would otherwise never alert, and say nothing."""
+    seen = {name for name in windows["slice"].unique()} if len(windows) else set()
+    for window in new.windows.values():
+        seen |= {f"{field}={value}" for field, value in window.slices}
+    for i, rule in enumerate(config.alerts):
+        field, _, value = (rule.slice or "").partition("=")
+        if value and value != "*" and rule.slice not in seen:
+            values = sorted(name.partition("=")[2] for name in seen if name.partition("=")[0] == field)
+            if not values:
+                continue  # no traffic yet: nothing to compare the value with
+            raise GenvalError(f"{config.where('alerts', i)}: alert '{describe(rule)}': no request has {rule.slice} "
+                              f"(its values: {', '.join(values[:12])})" + did_you_mean(value, values))
 
 
 def label_sample(config: MonitorConfig, sample: pd.DataFrame, cache: RequestCache | None,
@@ -134,6 +151,7 @@ def monitor(config: MonitorConfig, out_dir: Path, progress: Progress) -> dict:
         pending["run"] = drift.baseline_from_run(config.baseline, config.slices, config.task)
     covered = drift.covered_by_evalset(config.eval_set, config.slices) if config.eval_set is not None else None
     new, windows = read_new(config, run, human, progress)
+    _check_alert_slices(config, new, windows)  # before anything is written: the traffic names the slice values
     if not new.windows and not new.files:
         return _finish(run, config, windows, new, None)
     cache = RequestCache(config.cache or Path(out_dir) / "cache.sqlite") if config.reference is not None else None
