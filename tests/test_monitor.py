@@ -266,3 +266,23 @@ def test_a_mistaken_alert_is_one_line_before_anything_is_written(tmp_path, capsy
     assert not (tmp_path / "runs").exists()
     if "enterprize" not in alert:  # the config alone says so; the slice value needs the traffic
         assert main(["validate", str(config)]) == 2 and message in capsys.readouterr().err
+
+
+def test_reference_answers_outside_the_label_set_are_marked_and_said(tmp_path, capsys):
+    """`labels:` without one of the teacher's labels left those requests out of agreement (n 300 → ~200) as
+    reference failures, without a word; each now carries why, and the console and monitor.json say how many."""
+    config = setup(tmp_path, weeks=1)
+    data = yaml.safe_load(config.read_text())
+    data["labels"] = ["billing", "shipping"]  # the teacher also answers 'account'
+    write_yaml(config, data)
+    assert main(["monitor", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    truth = [json.loads(x)["text"] for x in (tmp_path / "teacher.jsonl").read_text().splitlines()]
+    outside = sum(t == "account" for t in truth)
+    assert f"note: {outside} of {len(truth)} reference answers name no label of 'labels' (billing, shipping), " \
+           "e.g. 'account'" in out
+    sample = pd.read_parquet(tmp_path / "runs" / "prod" / "sample.parquet")
+    marked = sample["reference_error"].fillna("").str.startswith("the reference's answer names no label")
+    assert int(marked.sum()) == outside and sample.loc[marked, "reference"].isna().all()
+    saved = json.loads((tmp_path / "runs" / "prod" / "monitor.json").read_text())
+    assert saved["invocations"][-1]["notes"] and str(outside) in saved["invocations"][-1]["notes"][0]
