@@ -117,7 +117,7 @@ def _check_gold_labels(config: RunConfig, evalset: EvalSet) -> None:
         gold, ids = next(iter(outside.items()))
         where = f"'{config.label_field}' of the reference" if config.task == "extraction" else "'label'"
         raise GenvalError(f"{evalset.path}: example '{ids[0]}': gold label '{gold}' ({where}) is not in the config's "
-                          f"'labels' ({', '.join(config.labels)}); {count} examples have a label outside it "
+                          f"'labels' ({', '.join(config.labels)}); {count} example(s) have a label outside it "
                           f"({', '.join(sorted(outside)[:6])}){did_you_mean(gold, config.labels)} — add it to "
                           "'labels' or correct the examples")
 

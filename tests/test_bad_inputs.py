@@ -224,7 +224,7 @@ RUN = [  # (case, variant, expected substrings of the one stderr line)
     ("gate rule pair on a teacher-vs-student number", _config(_set("gate", "rules", value=["accuracy_retention [student] >= 0.5"])),
      ["run.yaml:", "'accuracy_retention' compares the student with the teacher and takes no [pair]"]),
     ("gold label outside the label set", _config(_set("labels", value=["billing"])),
-     ["eval.jsonl: example 'T1': gold label 'shipping'", "not in the config's 'labels' (billing); 4 examples"]),
+     ["eval.jsonl: example 'T1': gold label 'shipping'", "not in the config's 'labels' (billing); 4 example(s)"]),
     ("gate rule on the retention of a metric not configured", _config(_set("gate", "rules", value=["rouge1_retention >= 0.9"])),
      ["run.yaml:", "no number named 'rouge1_retention'; add metric 'rouge' to 'metrics'"]),
     ("config unknown key beside a missing one", _config(lambda d: d["models"]["teacher"].update(pth=d["models"]["teacher"].pop("path"))),
