@@ -286,3 +286,19 @@ def test_reference_answers_outside_the_label_set_are_marked_and_said(tmp_path, c
     assert int(marked.sum()) == outside and sample.loc[marked, "reference"].isna().all()
     saved = json.loads((tmp_path / "runs" / "prod" / "monitor.json").read_text())
     assert saved["invocations"][-1]["notes"] and str(outside) in saved["invocations"][-1]["notes"][0]
+
+
+@pytest.mark.parametrize("metrics, alert, message", [
+    (["chrf", "meteorr"], [], "monitor.yaml:26: metrics: unknown metric 'meteorr'"),
+    ([{"name": "chrf", "charorder": 3}], [], "metric 'chrf' has no option 'charorder'"),
+    (["rouge"], ["rogueL >= 0.1"], "no number named 'rogueL' (it has: agreement_rate, failure_rate, psi:channel, "
+                                   "psi:input_length, psi:segment, reference_failure_rate, rouge1, rouge2, rougeL); "
+                                   "did you mean 'rougeL'?"),
+])
+def test_a_monitor_metric_is_checked_with_the_config(tmp_path, capsys, metrics, alert, message):
+    """An unknown metric, or an option its metric does not take, read as a valid monitor config (and failed mid-pass);
+    an alert's close match named the pattern 'rouge*', not a column."""
+    config = setup(tmp_path, weeks=1, alerts=alert, metrics=metrics)
+    assert main(["validate", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err, err

@@ -139,11 +139,16 @@ class MonitorConfig(Strict):
             names.add("accuracy")
         if self.baseline is not None or self.eval_set is not None:
             names.add("uncovered_share")
-        for spec in self.metrics:
-            metric = get_metric(spec.name)
+        for i, spec in enumerate(self.metrics):
+            try:
+                metric = get_metric(spec.name)
+            except GenvalError as exc:  # a metric name no registry knows was read as valid and failed mid-pass
+                raise GenvalError(f"{self.where('metrics', i)}: {exc}") from None
+            # Its options checked here, with the config's line: `charorder` was read as valid and failed mid-pass.
+            options = metric.parse_options(spec.options, self.where("metrics", i))
             if not metric.numbers:
                 return None
-            types = (spec.options or {}).get("types")
+            types = getattr(options, "types", None)  # rouge: the columns asked for
             names |= set(types) if types else set(metric.numbers)
         return names
 
