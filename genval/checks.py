@@ -44,6 +44,7 @@ def check_inputs(config: RunConfig, out_dir: Path | None = None) -> Checked:
     _check_schema(config)
     _check_metrics(config, evalset)
     _check_slice_refs(config, evalset)
+    _check_gold_labels(config, evalset)
     if config.gate is not None and config.gate.preset is not None:
         _check_preset(config)  # before the rules' numbers: it names what the whole preset needs
     _check_gate_metrics(config)
@@ -95,6 +96,32 @@ def _check_metrics(config: RunConfig, evalset: EvalSet) -> None:
                               "(bleu, chrf, rouge, bertscore, embedding, fields) or give one reference")
 
 
+def _check_gold_labels(config: RunConfig, evalset: EvalSet) -> None:
+    """Checks that every gold label is one of `labels:` (ignoring case and spacing, as predictions are matched).
+
+    An example whose gold is outside the set cannot be scored as a classification: it would be left out of
+    accuracy, retention and calibration, so a label missing from `labels:` (`fraud`) would silently shrink n.
+    """
+    from genval.metrics import classification as cls
+
+    if not config.labels or not cls.applies(config):
+        return
+    outside: dict[str, list[str]] = {}
+    for batch in evalset.batches():
+        raw, matched = cls.gold_labels(batch, config, list(config.labels))
+        for id_, gold, label in zip(batch["id"], raw, matched):
+            if gold is not None and label is None:
+                outside.setdefault(str(gold), []).append(str(id_))
+    if outside:
+        count = sum(len(ids) for ids in outside.values())
+        gold, ids = next(iter(outside.items()))
+        where = f"'{config.label_field}' of the reference" if config.task == "extraction" else "'label'"
+        raise GenvalError(f"{evalset.path}: example '{ids[0]}': gold label '{gold}' ({where}) is not in the config's "
+                          f"'labels' ({', '.join(config.labels)}); {count} example(s) have a label outside it "
+                          f"({', '.join(sorted(outside)[:6])}){did_you_mean(gold, config.labels)} — add it to "
+                          "'labels' or correct the examples")
+
+
 def _slice_refs(config: RunConfig) -> list[tuple[str, str]]:
     """Gives (where in the config, `field=value`) of every slice the config names: critical ones, then gate rules'."""
     refs = [(config.where("critical", i), ref) for i, ref in enumerate(config.critical)]
@@ -129,6 +156,7 @@ def _check_gate_metrics(config: RunConfig) -> None:
         return
     from fnmatch import fnmatchcase
 
+    from genval.analysis.gate import pair_mistake
     from genval.metrics import METRICS, get_metric
     from genval.numbers import BUILTIN
 
@@ -155,6 +183,9 @@ def _check_gate_metrics(config: RunConfig) -> None:
         return name in produced or any(fnmatchcase(name, p) for p in patterns)
 
     for i, rule in enumerate(config.gate.rules):
+        mistake = pair_mistake(rule.metric, rule.pair, list(config.models))
+        if mistake:
+            raise GenvalError(f"{config.where('gate', 'rules', i)}: gate rule on '{rule.metric}': {mistake}")
         name = rule.metric
         if producible(name):
             continue

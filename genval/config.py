@@ -174,6 +174,7 @@ class GateRule(Strict):
         return self
 
 
+_ROLE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _RULE_TEXT = re.compile(r"^\s*(?P<metric>[\w.:@-]+)(?:\s*\[(?P<pair>[^\]]+)\])?(?:\s+(?P<end>lower|upper))?\s*"
                         r"(?P<op>>=|<=)\s*(?P<bound>-?[\d.]+(?:e-?\d+)?)(?:\s+on\s+(?P<slice>\S+=\S+))?\s*$")
 _RULE_FORM = "metric [pair] [lower|upper] >= number on field=value"
@@ -320,6 +321,20 @@ class RunConfig(Strict):
         for ref in value:
             if "=" not in ref:
                 raise ValueError(f"'{ref}' should read 'field=value', e.g. 'critical=true'")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _role_names(cls, value):
+        """Checks each role's name: it is a side of the pairs (`student_v2~teacher`), so a '~' in it or the name
+        `reference` (the gold side) made pairs no one can read — a candidate `student~b` was silently never decided."""
+        for role in value:
+            if role == "reference":
+                raise ValueError("'reference' is the gold side of every pair (student~reference); give the model "
+                                 "another name")
+            if not _ROLE_NAME.match(role):
+                raise ValueError(f"role '{role}': a role's name is letters, digits, '_', '-' or '.' ('~' joins the "
+                                 "two sides of a pair, as in student~teacher); e.g. student_b")
         return value
 
     @model_validator(mode="after")

@@ -217,6 +217,18 @@ RUN = [  # (case, variant, expected substrings of the one stderr line)
      ["run.yaml:", "no number named 'rougeL'; add metric 'rouge' to 'metrics'"]),
     ("gate rule on a misspelt metric's retention", _config(_set("gate", "rules", value=["rogueL_retention >= 0.9"])),
      ["run.yaml:", "no number named 'rogueL_retention'", "did you mean 'rougeL_retention'?"]),
+    ("gate rule pair names no role", _config(_set("gate", "rules", value=["json_valid [studnet] >= 0.5"])),
+     ["run.yaml:", "gate rule on 'json_valid': pair 'studnet': 'studnet' is no role", "did you mean 'student'?"]),
+    ("gate rule pair side names no role", _config(_set("gate", "rules", value=["bleu [student~refrence] >= 5"])),
+     ["run.yaml:", "pair 'student~refrence': 'refrence' is no role", "did you mean 'reference'?"]),
+    ("gate rule pair on a teacher-vs-student number", _config(_set("gate", "rules", value=["accuracy_retention [student] >= 0.5"])),
+     ["run.yaml:", "'accuracy_retention' compares the student with the teacher and takes no [pair]"]),
+    ("a role named with a '~'", _config(lambda d: d["models"].update({"student~b": d["models"]["student"]})),
+     ["run.yaml:", "role 'student~b': a role's name is letters, digits"]),
+    ("a role named reference", _config(lambda d: d["models"].update({"reference": d["models"]["student"]})),
+     ["run.yaml:", "'reference' is the gold side of every pair"]),
+    ("gold label outside the label set", _config(_set("labels", value=["billing"])),
+     ["eval.jsonl: example 'T1': gold label 'shipping'", "not in the config's 'labels' (billing); 4 example(s)"]),
     ("gate rule on the retention of a metric not configured", _config(_set("gate", "rules", value=["rouge1_retention >= 0.9"])),
      ["run.yaml:", "no number named 'rouge1_retention'; add metric 'rouge' to 'metrics'"]),
     ("config unknown key beside a missing one", _config(lambda d: d["models"]["teacher"].update(pth=d["models"]["teacher"].pop("path"))),
@@ -395,6 +407,9 @@ FOLDER = [  # commands on the finished run folder: (case, argv maker, expected)
      ["more.jsonl:2: 2 rated id(s) the eval set eval.jsonl does not have ('T42', 'X1')"]),
     ("calibrate with labels not UTF-8", lambda p, o: _raw(p / "more.jsonl", b'{"id": "T\xff"}\n') + [
         "calibrate", str(o / "probe"), "--labels", str(p / "more.jsonl")], ["more.jsonl:1: not UTF-8"]),
+    ("gate file rule pair names no role", lambda p, o: _raw(p / "gate.yaml", b"rules: ['json_valid [studnet] >= 0.5']\n")
+     + ["gate", str(o / "probe"), "--config", str(p / "gate.yaml")],
+     ["gate.yaml: gate rule on 'json_valid': pair 'studnet'", "did you mean 'student'?"]),
     ("gate file key twice", lambda p, o: _raw(p / "gate.yaml", b"rules: []\nrules: []\n") + [
         "gate", str(o / "probe"), "--config", str(p / "gate.yaml")], ["gate.yaml:2: key 'rules' given twice"]),
     ("gate file not UTF-8", lambda p, o: _raw(p / "gate.yaml", b"rules: ['json_valid >= 0.\xff']\n") + [

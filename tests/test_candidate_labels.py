@@ -94,3 +94,36 @@ def test_the_candidates_table_of_the_report_shows_each_ece(run):
     for ece in (summary["classification"]["ece"]["student"],
                 summary["candidates"]["student_hard"]["classification"]["ece"]["student"]):
         assert num(ece) in table
+
+
+@pytest.mark.parametrize("rule, expected", [
+    ("kl_teacher_student [student_hard] <= 0.9",
+     "'kl_teacher_student' compares the student with the teacher and takes no [pair]"),
+    ("accuracy_retention [student_hard~teacher] >= 0.5", "'accuracy_retention' compares the student with the teacher"),
+    ("ece [student_hard] <= 0.5", "'ece' takes [teacher] or [student] ('student_hard' given)"),
+    ("accuracy [student_hard] >= 0.3", "'accuracy' takes [teacher] or [student]"),
+])
+def test_a_rule_naming_a_candidate_on_a_student_number_is_refused(run, tmp_path, capsys, rule, expected):
+    """`kl_teacher_student [student_hard]` passed or failed on the student's KL (the pair was ignored) and
+    `ece [student_hard]` failed as 'missing': both are refused, pointing at the candidate's own gate."""
+    from genval.cli import main
+
+    found, _, _ = run
+    gate = write_yaml(tmp_path / "gate.yaml", {"rules": [rule]})
+    capsys.readouterr()
+    assert main(["gate", str(found.root), "--config", str(gate)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "summary.candidates.<role>.gate" in err and err.count("\n") == 1, err
+
+
+def test_rules_naming_a_candidate_read_its_own_numbers(run, tmp_path, capsys):
+    """Numbers whose pair names the candidate are its own: its agreement row and its failed calls."""
+    from genval.cli import main
+
+    found, roles, _ = run
+    agree = (roles["student_hard"].argmax(1) == roles["teacher"].argmax(1)).mean()
+    gate = write_yaml(tmp_path / "gate.yaml", {"rules": [f"label_agree [student_hard~teacher] >= {agree - 1e-9}",
+                                                         "generation_error [student_hard] <= 0",
+                                                         f"label_agree [student_hard~teacher] <= {agree + 1e-9}"]})
+    capsys.readouterr()
+    assert main(["gate", str(found.root), "--config", str(gate)]) == 0, capsys.readouterr().out

@@ -173,3 +173,24 @@ def test_a_binary_change_has_newcombes_interval_even_where_nothing_changed(tmp_p
     assert overall["ci"] == pytest.approx(_newcombe(45, 0, 15, 0))
     same = _find(result, "unchanged", "label_correct", "student~reference", "region=a")
     assert same["change"] == 0 and same["ci"] == pytest.approx(_newcombe(30, 0, 0, 0)) and same["ci"][0] < 0
+
+
+def test_an_incomplete_run_is_named_as_such(tmp_path, capsys):
+    """Comparing against a run whose decision is INCOMPLETE (5 of 60 student requests failed, counted as wrong)
+    said nothing of it: a drop could be read as the model's."""
+    from genval.analysis.stage import aggregate
+    from genval.progress import Progress
+    from tests.test_aggregate_support import make_config
+
+    for name, errors in (("a", None), ("b", {"student": 5})):
+        run = make_run(tmp_path / name, [1] * N, [1] * N, errors=errors)
+        aggregate(run, make_config(tmp_path), Progress(quiet=True))
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["decision"]["verdict"] == "INCOMPLETE"
+    result = compare_runs(tmp_path / "a", tmp_path / "b")
+    assert result["incomplete"] == {"a": None, "b": summary["decision"]["reasons"][0]}
+    assert "5 of 60 student requests failed" in result["incomplete"]["b"]
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert f"**Run B ({tmp_path / 'b'}) is INCOMPLETE**: 5 of 60 student requests failed" in out
+    assert "INCOMPLETE" not in out.replace(f"**Run B ({tmp_path / 'b'}) is INCOMPLETE**", "")

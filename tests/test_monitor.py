@@ -78,10 +78,11 @@ def test_stable_log_raises_nothing_and_numbers_match_the_log(tmp_path):
                   & (windows["number"] == "agreement_rate")].iloc[0]
     assert row["value"] == pytest.approx(np.mean(smb)) and row["n"] == len(smb)
     assert row["ci_lo"] < row["value"] < row["ci_hi"]
-    # its interval is genval's seeded percentile bootstrap of those rows
-    rng = np.random.default_rng(0)
-    means = np.asarray(smb)[rng.integers(0, len(smb), size=(200, len(smb)))].mean(axis=1)
-    assert [row["ci_lo"], row["ci_hi"]] == pytest.approx(list(np.quantile(means, [0.025, 0.975])))
+    # a share: its interval is the Wilson score interval of the count (Wilson 1927), written out by hand
+    k, n, z = sum(smb), len(smb), 1.959963984540054
+    centre, half = (k / n + z * z / (2 * n)) / (1 + z * z / n), z / (1 + z * z / n) * np.sqrt(
+        k / n * (1 - k / n) / n + z * z / (4 * n * n))
+    assert [row["ci_lo"], row["ci_hi"]] == pytest.approx([centre - half, centre + half])
     # drift against the first window: Welch's t-test on the per-request values, as scipy gives it
     log0 = [json.loads(line) for line in (tmp_path / "logs" / "week0.jsonl").read_text().splitlines()]
     base = [float(r["output"] == truth[r["id"]]) for r in log0 if r["segment"] == "smb"]
@@ -224,3 +225,80 @@ def test_validate_checks_a_monitor_config_as_one(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "monitor.yaml" in err and "'windw'" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_share_every_request_agrees_on_has_an_interval_of_width_more_than_0(tmp_path):
+    """A slice where all n sampled requests agree, or none failed: the percentile bootstrap gave [1, 1] (102 of 102
+    in the demo) and [0, 0], so `agreement_rate lower >= x` and `failure_rate upper <= x` passed as if certain.
+    The Wilson interval's far end is n / (n + z²) (1 − that for 0 of n)."""
+    config = setup(tmp_path, weeks=1, n=24)  # every request agrees in every slice (10 and 14 a segment)
+    result = run_monitor(config, tmp_path / "runs")
+    windows = pd.read_parquet(tmp_path / "runs" / "prod" / "windows.parquet")
+    # 10 of 10 cannot show 0.85 with confidence: the segments alert (the bootstrap's [1, 1] passed them)
+    assert {a["slice"] for a in result["alerts"]} == {"segment=enterprise", "segment=smb"}
+    z2 = 1.959963984540054 ** 2
+    full = windows[(windows["number"] == "agreement_rate") & (windows["value"] == 1.0)]
+    none = windows[(windows["number"] == "failure_rate") & (windows["value"] == 0.0)]
+    assert len(full) and len(none)
+    assert full["ci_lo"].to_numpy() == pytest.approx((full["n"] / (full["n"] + z2)).to_numpy())
+    assert none["ci_hi"].to_numpy() == pytest.approx((z2 / (none["n"] + z2)).to_numpy())
+
+
+@pytest.mark.parametrize("alert, message", [
+    ("agrement_rate lower >= 0.85", "monitor.yaml:22: alert 'agrement_rate lower >= 0.85': this monitor has no number "
+                                    "named 'agrement_rate'"),
+    ("accuracy >= 0.9", "no number named 'accuracy'"),  # no human_labels: no accuracy
+    ("failure_rate [student] <= 0.05", "a monitor's numbers have no pair (the student against the reference); "
+                                       "remove '[student]'"),
+    ("agreement_rate lower >= 0.85 on segmnt=*", "'segmnt' is not among the config's 'slices' (segment, channel); "
+                                                 "did you mean 'segment'?"),
+    ("agreement_rate lower >= 0.85 on segment=enterprize", "no request has segment=enterprize (its values: "
+                                                           "enterprise, smb); did you mean 'enterprise'?"),
+])
+def test_a_mistaken_alert_is_one_line_before_anything_is_written(tmp_path, capsys, alert, message):
+    """A misspelt alert number was found only after the pass had recorded its windows and the rows it read (a run
+    folder, exit 2); a slice field or value no request has never alerted, without a word; the pair's message
+    printed '[{rule.pair}]'."""
+    config = setup(tmp_path, weeks=1, alerts=[alert])
+    assert main(["monitor", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err, err
+    assert not (tmp_path / "runs").exists()
+    if "enterprize" not in alert:  # the config alone says so; the slice value needs the traffic
+        assert main(["validate", str(config)]) == 2 and message in capsys.readouterr().err
+
+
+def test_reference_answers_outside_the_label_set_are_marked_and_said(tmp_path, capsys):
+    """`labels:` without one of the teacher's labels left those requests out of agreement (n 300 → ~200) as
+    reference failures, without a word; each now carries why, and the console and monitor.json say how many."""
+    config = setup(tmp_path, weeks=1)
+    data = yaml.safe_load(config.read_text())
+    data["labels"] = ["billing", "shipping"]  # the teacher also answers 'account'
+    write_yaml(config, data)
+    assert main(["monitor", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    truth = [json.loads(x)["text"] for x in (tmp_path / "teacher.jsonl").read_text().splitlines()]
+    outside = sum(t == "account" for t in truth)
+    assert f"note: {outside} of {len(truth)} reference answers name no label of 'labels' (billing, shipping), " \
+           "e.g. 'account'" in out
+    sample = pd.read_parquet(tmp_path / "runs" / "prod" / "sample.parquet")
+    marked = sample["reference_error"].fillna("").str.startswith("the reference's answer names no label")
+    assert int(marked.sum()) == outside and sample.loc[marked, "reference"].isna().all()
+    saved = json.loads((tmp_path / "runs" / "prod" / "monitor.json").read_text())
+    assert saved["invocations"][-1]["notes"] and str(outside) in saved["invocations"][-1]["notes"][0]
+
+
+@pytest.mark.parametrize("metrics, alert, message", [
+    (["chrf", "meteorr"], [], "monitor.yaml:26: metrics: unknown metric 'meteorr'"),
+    ([{"name": "chrf", "charorder": 3}], [], "metric 'chrf' has no option 'charorder'"),
+    (["rouge"], ["rogueL >= 0.1"], "no number named 'rogueL' (it has: agreement_rate, failure_rate, psi:channel, "
+                                   "psi:input_length, psi:segment, reference_failure_rate, rouge1, rouge2, rougeL); "
+                                   "did you mean 'rougeL'?"),
+])
+def test_a_monitor_metric_is_checked_with_the_config(tmp_path, capsys, metrics, alert, message):
+    """An unknown metric, or an option its metric does not take, read as a valid monitor config (and failed mid-pass);
+    an alert's close match named the pattern 'rouge*', not a column."""
+    config = setup(tmp_path, weeks=1, alerts=alert, metrics=metrics)
+    assert main(["validate", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err, err

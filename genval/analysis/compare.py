@@ -221,7 +221,19 @@ def compare_runs(path_a: str | Path, path_b: str | Path, boot: Boot = Boot()) ->
     rows = [r for r in rows if "same_as" not in r]
     sorted_rows = classify(rows, boot.confidence)
     return {"a": str(path_a), "b": str(path_b), "eval_set_sha256": sha_a, "confidence": boot.confidence,
+            "incomplete": {"a": _incomplete(run_a), "b": _incomplete(run_b)},
             "tests": sum(r["p_holm"] is not None for r in rows), **sorted_rows, "same": same}
+
+
+def _incomplete(run) -> str | None:
+    """Gives why a run's decision is INCOMPLETE (its first reason), None when it is not or it has no summary.
+
+    Its numbers count the failed requests as wrong: a change against it can be the failures, not the model,
+    and compare used to say nothing of it."""
+    if not run.has("summary.json"):
+        return None
+    decision = read(run.root).decision
+    return (decision.reasons[0] if decision.reasons else "INCOMPLETE") if decision.verdict == "INCOMPLETE" else None
 
 
 def _where(row: dict) -> str:
@@ -244,6 +256,12 @@ def markdown(result: dict) -> str:
              f"Eval set sha256 `{result['eval_set_sha256'][:12]}` (same in both runs). {result['tests']} tests, "
              f"Holm-corrected; a change counts when its adjusted p ≤ {alpha:g} and it shows at the number's precision.",
              ""]
+    for side in ("a", "b"):
+        why = (result.get("incomplete") or {}).get(side)
+        if why:
+            lines += [f"**Run {side.upper()} ({result[side]}) is INCOMPLETE**: {why} — its numbers count the failed "
+                      "requests as wrong, so a change may be those failures, not the model (a plain `genval run` "
+                      "retries them).", ""]
     overall_same = [r for r in result.get("same", []) if r["slice"] is None]
     if overall_same:
         lines += ["Tested once (the same values under another name): " + ", ".join(

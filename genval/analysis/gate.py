@@ -294,6 +294,35 @@ def evaluate(gate: GateConfig, summary: Findings | dict, baseline: Findings | di
             "failing": failing}
 
 
+def pair_mistake(metric: str, pair: str | None, roles) -> str | None:
+    """Gives why a rule's `[pair]` cannot be read as written, with the close match; None when it can.
+
+    A pair is a role (`student`) or two sides joined by `~`, each a role or `reference`. A typo (`studnet`) would
+    otherwise reach the gate as "the number is missing in this run", a failing rule that reads as a result. The
+    teacher-vs-student numbers (`kl_teacher_student`, retentions, error shares) take no pair and the per-role
+    classification figures only `teacher` or `student`: a further candidate's own are gated by the same rules
+    (summary.candidates.<role>.gate), and `kl_teacher_student [student_v2]` read the student's KL without a word.
+    """
+    from genval.errors import did_you_mean
+
+    if pair is None:
+        return None
+    known = [*roles, "reference"]
+    sides = pair.split("~")
+    if len(sides) > 2:
+        return f"pair '{pair}': a pair is a role or two sides joined by one '~' ('student~teacher')"
+    for side in sides:
+        if side not in known:
+            return (f"pair '{pair}': '{side}' is no role of this run (roles: {', '.join(roles)}; a pair is a role "
+                    f"or 'role~teacher', 'role~reference')" + did_you_mean(side, known))
+    own = "; every further candidate is gated on its own numbers by the same rules (summary.candidates.<role>.gate)"
+    if metric in (*CLASSIFICATION, *ERROR_KINDS, "mcnemar_p") or metric.endswith(RETENTION):
+        return f"'{metric}' compares the student with the teacher and takes no [pair] ('{pair}' given){own}"
+    if metric in (*ROLE_FIGURES, "ece") and pair not in ("teacher", "student"):
+        return f"'{metric}' takes [teacher] or [student] ('{pair}' given){own}"
+    return None
+
+
 def load_gate(path: str | Path) -> GateConfig:
     """Reads a gate file: `rules:` (and `baseline:`) at the top, or a run config's `gate:` key."""
     path = Path(path)

@@ -56,7 +56,10 @@ def _cmd_gate(args) -> int:
     # The run's own tables: non-inferiority rules test paired intervals that summary.json does not hold.
     paired = paired_numbers(run, _run_config(run), gate.rules) \
         if run.has("examples") and any(rule.non_inferiority for rule in gate.rules) else None
-    check_rule_slices(gate.rules, summary.slices, str(args.config or f"{args.run}/manifest.json"))
+    source = str(args.config or f"{args.run}/manifest.json")
+    check_rule_slices(gate.rules, summary.slices, source)
+    if run.manifest.get("config"):  # its roles; a folder written without a config (a test's) has none to check
+        check_rule_pairs(gate.rules, list(_run_config(run).models), source)
     result = evaluate(gate, summary, read_baseline(gate.baseline), paired)
     incomplete = incomplete_reason(summary)
     result["incomplete"], result["allow_incomplete"] = incomplete, bool(args.allow_incomplete)
@@ -97,6 +100,16 @@ def check_rule_slices(rules, slices: dict, source: str) -> None:
             raise GenvalError(f"{source}: gate rule on slice '{rule.slice}': no example has {field}={wanted} "
                               f"(its values: {', '.join(values[:12])}{' …' if len(values) > 12 else ''})"
                               + did_you_mean(wanted, values))
+
+
+def check_rule_pairs(rules, roles: list[str], source: str) -> None:
+    """Raises for a rule whose `[pair]` names no role of the run (`[studnet]`), naming the close match."""
+    from genval.analysis.gate import pair_mistake
+
+    for rule in rules:
+        mistake = pair_mistake(rule.metric, rule.pair, roles)
+        if mistake:
+            raise GenvalError(f"{source}: gate rule on '{rule.metric}': {mistake}")
 
 
 def incomplete_reason(summary) -> str | None:

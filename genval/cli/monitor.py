@@ -15,6 +15,8 @@ def _cmd_monitor(args) -> int:
     step = result["this_invocation"]
     print(f"read {step['files_read']} new file(s), {step['rows_new']} new rows; {step['windows_added']} window(s) "
           f"added; {step['model_calls']} model calls ({step['cached_answers']} answered by the cache)")
+    for note in step.get("notes", []):
+        print(f"note: {note}")
     for start, count in step["late_rows"].items():
         print(f"note: {count} rows for window {start}, already recorded, were not added")
     by_window: dict[str, list] = {}

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 
 from genval.config import (Analysis, GateConfig, GateRule, Generation, MetricSpec, ModelConfig, RunConfig, Strict,
                            parse_model, path_field, read_yaml, yaml_line)
-from genval.errors import where
+from genval.errors import GenvalError, where
 
 _WINDOW = re.compile(r"^(?P<count>[1-9]\d*)(?P<unit>[hd])$")
 
@@ -96,14 +96,61 @@ class MonitorConfig(Strict):
             raise ValueError("give 'baseline' (a run folder, which brings its eval set) or 'eval_set', not both")
         if self.task == "classification" and not self.labels:
             raise ValueError("task 'classification' needs 'labels: [...]', the label set")
-        for rule in self.alerts:
-            if rule.non_inferiority is not None:
-                raise ValueError(f"alert on '{rule.metric}': non_inferiority needs teacher and student on the same "
-                                 "requests' gold labels; use min, lower or max_regression in a monitor")
-            if rule.pair is not None:
-                raise ValueError(f"alert on '{rule.metric}': a monitor's numbers have no pair (the student against "
-                                 "the reference); remove '[{rule.pair}]'")
         return self
+
+    def check_alerts(self) -> None:
+        """Raises for an alert that cannot be read as written, naming its config line: checked before anything is
+        read or written (`genval validate` too).
+
+        A misspelt number (`agrement_rate`) was found only after the pass had recorded its windows, and a
+        slice field the config does not slice by could never alert.
+        """
+        from fnmatch import fnmatchcase
+
+        from genval.analysis.gate import describe
+        from genval.errors import did_you_mean
+
+        known = self.numbers()
+        for i, rule in enumerate(self.alerts):
+            at = f"{self.where('alerts', i)}: alert '{describe(rule)}'"
+            if rule.non_inferiority is not None:
+                raise GenvalError(f"{at}: non_inferiority needs teacher and student on the same requests' gold "
+                                  "labels; use min, lower or max_regression in a monitor")
+            if rule.pair is not None:
+                raise GenvalError(f"{at}: a monitor's numbers have no pair (the student against the reference); "
+                                  f"remove '[{rule.pair}]'")
+            if known is not None and rule.metric not in known and not any(fnmatchcase(rule.metric, k) for k in known):
+                raise GenvalError(f"{at}: this monitor has no number named '{rule.metric}' (it has: "
+                                  f"{', '.join(sorted(known))})" + did_you_mean(rule.metric, sorted(known)))
+            field = (rule.slice or "").partition("=")[0]
+            if field and field not in self.slices:
+                raise GenvalError(f"{at}: '{field}' is not among the config's 'slices' "
+                                  f"({', '.join(self.slices) or 'none'})" + did_you_mean(field, self.slices))
+
+    def numbers(self) -> set[str] | None:
+        """Gives the names of the numbers a window of this monitor has (patterns for a metric's columns), None when
+        a metric names its columns only as it runs (a plug-in)."""
+        from genval.metrics import get_metric
+
+        names = {"failure_rate", "psi:input_length", *(f"psi:{f}" for f in self.slices)}
+        if self.reference is not None:
+            names |= {"agreement_rate", "reference_failure_rate"}
+        if self.human_labels is not None:
+            names.add("accuracy")
+        if self.baseline is not None or self.eval_set is not None:
+            names.add("uncovered_share")
+        for i, spec in enumerate(self.metrics):
+            try:
+                metric = get_metric(spec.name)
+            except GenvalError as exc:  # a metric name no registry knows was read as valid and failed mid-pass
+                raise GenvalError(f"{self.where('metrics', i)}: {exc}") from None
+            # Its options checked here, with the config's line: `charorder` was read as valid and failed mid-pass.
+            options = metric.parse_options(spec.options, self.where("metrics", i))
+            if not metric.numbers:
+                return None
+            types = getattr(options, "types", None)  # rouge: the columns asked for
+            names |= set(types) if types else set(metric.numbers)
+        return names
 
     def where(self, *loc) -> str:
         """Gives `file:line` of the config key at `loc`, for an error message."""
@@ -130,5 +177,7 @@ class MonitorConfig(Strict):
 def load_monitor_config(path: str | Path) -> MonitorConfig:
     """Reads and validates the YAML monitor config at `path`."""
     data, text = read_yaml(path, "monitor config")
-    return parse_model(MonitorConfig, data, Path(path).resolve().parent, str(path), text, "monitor config",
-                       "name, task, traffic")
+    config = parse_model(MonitorConfig, data, Path(path).resolve().parent, str(path), text, "monitor config",
+                         "name, task, traffic")
+    config.check_alerts()
+    return config

@@ -1,9 +1,11 @@
 """Every number of one window, per slice, with its interval: agreement with the reference, accuracy
 against people's labels, the configured metrics, and the failure rates.
 
-Numbers over the sample resample its rows (genval.stats, seeded). The failure rate is over every
-request of the window, so its bootstrap is drawn as a binomial: the mean of n rows resampled from
-0/1 values with k ones is Binomial(n, k/n)/n, the same distribution without touching a row.
+A share — every value 0 or 1: agreement, accuracy, the failure rates, a 0/1 metric — gets the Wilson
+score interval of its count, as in a run (docs/reports.md): a percentile bootstrap of 16 agreeing
+requests out of 16 is [1, 1], and `agreement_rate lower >= 0.85` passed on it as if certain (a failure
+rate of 0 in 24 requests likewise had upper end 0). Other numbers resample the sample's rows
+(genval.stats, seeded).
 A student failure counts as a disagreement and at each metric's worst value (as in a run); a
 reference failure leaves the row out of agreement and metrics, and shows as `reference_failure_rate`.
 """
@@ -13,11 +15,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from genval.analysis.intervals import wilson
 from genval.analysis.numbers import Boot, mean
 from genval.metrics import MetricContext, get_metric
 from genval.metrics.classification import match_label
 from genval.monitor.config import MonitorConfig
-from genval.stats import percentile_interval
 
 ALL = "all"  # the slice that holds every request of the window
 
@@ -68,12 +70,19 @@ def score_sample(rows: pd.DataFrame, config: MonitorConfig) -> tuple[pd.DataFram
 
 
 def share_number(n: int, failed: int, boot: Boot) -> dict:
-    """Gives failed / n (a share of all requests) as {value, ci, n}, its bootstrap drawn as a binomial (see above)."""
+    """Gives failed / n (a share of all requests) as {value, ci, n}, with its Wilson score interval."""
     if n == 0:
         return {"value": None, "ci": [None, None], "n": 0}
-    share = failed / n
-    draws = np.random.default_rng(boot.seed).binomial(n, share, size=boot.n_boot) / n
-    return {"value": share, "ci": percentile_interval(draws, boot.confidence), "n": n}
+    return {"value": failed / n, "ci": wilson(failed, n, boot.confidence), "n": n}
+
+
+def sample_mean(values, boot: Boot) -> dict:
+    """Gives the mean of `values` (NaN dropped) as {value, ci, n}: Wilson's interval when every value is 0 or 1."""
+    arr = np.asarray(values, dtype=float)
+    arr = arr[~np.isnan(arr)]
+    if arr.size and np.isin(arr, (0.0, 1.0)).all():
+        return share_number(int(arr.size), int(arr.sum()), boot)
+    return mean(arr, boot)
 
 
 def slice_masks(frame: pd.DataFrame, slices: list[str]) -> dict[str, np.ndarray]:
@@ -89,10 +98,10 @@ def slice_masks(frame: pd.DataFrame, slices: list[str]) -> dict[str, np.ndarray]
 def sample_numbers(scored: pd.DataFrame, mask: np.ndarray, boot: Boot) -> dict[str, dict]:
     """Gives the sample's numbers on the rows of `mask`: agreement, reference failures, each metric."""
     part = scored[mask] if len(scored) else scored
-    out = {"agreement_rate": mean(part["agree"], boot) if len(part) else mean([], boot),
-           "reference_failure_rate": mean(part["ref_failed"], boot) if len(part) else mean([], boot)}
+    out = {"agreement_rate": sample_mean(part["agree"], boot) if len(part) else mean([], boot),
+           "reference_failure_rate": sample_mean(part["ref_failed"], boot) if len(part) else mean([], boot)}
     for column in [c for c in scored.columns if c.startswith("metric:")]:
-        out[column.removeprefix("metric:")] = mean(part[column], boot)
+        out[column.removeprefix("metric:")] = sample_mean(part[column], boot)
     return out
 
 
@@ -120,6 +129,6 @@ def window_numbers(window, scored: pd.DataFrame, config: MonitorConfig, boot: Bo
             else:
                 field, _, value = name.partition("=")
                 part = labelled.loc[labelled[field] == value, "correct"]
-            numbers["accuracy"] = mean(part.to_numpy(dtype=float), boot)
+            numbers["accuracy"] = sample_mean(part.to_numpy(dtype=float), boot)
         out[name] = numbers
     return out

@@ -176,7 +176,8 @@ def html(config: MonitorConfig, windows: pd.DataFrame, result: dict) -> str:
             f"<h2>Trends</h2>{legend}{''.join(sections)}"
             f"<p class=\"muted\">{result['windows']} windows of {escape(s['window'])}; "
             f"baseline: {escape(s['baseline'])};"
-            f" {s['confidence'] * 100:.0f} % percentile bootstrap, {s['bootstrap']} resamples, seed {s['seed']}.</p>"
+            f" {s['confidence'] * 100:.0f} % intervals: Wilson score for shares, else percentile bootstrap, "
+            f"{s['bootstrap']} resamples, seed {s['seed']}.</p>"
             "</body></html>\n")
 
 

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from genval.analysis.numbers import Boot
-from genval.errors import GenvalError
+from genval.analysis.gate import describe
+from genval.errors import GenvalError, did_you_mean
 from genval.evalset import read_records, slice_value
 from genval.models import CallStats, Params, Request, generate_cached, load_backend
 from genval.models.cache import RequestCache
@@ -72,9 +73,26 @@ def read_new(config: MonitorConfig, run: Run, human: dict, progress: Progress) -
     return collector.out, windows
 
 
+def _check_alert_slices(config: MonitorConfig, new, windows: pd.DataFrame) -> None:
+    """Raises for an alert on `field=value` that no request, recorded or new, has: a typo (`source=ios` for `iOS`)
+    would otherwise never alert, and say nothing."""
+    seen = {name for name in windows["slice"].unique()} if len(windows) else set()
+    for window in new.windows.values():
+        seen |= {f"{field}={value}" for field, value in window.slices}
+    for i, rule in enumerate(config.alerts):
+        field, _, value = (rule.slice or "").partition("=")
+        if value and value != "*" and rule.slice not in seen:
+            values = sorted(name.partition("=")[2] for name in seen if name.partition("=")[0] == field)
+            if not values:
+                continue  # no traffic yet: nothing to compare the value with
+            raise GenvalError(f"{config.where('alerts', i)}: alert '{describe(rule)}': no request has {rule.slice} "
+                              f"(its values: {', '.join(values[:12])})" + did_you_mean(value, values))
+
+
 def label_sample(config: MonitorConfig, sample: pd.DataFrame, cache: RequestCache | None,
-                 progress: Progress) -> tuple[pd.DataFrame, CallStats]:
-    """Gives the sample with the reference's answer (`reference`, `reference_error`), through the request cache."""
+                 progress: Progress, notes: list | None = None) -> tuple[pd.DataFrame, CallStats]:
+    """Gives the sample with the reference's answer (`reference`, `reference_error`), through the request cache;
+    adds to `notes` what the user must hear of it."""
     stats = CallStats()
     sample = sample.assign(reference=None, reference_error=None)
     if config.reference is None or not len(sample):
@@ -92,11 +110,30 @@ def label_sample(config: MonitorConfig, sample: pd.DataFrame, cache: RequestCach
                                    measure={"run": config.name, "role": "reference"})
     finally:
         backend.close()
+    errors = [c.error for c in done]
     if labels:
         texts = [None if c.error else reference_label(c.text, c.label_probs, config.labels) for c in done]
+        note = _unlabelled(config, done, texts, errors)
+        if note and notes is not None:
+            notes.append(note)
     else:
         texts = [None if c.error else c.text for c in done]
-    return sample.assign(reference=texts, reference_error=[c.error for c in done]), stats
+    return sample.assign(reference=texts, reference_error=errors), stats
+
+
+def _unlabelled(config: MonitorConfig, done: list, texts: list, errors: list) -> str | None:
+    """Marks, and gives a note on, the reference answers that name no label of the set: they are left out as reference failures,
+    and a label missing from `labels:` (the teacher says `neutral`) would otherwise only shrink n, without a word."""
+    found = [c.text for c, text, error in zip(done, texts, errors) if text is None and error is None]
+    if not found:
+        return None
+    for k, (c, text) in enumerate(zip(done, texts)):
+        if text is None and errors[k] is None:
+            errors[k] = f"the reference's answer names no label of the set: {str(c.text)[:80]!r}"
+    common = pd.Series([str(t).strip()[:40] for t in found]).value_counts().index[:3]
+    return (f"{len(found)} of {len(done)} reference answers name no label of 'labels' ({', '.join(config.labels)}), "
+            f"e.g. {', '.join(repr(t) for t in common)}: left out as reference failures (reference_failure_rate); "
+            "is a label missing from 'labels'?")
 
 
 def _append(run: Run, name: str, frame: pd.DataFrame, starts: set[str]) -> None:
@@ -134,12 +171,14 @@ def monitor(config: MonitorConfig, out_dir: Path, progress: Progress) -> dict:
         pending["run"] = drift.baseline_from_run(config.baseline, config.slices, config.task)
     covered = drift.covered_by_evalset(config.eval_set, config.slices) if config.eval_set is not None else None
     new, windows = read_new(config, run, human, progress)
+    _check_alert_slices(config, new, windows)  # before anything is written: the traffic names the slice values
     if not new.windows and not new.files:
         return _finish(run, config, windows, new, None)
     cache = RequestCache(config.cache or Path(out_dir) / "cache.sqlite") if config.reference is not None else None
+    notes: list[str] = []
     try:
         rows = [dict(r, window_start=iso(w.start)) for w in new.windows.values() for r in w.sample()]
-        sample, stats = label_sample(config, pd.DataFrame(rows), cache, progress)
+        sample, stats = label_sample(config, pd.DataFrame(rows), cache, progress, notes)
     finally:
         if cache is not None:
             cache.close()
@@ -184,7 +223,7 @@ def monitor(config: MonitorConfig, out_dir: Path, progress: Progress) -> dict:
     files = run.manifest.setdefault("monitor", {}).setdefault("files", {})
     files.update({path: info["sha256"] for path, info in new.files.items()})
     run.save_manifest()
-    return _finish(run, config, run.read_table("windows") if run.has("windows") else windows, new, stats)
+    return _finish(run, config, run.read_table("windows") if run.has("windows") else windows, new, stats, notes)
 
 
 def _per_request(scored: pd.DataFrame, config: MonitorConfig) -> dict:
@@ -210,7 +249,8 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype({**{c: "float64" for c in floats}, "n": "int64", "drift": "bool"})
 
 
-def _finish(run: Run, config: MonitorConfig, windows: pd.DataFrame, new: Pass, stats: CallStats | None) -> dict:
+def _finish(run: Run, config: MonitorConfig, windows: pd.DataFrame, new: Pass, stats: CallStats | None,
+            notes: list[str] | None = None) -> dict:
     """Evaluates the alerts over every window, writes monitor.json and the reports; gives the result."""
     from genval.monitor.report import write_reports
 
@@ -220,7 +260,7 @@ def _finish(run: Run, config: MonitorConfig, windows: pd.DataFrame, new: Pass, s
     invocation = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files_read": len(new.files),
                   "rows_new": new.rows, "rows_read_before": new.repeated, "windows_added": len(new.windows),
                   "late_rows": new.late, "model_calls": stats.called if stats else 0,
-                  "cached_answers": stats.cached if stats else 0}
+                  "cached_answers": stats.cached if stats else 0, "notes": list(notes or [])}
     result = {"name": config.name, "latest_window": latest, "windows": int(windows["window_start"].nunique()),
               "alerts": alerts, "latest_alerts": [a for a in alerts if a["window_start"] == latest],
               "invocations": [*previous.get("invocations", []), invocation], "this_invocation": invocation,

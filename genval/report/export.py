@@ -55,6 +55,11 @@ def numbers(summary: Summary | dict) -> dict[str, float]:
     for role, figures in summary.ops.roles.items():
         for figure, v in figures.items() if figures else ():
             put(key("ops", role, figure), v)
+    # Each further candidate's own headline numbers (its accuracy, KL, ECE…, computed with it as the student):
+    # without them a run comparing students logged the student's KL and calibration only.
+    for role, found in (summary.candidates or {}).items():
+        for name, n in headline_rows(found):
+            put(key("candidate", role, "headline", name.split(" (")[0].replace(" ", "_")), n)
     return out
 
 
@@ -81,6 +86,8 @@ def export(run: Run, summary: Summary | dict, tracking_uri: str | None = None, e
     tags = {"genval.decision": summary.decision.verdict, "genval.reasons": "; ".join(summary.decision.reasons)[:4900],
             "genval.gate": "none" if gate is None else ("PASS" if gate.passed else "FAIL"),
             "genval.task": summary.task, "genval.version": __version__}
+    for role, found in (summary.candidates or {}).items():
+        tags[f"genval.candidate.{role}.decision"] = found.decision.verdict
     judge = summary.judge
     if judge:
         tags["genval.judge"] = f"{judge.name} ({'validated' if judge.validated else 'not validated'})"
