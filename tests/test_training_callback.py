@@ -158,3 +158,27 @@ def test_a_bad_config_stops_before_the_first_step(setup, tmp_path, capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("genval: error:")]
     assert len(lines) == 1 and "nowhere.jsonl" in lines[0]
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_step_folder_from_an_earlier_training_is_evaluated_afresh(setup, tmp_path):
+    """Training again (a notebook cell re-run, the same callback) writes step-2 again: it must hold the new
+    model's numbers, not the earlier one's. The second model is the teacher itself, untrained (learning rate 0):
+    teacher-forced on its own output, token KL is 0 and agreement 1, computed by hand."""
+    forced.release()
+    callback = GenvalCallback(write_config(setup, "again"), every=2, out=tmp_path / "runs", quiet=True)
+    tokenizer = AutoTokenizer.from_pretrained(setup / "student")
+    found = []
+    for path in (setup / "student", setup / "teacher"):
+        args = TrainingArguments(output_dir=str(tmp_path / "t"), max_steps=2, per_device_train_batch_size=2,
+                                 learning_rate=0.0, report_to=[], save_strategy="no", logging_strategy="no",
+                                 use_cpu=True, disable_tqdm=True)
+        trainer = Trainer(model=AutoModelForCausalLM.from_pretrained(path), args=args,
+                          train_dataset=Texts(tokenizer, SENTENCES), processing_class=tokenizer)
+        callback.attach(trainer)
+        trainer.train()
+        summary = json.loads((tmp_path / "runs" / "again" / "step-2" / "summary.json").read_text())
+        found.append(summary["metrics"]["student~teacher"])
+    forced.release()
+    assert found[0]["token_kl"]["value"] > 0.1  # the other weights: far from the teacher
+    assert found[1]["token_kl"]["value"] == pytest.approx(0.0, abs=1e-6)
+    assert found[1]["token_agreement"]["value"] == 1.0

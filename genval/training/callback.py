@@ -126,7 +126,7 @@ class GenvalCallback(TrainerCallback):
             return None
         import torch
 
-        from genval.pipeline import prepare, run_stages
+        from genval.pipeline import STAGE_NAMES, prepare, run_stages
 
         started = time.perf_counter()
         config = self.step_config(state.global_step)
@@ -135,7 +135,10 @@ class GenvalCallback(TrainerCallback):
         try:
             with torch.random.fork_rng(devices=devices):
                 run = prepare(config, self.root, "local")
-                run_stages(run, config, Progress(quiet=True), executor="local")
+                # Every stage runs: the held model's name is all its config says of it, so a step folder an
+                # earlier training wrote (a re-run, a resumed or repeated train()) would look current and be
+                # skipped with the earlier weights' numbers. The teacher's answers still come from the cache.
+                run_stages(run, config, Progress(quiet=True), force=STAGE_NAMES, executor="local")
         finally:
             model.train(was_training)
         step = Step(state.global_step, run.root, read(run.root))
