@@ -182,3 +182,20 @@ def test_a_step_folder_from_an_earlier_training_is_evaluated_afresh(setup, tmp_p
     assert found[0]["token_kl"]["value"] > 0.1  # the other weights: far from the teacher
     assert found[1]["token_kl"]["value"] == pytest.approx(0.0, abs=1e-6)
     assert found[1]["token_agreement"]["value"] == 1.0
+
+
+def test_a_student_with_its_own_tokenizer_stops_before_the_first_step(setup, tmp_path, capsys):
+    """Token fidelity compares ids: a model in training whose tokenizer is not the teacher's stops training at once,
+    in one line that names it as the user knows it (not genval's internal `memory:` name)."""
+    other = build_tiny_model(tmp_path / "other", seed=1, vocab_size=280)
+    tokenizer = AutoTokenizer.from_pretrained(other)
+    args = TrainingArguments(output_dir=str(tmp_path / "t"), max_steps=2, per_device_train_batch_size=2,
+                             report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True, disable_tqdm=True)
+    trainer = Trainer(model=AutoModelForCausalLM.from_pretrained(other), args=args,
+                      train_dataset=Texts(tokenizer, SENTENCES), processing_class=tokenizer)
+    GenvalCallback(write_config(setup, "tokens"), every=1, out=tmp_path / "runs").attach(trainer)
+    with pytest.raises(GenvalError, match="different tokenizers"):
+        trainer.train()
+    assert trainer.state.global_step == 0 and not (tmp_path / "runs").exists()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("genval: error:")]
+    assert len(lines) == 1 and "the model in training" in lines[0] and "memory:" not in lines[0]
