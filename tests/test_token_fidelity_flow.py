@@ -170,3 +170,19 @@ def test_the_candidates_table_gives_each_candidates_token_fidelity(runs):
         assert cells["token_agreement"].split(" ")[0] in html_row
     assert float(next(r for r in table[2:] if r.startswith("| student_v2 |")).split("|")[
         head.index("token_agreement") + 1].split()[0]) == 1.0  # the teacher as its own student agrees everywhere
+
+
+def test_a_kl_of_zero_everywhere_gets_no_share_interval(runs):
+    """The teacher as its own student: token_kl is 0 on every example. A KL in nats is no share, so Wilson's
+    interval of 0 successes in n (upper end 3.84 / (n + 3.84)) would be made up; a bootstrap of no spread gives no
+    interval and says why. token_agreement (1 everywhere) is a share and keeps Wilson's."""
+    _, _, b = runs
+    summary = b.read_json("summary.json")
+    values = b.read_table("scores")
+    assert (values[values["metric"] == "token_kl"]["value"].abs() < 1e-6).all()
+    for block in [summary["metrics"]["student~teacher"],
+                  *(s["metrics"]["student~teacher"] for s in summary["slices"]["kind"].values())]:
+        kl = block["token_kl"]
+        assert "Wilson" not in kl["method"] and kl["ci"] == [None, None] and "no interval" in kl["note"]
+        n = block["token_agreement"]["n"]
+        assert block["token_agreement"]["ci"][0] == pytest.approx(n / (n + 1.959963984540054 ** 2))
