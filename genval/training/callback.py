@@ -93,9 +93,21 @@ class GenvalCallback(TrainerCallback):
         except GenvalError as exc:
             print(f"genval: error: {exc}", file=sys.stderr, flush=True)
             raise
+        # A train() of its own: steps an earlier train() with this callback evaluated are no candidates for its
+        # best step, but those before the checkpoint it resumes from are (their folders are this training's).
+        self.steps, self.seconds = self.earlier(state), []
         if self.trainer is None:
             self.progress.say("genval: not attached to the Trainer (GenvalCallback(...).attach(trainer)): its "
                               "numbers go to trainer.state.log_history, not to the reporting integrations")
+
+    def earlier(self, state) -> list[Step]:
+        """Gives the steps evaluated before the checkpoint a training resumes from (none for a fresh one): those its
+        log history has `genval/` numbers of, at or before its step, whose step folder holds a summary."""
+        logged = sorted({e["step"] for e in state.log_history
+                         if isinstance(e.get("step"), int) and e["step"] <= state.global_step
+                         and any(k.startswith(PREFIX) for k in e)})
+        folders = [(n, self.root / f"step-{n}") for n in logged]
+        return [Step(n, folder, read(folder)) for n, folder in folders if (folder / "summary.json").is_file()]
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.every != "epoch" and state.global_step % self.every == 0:
