@@ -189,3 +189,14 @@ def test_a_kl_that_is_0_everywhere_is_no_share_under_either_method(tmp_path, exa
     kl = summary["metrics"]["student~teacher"]["kl"]
     assert kl["value"] == 0.0 and kl["n"] == 60
     assert kl["ci"] == [None, None] and "Wilson" not in kl["method"] and "no interval" in kl["note"]
+
+
+def test_a_number_undefined_on_every_example_says_so(tmp_path):
+    """Rows without a value on every example (token fidelity where each teacher output was empty) give no number,
+    and the number says why instead of leaving a gate to call it 'missing in this run'."""
+    run = make_run(tmp_path / "run", [1, 0] * 20, [1, 0] * 20, kl=[float("nan")] * 40)
+    summary = build_summary(run, make_config(tmp_path, gate={"rules": ["kl <= 0.5"]}))
+    kl = summary["metrics"]["student~teacher"]["kl"]
+    assert kl["value"] is None and kl["n"] == 0 and "undefined on every example" in kl["note"]
+    rule = summary["gate"]["rules"][0]
+    assert not rule["passed"] and "undefined on every example" in rule["reason"]
