@@ -102,7 +102,7 @@ STAGES = [
           lambda c: {"metrics": [m.model_dump(mode="json") for m in c.metric_specs], "task": c.task,
                      "schema": _file_digest(c.schema_path), "labels": c.labels, "label_field": c.label_field,
                      **({"models": _models_key(c)} if _scores_with_models(c) else {})},
-          version=6, maps=True),  # 6: several references; 5: stats and signature per row; 4: failures at worst
+          version=7, maps=True),  # 7: label KL never below 0; 6: several references; 5: signature per row
     Stage("judge", judge, ("examples", "outputs"), ("judgments",),
           lambda c: {"judges": _judges_key(c), "task": c.task},
           needs_cache=True, version=4, maps=True),  # 4: streamed, no calibration.json; 3: `equivalent`, unanswered
@@ -117,11 +117,11 @@ STAGES = [
                      "gate": c.gate.model_dump(mode="json") if c.gate else None,
                      "baseline": _file_digest(c.gate.baseline / "summary.json" if c.gate.baseline.is_dir()
                                               else c.gate.baseline) if c.gate and c.gate.baseline else None},
-          version=6),  # 6: typed summary (schema 3); 5: corpus, every metric's retention; 4: streamed; 3: decision
+          version=7),  # 7: a 0/1 KL or BLEU is no share; 6: typed summary (schema 3); 5: corpus, retention
     Stage("report", report, ("summary.json", "calibration.json", "examples", "outputs", "scores", "judgments"),
           ("report.md", "report.html"),
           lambda c: {"name": c.name, "seed": c.analysis.seed},
-          version=5),  # 5: decision and why, judges, pivot, candidates, matplotlib; 4: a bounded drill-down
+          version=6),  # 6: candidates' token fidelity (and KL, ECE in report.md); 5: decision and why, judges
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 

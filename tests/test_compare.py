@@ -194,3 +194,25 @@ def test_an_incomplete_run_is_named_as_such(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"**Run B ({tmp_path / 'b'}) is INCOMPLETE**: 5 of 60 student requests failed" in out
     assert "INCOMPLETE" not in out.replace(f"**Run B ({tmp_path / 'b'}) is INCOMPLETE**", "")
+
+
+def test_a_paired_p_value_of_a_few_examples_is_never_below_the_exact_tests_least(tmp_path):
+    """Four examples whose KL all rose, by different amounts: an exact paired test (sign flips of the four
+    differences) cannot go below 2 / 2⁴ = 0.125, so the change is not a regression at 0.05, whatever the normal
+    approximation to the bootstrap interval says. On 60 examples the floor (2 · 0.5⁶⁰) changes nothing."""
+    import itertools
+
+    region = ["a"] * 56 + ["b"] * 4
+    kl_a = [0.2] * N
+    kl_b = [0.2] * 56 + [0.30, 0.31, 0.32, 0.33]
+    make_run(tmp_path / "a", [1] * N, [1] * N, region=region, kl=kl_a)
+    make_run(tmp_path / "b", [1] * N, [1] * N, region=region, kl=kl_b)
+    result = compare_runs(tmp_path / "a", tmp_path / "b")
+    rows = [r for kind in ("regressed", "unchanged", "improved") for r in result[kind]
+            if (r["metric"], r["pair"], r["slice"]) == ("kl", "student~teacher", "region=b")]
+    diffs = np.array(kl_b[56:]) - 0.2
+    flips = [abs((diffs * np.array(s)).mean()) >= abs(diffs.mean()) - 1e-12
+             for s in itertools.product([1, -1], repeat=4)]
+    exact = sum(flips) / 16
+    assert exact == 0.125 and rows and rows[0]["p"] >= exact
+    assert not [r for r in result["regressed"] if r["slice"] == "region=b"]

@@ -151,6 +151,9 @@ def test_ops_are_shown_in_units_with_the_change_in_words():
     assert opsview.show("latency_p50_s", 0.36595) == "366 ms"
     assert opsview.show("latency_p50_s", 1.2679) == "1.27 s"
     assert opsview.show("peak_memory_bytes", 5.29e8) == f"{5.29e8 / 1024 ** 3:.2f} GiB"
+    # the distill demo's student: 159,360 bytes and 39,840 parameters (it was "0.00 GiB" and "0.0 M")
+    assert opsview.show("weight_bytes", 159360) == f"{159360 / 2 ** 20:.2f} MiB" == "0.15 MiB"
+    assert opsview.show("parameters", 39840) == "39.8 K" and opsview.show("parameters", 1.2e6) == "1.2 M"
     assert opsview.show("cost_per_1k_calls", 1.48887, "USD") == "1.4889 USD"
     assert opsview.show("output_tokens_per_s", 11805.2) == "11,805.2 tokens/s"
     assert opsview.change("latency_p50_s", 1.2679, 0.36595) == f"{(1.2679 - 0.36595) / 1.2679 * 100:.1f} % faster"

@@ -177,3 +177,26 @@ def test_two_rows_of_one_number_for_one_example_are_an_error(tmp_path):
 def test_summary_json_stays_small_without_member_lists(two_methods):
     _, exact, *_ = two_methods
     assert "derived_slices" not in exact and len(json.dumps(exact)) < 60_000
+
+
+@pytest.mark.parametrize("exact_max", [None, 0])
+def test_a_kl_that_is_0_everywhere_is_no_share_under_either_method(tmp_path, exact_max):
+    """A KL in nats whose every value is 0 (a parity run) is not a share of 0 successes: Wilson's upper end
+    3.84 / (n + 3.84) would be a made-up bound on an unbounded number, so it gets no interval, and says why."""
+    run = make_run(tmp_path / "run", [1, 0] * 30, [1, 0] * 30, kl=[0.0] * 60)
+    analysis = {"bootstrap": 200, "min_slice_n": 30, **({"bootstrap_exact_max": 0} if exact_max == 0 else {})}
+    summary = build_summary(run, make_config(tmp_path, analysis=analysis))
+    kl = summary["metrics"]["student~teacher"]["kl"]
+    assert kl["value"] == 0.0 and kl["n"] == 60
+    assert kl["ci"] == [None, None] and "Wilson" not in kl["method"] and "no interval" in kl["note"]
+
+
+def test_a_number_undefined_on_every_example_says_so(tmp_path):
+    """Rows without a value on every example (token fidelity where each teacher output was empty) give no number,
+    and the number says why instead of leaving a gate to call it 'missing in this run'."""
+    run = make_run(tmp_path / "run", [1, 0] * 20, [1, 0] * 20, kl=[float("nan")] * 40)
+    summary = build_summary(run, make_config(tmp_path, gate={"rules": ["kl <= 0.5"]}))
+    kl = summary["metrics"]["student~teacher"]["kl"]
+    assert kl["value"] is None and kl["n"] == 0 and "undefined on every example" in kl["note"]
+    rule = summary["gate"]["rules"][0]
+    assert not rule["passed"] and "undefined on every example" in rule["reason"]

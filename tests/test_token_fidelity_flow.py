@@ -136,3 +136,53 @@ def test_models_are_an_input_of_the_score_stage_only_with_token_fidelity(tmp_pat
     other = parse_config({**config(root, root / "student", "x"), "metrics": ["bleu"]}, root)
     assert "models" in score.config_key(with_tokens) and "models" not in score.config_key(other)
     assert pd.notna(score.config_key(with_tokens)["models"]["student"]["model"])
+
+
+def test_the_candidates_table_gives_each_candidates_token_fidelity(runs):
+    """docs/distillation.md reads token KL and agreement per student off the candidates table: both reports give
+    each candidate's own mean of its scores rows (the metrics table shows the student's pair only)."""
+    import html
+    import re
+
+    root, _, _ = runs
+    data = config(root, root / "student", "c")
+    data["models"]["student_v2"] = {"backend": "hf", "model": str(root / "teacher"), "device": "cpu"}
+    write_yaml(root / "c.yaml", data)
+    forced.release()
+    c = Run(run_pipeline(root / "c.yaml", out_dir=root / "runs", quiet=True))
+    forced.release()
+    scores = c.read_table("scores")
+    means = scores.groupby(["pair", "metric"])["value"].mean()
+    md = c.path("report.md").read_text(encoding="utf-8")
+    table = md[md.index("### Candidates against the teacher"):].split("\n\n")[1].splitlines()
+    head = [h.strip() for h in table[0].strip("|").split("|")]
+    assert "token_kl" in head and "token_agreement" in head and "task: None" not in head
+    page = html.unescape(c.path("report.html").read_text(encoding="utf-8"))
+    section = page[page.index('id="candidates"'):page.index("</table>", page.index('id="candidates"'))]
+    assert ">token_kl<" in section and ">token_agreement<" in section
+    for role in ("student", "student_v2"):
+        row = next(r for r in table[2:] if r.startswith(f"| {role} |"))
+        cells = dict(zip(head, (x.strip() for x in row.strip("|").split("|"))))
+        for metric in ("token_kl", "token_agreement"):
+            shown = float(cells[metric].split(" ")[0])
+            assert shown == pytest.approx(means[(f"{role}~teacher", metric)], abs=5e-4)
+        html_row = re.search(rf"<tr><td[^>]*>{role}</td>(.*?)</tr>", section).group(1)
+        assert cells["token_agreement"].split(" ")[0] in html_row
+    assert float(next(r for r in table[2:] if r.startswith("| student_v2 |")).split("|")[
+        head.index("token_agreement") + 1].split()[0]) == 1.0  # the teacher as its own student agrees everywhere
+
+
+def test_a_kl_of_zero_everywhere_gets_no_share_interval(runs):
+    """The teacher as its own student: token_kl is 0 on every example. A KL in nats is no share, so Wilson's
+    interval of 0 successes in n (upper end 3.84 / (n + 3.84)) would be made up; a bootstrap of no spread gives no
+    interval and says why. token_agreement (1 everywhere) is a share and keeps Wilson's."""
+    _, _, b = runs
+    summary = b.read_json("summary.json")
+    values = b.read_table("scores")
+    assert (values[values["metric"] == "token_kl"]["value"].abs() < 1e-6).all()
+    for block in [summary["metrics"]["student~teacher"],
+                  *(s["metrics"]["student~teacher"] for s in summary["slices"]["kind"].values())]:
+        kl = block["token_kl"]
+        assert "Wilson" not in kl["method"] and kl["ci"] == [None, None] and "no interval" in kl["note"]
+        n = block["token_agreement"]["n"]
+        assert block["token_agreement"]["ci"][0] == pytest.approx(n / (n + 1.959963984540054 ** 2))

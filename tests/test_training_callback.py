@@ -158,3 +158,82 @@ def test_a_bad_config_stops_before_the_first_step(setup, tmp_path, capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("genval: error:")]
     assert len(lines) == 1 and "nowhere.jsonl" in lines[0]
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_step_folder_from_an_earlier_training_is_evaluated_afresh(setup, tmp_path):
+    """Training again (a notebook cell re-run, the same callback) writes step-2 again: it must hold the new
+    model's numbers, not the earlier one's. The second model is the teacher itself, untrained (learning rate 0):
+    teacher-forced on its own output, token KL is 0 and agreement 1, computed by hand."""
+    forced.release()
+    callback = GenvalCallback(write_config(setup, "again"), every=2, out=tmp_path / "runs", quiet=True)
+    tokenizer = AutoTokenizer.from_pretrained(setup / "student")
+    found = []
+    for path in (setup / "student", setup / "teacher"):
+        args = TrainingArguments(output_dir=str(tmp_path / "t"), max_steps=2, per_device_train_batch_size=2,
+                                 learning_rate=0.0, report_to=[], save_strategy="no", logging_strategy="no",
+                                 use_cpu=True, disable_tqdm=True)
+        trainer = Trainer(model=AutoModelForCausalLM.from_pretrained(path), args=args,
+                          train_dataset=Texts(tokenizer, SENTENCES), processing_class=tokenizer)
+        callback.attach(trainer)
+        trainer.train()
+        summary = json.loads((tmp_path / "runs" / "again" / "step-2" / "summary.json").read_text())
+        found.append(summary["metrics"]["student~teacher"])
+    forced.release()
+    assert found[0]["token_kl"]["value"] > 0.1  # the other weights: far from the teacher
+    assert found[1]["token_kl"]["value"] == pytest.approx(0.0, abs=1e-6)
+    assert found[1]["token_agreement"]["value"] == 1.0
+
+
+def test_a_student_with_its_own_tokenizer_stops_before_the_first_step(setup, tmp_path, capsys):
+    """Token fidelity compares ids: a model in training whose tokenizer is not the teacher's stops training at once,
+    in one line that names it as the user knows it (not genval's internal `memory:` name)."""
+    other = build_tiny_model(tmp_path / "other", seed=1, vocab_size=280)
+    tokenizer = AutoTokenizer.from_pretrained(other)
+    args = TrainingArguments(output_dir=str(tmp_path / "t"), max_steps=2, per_device_train_batch_size=2,
+                             report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True, disable_tqdm=True)
+    trainer = Trainer(model=AutoModelForCausalLM.from_pretrained(other), args=args,
+                      train_dataset=Texts(tokenizer, SENTENCES), processing_class=tokenizer)
+    GenvalCallback(write_config(setup, "tokens"), every=1, out=tmp_path / "runs").attach(trainer)
+    with pytest.raises(GenvalError, match="different tokenizers"):
+        trainer.train()
+    assert trainer.state.global_step == 0 and not (tmp_path / "runs").exists()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("genval: error:")]
+    assert len(lines) == 1 and "the model in training" in lines[0] and "memory:" not in lines[0]
+
+
+def test_a_resumed_training_ranks_the_steps_before_its_checkpoint_too(setup, tmp_path, capsys):
+    """Resumed from checkpoint-2, training evaluates steps 3 and 4 only; its best step is ranked among 1–4 (the
+    folders of 1 and 2 are this training's, and its log history has their numbers). The model starts as the
+    teacher (token KL 0) and a high learning rate moves it away, so the best step, by the gate's rules (passed
+    count, then token_kl lowest), is one before the checkpoint — read here from the step folders' summaries."""
+    forced.release()
+    tokenizer = AutoTokenizer.from_pretrained(setup / "teacher")
+    config = write_config(setup, "resumed")
+
+    def trainer(resume=None):
+        args = TrainingArguments(output_dir=str(tmp_path / "t"), max_steps=4, per_device_train_batch_size=2,
+                                 learning_rate=5e-2, report_to=[], save_strategy="steps", save_steps=2,
+                                 logging_strategy="no", use_cpu=True, disable_tqdm=True, seed=0)
+        found = Trainer(model=AutoModelForCausalLM.from_pretrained(setup / "teacher"), args=args,
+                        train_dataset=Texts(tokenizer, SENTENCES), processing_class=tokenizer)
+        callback = GenvalCallback(config, every=1, out=tmp_path / "runs").attach(found)
+        found.train(resume_from_checkpoint=resume)
+        return callback
+
+    trainer()
+    capsys.readouterr()
+    resumed = trainer(str(tmp_path / "t" / "checkpoint-2"))
+    forced.release()
+    assert [s.step for s in resumed.steps] == [1, 2, 3, 4]
+    summaries = {n: json.loads((tmp_path / "runs" / "resumed" / f"step-{n}" / "summary.json").read_text())
+                 for n in (1, 2, 3, 4)}
+
+    def rank(n):
+        rules = summaries[n]["gate"]["rules"]
+        kl = next(r["value"] for r in rules if r["metric"] == "token_kl")
+        return (-sum(r["passed"] for r in rules), kl, n)
+
+    expected = min(summaries, key=rank)
+    assert expected <= 2  # the case this test is about: the best step is before the checkpoint
+    captured = capsys.readouterr()
+    assert f"genval: best step {expected} by the gate's numbers" in captured.out + captured.err

@@ -62,8 +62,11 @@ class View:
         """Gives the mean of a per-example number over the group (`gold`: over the examples with a gold label)."""
         if not self.has(pair, metric):
             return empty()
-        return honest(self.engine.mean(self.group, ("gold" if gold else self.family, self.stored(pair), metric)),
-                      metric, self.engine.boot.confidence)
+        found = honest(self.engine.mean(self.group, ("gold" if gold else self.family, self.stored(pair), metric)),
+                       metric, self.engine.boot.confidence)
+        if not found.get("n"):  # rows, none with a value (token fidelity on empty teacher outputs): say so
+            return {**found, "note": NO_VALUE}
+        return found
 
     def ratio(self, top: str, bottom: str, metric: str) -> dict:
         """Gives mean(top) / mean(bottom) of one metric over the examples that have both (paired resamples).
@@ -97,6 +100,7 @@ class View:
                       self.engine.boot.confidence)
 
 
+NO_VALUE = "undefined on every example here: the scores table's `detail` says why, per example"
 NO_SPREAD = "no interval: every resample gives the same value, and a bootstrap cannot show what it never samples"
 CLOSED_FORM = (intervals.WILSON, intervals.NEWCOMBE, intervals.MOVER_RATIO, intervals.BOUNDED)
 

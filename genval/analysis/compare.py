@@ -5,7 +5,8 @@ interval — for a 0/1 number (label correctness, agreement, judge equivalence, 
 Newcombe's paired score interval, which a bootstrap cannot replace when no example changed
 (genval.analysis.intervals). Its p-value: McNemar's exact test on the discordant pairs for a
 0/1 number (McNemar 1947, exact binomial form as in Fagerland, Lydersen & Laake 2013, BMC Med
-Res Methodol 13:91), else read off the bootstrap interval (genval.analysis.significance). Each
+Res Methodol 13:91), else read off the bootstrap interval (genval.analysis.significance), never below
+2 · 0.5ⁿ, the least an exact paired test of n examples can give. Each
 distinct number is tested once: two columns of a pair with the same values in both runs (a
 binary judge's `score` and `equivalent`, an extraction's `field:<label field>` and
 `label_correct`) are one number, listed under `same` and not tested again. Every test of the
@@ -91,13 +92,21 @@ def _rows(a: pd.DataFrame, b: pd.DataFrame, ids: set[str] | None, boot: Boot, wh
             p, test = mcnemar_exact(group["a"], group["b"])["p_value"], "mcnemar"
         else:
             change = paired_difference(group["b"], group["a"], boot)
-            p, test = two_sided_p(change["value"], change["ci"], boot.confidence), "paired bootstrap"
+            p, test = _floored(two_sided_p(change["value"], change["ci"], boot.confidence), change["n"]), \
+                "paired bootstrap"
             if zero_width(change):  # every example changed by the same amount: no spread to read a p-value off
                 change = {**change, "ci": [None, None]}
                 p, test = (min(1.0, 2 * 0.5 ** change["n"]) if change["value"] else 1.0), "sign test"
         out.append(_row(metric, pair, where, group["a"].mean(), group["b"].mean(), change, p, test))
     retention = _retention_row(a, b, boot, where)
     return ([retention] if retention else []) + out
+
+
+def _floored(p: float | None, n: int) -> float | None:
+    """Gives a paired bootstrap p-value no smaller than 2 · 0.5ⁿ, the least an exact paired test of n examples
+    (sign flips of the differences; the sign test) can give: read off a normal approximation to the interval it
+    had no floor, and 4 examples that all got worse (a GenvalCallback step's slice) read p = 0.0002, not 0.125."""
+    return None if p is None else max(p, min(1.0, 2 * 0.5 ** n))
 
 
 def _preference(metric: str) -> tuple:
@@ -140,7 +149,7 @@ def _retention_row(a: pd.DataFrame, b: pd.DataFrame, boot: Boot, where: str | No
             ci = percentile_interval(sb / tb - sa / ta, boot.confidence)
     change = no_zero_width({"value": float(after - before), "ci": ci, "n": int(len(table))})
     return _row("accuracy_retention", "student~teacher", where, before, after, change,
-                two_sided_p(change["value"], ci, boot.confidence), "paired bootstrap")
+                _floored(two_sided_p(change["value"], ci, boot.confidence), change["n"]), "paired bootstrap")
 
 
 def _figure(figures: dict, name: str) -> tuple[float | None, list | None]:
@@ -240,11 +249,17 @@ def _where(row: dict) -> str:
     return f"on {row['slice']}" if row["slice"] else "overall"
 
 
+def _p(value: float) -> str:
+    """Gives a p-value as printed, with its relation: '=0.0123', or '<0.0001' below what a paired test of a few
+    hundred examples can mean (the JSON keeps the number)."""
+    return "<0.0001" if value < 1e-4 else f"={value:.3g}"
+
+
 def _say(row: dict) -> str:
     fmt = (registry.spec(row["metric"]) or registry.SHARE).format
     lo, hi = row["ci"] or [None, None]
     ci = f", {fmt(lo, True)}…{fmt(hi, True)}" if lo is not None else ""
-    p = f", p={row['p']:.3g} (Holm {row['p_holm']:.3g}, {row['test']})" if row["p_holm"] is not None else ""
+    p = f", p{_p(row['p'])} (Holm {_p(row['p_holm'])}, {row['test']})" if row["p_holm"] is not None else ""
     n = f", n={row['n']}" if row["n"] else ""
     return f"{fmt(row['a'])} → {fmt(row['b'])} (change {fmt(row['change'], True)}{ci}{p}{n})"
 
@@ -282,7 +297,7 @@ def markdown(result: dict) -> str:
         fmt = (registry.spec(r["metric"]) or registry.SHARE).format
         lo, hi = r["ci"] or [None, None]
         ci = "–" if lo is None else f"{fmt(lo, True)}…{fmt(hi, True)}"
-        p = "–" if r["p_holm"] is None else f"{r['p']:.3g} ({r['p_holm']:.3g})"
+        p = "–" if r["p_holm"] is None else f"{_p(r['p']).lstrip('=')} ({_p(r['p_holm']).lstrip('=')})"
         flag = " ▼" if r in result["regressed"] else (" ▲" if r in result["improved"] else "")
         lines.append(f"| {r['pair']} | {r['metric']} | {fmt(r['a'])} | {fmt(r['b'])} | {fmt(r['change'], True)}{flag} "
                      f"| {ci} | {p} |")

@@ -107,8 +107,16 @@ def interval_of(statistic, n: int, boot: Boot) -> dict:
     return {"value": None if value is None else float(value), "ci": [lo, hi], "n": int(n)}
 
 
-def _binary(values: np.ndarray) -> bool:
-    """Says whether every value that is not NaN is 0 or 1 (a share)."""
+def _binary(values: np.ndarray, name=None) -> bool:
+    """Says whether every value that is not NaN is 0 or 1 and the feature may be a share: a metric registered with
+    another range (a KL in nats, BLEU on 0–100) is no share when its values happen to be 0 and 1 — a token KL of 0
+    on every example got Wilson's interval [0, 0.016] of a share; `honest` gives such a mean its range's interval."""
+    if isinstance(name, tuple) and len(name) == 3 and isinstance(name[2], str):
+        from genval import registry
+
+        spec = registry.spec(name[2])
+        if spec is not None and (spec.low, spec.high) != (0.0, 1.0):
+            return False
     return bool(np.all((values == 0) | (values == 1) | np.isnan(values)))
 
 
@@ -185,7 +193,7 @@ class Exact:
     def finish(self) -> None:
         self.F = {name: np.concatenate(parts) for name, parts in self._features.items()}
         self.P = {name: np.concatenate(parts) for name, parts in self._partitions.items()}
-        self.binary = {name: _binary(values) for name, values in self.F.items()}
+        self.binary = {name: _binary(values, name) for name, values in self.F.items()}
         self._features = self._partitions = None
 
     def _mask(self, group) -> np.ndarray | slice:
@@ -306,7 +314,7 @@ class Poisson:
         if self.features is None:
             self.features = sorted(features, key=repr)
         for name, values in features.items():
-            self.binary[name] = self.binary.get(name, True) and _binary(np.asarray(values, dtype=float))
+            self.binary[name] = self.binary.get(name, True) and _binary(np.asarray(values, dtype=float), name)
         groups = {"all": np.zeros(rows, dtype=np.int64), **{k: np.asarray(v) for k, v in partitions.items()}}
         with threadpool_limits(1, user_api="blas"):
             self._feed(features, groups, lo, rows)

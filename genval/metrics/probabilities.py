@@ -39,7 +39,9 @@ def kl_per_example(teacher: np.ndarray, student: np.ndarray, eps: float = EPSILO
     q = clip(student, eps)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * np.log(p / q), 0.0)
-    return terms.sum(axis=1)
+    # KL is never negative (Gibbs' inequality); float rounding of two equal rows leaves −1e-16, which a report
+    # printed as a KL of "-1.11e-16" (a parity run's teacher against itself).
+    return np.maximum(terms.sum(axis=1), 0.0)
 
 
 def kl_band(value: float | None) -> str | None:

@@ -112,8 +112,15 @@ def check_models(config, options, place: str) -> None:
         other = _local_vocabulary(config.models[role])
         if teacher is not None and other is not None and teacher != other:
             raise GenvalError(f"{place}: token_fidelity: role '{role}' and the teacher have different tokenizers "
-                              f"({config.models[role].model} and {config.models['teacher'].model}); token fidelity "
-                              "needs one tokenizer (drop the metric, or distil with the teacher's tokenizer)")
+                              f"({_named(config.models[role])} and {_named(config.models['teacher'])}); token "
+                              "fidelity needs one tokenizer (drop the metric, or distil with the teacher's tokenizer)")
+
+
+def _named(model) -> str:
+    """Gives a model's name as its user knows it: a held model's `memory:<id>` is no name they gave."""
+    from genval.models import memory
+
+    return "the model in training" if memory.held(model) is not None else str(model.model)
 
 
 def _local_vocabulary(model) -> dict | None:

@@ -41,9 +41,12 @@ def task_metric(summary: Summary) -> str | None:
     return next((m for m in ("rougeL", "chrf", "bleu", "fields_f1", "label_correct") if m in shared), None)
 
 
+TOKEN_FIDELITY = ("token_kl", "token_agreement")  # each candidate's own, when the run has token_fidelity
+
+
 def rows(summary: Summary | dict) -> list[dict]:
-    """Gives one row per candidate: decision, task number with interval, fidelity, KL, ECE, judge rates, latency and
-    cost."""
+    """Gives one row per candidate: decision, task number with interval, fidelity, KL, ECE, token fidelity
+    (`token_kl`, `token_agreement`; None without the metric), judge rates, latency and cost."""
     summary = parse(summary)
     metric = task_metric(summary)
     fidelity = next((m for m in ("rougeL", "chrf", "embedding", "bleu", "fields_f1", "label_agree")
@@ -62,7 +65,7 @@ def rows(summary: Summary | dict) -> list[dict]:
         ece = mine.classification.ece.get("student") if mine and mine.classification else None
         out.append({"ece": ece, "candidate": name, "decision": decision(summary, name), "task": task.get(metric),
                     "task_metric": metric, "fidelity": own.get(fidelity), "fidelity_metric": fidelity,
-                    "kl": own.get("kl"), "judges": rates, "latency_p50_s": summary.ops.figure(name, "latency_p50_s"),
+                    "kl": own.get("kl"), **{m: own.get(m) for m in TOKEN_FIDELITY}, "judges": rates, "latency_p50_s": summary.ops.figure(name, "latency_p50_s"),
                     "cost_per_1k_calls": summary.ops.figure(name, "cost_per_1k_calls")})
     return out
 

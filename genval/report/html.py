@@ -259,9 +259,10 @@ def _candidates(summary: Summary, currency: str) -> str:
         return ""
     judge_names = sorted({j for r in found for j in r["judges"]})
     with_ece = any(r["ece"] for r in found)  # a classification run with label probabilities
+    tokens = [m for m in candidates.TOKEN_FIDELITY if any(r[m] for r in found)]  # a run with token_fidelity
     head = ["candidate", "decision", f"task: {found[0]['task_metric'] or '–'}",
             f"fidelity: {found[0]['fidelity_metric'] or '–'}", "KL(teacher‖student)"] + (["ECE"] if with_ece else []) + \
-        [f"judge {j}" for j in judge_names] + ["latency p50", "cost per 1,000 calls"]
+        tokens + [f"judge {j}" for j in judge_names] + ["latency p50", "cost per 1,000 calls"]
     rows = []
     for r in found:
         verdict = r["decision"]["verdict"].replace("_", " ")
@@ -271,6 +272,7 @@ def _candidates(summary: Summary, currency: str) -> str:
                      (f"{num(r['kl'])} ({ci(r['kl'])})" if r["kl"] else "–", _value(r["kl"]))]
                     + ([(f"{num(r['ece'])} ({ci(r['ece'])})" if r["ece"] else "–", _value(r["ece"]))]
                        if with_ece else [])
+                    + [(f"{num(r[m])} ({ci(r[m])})" if r[m] else "–", _value(r[m])) for m in tokens]
                     + [(f"{num(r['judges'].get(j))} ({ci(r['judges'].get(j))})", _value(r["judges"].get(j)))
                        for j in judge_names]
                     + [(opsview.show("latency_p50_s", r["latency_p50_s"]), r["latency_p50_s"]),

@@ -137,14 +137,20 @@ def _candidates(summary: Summary, currency: str) -> list[str]:
     found = candidates.rows(summary)
     if len(found) < 2:
         return []
-    out = ["### Candidates against the teacher", "",
-           f"| candidate | decision | task: {found[0]['task_metric']} | fidelity: {found[0]['fidelity_metric']} | "
-           "judges | latency p50 | cost per 1,000 calls |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    # The columns the HTML table has, where any candidate has the number: label KL, ECE, token fidelity.
+    extra = [(m, h) for m, h in (("kl", "KL(teacher‖student)"), ("ece", "ECE"), ("token_kl", "token_kl"),
+                                 ("token_agreement", "token_agreement")) if any(r[m] for r in found)]
+    head = ["candidate", "decision", f"task: {found[0]['task_metric'] or '–'}",
+            f"fidelity: {found[0]['fidelity_metric'] or '–'}",
+            *(h for _, h in extra), "judges", "latency p50", "cost per 1,000 calls"]
+    out = ["### Candidates against the teacher", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in found:
         rates = "; ".join(f"{j} {num(n)}" for j, n in r["judges"].items() if n) or "–"
-        out.append(f"| {r['candidate']} | **{r['decision']['verdict'].replace('_', ' ')}** | {_cell(r['task'])} | "
-                   f"{_cell(r['fidelity'])} | {rates} | {opsview.show('latency_p50_s', r['latency_p50_s'])} | "
-                   f"{opsview.show('cost_per_1k_calls', r['cost_per_1k_calls'], currency)} |")
+        cells = [r["candidate"], f"**{r['decision']['verdict'].replace('_', ' ')}**", _cell(r["task"]),
+                 _cell(r["fidelity"]), *(_cell(r[m]) for m, _ in extra), rates,
+                 opsview.show("latency_p50_s", r["latency_p50_s"]),
+                 opsview.show("cost_per_1k_calls", r["cost_per_1k_calls"], currency)]
+        out.append("| " + " | ".join(cells) + " |")
     return out + [""]
 
 

@@ -40,10 +40,14 @@ def show(key: str, value, currency: str = "") -> str:
         return f"{value:,.1f} tokens/s"
     if kind == "money":
         return f"{value:.4f} {currency}".strip()
+    # A small model's figure in a unit that shows it: "0.00 GiB" and "0.0 M" said nothing of the distill demo's
+    # students, beside a change of "67.0 % smaller" against a teacher also shown as 0.00 GiB.
     if kind == "bytes":
-        return f"{value / GIB:.2f} GiB"
+        return f"{value / GIB:.2f} GiB" if value >= 0.005 * GIB else f"{value / 2 ** 20:.2f} MiB"
     if key == "parameters":
-        return f"{value / 1e9:.2f} B" if value >= 1e9 else f"{value / 1e6:.1f} M"
+        if value >= 1e9:
+            return f"{value / 1e9:.2f} B"
+        return f"{value / 1e6:.1f} M" if value >= 1e6 else f"{value / 1e3:.1f} K"
     return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
 
 

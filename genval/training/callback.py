@@ -93,9 +93,21 @@ class GenvalCallback(TrainerCallback):
         except GenvalError as exc:
             print(f"genval: error: {exc}", file=sys.stderr, flush=True)
             raise
+        # A train() of its own: steps an earlier train() with this callback evaluated are no candidates for its
+        # best step, but those before the checkpoint it resumes from are (their folders are this training's).
+        self.steps, self.seconds = self.earlier(state), []
         if self.trainer is None:
             self.progress.say("genval: not attached to the Trainer (GenvalCallback(...).attach(trainer)): its "
                               "numbers go to trainer.state.log_history, not to the reporting integrations")
+
+    def earlier(self, state) -> list[Step]:
+        """Gives the steps evaluated before the checkpoint a training resumes from (none for a fresh one): those its
+        log history has `genval/` numbers of, at or before its step, whose step folder holds a summary."""
+        logged = sorted({e["step"] for e in state.log_history
+                         if isinstance(e.get("step"), int) and e["step"] <= state.global_step
+                         and any(k.startswith(PREFIX) for k in e)})
+        folders = [(n, self.root / f"step-{n}") for n in logged]
+        return [Step(n, folder, read(folder)) for n, folder in folders if (folder / "summary.json").is_file()]
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.every != "epoch" and state.global_step % self.every == 0:
@@ -126,7 +138,7 @@ class GenvalCallback(TrainerCallback):
             return None
         import torch
 
-        from genval.pipeline import prepare, run_stages
+        from genval.pipeline import STAGE_NAMES, prepare, run_stages
 
         started = time.perf_counter()
         config = self.step_config(state.global_step)
@@ -135,7 +147,10 @@ class GenvalCallback(TrainerCallback):
         try:
             with torch.random.fork_rng(devices=devices):
                 run = prepare(config, self.root, "local")
-                run_stages(run, config, Progress(quiet=True), executor="local")
+                # Every stage runs: the held model's name is all its config says of it, so a step folder an
+                # earlier training wrote (a re-run, a resumed or repeated train()) would look current and be
+                # skipped with the earlier weights' numbers. The teacher's answers still come from the cache.
+                run_stages(run, config, Progress(quiet=True), force=STAGE_NAMES, executor="local")
         finally:
             model.train(was_training)
         step = Step(state.global_step, run.root, read(run.root))
