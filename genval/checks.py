@@ -47,6 +47,7 @@ def check_inputs(config: RunConfig, out_dir: Path | None = None) -> Checked:
     if config.gate is not None and config.gate.preset is not None:
         _check_preset(config)  # before the rules' numbers: it names what the whole preset needs
     _check_gate_metrics(config)
+    _check_gate_references(config, evalset)
     for role, model in config.models.items():
         _check_model(model, config, ("models", role), config.labels)
     scopes = _check_judges(config, evalset)
@@ -171,6 +172,26 @@ def _check_gate_metrics(config: RunConfig) -> None:
             fix = did_you_mean(name, sorted(known)) or " (see docs/reports.md, 'Gate metric names')"
         raise GenvalError(f"{config.where('gate', 'rules', i)}: gate rule on '{name}': this config produces no number "
                           f"named '{name}'{fix}")
+
+
+def _check_gate_references(config: RunConfig, evalset: EvalSet) -> None:
+    """Checks that a rule on a number made against the reference has references to be made from.
+
+    A reference column under another name (`summary`, `target`) reads as none: every such rule
+    would fail only after the run, "the number is missing in this run".
+    """
+    if config.gate is None or evalset.max_references:
+        return
+    from genval.numbers import BUILTIN
+
+    for i, rule in enumerate(config.gate.rules):
+        retention = rule.metric == "task_retention" or \
+            (rule.metric.endswith("_retention") and rule.metric not in BUILTIN)  # accuracy_retention reads labels
+        if retention or (rule.pair or "").endswith("~reference"):
+            name = f"{rule.metric} [{rule.pair}]" if rule.pair else rule.metric
+            raise GenvalError(f"{config.where('gate', 'rules', i)}: gate rule on '{name}': it is measured against "
+                              f"the reference, and no example of {evalset.path.name} has a 'reference' (name the "
+                              "field or column of the expected outputs 'reference', or drop the rule)")
 
 
 def _check_model(model, config: RunConfig, loc: tuple, labels) -> None:

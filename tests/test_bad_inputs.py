@@ -219,6 +219,19 @@ RUN = [  # (case, variant, expected substrings of the one stderr line)
      ["run.yaml:", "no number named 'rogueL_retention'", "did you mean 'rougeL_retention'?"]),
     ("gate rule on the retention of a metric not configured", _config(_set("gate", "rules", value=["rouge1_retention >= 0.9"])),
      ["run.yaml:", "no number named 'rouge1_retention'; add metric 'rouge' to 'metrics'"]),
+    # a reference column under another name (`summary`): the run had no reference, and its reference rules failed
+    # only after every stage ran, "the number is missing in this run"
+    ("gate rule on task retention where no example has a reference",
+     _both(_text("eval.jsonl", lambda old: "".join(
+         json.dumps({("summary" if k == "reference" else k): v for k, v in json.loads(line).items()}) + "\n"
+         for line in old.splitlines())),
+         _config(_set("gate", "rules", value=["task_retention >= 0.9 on tier=gold"]))),
+     ["run.yaml:", "gate rule on 'task_retention'", "no example of eval.jsonl has a 'reference'"]),
+    ("gate rule on a ~reference pair where no example has a reference",
+     _both(_text("eval.jsonl", lambda old: "".join(
+         json.dumps({k: v for k, v in json.loads(line).items() if k != "reference"}) + "\n" for line in old.splitlines())),
+         _config(_set("gate", "rules", value=["bleu [student~reference] >= 10"]))),
+     ["run.yaml:", "gate rule on 'bleu [student~reference]'", "no example of eval.jsonl has a 'reference'"]),
     ("config unknown key beside a missing one", _config(lambda d: d["models"]["teacher"].update(pth=d["models"]["teacher"].pop("path"))),
      ["run.yaml:", "unknown key 'models.teacher.pth'; did you mean 'path'?"]),
     ("config misspelt nested key", _config(_set("generation", value={"temprature": 0.0})),
