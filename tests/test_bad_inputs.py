@@ -204,6 +204,10 @@ RUN = [  # (case, variant, expected substrings of the one stderr line)
     ("duplicate labels", _config(_set("labels", value=["billing", "billing"])), ["run.yaml", "labels has duplicates"]),
     ("critical without =", _config(_set("critical", value=["critical"])), ["run.yaml:", "critical"]),
     ("slice field absent", _config(_set("slices", value=["tier", "region"])), ["eval.jsonl:1", "no slice field 'region'"]),
+    ("slice field misspelt", _config(_set("slices", value=["teir", "critical"])),
+     ["eval.jsonl:1", "no slice field 'teir'", "did you mean 'tier'?"]),
+    ("metric name in the wrong case", _config(_set("metrics", value=["json_valid", "chrF"])),
+     ["run.yaml:", "unknown metric 'chrF'", "did you mean 'chrf'?"]),
     # a slice, a number or a key that is a typo: once silently dropped (or read as empty), now named with its close match
     ("critical slice no example has", _config(_set("critical", value=["critical=ture"])),
      ["run.yaml:", "no example of eval.jsonl has critical=ture", "did you mean 'true'?"]),
