@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genval.errors import GenvalError
+from genval.errors import GenvalError, did_you_mean
 from genval.evalset import read_csv, read_jsonl
 from genval.files import read_text
 
@@ -74,9 +74,12 @@ def _read(path: str | Path) -> tuple[list[dict], list[str], list]:
     is_csv = path.suffix.lower() == ".csv"
     if is_csv:
         header = next(csv.reader(io.StringIO(read_text(path, "human labels"), newline="")), [])
-        missing = {"id", "pair", "annotator"} - set(header)
+        missing = sorted({"id", "pair", "annotator"} - set(header))
+        if not {"verdict", "score"} & set(header):  # else every row reads as "neither verdict nor score"
+            missing.append("'verdict' or 'score'")
         if missing:
-            raise GenvalError(f"{path}:1: the header lacks {', '.join(sorted(missing))}")
+            hint = "".join(did_you_mean(m.strip("'"), header) for m in missing[:1])
+            raise GenvalError(f"{path}:1: the header lacks {', '.join(missing)} (it has: {', '.join(header)}){hint}")
     records = read_csv(path, "human labels") if is_csv else read_jsonl(path, "human labels")
     rows, wheres, stated = [], [], []
     for record in records:
