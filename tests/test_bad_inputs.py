@@ -206,6 +206,8 @@ RUN = [  # (case, variant, expected substrings of the one stderr line)
     ("slice field absent", _config(_set("slices", value=["tier", "region"])), ["eval.jsonl:1", "no slice field 'region'"]),
     ("slice field misspelt", _config(_set("slices", value=["teir", "critical"])),
      ["eval.jsonl:1", "no slice field 'teir'", "did you mean 'tier'?"]),
+    ("judge pair written with a hyphen", _config(lambda d: d["judge"][0].update(pairs=["student-teacher"])),
+     ["run.yaml:", "judge 'fields_judge'.pairs: pair 'student-teacher'", "did you mean 'student~teacher'?"]),
     ("metric name in the wrong case", _config(_set("metrics", value=["json_valid", "chrF"])),
      ["run.yaml:", "unknown metric 'chrF'", "did you mean 'chrf'?"]),
     # a slice, a number or a key that is a typo: once silently dropped (or read as empty), now named with its close match

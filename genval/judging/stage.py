@@ -61,9 +61,11 @@ class JudgeScope:
 
 def judge_scopes(config: RunConfig) -> list[JudgeScope]:
     """Gives the scope of every configured judge, the pairs resolved against the config's roles."""
-    return [JudgeScope(name, frozenset(s.name for s in resolve_pairs(ref.pairs, config.roles, f"judge '{name}'.pairs")),
+    # in config order: the config line of judge i's `pairs` goes with its name into a mistake's message
+    return [JudgeScope(name, frozenset(s.name for s in resolve_pairs(
+                ref.pairs, config.roles, f"{config.where('judge', i, 'pairs')}: judge '{name}'.pairs")),
                        definition, ref.aspect or definition.aspect)
-            for name, ref, definition in judge_names(config)]
+            for i, (name, ref, definition) in enumerate(judge_names(config))]
 
 
 @dataclass
