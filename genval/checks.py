@@ -61,6 +61,29 @@ def check_inputs(config: RunConfig, out_dir: Path | None = None) -> Checked:
     return Checked(evalset=evalset, judges=len(scopes), ratings=ratings)
 
 
+def replay_gaps(config: RunConfig, evalset: EvalSet) -> list[str]:
+    """Gives, per role played by a replay file, the note a run gives on the eval set's ids the file lacks.
+
+    Not a mistake (a run counts each as a failed output and exits 3), so `genval validate` says it
+    in a note: a "valid" line alone let a run exit 3 on what validate had read.
+    """
+    from genval.judging.labels import eval_set_ids
+    from genval.models.replay import ReplayBackend, replay_index
+
+    notes = []
+    for model in config.models.values():
+        if model.backend != "replay":
+            continue
+        index = replay_index(Path(model.path), tuple(config.labels) if config.labels else None)
+        missing, first = 0, []
+        for ids in eval_set_ids(evalset.path):
+            lacking = [i for i, at in zip(ids, index.positions(ids)) if at is None]
+            missing += len(lacking)
+            first += lacking[:5 - len(first)]
+        notes += ReplayBackend(model.path, labels=config.labels).missing_note(missing, first)
+    return notes
+
+
 def _check_schema(config: RunConfig) -> None:
     schema = config.load_schema()
     if schema is None:

@@ -264,3 +264,13 @@ def test_judge_replay_records_of_examples_whose_output_failed_are_not_called_ids
     assert "judge.jsonl: 1 record(s) for ids the eval set lacks: zz9|student~teacher|ab|0" in printed
     assert not any(f"{e}|student~teacher" in line for e in MISSING for line in printed.splitlines()
                    if "eval set lacks" in line)
+
+
+def test_validate_notes_the_ids_a_replay_file_lacks_before_a_run_counts_them_failed(tmp_path, capsys):
+    config = _classification(tmp_path, {f"e{i:02d}" for i in range(N)} - MISSING)
+    assert main(["validate", str(config)]) == 0   # not a mistake: a run counts them as failed outputs
+    lines = capsys.readouterr().out.splitlines()
+    assert "valid" in lines[0] and len(lines) == 2
+    first = ", ".join(sorted(MISSING)[:5])
+    assert lines[1] == f"note: {tmp_path / 'student.jsonl'}: 10 example(s) have no record ({first} …); they count " \
+                       "as errors, and a re-run will not fill them: add their records to the file"
