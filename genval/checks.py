@@ -48,6 +48,7 @@ def check_inputs(config: RunConfig, out_dir: Path | None = None) -> Checked:
     if config.gate is not None and config.gate.preset is not None:
         _check_preset(config)  # before the rules' numbers: it names what the whole preset needs
     _check_gate_metrics(config)
+    _check_gate_references(config, evalset)
     for role, model in config.models.items():
         _check_model(model, config, ("models", role), config.labels)
     scopes = _check_judges(config, evalset)
@@ -59,6 +60,29 @@ def check_inputs(config: RunConfig, out_dir: Path | None = None) -> Checked:
         _check_run_folder(config, Path(out_dir))
         _check_cache(config, Path(out_dir))
     return Checked(evalset=evalset, judges=len(scopes), ratings=ratings)
+
+
+def replay_gaps(config: RunConfig, evalset: EvalSet) -> list[str]:
+    """Gives, per role played by a replay file, the note a run gives on the eval set's ids the file lacks.
+
+    Not a mistake (a run counts each as a failed output and exits 3), so `genval validate` says it
+    in a note: a "valid" line alone let a run exit 3 on what validate had read.
+    """
+    from genval.judging.labels import eval_set_ids
+    from genval.models.replay import ReplayBackend, replay_index
+
+    notes = []
+    for model in config.models.values():
+        if model.backend != "replay":
+            continue
+        index = replay_index(Path(model.path), tuple(config.labels) if config.labels else None)
+        missing, first = 0, []
+        for ids in eval_set_ids(evalset.path):
+            lacking = [i for i, at in zip(ids, index.positions(ids)) if at is None]
+            missing += len(lacking)
+            first += lacking[:5 - len(first)]
+        notes += ReplayBackend(model.path, labels=config.labels).missing_note(missing, first)
+    return notes
 
 
 def _check_schema(config: RunConfig) -> None:
@@ -202,6 +226,26 @@ def _check_gate_metrics(config: RunConfig) -> None:
             fix = did_you_mean(name, sorted(known)) or " (see docs/reports.md, 'Gate metric names')"
         raise GenvalError(f"{config.where('gate', 'rules', i)}: gate rule on '{name}': this config produces no number "
                           f"named '{name}'{fix}")
+
+
+def _check_gate_references(config: RunConfig, evalset: EvalSet) -> None:
+    """Checks that a rule on a number made against the reference has references to be made from.
+
+    A reference column under another name (`summary`, `target`) reads as none: every such rule
+    would fail only after the run, "the number is missing in this run".
+    """
+    if config.gate is None or evalset.max_references:
+        return
+    from genval.numbers import BUILTIN
+
+    for i, rule in enumerate(config.gate.rules):
+        retention = rule.metric == "task_retention" or \
+            (rule.metric.endswith("_retention") and rule.metric not in BUILTIN)  # accuracy_retention reads labels
+        if retention or (rule.pair or "").endswith("~reference"):
+            name = f"{rule.metric} [{rule.pair}]" if rule.pair else rule.metric
+            raise GenvalError(f"{config.where('gate', 'rules', i)}: gate rule on '{name}': it is measured against "
+                              f"the reference, and no example of {evalset.path.name} has a 'reference' (name the "
+                              "field or column of the expected outputs 'reference', or drop the rule)")
 
 
 def _check_model(model, config: RunConfig, loc: tuple, labels) -> None:

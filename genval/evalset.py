@@ -19,7 +19,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from genval.errors import GenvalError
+from genval.errors import GenvalError, did_you_mean
 from genval.files import iter_lines, parse_json, read_json
 
 MAX_SLICE_VALUES = 10000  # distinct values of one slice field kept for the checks (the memory of a few ids)
@@ -389,8 +389,10 @@ def _example_row(rec: Record, prompt: str, slices: list[str], system_prompt: str
         elif name in data:
             value = data[name]
         else:
+            fields = sorted({*map(str, data), *map(str, nested)} - {"slices"})
             raise GenvalError(
                 f"{rec.where}: no slice field '{name}' (put it in the record's 'slices' object or as a top-level field)"
+                + did_you_mean(name, fields)
             )
         if isinstance(value, str) and not value.strip():
             # A blank cell (CSV's empty string) would make a slice called `field=` that no one asked for.

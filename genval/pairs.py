@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from genval.errors import GenvalError
+from genval.errors import GenvalError, did_you_mean
 from genval.runfolder import BATCH_ROWS, Run
 
 REFERENCE = "reference"
@@ -56,8 +56,9 @@ def resolve_pairs(pairs: list[str], roles: list[str], where: str) -> list[Pair]:
         lefts = [r for r in roles if r != right] if left == "*" else [left]
         for role in lefts:
             if role not in roles:
+                known = [*roles, *(f"{a}~{b}" for a in roles for b in [*roles, REFERENCE] if a != b)]
                 raise GenvalError(f"{where}: pair '{name}' names role '{role}', which the config's models lack "
-                                  f"(roles: {', '.join(roles)})")
+                                  f"(roles: {', '.join(roles)})" + did_you_mean(name, known))
             if right is not None and right != REFERENCE and right not in roles:
                 raise GenvalError(f"{where}: pair '{name}' names '{right}', neither a role nor 'reference'")
             pair = Pair(role, right)

@@ -200,3 +200,30 @@ def test_calibrate_given_a_config_runs_its_stages_then_adds_the_labels(project, 
     assert _judge(run_dir)["calibration"]["n"] == 20
     assert main(["run", str(project), "--out", str(out), "--quiet"]) == 0
     assert _judge(run_dir)["calibration"]["n"] == 20
+
+
+def test_calibrate_with_a_sheet_keeps_the_annotators_page_ratings_and_an_edited_sheet_replaces_its_own(
+        project, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["run", str(project), "--out", str(out), "--quiet"]) == 0
+    run_dir = out / "p"
+    # h2 rated two items on the rating page (genval view --rate writes these lines), then fills a sheet of others.
+    page = [{**_rating(i, "h2"), "order": "ba", "guideline": "sha256:0", "rated_at": "2026-01-01T00:00:00+0000"}
+            for i in (8, 9)]
+    write_jsonl(run_dir / "labels" / "h2.jsonl", page)
+    write_jsonl(tmp_path / "sheet.jsonl", [_rating(i, "h2") for i in range(10, 20)])
+    capsys.readouterr()
+    assert main(["calibrate", str(run_dir), "--labels", str(tmp_path / "sheet.jsonl"), "--quiet"]) == 0
+    assert "10 ratings from sheet.jsonl (0 replace a different earlier rating); 2 earlier ratings of other items kept" \
+        in capsys.readouterr().out
+    kept = [json.loads(line) for line in (run_dir / "labels" / "h2.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in kept] == [f"e{i:02d}" for i in range(8, 20)] and kept[0]["order"] == "ba"
+    assert _judge(run_dir)["calibration"]["n"] == 20   # h1's 8 (the config's file) and h2's 12
+    # The sheet edited (e10 flipped) and given again: its rating replaces the earlier one, said so, counted once.
+    write_jsonl(tmp_path / "sheet.jsonl", [_rating(i, "h2", verdict=(not TRUTH[i]) if i == 10 else None)
+                                           for i in range(10, 20)])
+    assert main(["calibrate", str(run_dir), "--labels", str(tmp_path / "sheet.jsonl"), "--quiet"]) == 0
+    assert "(1 replace a different earlier rating); 2 earlier ratings of other items kept" in capsys.readouterr().out
+    labels = pd.read_parquet(run_dir / "labels.parquet")
+    h2 = labels[labels["annotator"] == "h2"].set_index("id")
+    assert len(h2) == 12 and h2.loc["e10", "verdict"] == ("not_equivalent" if TRUTH[10] else "equivalent")

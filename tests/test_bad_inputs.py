@@ -204,6 +204,12 @@ RUN = [  # (case, variant, expected substrings of the one stderr line)
     ("duplicate labels", _config(_set("labels", value=["billing", "billing"])), ["run.yaml", "labels has duplicates"]),
     ("critical without =", _config(_set("critical", value=["critical"])), ["run.yaml:", "critical"]),
     ("slice field absent", _config(_set("slices", value=["tier", "region"])), ["eval.jsonl:1", "no slice field 'region'"]),
+    ("slice field misspelt", _config(_set("slices", value=["teir", "critical"])),
+     ["eval.jsonl:1", "no slice field 'teir'", "did you mean 'tier'?"]),
+    ("judge pair written with a hyphen", _config(lambda d: d["judge"][0].update(pairs=["student-teacher"])),
+     ["run.yaml:", "judge 'fields_judge'.pairs: pair 'student-teacher'", "did you mean 'student~teacher'?"]),
+    ("metric name in the wrong case", _config(_set("metrics", value=["json_valid", "chrF"])),
+     ["run.yaml:", "unknown metric 'chrF'", "did you mean 'chrf'?"]),
     # a slice, a number or a key that is a typo: once silently dropped (or read as empty), now named with its close match
     ("critical slice no example has", _config(_set("critical", value=["critical=ture"])),
      ["run.yaml:", "no example of eval.jsonl has critical=ture", "did you mean 'true'?"]),
@@ -231,6 +237,19 @@ RUN = [  # (case, variant, expected substrings of the one stderr line)
      ["eval.jsonl: example 'T1': gold label 'shipping'", "not in the config's 'labels' (billing); 4 example(s)"]),
     ("gate rule on the retention of a metric not configured", _config(_set("gate", "rules", value=["rouge1_retention >= 0.9"])),
      ["run.yaml:", "no number named 'rouge1_retention'; add metric 'rouge' to 'metrics'"]),
+    # a reference column under another name (`summary`): the run had no reference, and its reference rules failed
+    # only after every stage ran, "the number is missing in this run"
+    ("gate rule on task retention where no example has a reference",
+     _both(_text("eval.jsonl", lambda old: "".join(
+         json.dumps({("summary" if k == "reference" else k): v for k, v in json.loads(line).items()}) + "\n"
+         for line in old.splitlines())),
+         _config(_set("gate", "rules", value=["task_retention >= 0.9 on tier=gold"]))),
+     ["run.yaml:", "gate rule on 'task_retention'", "no example of eval.jsonl has a 'reference'"]),
+    ("gate rule on a ~reference pair where no example has a reference",
+     _both(_text("eval.jsonl", lambda old: "".join(
+         json.dumps({k: v for k, v in json.loads(line).items() if k != "reference"}) + "\n" for line in old.splitlines())),
+         _config(_set("gate", "rules", value=["bleu [student~reference] >= 10"]))),
+     ["run.yaml:", "gate rule on 'bleu [student~reference]'", "no example of eval.jsonl has a 'reference'"]),
     ("config unknown key beside a missing one", _config(lambda d: d["models"]["teacher"].update(pth=d["models"]["teacher"].pop("path"))),
      ["run.yaml:", "unknown key 'models.teacher.pth'; did you mean 'path'?"]),
     ("config misspelt nested key", _config(_set("generation", value={"temprature": 0.0})),

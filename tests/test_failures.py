@@ -246,3 +246,31 @@ def test_missing_and_stray_replay_ids_are_named_on_the_console_and_in_the_report
         assert f"student.jsonl: 10 example(s) have no record ({', '.join(first)} …)" in text
         assert "student.jsonl: 2 record(s) for ids the eval set lacks: zz1, zz2" in text
         assert str(tmp_path) not in text  # the report names files, not this machine's paths
+
+
+def test_judge_replay_records_of_examples_whose_output_failed_are_not_called_ids_the_eval_set_lacks(tmp_path, capsys):
+    # A replay judge file made for every example holds records for the examples whose student
+    # output then failed: those ids are in the eval set; they were not asked (nothing to judge).
+    answered = {f"e{i:02d}" for i in range(N)} - MISSING
+    config = _classification(tmp_path, answered, judge=[{
+        "config": str(ROOT / "judges" / "equivalence.yaml"),
+        "model": {"backend": "replay", "path": "judge.jsonl"}}])
+    write_jsonl(tmp_path / "judge.jsonl", [{"id": f"e{i:02d}|student~teacher|ab|0", "text": "VERDICT: equivalent"}
+                                           for i in range(N)] + [{"id": "zz9|student~teacher|ab|0",
+                                                                  "text": "VERDICT: equivalent"}])
+    assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 3
+    printed = capsys.readouterr().out
+    # Only the record of an id the eval set really lacks is named as such.
+    assert "judge.jsonl: 1 record(s) for ids the eval set lacks: zz9|student~teacher|ab|0" in printed
+    assert not any(f"{e}|student~teacher" in line for e in MISSING for line in printed.splitlines()
+                   if "eval set lacks" in line)
+
+
+def test_validate_notes_the_ids_a_replay_file_lacks_before_a_run_counts_them_failed(tmp_path, capsys):
+    config = _classification(tmp_path, {f"e{i:02d}" for i in range(N)} - MISSING)
+    assert main(["validate", str(config)]) == 0   # not a mistake: a run counts them as failed outputs
+    lines = capsys.readouterr().out.splitlines()
+    assert "valid" in lines[0] and len(lines) == 2
+    first = ", ".join(sorted(MISSING)[:5])
+    assert lines[1] == f"note: {tmp_path / 'student.jsonl'}: 10 example(s) have no record ({first} …); they count " \
+                       "as errors, and a re-run will not fill them: add their records to the file"

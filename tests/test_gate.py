@@ -253,3 +253,15 @@ def test_a_rerun_that_skips_every_stage_repeats_the_gate_and_the_decision(small_
     for out in outs:  # the second run skipped every stage and still says both
         assert f"gate: FAIL\n  failing: {failing[0]}\n" in out
         assert f"decision: {summary['decision']['verdict'].replace('_', ' ')}" in out
+
+
+def test_a_passing_interval_rule_shows_the_end_it_tested_not_only_the_point_value(tmp_path, run_dir, capsys):
+    code, out = gate(tmp_path, run_dir, ["accuracy_retention lower >= 0.5 on region=b",
+                                         "accuracy_retention >= 0.5"], capsys)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    lo = summary["slices"]["region"]["b"]["classification"]["accuracy_retention"]["ci"][0]
+    lines = out.out.splitlines()
+    assert code == 0 and lo < 0.7
+    # "(value 0.7)" alone read as if 0.7 had been held against 0.5; the lower end was.
+    assert lines[1].strip() == f"ok   accuracy_retention lower >= 0.5 on region=b (value 0.7; lower end {lo:.4g} >= 0.5)"
+    assert lines[2].strip() == "ok   accuracy_retention >= 0.5 (value 0.85)"

@@ -128,3 +128,15 @@ def test_sample_command_on_the_demo_config_writes_a_sheet_people_can_fill(tmp_pa
     rows[0].update(annotator="me", verdict="equivalent")
     sheet.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     assert read_labels(sheet)["verdict"].tolist() == ["equivalent"]
+
+
+def test_a_sheet_whose_rating_column_is_misnamed_is_named_at_its_header(tmp_path):
+    # `label` for `verdict`: every row read as "neither verdict nor score", line 2 blamed for a header's mistake
+    path = tmp_path / "l.csv"
+    path.write_text("id,pair,annotator,label\na,p,x,equivalent\n", encoding="utf-8")
+    with pytest.raises(GenvalError, match=r"^.*l\.csv:1: the header lacks 'verdict' or 'score' "
+                                          r"\(it has: id, pair, annotator, label\)$"):
+        read_labels(path)
+    path.write_text("id,pair,Annotator,verdict\na,p,x,equivalent\n", encoding="utf-8")
+    with pytest.raises(GenvalError, match=r"l\.csv:1: the header lacks annotator .*did you mean 'Annotator'\?"):
+        read_labels(path)

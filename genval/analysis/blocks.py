@@ -178,7 +178,9 @@ def judge(view: View, primary: str | None, pair: str | None) -> dict | None:
                                            sorted(pairs)[0])
     return {"name": primary, "pair": pair, "equivalence_rate": pairs[pair].get("equivalence_rate"),
             "corrected_equivalence_rate": pairs[pair].get("corrected_equivalence_rate"),
-            "equivalence_rate_ppi": pairs[pair].get("equivalence_rate_ppi"), "judges": judges}
+            "equivalence_rate_ppi": pairs[pair].get("equivalence_rate_ppi"), "judges": judges,
+            # every block, a slice's too, has the primary judge's mean score beside its rate (as the run's had alone)
+            "mean_score": pairs[pair].get("mean_score")}
 
 
 def generation(view: View) -> dict:

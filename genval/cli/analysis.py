@@ -34,6 +34,17 @@ def _run_config(run):
     return parse_config(data, run.root, source=f"{run.root}/manifest.json")
 
 
+def _ends_tested(rule: dict) -> str:
+    """Gives "; lower end 0.81 >= 0.6" for each interval end a rule tested: the point value alone reads as the one held to the bound."""
+    out = ""
+    for test in rule.get("tests") or []:
+        ci = (test.get("number") or {}).get("ci") or [None, None]
+        end = ci[0] if test.get("kind") == "lower" else ci[1] if test.get("kind") == "upper" else None
+        if end is not None:
+            out += f"; {test['kind']} end {end:.4g} {'>=' if test['kind'] == 'lower' else '<='} {test['bound']:g}"
+    return out
+
+
 def _cmd_gate(args) -> int:
     from genval.analysis.gate import evaluate, load_gate, read_baseline
     from genval.analysis.stage import paired_numbers
@@ -68,7 +79,7 @@ def _cmd_gate(args) -> int:
         outcome = "INCOMPLETE"
     print(f"gate: {outcome} ({len(result['rules'])} rules, {len(result['failing'])} failing)")
     for rule in result["rules"]:
-        shown = "" if rule["value"] is None else f" (value {rule['value']:.4g})"
+        shown = "" if rule["value"] is None else f" (value {rule['value']:.4g}{_ends_tested(rule)})"
         print(f"  {'ok  ' if rule['passed'] else 'FAIL'} {rule['rule']}"
               + (f" — {rule['reason']}" if rule["reason"] else shown))
     if incomplete:

@@ -65,6 +65,7 @@ def _cmd_calibrate(args) -> int:
         copy_name,
         eval_set_ids,
         label_sources,
+        merged_copy,
         read_labels,
         read_sources,
         update_table,
@@ -97,12 +98,17 @@ def _cmd_calibrate(args) -> int:
         copy = root / FOLDER / f"{copy_name(incoming, Path(args.labels))}.jsonl"
         sources = [s for s in label_sources(config.human_labels, root) if s != copy]
         read_sources(sources + [Path(args.labels)], judges=scopes)
+        existed = copy.exists()
+        merged, changed, kept = merged_copy(copy, incoming, judges=scopes)
     elif not label_sources(config.human_labels, root):
         raise GenvalError(f"{args.target}: no human labels (add 'human_labels:' to the config or pass --labels)")
     if not target.is_dir():
         run = prepare(config, Path(args.out))
     if copy is not None:
-        write_labels(incoming, copy)
+        write_labels(merged, copy)
+        if existed:  # the annotator's file was there (an earlier sheet, the rating page): say what became of it
+            print(f"{copy}: {len(incoming)} ratings from {Path(args.labels).name} ({changed} replace a different "
+                  f"earlier rating); {kept} earlier ratings of other items kept")
     if copy is not None or target.is_dir():  # a run folder's labels/ may have new ratings (genval view --rate)
         update_table(run, config.human_labels, scopes)
         run.save_manifest()

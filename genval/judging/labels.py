@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genval.errors import GenvalError
+from genval.errors import GenvalError, did_you_mean
 from genval.evalset import read_csv, read_jsonl
 from genval.files import read_text
 
@@ -74,9 +74,12 @@ def _read(path: str | Path) -> tuple[list[dict], list[str], list]:
     is_csv = path.suffix.lower() == ".csv"
     if is_csv:
         header = next(csv.reader(io.StringIO(read_text(path, "human labels"), newline="")), [])
-        missing = {"id", "pair", "annotator"} - set(header)
+        missing = sorted({"id", "pair", "annotator"} - set(header))
+        if not {"verdict", "score"} & set(header):  # else every row reads as "neither verdict nor score"
+            missing.append("'verdict' or 'score'")
         if missing:
-            raise GenvalError(f"{path}:1: the header lacks {', '.join(sorted(missing))}")
+            hint = "".join(did_you_mean(m.strip("'"), header) for m in missing[:1])
+            raise GenvalError(f"{path}:1: the header lacks {', '.join(missing)} (it has: {', '.join(header)}){hint}")
     records = read_csv(path, "human labels") if is_csv else read_jsonl(path, "human labels")
     rows, wheres, stated = [], [], []
     for record in records:
@@ -280,6 +283,40 @@ def copy_name(frame: pd.DataFrame, path: Path) -> str:
     annotators = frame["annotator"].dropna().unique()
     name = str(annotators[0]) if len(annotators) == 1 else Path(path).stem
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "labels"
+
+
+def _rating_key(record: dict) -> tuple:
+    aspect = record.get("aspect")
+    return (str(record["id"]), str(record["pair"]), str(record["annotator"]),
+            None if aspect is None or (isinstance(aspect, float) and math.isnan(aspect)) else str(aspect))
+
+
+def _rating_value(record: dict) -> tuple:
+    from genval.judging.parsing import normalise
+
+    verdict, score = record.get("verdict"), record.get("score")
+    return (None if verdict is None or (isinstance(verdict, float) and math.isnan(verdict)) else normalise(verdict),
+            None if score is None or (isinstance(score, float) and math.isnan(score)) else float(score))
+
+
+def merged_copy(copy: Path, incoming: pd.DataFrame, judges=None) -> tuple[pd.DataFrame, int, int]:
+    """Gives what RUN/labels/NAME.jsonl holds once `incoming` is added, how many earlier ratings it changes
+    and how many it leaves as they were.
+
+    The file may hold ratings made on the rating page (genval view --rate) or by an earlier sheet:
+    those of items `incoming` does not rate are kept as written (the page's `order` and `rated_at`
+    too); `incoming` replaces the ones it rates again, so an edited sheet takes effect. Copying
+    over the file instead lost every earlier rating without a word.
+    """
+    if not copy.exists():
+        return incoming, 0, 0
+    read_labels(copy, judges=judges)  # checked as every source is
+    earlier = [json.loads(line) for line in copy.read_text(encoding="utf-8").splitlines() if line.strip()]
+    new = {_rating_key(r): _rating_value(r) for r in incoming.to_dict("records")}
+    kept = [r for r in earlier if _rating_key(r) not in new]
+    changed = sum(1 for r in earlier if _rating_key(r) in new and new[_rating_key(r)] != _rating_value(r))
+    frame = pd.concat([pd.DataFrame(kept), incoming], ignore_index=True) if kept else incoming
+    return frame, changed, len(kept)
 
 
 def labels_key(sources: list[Path]) -> str | None:

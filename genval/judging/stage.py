@@ -61,9 +61,11 @@ class JudgeScope:
 
 def judge_scopes(config: RunConfig) -> list[JudgeScope]:
     """Gives the scope of every configured judge, the pairs resolved against the config's roles."""
-    return [JudgeScope(name, frozenset(s.name for s in resolve_pairs(ref.pairs, config.roles, f"judge '{name}'.pairs")),
+    # in config order: the config line of judge i's `pairs` goes with its name into a mistake's message
+    return [JudgeScope(name, frozenset(s.name for s in resolve_pairs(
+                ref.pairs, config.roles, f"{config.where('judge', i, 'pairs')}: judge '{name}'.pairs")),
                        definition, ref.aspect or definition.aspect)
-            for name, ref, definition in judge_names(config)]
+            for i, (name, ref, definition) in enumerate(judge_names(config))]
 
 
 @dataclass
@@ -213,11 +215,13 @@ def ask_judge(run: Run, name: str, ref: JudgeRef, definition: Definition, config
             out.write(frame[JUDGMENT_COLUMNS])
     task.close()
     if hasattr(backend, "unmatched"):
-        def asked():  # the requests again, from the same items (no model is called)
+        def asked():  # the requests the eval set calls for (no model is called)
+            # The pair's whole scope, not only the items asked: a record for an example whose output
+            # failed (nothing to judge) belongs to the eval set and is no stray id.
             for batch in source.frames():
                 for pair in pairs:
-                    items, _scope = batch_items(batch, pair)
-                    yield [i for ident in items["id"].astype(str)
+                    _items, scope = batch_items(batch, pair)
+                    yield [i for ident in scope.astype(str)
                            for i in request_ids(ident, pair.name, definition, ref.samples, ref.swap)]
 
         replay = backend.unmatched(tally.requests - tally.missing, asked) + \

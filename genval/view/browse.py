@@ -6,6 +6,7 @@ metric, judge, diagnosis) is a one-line error naming what the run has, never an 
 
 from __future__ import annotations
 
+import difflib
 import json
 import sqlite3
 
@@ -73,11 +74,24 @@ class Browser:
         if not sep:
             raise GenvalError(f"filter: slice={text!r} should be FIELD=VALUE, e.g. critical=true")
         if field in self.meta["slices"]:
+            if self.con.execute(f'SELECT 1 FROM ex WHERE "slice_{field}" = ? LIMIT 1', (value,)).fetchone() is None:
+                self._no_value(field, value, self.slices()[field])
             return f'ex."slice_{field}" = ?', [value]
         if field == "rare_class":
+            if value not in self.rare:
+                self._no_value(field, value, self.rare)
             return "ex.label = ?", [value]
         fields = self.meta["slices"] + (["rare_class"] if "rare_class" in self.slices() else [])
         raise GenvalError(f"filter: no slice field {field!r} in this run (it has: {', '.join(fields)})")
+
+    @staticmethod
+    def _no_value(field: str, value: str, values: list[str]) -> None:
+        # A misspelt value would match nothing: an empty page that reads as "no such examples".
+        close = difflib.get_close_matches(value, values, n=1) or \
+            [v for v in values if v.casefold() == value.casefold()][:1]
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        shown = ", ".join(values[:20]) + (" …" if len(values) > 20 else "")
+        raise GenvalError(f"filter: no example has {field}={value!r} (its values: {shown}){hint}")
 
     def _diagnosis(self, kind: str) -> tuple[str, list]:
         found = [d for d in self.diagnoses if d.kind == kind]

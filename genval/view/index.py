@@ -21,11 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genval.analysis.table import FORMAT_METRICS
+from genval.analysis.slices import DIFFICULTY_METRICS, LEVELS, difficulty_levels
+from genval.analysis.table import FORMAT_METRICS, add_scores
+from genval.columns import ColumnStore, Positions
 from genval.errors import GenvalError
 from genval.runfolder import Run
 
-VERSION = 1  # bump when the layout below changes: an index of another version is rebuilt
+VERSION = 2  # bump when the layout below changes: an index of another version is rebuilt
 FOLDER = ".view"
 SOURCES = ("examples", "outputs", "scores", "judgments")
 JUDGMENT_COLUMNS = ("id", "pair", "judge", "verdict", "score", "raw", "parsed", "problem", "swap_consistent")
@@ -84,6 +86,7 @@ def build(run: Run, path: Path, stamp: dict, progress=None) -> None:
         positions = meta.pop("_positions")
         meta["roles"] = _outputs(run, con, positions, progress)
         meta.update(_scores(run, con, positions, progress))
+        _difficulty(run, con, meta)
         meta["judges"] = _judgments(run, con, positions, progress)
         _flags(con, meta)
         meta["stamp"] = stamp
@@ -185,6 +188,26 @@ def _scores(run: Run, con: sqlite3.Connection, positions: dict, progress) -> dic
     con.execute("CREATE INDEX detail_pos ON detail (pos)")
     _say(progress, f"view index: {len(columns)} scores per example")
     return {"scores": [[pair, metric, f"s{k}"] for (pair, metric), k in columns.items()]}
+
+
+def _difficulty(run: Run, con: sqlite3.Connection, meta: dict) -> None:
+    """Adds the derived `difficulty` slice where the data has none, by aggregate's own rule.
+
+    The summary and the report name `difficulty=hard` (and link to it) when aggregate derived
+    it from the teacher's quality; without the column here such a link was an error.
+    """
+    if "difficulty" in meta["slices"] or not run.has("scores"):
+        return
+    positions = Positions(run)
+    store = ColumnStore(run, positions.n)
+    add_scores(store, run, positions, keep={("teacher~reference", metric) for metric in DIFFICULTY_METRICS})
+    levels = difficulty_levels(store)[0]
+    if levels is None:
+        return
+    con.execute('ALTER TABLE ex ADD COLUMN "slice_difficulty" TEXT')
+    con.executemany('UPDATE ex SET "slice_difficulty" = ? WHERE pos = ?',
+                    ((LEVELS[v], k) for k, v in enumerate(levels.tolist()) if v >= 0))
+    meta["slices"].append("difficulty")
 
 
 def _judgments(run: Run, con: sqlite3.Connection, positions: dict, progress) -> list[list[str]]:
