@@ -117,7 +117,9 @@ STAGES = [
                      "gate": c.gate.model_dump(mode="json") if c.gate else None,
                      "baseline": _file_digest(c.gate.baseline / "summary.json" if c.gate.baseline.is_dir()
                                               else c.gate.baseline) if c.gate and c.gate.baseline else None},
-          version=7),  # 7: a 0/1 KL or BLEU is no share; 6: typed summary (schema 3); 5: corpus, retention
+          # 7: a 0/1 KL or BLEU is no share; judge rates post-stratified; difficulty by both models' scores;
+          # 6: typed summary (schema 3); 5: corpus, retention
+          version=7),
     Stage("report", report, ("summary.json", "calibration.json", "examples", "outputs", "scores", "judgments"),
           ("report.md", "report.html"),
           lambda c: {"name": c.name, "seed": c.analysis.seed},

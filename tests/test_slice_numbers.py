@@ -124,3 +124,28 @@ def test_a_small_slice_where_the_teacher_is_never_right_is_unranked_for_that_rea
     c = build_summary(run, make_config(tmp_path))["slices"]["region"]["c"]
     assert c["n"] == 10 and c["too_small_to_rank"] and c["rank"] is None
     assert c["rank_note"].startswith("no accuracy_retention on this slice") and "right on none" in c["rank_note"]
+
+
+def test_difficulty_chosen_by_the_teachers_correctness_is_not_ranked_by_a_retention(tmp_path):
+    """Derived difficulty from label_correct: 'easy' is where the teacher is right, so accuracy retention there is at
+    most 1 and 'hard' is 0 / 0, whatever the student does — the weakest slice by construction. Its slices keep their
+    numbers, unranked with the reason, and stay out of the weakest slices; configured slices rank as before."""
+    from genval.report.decision import slice_rows, weakest
+    from genval.summary import parse
+
+    teacher = [1] * 40 + [0] * 20
+    student = [1] * 36 + [0] * 4 + [1] * 5 + [0] * 15
+    region = ["a", "b"] * 30
+    run = make_run(tmp_path / "run", teacher, student, region=region)
+    summary = build_summary(run, make_config(tmp_path, analysis={"bootstrap": 200, "min_slice_n": 10}))
+    assert summary["slice_sources"]["difficulty"].startswith("derived: teacher~reference label_correct")
+    easy = summary["slices"]["difficulty"]["easy"]
+    assert easy["headline"]["value"] == pytest.approx(36 / 40) and easy["rank"] is None
+    assert "chosen by the teacher's correctness" in easy["rank_note"]
+    assert summary["slice_ranking"]["difficulty"]["ranked"] == []
+    assert summary["slice_ranking"]["region"]["ranked"] == sorted(
+        "ab", key=lambda v: summary["slices"]["region"][v]["headline"]["value"])
+    typed = parse(summary)
+    rows = {r["slice"]: r for r in slice_rows(typed)}
+    assert rows["difficulty=easy"]["rank"] is None and rows["region=a"]["rank"] is not None
+    assert all(not r["slice"].startswith("difficulty=") for r in weakest(typed, 5))

@@ -102,7 +102,9 @@ def slices_of(found: Collected, config: RunConfig, boot: Boot, primary, progress
                 retentions(view, block, every=role == "student")
                 out[field][value] = block
                 bar.update(1)
-            ranking[field] = slices.rank(out[field], config.analysis.min_slice_n, headline, blocks.named, sign)
+            selected = slices.selected_on_teacher(found.sources.get(field), headline)
+            ranking[field] = slices.rank(out[field], config.analysis.min_slice_n, headline, blocks.named, sign,
+                                         selected)
             for block in out[field].values():
                 if block["headline"]:
                     block["headline"]["mde"] = minimum_detectable_effect(block["headline"], boot.confidence)

@@ -40,13 +40,27 @@ def configured(examples: pd.DataFrame) -> dict[str, dict[str, list[str]]]:
     return out
 
 
-def rank(blocks: dict[str, dict], min_n: int, name: str | None, number, sign: int = 1) -> dict:
+SELECTED_ON_TEACHER = ("not ranked: these slices are chosen by the teacher's correctness, which {name} divides "
+                       "by (at most 1 where it is right, 0 / 0 where it is wrong, whatever the student does)")
+
+
+def selected_on_teacher(source: str | None, name: str | None) -> bool:
+    """Says whether a field's slices are chosen by the very number a retention headline divides by: difficulty
+    derived from the teacher's label correctness, ranked by a ratio to the teacher's accuracy."""
+    return bool(source and name and "label_correct" in source and source.startswith("derived")
+                and "retention" in name)
+
+
+def rank(blocks: dict[str, dict], min_n: int, name: str | None, number, sign: int = 1,
+         selected: bool = False) -> dict:
     """Ranks a field's slices by one number, the overall headline's (`name`), 1 = weakest; gives the ranking.
 
     `number(block, name)` gives a slice's {value, ci, n, note}; `sign` is −1 when lower is better.
     A slice is unranked, with the reason in its `rank_note` and in the ranking's `unranked`, when
     it has fewer than `min_n` examples or the number is undefined on it (a slice where the teacher
-    is never right has no accuracy retention) — never ranked by another number instead.
+    is never right has no accuracy retention) — never ranked by another number instead — and
+    every slice of a field `selected` by the number's own denominator (`selected_on_teacher`):
+    its "easy" slice would head every list of weak slices by construction.
     """
     scored, unranked = [], []
     for value, block in blocks.items():
@@ -56,6 +70,8 @@ def rank(blocks: dict[str, dict], min_n: int, name: str | None, number, sign: in
         block["headline"] = {"metric": name, **num} if num else None
         if name is not None and num.get("value") is None:  # first: more examples would not define it
             block["rank_note"] = f"no {name} on this slice" + (f": {num['note']}" if num.get("note") else "")
+        elif selected:
+            block["rank_note"] = SELECTED_ON_TEACHER.format(name=name)
         elif block["too_small_to_rank"]:
             block["rank_note"] = f"too small to rank: n = {block['n']} < min_slice_n {min_n}"
         elif name is None:

@@ -127,17 +127,21 @@ def slice_rows(summary: Summary | dict) -> list[dict]:
         rows.append({"slice": name, "value_name": str(value), "n": block.n, "metric": head.metric if head else None,
                      "value": head.value if head else None, "ci": list(head.ci) if head else [None, None],
                      "rank": None, "mde": head.mde if head else None, "too_small": block.too_small_to_rank,
-                     "why": block.rank_note, "critical": name in critical, "also": []})
+                     "why": block.rank_note, "critical": name in critical, "also": [],
+                     # aggregate left it unranked though it has a value and examples enough (slices.rank says why)
+                     "unranked": head is not None and head.value is not None and block.rank is None
+                     and not block.too_small_to_rank and block.rank_note is not None})
     sign = -1 if better(next((r["metric"] for r in rows if r["metric"]), None)) == "lower" else 1
-    rows.sort(key=lambda r: (r["value"] is None, r["too_small"], sign * r["value"] if r["value"] is not None else 0))
-    for k, r in enumerate(x for x in rows if x["value"] is not None and not x["too_small"]):
+    rows.sort(key=lambda r: (r["value"] is None or r["unranked"], r["too_small"],
+                             sign * r["value"] if r["value"] is not None else 0))
+    for k, r in enumerate(x for x in rows if x["value"] is not None and not x["too_small"] and not x["unranked"]):
         r["rank"] = k + 1
     return rows
 
 
 def weakest(summary: Summary, count: int = 3) -> list[dict]:
     """Gives the weakest slices by value, small ones included (the reader is told their n), critical ones first."""
-    rows = [r for r in slice_rows(summary) if r["value"] is not None]
+    rows = [r for r in slice_rows(summary) if r["value"] is not None and not r["unranked"]]
     sign = -1 if rows and better(rows[0]["metric"]) == "lower" else 1
     by_value = sorted(rows, key=lambda r: sign * r["value"])
     overall = summary.headline.value if summary.headline else None

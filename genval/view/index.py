@@ -200,7 +200,8 @@ def _difficulty(run: Run, con: sqlite3.Connection, meta: dict) -> None:
         return
     positions = Positions(run)
     store = ColumnStore(run, positions.n)
-    add_scores(store, run, positions, keep={("teacher~reference", metric) for metric in DIFFICULTY_METRICS})
+    add_scores(store, run, positions, keep={(pair, metric) for pair in ("teacher~reference", "student~reference")
+                                            for metric in DIFFICULTY_METRICS})
     levels = difficulty_levels(store)[0]
     if levels is None:
         return
