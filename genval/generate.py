@@ -21,6 +21,7 @@ from genval.models.base import Session
 from genval.models.cache import RequestCache
 from genval.models.ops import OpsTally, savings, savings_basis, tally_ops
 from genval.models.ray_llm import on_ray
+from genval.models.replay import RECORDED
 from genval.progress import Progress
 from genval.runfolder import Run, table_schema
 
@@ -145,7 +146,7 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
     settings = RequestSettings.of(config)
     source = Source(run, columns=("id", "prompt", "system"))
     n = source.rows()
-    ops, notes, errors, calls, unfilled, replay_notes = {}, [], {}, 0, 0, []
+    ops, notes, errors, calls, unfilled, replay_notes, recorded = {}, [], {}, 0, 0, [], 0
     with run.table_writer("outputs", schema=output_schema()) as out:
         for role in config.roles:
             model = config.models[role]
@@ -168,6 +169,7 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
                         lacking = frame["error"] == missing_error
                         missing += int(lacking.sum())
                         missing_ids += frame.loc[lacking, "id"].astype(str).tolist()[:5 - len(missing_ids)]
+                        recorded += int(frame["error"].str.startswith(RECORDED, na=False).sum())
                     out.write(frame[OUTPUT_COLUMNS])
             task.close()
             stats = _role_stats(tally, called, cached, made, backend.live, cache if backend.uses_cache else None)
@@ -188,9 +190,10 @@ def generate(run: Run, config: RunConfig, progress: Progress, cache: RequestCach
     run.write_json("ops.json", {"roles": ops, "savings": savings(ops), "savings_basis": basis})
     for note in notes:
         progress.say(f"note: {note}")
-    # `missing`: failed requests a re-run cannot fill (no record in a replay file); `replay_notes` say which
+    # `missing`: failed requests a re-run cannot fill (no record in a replay file); `replay_notes` say which;
+    # `recorded`: errors a replay file's records hold, which a re-run reads again
     return {"model_calls": calls, "errors": errors, "failed_requests": sum(errors.values()), "notes": notes,
-            "missing": unfilled, "replay_notes": replay_notes}
+            "missing": unfilled, "recorded": recorded, "replay_notes": replay_notes}
 
 
 def _engine_info(stats: CallStats) -> dict:

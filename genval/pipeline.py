@@ -271,8 +271,10 @@ def outcome(run: Run | str | Path, stages: list[str] | None = None) -> dict:
     incomplete = bool(failed) or (decision is not None and decision["verdict"] == "INCOMPLETE")
     # Of the failed requests, those a re-run cannot fill (ids a replay file lacks), and what the files lack
     missing = {name: int(records[name].get("missing") or 0) for name in failed if records[name].get("missing")}
+    recorded = {name: int(records[name].get("recorded") or 0) for name in failed if records[name].get("recorded")}
     notes = [n for name in names if name in records for n in records[name].get("replay_notes") or []]
-    return {"failed_requests": failed, "missing": missing, "replay_notes": notes, "decision": decision,
+    return {"failed_requests": failed, "missing": missing, "recorded": recorded, "replay_notes": notes,
+            "decision": decision,
             "exit_code": 3 if incomplete else 0,
             "gate": None if gate is None else {"passed": gate.passed, "failing": gate.failing}}
 

@@ -274,3 +274,29 @@ def test_validate_notes_the_ids_a_replay_file_lacks_before_a_run_counts_them_fai
     first = ", ".join(sorted(MISSING)[:5])
     assert lines[1] == f"note: {tmp_path / 'student.jsonl'}: 10 example(s) have no record ({first} …); they count " \
                        "as errors, and a re-run will not fill them: add their records to the file"
+
+
+def test_errors_a_replay_file_records_are_not_promised_to_a_re_run(tmp_path, capsys):
+    """A replay record with its own `error` ("timeout") comes back the same on every run: the console and the
+    decision said "a plain re-run retries" it. Now they say a re-run reads it again, apart from ids the file lacks."""
+    answered = {f"e{i:02d}" for i in range(N)} - MISSING
+    config = _classification(tmp_path, answered)
+    records = [json.loads(line) for line in (tmp_path / "student.jsonl").read_text().splitlines()]
+    for record in records[:3]:
+        record.update(text="", error="timeout")
+    write_jsonl(tmp_path / "student.jsonl", records)
+    for _ in range(2):   # the second run reads the same errors again
+        assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 3
+        printed = capsys.readouterr().out
+        assert ("generate: 13 requests failed: 10 have no record in a replay file, which a re-run will not fill; "
+                "3 are errors a replay file records, which a re-run reads again (exit 3)") in printed
+        assert "a plain re-run retries" not in printed
+    summary = json.loads((tmp_path / "runs" / "c" / "summary.json").read_text())
+    assert summary["failures"]["roles"]["student"] == {"failed": 13, "n": 40, "rate": 13 / 40, "missing": 10,
+                                                       "recorded": 3}
+    reasons = " ".join(summary["decision"]["reasons"])
+    assert "3 of the failed outputs are errors a replay file records (its `error` key): a re-run reads them again" \
+        in reasons and "a plain re-run retries" not in reasons
+    outputs = pd.read_parquet(tmp_path / "runs" / "c" / "outputs.parquet")
+    errors = outputs.loc[(outputs.role == "student") & outputs.error.notna(), "error"]
+    assert (errors.str.startswith("recorded in replay file student.jsonl: timeout")).sum() == 3

@@ -23,17 +23,18 @@ def _share(failed: int, n: int) -> dict:
 def failures(roles: dict[str, list[int]], judges: dict[str, list[int]], max_failure_rate: float) -> dict:
     """Gives per role the failed requests and per judge the verdicts it failed to give, each as {failed, n, rate}.
 
-    `roles` is role → [failed calls, outputs, of the failed: ids a replay file lacks]
-    (genval.analysis.table.role_counts; the third is optional); `judges` is
+    `roles` is role → [failed calls, outputs, of the failed: ids a replay file lacks, errors a replay file
+    records] (genval.analysis.table.role_counts; the last two optional); `judges` is
     judge → [asked rows, unreadable verdicts, failed requests] (JudgeCounts.asked). A judge's
     failure is a row that asked it and got no usable verdict: a failed request or an answer that
     could not be parsed (both leave the example unjudged). Rows that asked nothing (the pair's own
     output failed) are the role's failures, not the judge's.
     """
     found_roles = {role: _share(failed, n) for role, (failed, n, *_) in sorted(roles.items())}
-    for role, (_, _, *missing) in roles.items():
-        if missing and missing[0]:
-            found_roles[role]["missing"] = int(missing[0])
+    for role, (_, _, *unfilled) in roles.items():
+        for key, count in zip(("missing", "recorded"), unfilled):
+            if count:
+                found_roles[role][key] = int(count)
     found_judges = {}
     for name, (asked, unreadable, requests_failed) in sorted(judges.items()):
         if not asked:
@@ -77,11 +78,15 @@ def _failure_reasons(found: Failures) -> list[str]:
                    f"{pct(limit)} limit of analysis.max_failure_rate)")
         unreadable |= entry.failed > (entry.failed if entry.requests_failed is None else entry.requests_failed)
     missing = sum(v.missing or 0 for v in found.roles.values())
-    if found.requests_failed > missing:
+    recorded = sum(v.recorded or 0 for v in found.roles.values())
+    if found.requests_failed > missing + recorded:
         out.append("a plain re-run retries the failed requests (finished ones come from the request cache)")
     if missing:
         out.append(f"{missing} of the failed outputs are ids a replay file lacks: a re-run will not fill them; "
                    "add their records to the file")
+    if recorded:
+        out.append(f"{recorded} of the failed outputs are errors a replay file records (its `error` key): a re-run "
+                   "reads them again; replace those records with the outputs")
     if unreadable:
         out.append("an unreadable judge answer comes back the same from the cache: fix the judge's prompt or "
                    "parser, or raise analysis.max_failure_rate knowingly")

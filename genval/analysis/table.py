@@ -14,7 +14,7 @@ import pandas as pd
 
 from genval import summary
 from genval.errors import GenvalError
-from genval.models.replay import MISSING
+from genval.models.replay import MISSING, RECORDED
 from genval.runfolder import Run
 from genval.summary import Calibration, Meaning
 
@@ -233,14 +233,16 @@ def add_ratings(store, calibration: Calibration | None, positions) -> None:
 
 
 def role_counts(run: Run) -> dict[str, list[int]]:
-    """Gives per role of the outputs table [failed calls, outputs, of the failed: ids a replay file lacks]."""
+    """Gives per role of the outputs table [failed calls, outputs, of the failed: ids a replay file lacks, errors a
+    replay file records]: a re-run fills neither."""
     out: dict[str, list[int]] = {}
     if not run.has("outputs"):
         return out
     for frame in run.iter_table("outputs", columns=["role", "error"], batch_size=READ_ROWS):
         for role, group in frame.groupby("role", sort=False)["error"]:
-            count = out.setdefault(str(role), [0, 0, 0])
+            count = out.setdefault(str(role), [0, 0, 0, 0])
             count[0] += int(group.notna().sum())
             count[1] += int(len(group))
             count[2] += int(group.str.startswith(MISSING, na=False).sum())
+            count[3] += int(group.str.startswith(RECORDED, na=False).sum())
     return dict(sorted(out.items()))

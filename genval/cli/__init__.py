@@ -45,10 +45,13 @@ def _say_outcome(result: dict) -> None:
             print(f"  - {reason}")
     for stage, count in result["failed_requests"].items():
         unfilled = result.get("missing", {}).get(stage, 0)
-        retried = count - unfilled
+        recorded = result.get("recorded", {}).get(stage, 0)
+        retried = count - unfilled - recorded
         said = [f"{retried} a plain re-run retries"] if retried else []
         if unfilled:
             said.append(f"{unfilled} have no record in a replay file, which a re-run will not fill")
+        if recorded:
+            said.append(f"{recorded} are errors a replay file records, which a re-run reads again")
         print(f"{stage}: {count} requests failed: {'; '.join(said)} (exit 3)")
     for note in result.get("replay_notes") or []:
         print(f"  {note}")

@@ -34,6 +34,7 @@ from genval.models.base import Backend, Completion, Request
 from genval.runfolder import file_sha256
 
 MISSING = "missing from replay file"  # an output's error when its id is not in the file: a re-run cannot fill it
+RECORDED = "recorded in replay file"  # before a record's own `error`: a re-run reads it again
 
 OPTIONAL_NUMBERS = ("latency_s", "prompt_tokens", "completion_tokens")
 KEYS = ("id", "text", *OPTIONAL_NUMBERS, "label_probs", "error")  # a record's keys; any other is a mistake
@@ -314,7 +315,7 @@ class ReplayBackend(Backend):
                     completion_tokens=data.get("completion_tokens"),
                     latency_s=data.get("latency_s"),
                     label_probs=data.get("label_probs"),
-                    error=data.get("error") if isinstance(data.get("error"), str) else None,
+                    error=self.recorded(data.get("error")),
                 )
 
     def unmatched(self, found: int, asked: Callable[[], Iterable[list[str]]]) -> list[str]:
@@ -350,6 +351,10 @@ class ReplayBackend(Backend):
 
     def missing_error(self) -> str:
         return f"{MISSING} {self.path.name}"
+
+    def recorded(self, error) -> str | None:
+        """Gives a record's own `error` as the output's, saying where it comes from (a re-run reads it again)."""
+        return f"{RECORDED} {self.path.name}: {error}" if isinstance(error, str) else None
 
     def close(self) -> None:
         if self._file is not None:

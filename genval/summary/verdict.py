@@ -53,6 +53,8 @@ class Failure(Model):
                                         "(the rest could not be read)")
     missing: int | None = Field(default=None, ge=0, description="of a role's failures, the ids a replay file lacks "
                                 "(a re-run will not fill them)")
+    recorded: int | None = Field(default=None, ge=0, description="of a role's failures, the errors a replay file "
+                                 "records (its `error` key: a re-run reads them again)")
 
 
 class Failures(Model):
