@@ -259,8 +259,8 @@ class _Groups:
         if self.rare:
             self.sources["rare_class"] = RARE
         # The judge's rate is post-stratified by these (judge_correction): `genval sample` over-draws critical slices.
-        self.critical = [(f"slice_{field}", value) for field, _, value in (ref.partition("=") for ref in config.critical)
-                         if f"slice_{field}" in self.columns]
+        refs = (ref.partition("=") for ref in config.critical)
+        self.critical = [(f"slice_{field}", value) for field, _, value in refs if f"slice_{field}" in self.columns]
 
     def of(self, frame: pd.DataFrame, lo: int) -> dict:
         out = {c.removeprefix("slice_"): self.codes[c].of(frame[c]) for c in self.columns}

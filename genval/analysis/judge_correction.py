@@ -63,7 +63,8 @@ RG_METHOD = ("Rogan–Gladen (1978); percentile bootstrap of whole examples (ver
              "rated cells smoothed by ½")
 PPI_METHOD = ("prediction-powered inference, PPI++ power-tuned λ (Angelopoulos et al. 2023); percentile bootstrap "
               "of whole examples, rated cells smoothed by ½")
-STRATA_METHOD = "; post-stratified by membership of the critical slices ({k} strata, each weighted by its judged examples)"
+STRATA_METHOD = ("; post-stratified by membership of the critical slices ({k} strata, each weighted by its judged "
+                 "examples)")
 
 
 def cells_from(table: dict, positive: float, judged: int, unanswered: int) -> np.ndarray | None:

@@ -65,7 +65,8 @@ def rows(summary: Summary | dict) -> list[dict]:
         ece = mine.classification.ece.get("student") if mine and mine.classification else None
         out.append({"ece": ece, "candidate": name, "decision": decision(summary, name), "task": task.get(metric),
                     "task_metric": metric, "fidelity": own.get(fidelity), "fidelity_metric": fidelity,
-                    "kl": own.get("kl"), **{m: own.get(m) for m in TOKEN_FIDELITY}, "judges": rates, "latency_p50_s": summary.ops.figure(name, "latency_p50_s"),
+                    "kl": own.get("kl"), **{m: own.get(m) for m in TOKEN_FIDELITY}, "judges": rates,
+                    "latency_p50_s": summary.ops.figure(name, "latency_p50_s"),
                     "cost_per_1k_calls": summary.ops.figure(name, "cost_per_1k_calls")})
     return out
 

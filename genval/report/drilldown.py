@@ -59,7 +59,8 @@ class _Flags:
         wanted = {("student", "json_valid"), ("student", "schema_valid"), ("teacher~reference", "label_correct"),
                   ("student~reference", "label_correct"), ("student~teacher", self.fidelity)}
         if derived:
-            wanted |= {(pair, metric) for pair in ("teacher~reference", "student~reference") for metric in DIFFICULTY_METRICS}
+            wanted |= {(pair, metric) for pair in ("teacher~reference", "student~reference")
+                       for metric in DIFFICULTY_METRICS}
         self.store = ColumnStore(run, positions.n)
         add_scores(self.store, run, positions, keep=wanted)
         present = set(run.table_columns("judgments")) if run.has("judgments") else set()
