@@ -190,6 +190,26 @@ def rated_run(run, tmp_path):
     return copy
 
 
+def test_a_rating_of_an_item_whose_output_failed_is_refused(rated_run):
+    """The student's output of one example failed: calibration leaves a rating of it out of every n, so the page
+    refused nothing and kept a rating no number would use. Now a one-line 400, and nothing is written."""
+    outputs = pd.read_parquet(rated_run / "outputs.parquet")
+    failed = outputs.loc[outputs.role == "student", "id"].iloc[5]
+    outputs.loc[(outputs.role == "student") & (outputs.id == failed), ["text", "error"]] = ["", "timeout"]
+    outputs.to_parquet(rated_run / "outputs.parquet", index=False)
+    with serving(app_for(rated_run, rate=True, annotator="zed", n=10, fresh=True)) as base, \
+            httpx.Client(base_url=base) as api:
+        response = api.post("/api/labels", json={"id": failed, "annotator": "zed", "verdict": "equivalent"})
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert f"'{failed}' has no student output to rate for student~teacher" in error and "\n" not in error
+        ok = api.get("/api/rate/next?annotator=zed").json()["item"]["id"]
+        assert ok != failed
+        assert api.post("/api/labels", json={"id": ok, "annotator": "zed", "verdict": "equivalent"}).status_code == 201
+    lines = (rated_run / "labels" / "zed.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [ok]
+
+
 def test_rating_api_writes_good_ratings_and_refuses_bad_ones(rated_run):
     _, _, _, judgments = _tables(rated_run)
     before = json.loads((rated_run / "calibration.json").read_text())["judges"]["extraction_equivalence"]["n"]

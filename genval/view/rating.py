@@ -163,6 +163,21 @@ class RateSession:
         order = {ident: b.position(ident) for ident in ids}
         return sorted(ids, key=order.get)
 
+    def lacking(self, ident: str) -> str | None:
+        """Gives the side of the pair (`student`, `teacher`, `reference`) that has no output for `ident`, else None."""
+        candidate, _, other = self.pair.partition("~")
+        b = self.browser
+        position = b.position(ident)
+        for role in (candidate, other):
+            if role == "reference":
+                found = b.con.execute("SELECT 1 FROM ex WHERE pos = ? AND reference IS NOT NULL", (position,))
+            else:
+                found = b.con.execute("SELECT 1 FROM out WHERE pos = ? AND role = ? AND error IS NULL",
+                                      (position, role))
+            if found.fetchone() is None:
+                return role
+        return None
+
     def order(self, annotator: str, ident: str) -> str:
         """Gives the A/B order an annotator sees an item in: `ab` or `ba`, drawn once per (annotator, item)."""
         digest = hashlib.sha256(f"{self.config.analysis.seed}|{annotator}|{ident}".encode()).digest()
@@ -233,6 +248,10 @@ class RateSession:
             raise GenvalError(f"{where}: order {body['order']!r} should be 'ab' or 'ba'")
         if self.browser.position(rating["id"]) is None:
             raise GenvalError(f"{where}: no example with id {rating['id']!r} in this run")
+        lacking = self.lacking(rating["id"])
+        if lacking:  # calibration leaves such a rating out of every n: refuse it rather than keep it unused
+            raise GenvalError(f"{where}: {rating['id']!r} has no {lacking} output to rate for {self.pair} (it failed "
+                              "or is missing); rate items whose outputs both exist")
         check_ratings([rating], [where], self.scopes)
         with self.lock:
             ratings = self.ratings()
