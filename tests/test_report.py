@@ -120,3 +120,19 @@ def test_a_large_eval_set_shows_a_seeded_sample_of_every_slice_and_failure_kind(
 
     assert f"{len(sample)} of {N} examples: a seeded sample" in html.render(summary, sample, {"latency": {}})
     assert "a seeded sample" not in html.render(summary, list(every.values()), {"latency": {}})
+
+
+def test_a_run_without_label_probabilities_shows_no_empty_kl_or_ece_rows(tmp_path):
+    """Label figures from predicted labels only (an extraction's category, replay text without `label_probs`): KL
+    and ECE are over no example. The headline table showed them as '– | – | 0' rows; now only numbers it has."""
+    run = make_run(tmp_path / "run", [1] * 30, [1] * 29 + [0])
+    config = make_config(tmp_path)
+    aggregate(run, config, Progress(quiet=True))
+    report(run, config, Progress(quiet=True))
+    summary = json.loads((run.root / "summary.json").read_text())
+    assert summary["classification"]["kl_teacher_student"]["n"] == 0
+    text = (run.root / "report.md").read_text()
+    html = (run.root / "report.html").read_text()
+    for shown in (text, html):
+        assert "KL(teacher‖student)" not in shown and "student ECE" not in shown
+        assert "student accuracy" in shown and "accuracy retention" in shown

@@ -87,7 +87,8 @@ def headline_rows(summary: Summary | Answered) -> list[tuple[str, Estimate]]:
     for role, metrics in getattr(summary, "format", {}).items():
         for metric, block in metrics.items():
             rows.append((f"{role} {metric} failures", block.failure_rate))
-    return [(name, n) for name, n in rows if n is not None]
+    # A number over no example (KL and ECE of a run without label probabilities) has nothing to show: no row.
+    return [(name, n) for name, n in rows if n is not None and (n.value is not None or n.n)]
 
 
 def holm_line(gate: Gate) -> str | None:
