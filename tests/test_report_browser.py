@@ -322,7 +322,10 @@ def test_demo_plots_metrics_and_ops_read(demo):
         assert a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2], (a, b)
     # metrics pivot: grouped rows, each metric once
     groups = _texts(demo, "table.pivot tr.group th")
-    assert groups == ["lexical", "semantic", "format", "classification"]
+    assert groups == ["lexical", "semantic", "format", "fields", "classification"]   # fields score content
+    fields = demo.js("Array.from(document.querySelectorAll('table.pivot tr')).map(r => r.textContent)")
+    start = next(k for k, row in enumerate(fields) if row.strip() == "fields")
+    assert any(row.startswith("fields_f1") for row in fields[start + 1:start + 40])
     # ops in units with direction words
     ops = {r[0]: r for r in demo.js("Array.from(document.querySelectorAll('table.ops tbody tr'))"
                                     ".map(r => Array.from(r.cells).map(c => c.textContent))")}

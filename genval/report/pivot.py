@@ -15,7 +15,8 @@ from genval.summary import Number, Summary, parse
 
 GROUPS = {"lexical": "lexical", "bleu": "lexical", "semantic": "semantic", "structure": "format", "classification": "classification",
           "numeric": "numeric", "tokens": "token fidelity"}
-ORDER = ["lexical", "semantic", "format", "classification", "token fidelity", "numeric", "other"]
+ORDER = ["lexical", "semantic", "format", "fields", "classification", "token fidelity", "numeric", "other"]
+CONTENT = {"fields": "fields"}   # metrics of the structure module that score content, not format
 CLASSIFICATION = ("label_correct", "label_agree", "kl")
 
 
@@ -23,9 +24,9 @@ def group(metric: str) -> str:
     """Gives the kind of a metric column: the module its registered metric lives in (lexical, semantic, format…)."""
     if metric in CLASSIFICATION:
         return "classification"
-    for registered in METRICS.values():
+    for name, registered in METRICS.items():
         if lookup(registered.numbers, metric) is not None:
-            return GROUPS.get(registered.func.__module__.rsplit(".", 1)[-1], "other")
+            return CONTENT.get(name) or GROUPS.get(registered.func.__module__.rsplit(".", 1)[-1], "other")
     return "other"
 
 
