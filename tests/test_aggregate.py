@@ -89,6 +89,26 @@ def test_derived_difficulty_is_tertiles_of_teacher_quality(tmp_path):
     assert "tertiles of the mean of teacher~reference and student~reference rougeL" in s["slice_sources"]["difficulty"]
 
 
+def test_derived_difficulty_never_splits_equal_scores(tmp_path):
+    """Teacher and student equal the reference on 24 of 30 examples: the 24 tie at 1.0. Tertiles by position split
+    them into 'medium' and 'easy' (a 'medium' slice of perfect examples ranked among the weakest); now they are
+    one level, easy, and the six below are hard."""
+    low = np.linspace(0.1, 0.6, 6)
+    rouge = np.concatenate([np.ones(12), low, np.ones(12)])   # the ties spread through the file
+    run = make_run(tmp_path / "run", [1] * 30, [1] * 30, rouge_student=rouge, rouge_teacher=rouge)
+    diff = build_summary(run, make_config(tmp_path))["slices"]["difficulty"]
+    assert {k: v["n"] for k, v in diff.items()} == {"hard": 6, "easy": 24}
+    assert diff["easy"]["metrics"]["teacher~reference"]["rougeL"]["value"] == 1.0
+    assert diff["hard"]["metrics"]["teacher~reference"]["rougeL"]["value"] == pytest.approx(low.mean())
+    # Scores without ties keep the tertiles they had: ranks 1–10, 11–20, 21–30.
+    distinct = np.linspace(0.05, 0.95, 30)[np.random.default_rng(1).permutation(30)]
+    run = make_run(tmp_path / "run2", [1] * 30, [1] * 30, rouge_student=distinct, rouge_teacher=distinct)
+    diff = build_summary(run, make_config(tmp_path))["slices"]["difficulty"]
+    for level, part in (("hard", np.sort(distinct)[:10]), ("medium", np.sort(distinct)[10:20]),
+                        ("easy", np.sort(distinct)[20:])):
+        assert diff[level]["metrics"]["teacher~reference"]["rougeL"]["value"] == pytest.approx(part.mean())
+
+
 def test_derived_difficulty_does_not_make_a_constant_student_look_weak_on_easy_examples(tmp_path):
     """A student that keeps 95 % of the teacher's quality on every example, both scored with noise. Tertiles of the
     teacher's score alone select the teacher's luck: student / teacher regresses to the mean, > 1.1 on "hard" and

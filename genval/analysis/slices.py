@@ -91,8 +91,8 @@ def difficulty_levels(store) -> tuple[np.ndarray | None, str | None]:
 
     The first of DIFFICULTY_METRICS on teacher~reference that varies: tertiles by rank (each
     level a third of the examples) of the mean of the teacher's and the student's score (the
-    teacher's where the student has none; the module says why both), ties broken by the
-    example's position; a 0/1 metric gives only hard (teacher wrong) and easy (right). Holds two
+    teacher's where the student has none; the module says why both), equal scores never split
+    (`_tertiles`); a 0/1 metric gives only hard (teacher wrong) and easy (right). Holds two
     columns of the eval set (16 bytes an example) while it ranks.
     """
     for metric in DIFFICULTY_METRICS:
@@ -112,13 +112,28 @@ def difficulty_levels(store) -> tuple[np.ndarray | None, str | None]:
     if both:
         student = store.column(("student~reference", metric))[valid]
         quality = np.where(np.isnan(student), quality, (quality + student) / 2)
-    ranks = np.empty(quality.size, dtype=np.int32)
-    ranks[np.lexsort((valid, quality))] = np.arange(1, quality.size + 1, dtype=np.int32)
-    # pd.qcut(ranks, 3)'s bins: the linear quantiles of 1..m at 0, 1/3, 2/3, 1; an edge's rank is in the lower bin.
-    edges = np.quantile(np.arange(1, quality.size + 1), np.linspace(0, 1, 4))
-    levels[valid] = np.searchsorted(edges[1:3], ranks, side="left")
+    levels[valid] = _tertiles(quality)
     return levels, (f"derived: tertiles of the mean of teacher~reference and student~reference {metric}" if both
                     else f"derived: tertiles of teacher~reference {metric}")
+
+
+def _tertiles(quality: np.ndarray) -> np.ndarray:
+    """Gives each value's level (0 hard, 1 medium, 2 easy): tertiles by rank, equal values never split.
+
+    pd.qcut(ranks, 3)'s bins — the linear quantiles of 1..m at 1/3 and 2/3, an edge's rank in the
+    lower bin — applied to each group of equal values at its middle rank, so the group shares one
+    level; the best value's group is easy and the worst's hard (when most examples tie at the top,
+    the teacher equal to the reference, the tied ones are easy, not split by their place in the file).
+    """
+    m = quality.size
+    values, counts = np.unique(quality, return_counts=True)               # sorted
+    before = np.cumsum(counts) - counts                                    # examples ranked below each group
+    middle = before + (counts + 1) / 2                    # the group's middle rank, 1-based; a lone value's rank
+    edges = np.quantile(np.arange(1, m + 1), [1 / 3, 2 / 3])
+    level = np.searchsorted(edges, middle, side="left").astype(np.int8)
+    if len(values) > 1:
+        level[0], level[-1] = LEVELS.index("hard"), LEVELS.index("easy")
+    return level[np.searchsorted(values, quality)]
 
 
 def rare_listed(raw: dict[str, int], gold: dict[str, int] | None, labels: list[str] | None,
