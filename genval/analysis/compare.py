@@ -96,17 +96,23 @@ def _rows(a: pd.DataFrame, b: pd.DataFrame, ids: set[str] | None, boot: Boot, wh
                 "paired bootstrap"
             if zero_width(change):  # every example changed by the same amount: no spread to read a p-value off
                 change = {**change, "ci": [None, None]}
-                p, test = (min(1.0, 2 * 0.5 ** change["n"]) if change["value"] else 1.0), "sign test"
+                p, test = (_least_p(change["n"]) if change["value"] else 1.0), "sign test"
         out.append(_row(metric, pair, where, group["a"].mean(), group["b"].mean(), change, p, test))
     retention = _retention_row(a, b, boot, where)
     return ([retention] if retention else []) + out
 
 
+def _least_p(n: int) -> float:
+    """Gives 2 · 0.5ⁿ, the least two-sided p an exact paired test of n examples (sign flips of the differences;
+    the sign test) can give: the sign test's p when all n move the same way."""
+    return min(1.0, 2 * 0.5 ** n)
+
+
 def _floored(p: float | None, n: int) -> float | None:
-    """Gives a paired bootstrap p-value no smaller than 2 · 0.5ⁿ, the least an exact paired test of n examples
-    (sign flips of the differences; the sign test) can give: read off a normal approximation to the interval it
-    had no floor, and 4 examples that all got worse (a GenvalCallback step's slice) read p = 0.0002, not 0.125."""
-    return None if p is None else max(p, min(1.0, 2 * 0.5 ** n))
+    """Gives a paired bootstrap p-value no smaller than `_least_p(n)`: read off a normal approximation to the
+    interval it had no floor, and 4 examples that all got worse (a GenvalCallback step's slice) read p = 0.0002,
+    not 0.125."""
+    return None if p is None else max(p, _least_p(n))
 
 
 def _preference(metric: str) -> tuple:

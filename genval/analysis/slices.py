@@ -20,6 +20,10 @@ import pandas as pd
 # Which teacher~reference metric defines derived difficulty, best first: a label's
 # correctness, then the task-quality metrics a team usually trusts most.
 DIFFICULTY_METRICS = ("label_correct", "fields_f1", "fields", "rougeL", "chrf", "bertscore_f1", "embedding", "bleu")
+# The score columns difficulty_levels reads: a reader building its own ColumnStore (view, drill-down) keeps these.
+DIFFICULTY_COLUMNS = frozenset((pair, metric) for pair in ("teacher~reference", "student~reference")
+                               for metric in DIFFICULTY_METRICS)
+LABEL_BASIS = "derived: teacher~reference label_correct (hard = teacher wrong)"   # slice_sources' word for it
 LEVELS = ("hard", "medium", "easy")
 
 
@@ -47,8 +51,7 @@ SELECTED_ON_TEACHER = ("not ranked: these slices are chosen by the teacher's cor
 def selected_on_teacher(source: str | None, name: str | None) -> bool:
     """Says whether a field's slices are chosen by the very number a retention headline divides by: difficulty
     derived from the teacher's label correctness, ranked by a ratio to the teacher's accuracy."""
-    return bool(source and name and "label_correct" in source and source.startswith("derived")
-                and "retention" in name)
+    return source == LABEL_BASIS and name is not None and "retention" in name
 
 
 def rank(blocks: dict[str, dict], min_n: int, name: str | None, number, sign: int = 1,
@@ -107,7 +110,7 @@ def difficulty_levels(store) -> tuple[np.ndarray | None, str | None]:
     levels = np.full(column.size, -1, dtype=np.int8)
     if set(np.unique(quality)) <= {0.0, 1.0}:
         levels[valid] = np.where(quality == 1.0, LEVELS.index("easy"), LEVELS.index("hard"))
-        return levels, "derived: teacher~reference label_correct (hard = teacher wrong)"
+        return levels, LABEL_BASIS
     both = ("student~reference", metric) in store.stats and store.stats[("student~reference", metric)][1]
     if both:
         student = store.column(("student~reference", metric))[valid]

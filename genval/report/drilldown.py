@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from genval.analysis.slices import DIFFICULTY_METRICS, LEVELS, difficulty_levels
+from genval.analysis.slices import DIFFICULTY_COLUMNS, LEVELS, difficulty_levels
 from genval.analysis.table import add_scores, example_labels
 from genval.columns import ColumnStore, Positions, windows
 from genval.pairs import joined, role_blocks
@@ -59,8 +59,7 @@ class _Flags:
         wanted = {("student", "json_valid"), ("student", "schema_valid"), ("teacher~reference", "label_correct"),
                   ("student~reference", "label_correct"), ("student~teacher", self.fidelity)}
         if derived:
-            wanted |= {(pair, metric) for pair in ("teacher~reference", "student~reference")
-                       for metric in DIFFICULTY_METRICS}
+            wanted |= DIFFICULTY_COLUMNS
         self.store = ColumnStore(run, positions.n)
         add_scores(self.store, run, positions, keep=wanted)
         present = set(run.table_columns("judgments")) if run.has("judgments") else set()

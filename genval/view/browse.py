@@ -6,12 +6,11 @@ metric, judge, diagnosis) is a one-line error naming what the run has, never an 
 
 from __future__ import annotations
 
-import difflib
 import json
 import sqlite3
 
 from genval import registry
-from genval.errors import GenvalError
+from genval.errors import GenvalError, did_you_mean
 from genval.summary import Summary
 from genval.view.index import score_column
 
@@ -87,9 +86,8 @@ class Browser:
     @staticmethod
     def _no_value(field: str, value: str, values: list[str]) -> None:
         # A misspelt value would match nothing: an empty page that reads as "no such examples".
-        close = difflib.get_close_matches(value, values, n=1) or \
-            [v for v in values if v.casefold() == value.casefold()][:1]
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(value, values) or next(  # a case slip difflib's ratio misses on short values ('A', 'a')
+            (f"; did you mean '{v}'?" for v in values if v.casefold() == value.casefold()), "")
         shown = ", ".join(values[:20]) + (" …" if len(values) > 20 else "")
         raise GenvalError(f"filter: no example has {field}={value!r} (its values: {shown}){hint}")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genval.analysis.slices import DIFFICULTY_METRICS, LEVELS, difficulty_levels
+from genval.analysis.slices import DIFFICULTY_COLUMNS, LEVELS, difficulty_levels
 from genval.analysis.table import FORMAT_METRICS, add_scores
 from genval.columns import ColumnStore, Positions
 from genval.errors import GenvalError
@@ -200,8 +200,7 @@ def _difficulty(run: Run, con: sqlite3.Connection, meta: dict) -> None:
         return
     positions = Positions(run)
     store = ColumnStore(run, positions.n)
-    add_scores(store, run, positions, keep={(pair, metric) for pair in ("teacher~reference", "student~reference")
-                                            for metric in DIFFICULTY_METRICS})
+    add_scores(store, run, positions, keep=DIFFICULTY_COLUMNS)
     levels = difficulty_levels(store)[0]
     if levels is None:
         return

@@ -143,20 +143,26 @@ class RateSession:
         return f"new session of {n} items ({session['why']})"
 
     # --- the sample ---------------------------------------------------------------------------
+    def _sides(self) -> list[tuple[str, str, list]]:
+        """Gives each side of the pair that must exist for an item to be rated, as (side, SQL condition on `ex`,
+        its arguments): a role's output without error, or the example's reference."""
+        candidate, _, other = self.pair.partition("~")
+        answered = "EXISTS (SELECT 1 FROM out o WHERE o.pos = ex.pos AND o.role = ? AND o.error IS NULL)"
+        sides = [(candidate, answered, [candidate])]
+        if other == "reference":
+            sides.append((other, "ex.reference IS NOT NULL", []))
+        elif other:
+            sides.append((other, answered, [other]))
+        return sides
+
     def _draw(self, n: int, exclude: set) -> list[str]:
         """Gives the ids to rate: items of the pair where both sides exist, not excluded, drawn as `genval sample`."""
-        candidate, _, other = self.pair.partition("~")
         b = self.browser
         slices = [s for s in self.config.slices if s in b.meta["slices"]]
         select = ", ".join(["ex.id", *[f'ex."slice_{s}"' for s in slices]])
-        answered = "EXISTS (SELECT 1 FROM out o WHERE o.pos = ex.pos AND o.role = ? AND o.error IS NULL)"
-        where, args = [answered], [candidate]
-        if other == "reference":
-            where.append("ex.reference IS NOT NULL")
-        elif other:
-            where.append(answered)
-            args.append(other)
-        rows = b.con.execute(f"SELECT {select} FROM ex WHERE {' AND '.join(where)}", args)
+        sides = self._sides()
+        where, args = " AND ".join(sql for _, sql, _ in sides), [a for _, _, side in sides for a in side]
+        rows = b.con.execute(f"SELECT {select} FROM ex WHERE {where}", args)
         items = pd.DataFrame(rows.fetchall(), columns=["id", *[f"slice_{s}" for s in slices]]).set_index("id")
         items = items.drop(index=[i for i in exclude if i in items.index])
         ids = pick(items, n, self.config.critical, seed=self.config.analysis.seed)
@@ -164,18 +170,13 @@ class RateSession:
         return sorted(ids, key=order.get)
 
     def lacking(self, ident: str) -> str | None:
-        """Gives the side of the pair (`student`, `teacher`, `reference`) that has no output for `ident`, else None."""
-        candidate, _, other = self.pair.partition("~")
-        b = self.browser
-        position = b.position(ident)
-        for role in (candidate, other):
-            if role == "reference":
-                found = b.con.execute("SELECT 1 FROM ex WHERE pos = ? AND reference IS NOT NULL", (position,))
-            else:
-                found = b.con.execute("SELECT 1 FROM out WHERE pos = ? AND role = ? AND error IS NULL",
-                                      (position, role))
-            if found.fetchone() is None:
-                return role
+        """Gives the side of the pair (`student`, `teacher`, `reference`) that has no output for `ident`, else None:
+        the items `_draw` leaves out, by the same conditions."""
+        position = self.browser.position(ident)
+        for side, sql, args in self._sides():
+            if self.browser.con.execute(f"SELECT 1 FROM ex WHERE ex.pos = ? AND {sql}", [position, *args]).fetchone() \
+                    is None:
+                return side
         return None
 
     def order(self, annotator: str, ident: str) -> str:
